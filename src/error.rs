@@ -1,0 +1,241 @@
+//! The library's error type: kinds a caller can branch on, each carrying what
+//! happened, where, and (through [`Error::fix`]) what the user can do about it.
+
+use std::path::PathBuf;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in crmbench, by kind.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable PostgreSQL server binaries were found.
+    #[error("PostgreSQL server binaries not found (looked in: {searched})")]
+    BinariesNotFound {
+        /// Places that were tried, in order.
+        searched: String,
+    },
+
+    /// The server could not be reached at all.
+    #[error("cannot connect to {target}: {detail}")]
+    ConnectionRefused {
+        /// Redacted description of the server.
+        target: String,
+        /// What the driver said.
+        detail: String,
+    },
+
+    /// The server refused the credentials.
+    #[error("authentication failed for {target}: {detail}")]
+    Auth {
+        /// Redacted description of the server.
+        target: String,
+        /// What the server said.
+        detail: String,
+    },
+
+    /// The connected role lacks something crmbench needs.
+    #[error("missing privilege: {privilege}")]
+    MissingPrivilege {
+        /// The privilege, named as PostgreSQL names it.
+        privilege: String,
+        /// How to grant it or avoid needing it.
+        fix: String,
+    },
+
+    /// The server answered with an error.
+    #[error("{context}: {message} (SQLSTATE {sqlstate})")]
+    Server {
+        /// What crmbench was doing (the statement, table or file).
+        context: String,
+        /// Five-character SQLSTATE.
+        sqlstate: String,
+        /// The server's message (and detail, if any).
+        message: String,
+    },
+
+    /// The connection broke in the middle of work.
+    #[error("{context}: connection lost: {detail}")]
+    ConnectionLost {
+        /// What crmbench was doing.
+        context: String,
+        /// What the driver said.
+        detail: String,
+    },
+
+    /// The driver failed on the client side (encoding, protocol).
+    #[error("{context}: {detail}")]
+    Driver {
+        /// What crmbench was doing.
+        context: String,
+        /// What the driver said.
+        detail: String,
+    },
+
+    /// A destructive action was refused because crmbench does not own the object.
+    #[error("refusing to {action}: {reason}")]
+    NotOurs {
+        /// What was refused (e.g. "drop schema crm in database shop").
+        action: String,
+        /// Why crmbench thinks it is not its own.
+        reason: String,
+    },
+
+    /// A change beyond crmbench's own schema on an external server, without `--allow-ddl`.
+    #[error("{what} on an external server needs --allow-ddl")]
+    DdlNotAllowed {
+        /// The change that was about to be made.
+        what: String,
+    },
+
+    /// The private server failed to initialise, start or stop.
+    #[error("private PostgreSQL: {what}")]
+    PrivateServer {
+        /// What failed, in one line.
+        what: String,
+        /// The tail of the server log, when there is one.
+        log: String,
+        /// Suggested fix.
+        fix: String,
+    },
+
+    /// Invalid input from the user (flags, files, environment).
+    #[error("{message}")]
+    Usage {
+        /// The problem.
+        message: String,
+        /// The fix.
+        fix: String,
+    },
+
+    /// A file or directory operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("reading", "creating directory" …).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+
+    /// A JSON file could not be parsed or written.
+    #[error("{action} {}: {source}", path.display())]
+    Json {
+        /// What was being done.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// A one-line suggestion for the user, when there is one.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            Error::BinariesNotFound { .. } => Some(
+                "install the server (apt-get install postgresql-15 postgresql-15-hypopg) \
+                 or pass --pg-bindir DIR / set CRMBENCH_PG_BINDIR"
+                    .into(),
+            ),
+            Error::ConnectionRefused { .. } => Some(
+                "check that the server runs and the URL is right; for the private server run \
+                 `crmbench pg start`"
+                    .into(),
+            ),
+            Error::Auth { .. } => Some("check the user and password in the URL".into()),
+            Error::MissingPrivilege { fix, .. }
+            | Error::PrivateServer { fix, .. }
+            | Error::Usage { fix, .. } => (!fix.is_empty()).then(|| fix.clone()),
+            Error::NotOurs { .. } => Some(
+                "crmbench only drops what it created (its metadata marker is missing or foreign); \
+                 use another database or schema, or remove the objects yourself"
+                    .into(),
+            ),
+            Error::DdlNotAllowed { .. } => Some(
+                "pass --allow-ddl if crmbench may change this server, or make the change yourself"
+                    .into(),
+            ),
+            Error::Io { source, .. } if source.raw_os_error() == Some(nix::libc::ENOSPC) => {
+                Some("the disk is full: free space or choose another directory".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// Extra lines worth showing under the error (a server log tail).
+    pub fn details(&self) -> Option<&str> {
+        match self {
+            Error::PrivateServer { log, .. } if !log.is_empty() => Some(log),
+            _ => None,
+        }
+    }
+
+    /// The SQLSTATE the server sent, when the error came from the server.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Server { sqlstate, .. } => Some(sqlstate),
+            _ => None,
+        }
+    }
+
+    /// Classify a driver error, naming what crmbench was doing.
+    pub fn from_pg(context: impl Into<String>, err: tokio_postgres::Error) -> Error {
+        let context = context.into();
+        if let Some(db) = err.as_db_error() {
+            let mut message = db.message().to_string();
+            if let Some(detail) = db.detail() {
+                message.push_str(" — ");
+                message.push_str(detail);
+            }
+            let sqlstate = db.code().code().to_string();
+            if sqlstate.starts_with("28") {
+                return Error::Auth {
+                    target: context,
+                    detail: message,
+                };
+            }
+            return Error::Server {
+                context,
+                sqlstate,
+                message,
+            };
+        }
+        if err.is_closed() || describe_chain(&err).contains("connection") {
+            return Error::ConnectionLost {
+                context,
+                detail: describe_chain(&err),
+            };
+        }
+        Error::Driver {
+            context,
+            detail: describe_chain(&err),
+        }
+    }
+
+    /// Build an [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Join an error and its sources into one line ("a: b: c").
+pub fn describe_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

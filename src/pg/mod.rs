@@ -1,0 +1,60 @@
+//! PostgreSQL plumbing shared by every stage: finding binaries, the private
+//! server, targets and connections, roles, and password redaction.
+
+pub mod binaries;
+pub mod private;
+pub mod redact;
+pub mod roles;
+pub mod settings;
+pub mod target;
+
+pub use target::{ConnSpec, SCHEMA, Target, TargetOptions, connect, quote_ident, quote_literal};
+
+use crate::error::{Error, Result};
+
+/// Comment that marks a database as created by crmbench.
+pub const DATABASE_MARKER: &str = "created by crmbench";
+
+/// On the private server: make sure the roles and the benchmark database exist.
+/// Idempotent; runs after every start.
+pub async fn bootstrap_private(target: &Target) -> Result<()> {
+    let Target::Private { .. } = target else {
+        return Ok(());
+    };
+    let client = connect(&target.admin_to("postgres")).await?;
+    roles::ensure(target, &client).await?;
+    let db = target.database();
+    let exists: i64 = client
+        .query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&db])
+        .await
+        .map_err(|e| Error::from_pg("checking databases", e))?
+        .get(0);
+    if exists == 0 {
+        let sql = format!("CREATE DATABASE {}", quote_ident(db));
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| Error::from_pg(sql.clone(), e))?;
+        let sql = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(db),
+            quote_literal(DATABASE_MARKER)
+        );
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| Error::from_pg(sql.clone(), e))?;
+    }
+    // psql users of `pg url` find the CRM tables without qualifying them.
+    for role in [private::SUPERUSER, roles::OWNER, roles::APP] {
+        let sql = format!(
+            "ALTER ROLE {} SET search_path = {SCHEMA}, public",
+            quote_ident(role)
+        );
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| Error::from_pg(sql.clone(), e))?;
+    }
+    Ok(())
+}

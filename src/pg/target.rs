@@ -1,0 +1,333 @@
+//! Where crmbench works: its private server (the default) or any server given
+//! by `--database-url` / `DATABASE_URL`, which crmbench never starts or stops.
+
+use std::str::FromStr;
+
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::private::{self, PrivateOptions, PrivateServer, StartOutcome};
+use super::redact::redact;
+use super::roles;
+use crate::error::{Error, Result, describe_chain};
+
+/// The PostgreSQL schema that holds crmbench's tables.
+pub const SCHEMA: &str = "crm";
+
+/// How the user chose a target.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// `--database-url` / `DATABASE_URL`: an existing server.
+    pub database_url: Option<String>,
+    /// `--allow-ddl`: crmbench may change an external server beyond its own schema.
+    pub allow_ddl: bool,
+    /// Settings of the private server.
+    pub private: PrivateOptions,
+}
+
+/// A resolved target.
+#[derive(Debug)]
+pub enum Target {
+    /// crmbench's own server, on one of its databases.
+    Private {
+        /// The server.
+        server: PrivateServer,
+        /// The database worked on (default [`private::DATABASE`]).
+        database: String,
+    },
+    /// A server crmbench did not start.
+    External(External),
+}
+
+/// A server given by URL.
+#[derive(Debug, Clone)]
+pub struct External {
+    config: Config,
+    redacted: String,
+    database: String,
+    allow_ddl: bool,
+}
+
+/// One way to connect: a driver config, a printable label, and the role to
+/// switch to after connecting (used on external servers for the app role).
+#[derive(Debug, Clone)]
+pub struct ConnSpec {
+    /// Driver configuration (its `Debug` hides the password).
+    pub config: Config,
+    /// Redacted description for messages.
+    pub label: String,
+    /// `SET ROLE` after connecting.
+    pub set_role: Option<String>,
+}
+
+impl Target {
+    /// Resolve the target; for the private server, start it when `start` is true
+    /// (initialising it if needed), else require that it exists.
+    pub fn resolve(opts: &TargetOptions, start: bool) -> Result<(Target, Option<StartOutcome>)> {
+        if let Some(url) = &opts.database_url {
+            return Ok((Target::External(External::parse(url, opts.allow_ddl)?), None));
+        }
+        if start {
+            let (server, outcome) = PrivateServer::ensure_running(&opts.private)?;
+            return Ok((Target::private(server), Some(outcome)));
+        }
+        match PrivateServer::open(&opts.private)? {
+            Some(server) => Ok((Target::private(server), None)),
+            None => Err(Error::Usage {
+                message: format!(
+                    "no private server has been created in {}",
+                    opts.private
+                        .base_dir
+                        .clone()
+                        .unwrap_or_else(private::default_base_dir)
+                        .display()
+                ),
+                fix: "run `crmbench pg start` first, or pass --database-url".into(),
+            }),
+        }
+    }
+
+    /// The private server, on its default database.
+    pub fn private(server: PrivateServer) -> Target {
+        Target::Private {
+            server,
+            database: private::DATABASE.into(),
+        }
+    }
+
+    /// The same server, working on another database.
+    pub fn on_database(&self, database: &str) -> Target {
+        match self {
+            Target::Private { server, .. } => Target::Private {
+                server: server.clone(),
+                database: database.into(),
+            },
+            Target::External(e) => {
+                let mut e = e.clone();
+                e.config.dbname(database);
+                e.database = database.into();
+                Target::External(e)
+            }
+        }
+    }
+
+    /// Whether this is a server given by URL.
+    pub fn is_external(&self) -> bool {
+        matches!(self, Target::External(_))
+    }
+
+    /// Whether crmbench may change the server beyond its own schema.
+    pub fn ddl_allowed(&self) -> bool {
+        match self {
+            Target::Private { .. } => true,
+            Target::External(e) => e.allow_ddl,
+        }
+    }
+
+    /// Fail with [`Error::DdlNotAllowed`] unless DDL beyond the schema is allowed.
+    pub fn require_ddl(&self, what: &str) -> Result<()> {
+        if self.ddl_allowed() {
+            Ok(())
+        } else {
+            Err(Error::DdlNotAllowed { what: what.into() })
+        }
+    }
+
+    /// The benchmark database's name.
+    pub fn database(&self) -> &str {
+        match self {
+            Target::Private { database, .. } => database,
+            Target::External(e) => &e.database,
+        }
+    }
+
+    /// Printable description, password redacted.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Private { server: s, .. } => format!(
+                "private PostgreSQL {} on port {} (data in {})",
+                s.state().binaries.major,
+                s.port(),
+                s.base_dir().display()
+            ),
+            Target::External(e) => e.redacted.clone(),
+        }
+    }
+
+    /// The privileged connection (superuser on the private server, the URL's
+    /// user otherwise) to the benchmark database.
+    pub fn admin(&self) -> ConnSpec {
+        self.admin_to(self.database())
+    }
+
+    /// The privileged connection to another database on the same server.
+    pub fn admin_to(&self, database: &str) -> ConnSpec {
+        match self {
+            Target::Private { server: s, .. } => ConnSpec {
+                label: redact(&s.url(private::SUPERUSER, database)),
+                config: with_search_path(s.config(private::SUPERUSER, database)),
+                set_role: None,
+            },
+            Target::External(e) => {
+                let mut config = e.config.clone();
+                config.dbname(database);
+                ConnSpec {
+                    label: e.redacted.clone(),
+                    config: with_search_path(config),
+                    set_role: None,
+                }
+            }
+        }
+    }
+
+    /// The application role's connection: RLS applies to it.
+    pub fn app(&self) -> ConnSpec {
+        match self {
+            Target::Private { server: s, .. } => ConnSpec {
+                label: redact(&s.url(roles::APP, self.database())),
+                config: with_search_path(s.config(roles::APP, self.database())),
+                set_role: None,
+            },
+            Target::External(_) => {
+                let mut spec = self.admin();
+                spec.set_role = Some(roles::APP.into());
+                spec
+            }
+        }
+    }
+}
+
+impl External {
+    fn parse(url: &str, allow_ddl: bool) -> Result<External> {
+        let redacted = redact(url);
+        let config = Config::from_str(url).map_err(|e| Error::Usage {
+            message: format!("cannot parse --database-url {redacted}: {e}"),
+            fix: "use a URL like postgresql://user:password@host:5432/dbname".into(),
+        })?;
+        let database = config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("postgres")
+            .to_string();
+        Ok(External {
+            config,
+            redacted,
+            database,
+            allow_ddl,
+        })
+    }
+}
+
+fn with_search_path(mut config: Config) -> Config {
+    let path = format!("-c search_path={SCHEMA},public");
+    let options = match config.get_options() {
+        Some(existing) if !existing.is_empty() => format!("{existing} {path}"),
+        _ => path,
+    };
+    config.options(&options);
+    config
+}
+
+/// Open a connection, spawn its driver task on the current runtime, and apply
+/// `set_role`. Errors name the (redacted) target.
+pub async fn connect(spec: &ConnSpec) -> Result<Client> {
+    let (client, connection) =
+        spec.config
+            .connect(NoTls)
+            .await
+            .map_err(|e| classify_connect_error(&spec.label, e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("connection closed: {e}");
+        }
+    });
+    if let Some(role) = &spec.set_role {
+        client
+            .batch_execute(&format!("SET ROLE {}", quote_ident(role)))
+            .await
+            .map_err(|e| Error::from_pg(format!("SET ROLE {role} on {}", spec.label), e))?;
+    }
+    Ok(client)
+}
+
+fn classify_connect_error(label: &str, e: tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        if code.starts_with("28") {
+            return Error::Auth {
+                target: label.into(),
+                detail: db.message().into(),
+            };
+        }
+        return Error::from_pg(format!("connecting to {label}"), e);
+    }
+    Error::ConnectionRefused {
+        target: label.into(),
+        detail: describe_chain(&e),
+    }
+}
+
+/// Quote an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quote an SQL string literal.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_url_is_redacted_everywhere() {
+        let opts = TargetOptions {
+            database_url: Some("postgres://u:topsecret@127.0.0.1:1/shop".into()),
+            ..Default::default()
+        };
+        let (t, _) = Target::resolve(&opts, true).unwrap();
+        assert_eq!(t.database(), "shop");
+        assert!(!t.describe().contains("topsecret"));
+        assert!(!t.admin().label.contains("topsecret"));
+        assert!(!format!("{:?}", t.app().config).contains("topsecret"));
+        assert_eq!(t.app().set_role.as_deref(), Some(roles::APP));
+    }
+
+    #[test]
+    fn bad_url_error_is_redacted() {
+        let opts = TargetOptions {
+            database_url: Some("postgres://u:topsecret@host:notaport/db".into()),
+            ..Default::default()
+        };
+        let err = Target::resolve(&opts, true).unwrap_err();
+        assert!(!err.to_string().contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn external_ddl_needs_flag() {
+        let mut opts = TargetOptions {
+            database_url: Some("postgres://u@h/db".into()),
+            ..Default::default()
+        };
+        let (t, _) = Target::resolve(&opts, true).unwrap();
+        assert!(matches!(
+            t.require_ddl("creating extension hypopg"),
+            Err(Error::DdlNotAllowed { .. })
+        ));
+        opts.allow_ddl = true;
+        let (t, _) = Target::resolve(&opts, true).unwrap();
+        assert!(t.require_ddl("x").is_ok());
+    }
+
+    #[test]
+    fn search_path_appends_to_user_options() {
+        let mut c = Config::new();
+        c.options("-c statement_timeout=5s");
+        let c = with_search_path(c);
+        assert_eq!(
+            c.get_options(),
+            Some("-c statement_timeout=5s -c search_path=crm,public")
+        );
+    }
+}
