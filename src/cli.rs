@@ -22,7 +22,7 @@ pub const EXIT_ERROR: u8 = 2;
 ///
 /// By default every command works on crmbench's private PostgreSQL server,
 /// started on demand from the local server binaries in a folder crmbench owns
-/// (default /var/tmp/crmbench-<uid>), on its own port and socket. Pass
+/// (default /var/tmp/crmbench-$UID), on its own port and socket. Pass
 /// --database-url (or DATABASE_URL) to work on any existing server instead;
 /// crmbench never starts or stops that one, and changes nothing there beyond its
 /// own schema `crm` without --allow-ddl.
@@ -64,7 +64,7 @@ struct TargetArgs {
     /// The private server's folder (cluster.json, data/, run/, server.log).
     /// Must be reachable by the server's user: as root the server runs as
     /// `postgres`, who cannot enter /root or a 0700 checkout.
-    /// [default: /var/tmp/crmbench-<uid>]
+    /// [default: /var/tmp/crmbench-$UID]
     #[arg(long, env = "CRMBENCH_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
 
@@ -243,7 +243,10 @@ async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<()> {
                 server.base_dir().display()
             );
             println!("  connect:   psql \"$(crmbench pg url)\"");
-            println!("  admin URL: {}", server.url(private::SUPERUSER, private::DATABASE));
+            println!(
+                "  admin URL: {}",
+                server.url(private::SUPERUSER, private::DATABASE)
+            );
             println!("  app URL:   {}", server.url(roles::APP, private::DATABASE));
             println!("  stop:      crmbench pg stop");
         }
@@ -255,7 +258,10 @@ async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<()> {
                     if server.stop()? {
                         println!("crmbench: private server on port {} stopped", server.port());
                     } else {
-                        println!("crmbench: private server on port {} was not running", server.port());
+                        println!(
+                            "crmbench: private server on port {} was not running",
+                            server.port()
+                        );
                     }
                 }
             }
@@ -292,7 +298,11 @@ async fn status(opts: &TargetOptions) -> Result<()> {
         "private server: {}",
         if running { "running" } else { "stopped" }
     );
-    println!("  PostgreSQL:  {} ({})", server.state().binaries.major, server.state().binaries.bindir.display());
+    println!(
+        "  PostgreSQL:  {} ({})",
+        server.state().binaries.major,
+        server.state().binaries.bindir.display()
+    );
     println!("  port:        {}", server.port());
     println!("  socket dir:  {}", server.socket_dir().display());
     println!("  data dir:    {}", server.data_dir().display());
@@ -300,7 +310,10 @@ async fn status(opts: &TargetOptions) -> Result<()> {
     if let Some(user) = &server.state().server_user {
         println!("  runs as:     OS user {user}");
     }
-    println!("  admin URL:   {}", server.url(private::SUPERUSER, private::DATABASE));
+    println!(
+        "  admin URL:   {}",
+        server.url(private::SUPERUSER, private::DATABASE)
+    );
     if running {
         let target = Target::private(server);
         let client = pg::connect(&target.admin_to("postgres")).await?;
@@ -330,7 +343,11 @@ async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> Result<()> 
             let report = schema::create(&target, &schema::CreateOptions { replace }).await?;
             println!(
                 "crmbench: CRM schema {} in database {} on {}: {} tables, row-level security forced",
-                if report.replaced { "recreated" } else { "created" },
+                if report.replaced {
+                    "recreated"
+                } else {
+                    "created"
+                },
                 target.database(),
                 target.describe(),
                 report.tables
@@ -341,10 +358,16 @@ async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> Result<()> 
         }
         SchemaCommand::Drop => match schema::drop(&target).await? {
             schema::DropOutcome::Dropped => {
-                println!("crmbench: schema crm dropped from database {}", target.database())
+                println!(
+                    "crmbench: schema crm dropped from database {}",
+                    target.database()
+                )
             }
             schema::DropOutcome::Absent => {
-                println!("crmbench: database {} has no schema crm; nothing dropped", target.database())
+                println!(
+                    "crmbench: database {} has no schema crm; nothing dropped",
+                    target.database()
+                )
             }
         },
         SchemaCommand::Show { json } => {

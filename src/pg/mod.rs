@@ -25,7 +25,10 @@ pub async fn bootstrap_private(target: &Target) -> Result<()> {
     roles::ensure(target, &client).await?;
     let db = target.database();
     let exists: i64 = client
-        .query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&db])
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
         .await
         .map_err(|e| Error::from_pg("checking databases", e))?
         .get(0);
@@ -47,6 +50,19 @@ pub async fn bootstrap_private(target: &Target) -> Result<()> {
     }
     // psql users of `pg url` find the CRM tables without qualifying them.
     for role in [private::SUPERUSER, roles::OWNER, roles::APP] {
+        let already: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
+                 WHERE s.setdatabase = 0 AND r.rolname = $1 \
+                   AND s.setconfig @> ARRAY['search_path=crm, public']",
+                &[&role],
+            )
+            .await
+            .map_err(|e| Error::from_pg("reading role settings", e))?
+            .get(0);
+        if already > 0 {
+            continue;
+        }
         let sql = format!(
             "ALTER ROLE {} SET search_path = {SCHEMA}, public",
             quote_ident(role)

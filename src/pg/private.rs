@@ -46,7 +46,7 @@ pub struct PrivateOptions {
 /// What `cluster.json` records: crmbench's marker plus the cluster's facts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterState {
-    /// Always [`MARKER`]: a folder without it is not crmbench's.
+    /// crmbench's marker text: a folder without it is not crmbench's.
     pub marker: String,
     /// Version of this file's format.
     pub format_version: u32,
@@ -93,7 +93,10 @@ pub enum StartOutcome {
 
 /// Default base folder for this OS user.
 pub fn default_base_dir() -> PathBuf {
-    PathBuf::from(format!("/var/tmp/crmbench-{}", nix::unistd::geteuid().as_raw()))
+    PathBuf::from(format!(
+        "/var/tmp/crmbench-{}",
+        nix::unistd::geteuid().as_raw()
+    ))
 }
 
 impl PrivateServer {
@@ -120,8 +123,14 @@ impl PrivateServer {
         let user = match &state.server_user {
             Some(name) => Some(lookup_user(name)?.ok_or_else(|| Error::PrivateServer {
                 log: String::new(),
-                what: format!("the server user {name} recorded in {} no longer exists", state_path.display()),
-                fix: format!("remove {} and run `crmbench pg start` again", base.display()),
+                what: format!(
+                    "the server user {name} recorded in {} no longer exists",
+                    state_path.display()
+                ),
+                fix: format!(
+                    "remove {} and run `crmbench pg start` again",
+                    base.display()
+                ),
             })?),
             None => None,
         };
@@ -212,7 +221,10 @@ impl PrivateServer {
         if !out.status.success() {
             return Err(Error::PrivateServer {
                 log: String::new(),
-                what: format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+                what: format!(
+                    "initdb failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
                 fix: format!("check {} and its free space", server.base.display()),
             });
         }
@@ -259,7 +271,11 @@ impl PrivateServer {
     pub fn is_running(&self) -> Result<bool> {
         let out = self.run_tool(
             "pg_ctl",
-            &["status".as_ref(), "-D".as_ref(), self.data_dir().as_os_str()],
+            &[
+                "status".as_ref(),
+                "-D".as_ref(),
+                self.data_dir().as_os_str(),
+            ],
         )?;
         Ok(out.status.success())
     }
@@ -324,7 +340,10 @@ impl PrivateServer {
         if !out.status.success() {
             return Err(Error::PrivateServer {
                 log: String::new(),
-                what: format!("pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+                what: format!(
+                    "pg_ctl stop failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
                 fix: format!("read {}", self.log_path().display()),
             });
         }
@@ -346,7 +365,11 @@ impl PrivateServer {
             .env_remove("PGDATA")
             .env("LC_ALL", "C");
         // The server user cannot enter the caller's folder (a 0700 checkout).
-        cmd.current_dir(if self.base.exists() { &self.base } else { Path::new("/") });
+        cmd.current_dir(if self.base.exists() {
+            &self.base
+        } else {
+            Path::new("/")
+        });
         if let Some(u) = &self.user {
             cmd.uid(u.uid).gid(u.gid);
         }
@@ -422,7 +445,10 @@ fn has_library(bins: &Binaries, name: &str) -> bool {
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     let candidates = [
         libdir,
-        Some(PathBuf::from(format!("/usr/lib/postgresql/{}/lib", bins.major))),
+        Some(PathBuf::from(format!(
+            "/usr/lib/postgresql/{}/lib",
+            bins.major
+        ))),
         bins.bindir.parent().map(|p| p.join("lib")),
     ];
     candidates
@@ -442,7 +468,7 @@ fn pick_port(socket_dir: &Path) -> Result<u16> {
         }
     }
     Err(Error::PrivateServer {
-                log: String::new(),
+        log: String::new(),
         what: format!("no free port in {}..{}", FIRST_PORT, FIRST_PORT + 200),
         fix: "pass --pg-port with a free port".into(),
     })
@@ -450,7 +476,7 @@ fn pick_port(socket_dir: &Path) -> Result<u16> {
 
 fn lookup_user(name: &str) -> Result<Option<ServerUser>> {
     let user = nix::unistd::User::from_name(name).map_err(|e| Error::PrivateServer {
-                log: String::new(),
+        log: String::new(),
         what: format!("looking up user {name}: {e}"),
         fix: String::new(),
     })?;
@@ -474,7 +500,13 @@ fn choose_server_user() -> Result<Option<ServerUser>> {
         return Ok(Some(u));
     }
     let out = Command::new("useradd")
-        .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "crmbench"])
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "crmbench",
+        ])
         .output()
         .map_err(|e| Error::io("running", "useradd", e))?;
     if !out.status.success() {
@@ -488,7 +520,7 @@ fn choose_server_user() -> Result<Option<ServerUser>> {
         });
     }
     let created = lookup_user("crmbench")?.ok_or_else(|| Error::PrivateServer {
-                log: String::new(),
+        log: String::new(),
         what: "user crmbench was created but cannot be found".into(),
         fix: String::new(),
     })?;
@@ -516,7 +548,7 @@ fn check_traversable(base: &Path, u: &ServerUser) -> Result<()> {
     match blocked {
         None => Ok(()),
         Some((dir, mode)) => Err(Error::PrivateServer {
-                log: String::new(),
+            log: String::new(),
             what: format!(
                 "the server runs as user {} (initdb and postgres refuse root), who cannot enter {} \
                  (mode {mode:o}), a parent of {}",

@@ -52,7 +52,10 @@ fn redact_keyword_value(conn: &str) -> String {
     while let Some(pos) = find_password_key(rest) {
         out.push_str(&rest[..pos]);
         let after_key = &rest[pos..];
-        let eq = after_key.find('=').map(|i| i + 1).unwrap_or(after_key.len());
+        let eq = after_key
+            .find('=')
+            .map(|i| i + 1)
+            .unwrap_or(after_key.len());
         let value = after_key[eq..].trim_start();
         let skipped_ws = after_key[eq..].len() - value.len();
         out.push_str(&after_key[..eq + skipped_ws]);

@@ -69,7 +69,10 @@ pub async fn ensure(target: &Target, client: &Client) -> Result<()> {
     }
     // The connecting user must be able to SET ROLE to both (superusers always can).
     let row = client
-        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[])
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
         .await
         .map_err(|e| Error::from_pg("checking superuser", e))?;
     if !row.get::<_, bool>(0) {

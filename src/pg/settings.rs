@@ -31,25 +31,89 @@ pub fn private_server_settings(
     preload: &[&str],
 ) -> Vec<Setting> {
     let mut out = vec![
-        s("listen_addresses", "'127.0.0.1'", "loopback only: never reachable from the network"),
-        s("port", port.to_string(), "its own port, never 5432 (a system cluster may run there)"),
-        s("unix_socket_directories", format!("'{socket_dir}'"), "its own socket folder, outside the system's"),
-        s("max_connections", "200", "room for many clients and paired runs"),
-        s("shared_buffers", format!("'{shared_buffers}'"), "keep the working set of small scales in memory"),
-        s("work_mem", "'16MB'", "realistic per-sort memory for a CRM app server"),
-        s("maintenance_work_mem", "'512MB'", "faster index builds after loading"),
-        s("fsync", "off", "disposable benchmark data: no durability cost (NOT a production setting)"),
-        s("synchronous_commit", "off", "disposable benchmark data (NOT a production setting)"),
-        s("full_page_writes", "off", "disposable benchmark data (NOT a production setting)"),
-        s("wal_level", "minimal", "COPY into a table created in the same transaction skips WAL"),
+        s(
+            "listen_addresses",
+            "'127.0.0.1'",
+            "loopback only: never reachable from the network",
+        ),
+        s(
+            "port",
+            port.to_string(),
+            "its own port, never 5432 (a system cluster may run there)",
+        ),
+        s(
+            "unix_socket_directories",
+            format!("'{socket_dir}'"),
+            "its own socket folder, outside the system's",
+        ),
+        s(
+            "max_connections",
+            "200",
+            "room for many clients and paired runs",
+        ),
+        s(
+            "shared_buffers",
+            format!("'{shared_buffers}'"),
+            "keep the working set of small scales in memory",
+        ),
+        s(
+            "work_mem",
+            "'16MB'",
+            "realistic per-sort memory for a CRM app server",
+        ),
+        s(
+            "maintenance_work_mem",
+            "'512MB'",
+            "faster index builds after loading",
+        ),
+        s(
+            "fsync",
+            "off",
+            "disposable benchmark data: no durability cost (NOT a production setting)",
+        ),
+        s(
+            "synchronous_commit",
+            "off",
+            "disposable benchmark data (NOT a production setting)",
+        ),
+        s(
+            "full_page_writes",
+            "off",
+            "disposable benchmark data (NOT a production setting)",
+        ),
+        s(
+            "wal_level",
+            "minimal",
+            "COPY into a table created in the same transaction skips WAL",
+        ),
         s("max_wal_senders", "0", "required by wal_level=minimal"),
-        s("max_wal_size", "'8GB'", "no forced checkpoints during loads"),
-        s("checkpoint_timeout", "'30min'", "no periodic checkpoints during short runs"),
+        s(
+            "max_wal_size",
+            "'8GB'",
+            "no forced checkpoints during loads",
+        ),
+        s(
+            "checkpoint_timeout",
+            "'30min'",
+            "no periodic checkpoints during short runs",
+        ),
         s("random_page_cost", "1.1", "SSD-backed storage"),
-        s("jit", "off", "JIT compilation dominates short OLTP queries and adds noise"),
-        s("track_io_timing", "on", "EXPLAIN (BUFFERS) and pg_stat_statements show I/O time"),
+        s(
+            "jit",
+            "off",
+            "JIT compilation dominates short OLTP queries and adds noise",
+        ),
+        s(
+            "track_io_timing",
+            "on",
+            "EXPLAIN (BUFFERS) and pg_stat_statements show I/O time",
+        ),
         s("log_min_messages", "warning", "a quiet server log"),
-        s("log_line_prefix", "'%m [%p] %q%u@%d '", "readable server log"),
+        s(
+            "log_line_prefix",
+            "'%m [%p] %q%u@%d '",
+            "readable server log",
+        ),
     ];
     if !preload.is_empty() {
         out.push(s(
@@ -59,7 +123,11 @@ pub fn private_server_settings(
         ));
     }
     if preload.contains(&"pg_stat_statements") {
-        out.push(s("pg_stat_statements.track", "'all'", "statements inside functions count too"));
+        out.push(s(
+            "pg_stat_statements.track",
+            "'all'",
+            "statements inside functions count too",
+        ));
     }
     out
 }

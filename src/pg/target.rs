@@ -64,7 +64,10 @@ impl Target {
     /// (initialising it if needed), else require that it exists.
     pub fn resolve(opts: &TargetOptions, start: bool) -> Result<(Target, Option<StartOutcome>)> {
         if let Some(url) = &opts.database_url {
-            return Ok((Target::External(External::parse(url, opts.allow_ddl)?), None));
+            return Ok((
+                Target::External(External::parse(url, opts.allow_ddl)?),
+                None,
+            ));
         }
         if start {
             let (server, outcome) = PrivateServer::ensure_running(&opts.private)?;
@@ -230,11 +233,11 @@ fn with_search_path(mut config: Config) -> Config {
 /// Open a connection, spawn its driver task on the current runtime, and apply
 /// `set_role`. Errors name the (redacted) target.
 pub async fn connect(spec: &ConnSpec) -> Result<Client> {
-    let (client, connection) =
-        spec.config
-            .connect(NoTls)
-            .await
-            .map_err(|e| classify_connect_error(&spec.label, e))?;
+    let (client, connection) = spec
+        .config
+        .connect(NoTls)
+        .await
+        .map_err(|e| classify_connect_error(&spec.label, e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("connection closed: {e}");

@@ -87,7 +87,9 @@ pub async fn audit(client: &Client, schema: &str) -> Result<Vec<Violation>> {
                 out.push(v("row-level security is not enabled".into()));
             }
             if !t.forced {
-                out.push(v("row-level security is not forced (the owner bypasses it)".into()));
+                out.push(v(
+                    "row-level security is not forced (the owner bypasses it)".into(),
+                ));
             }
             let key = if t.tenant_owned { "tenant_id" } else { "id" };
             out.extend(check_policies(client, schema, &t.table, key).await?);
@@ -132,7 +134,9 @@ async fn check_policies(
         if permissive && !(is_tenant_predicate(&qual) && check_ok) {
             out.push(Violation {
                 object: format!("{table}.{name}"),
-                problem: format!("permissive policy does not restrict to the current tenant: {qual}"),
+                problem: format!(
+                    "permissive policy does not restrict to the current tenant: {qual}"
+                ),
             });
         }
         if permissive && cmd == "*" && is_tenant_predicate(&qual) && check_ok {
@@ -225,17 +229,18 @@ async fn check_keys(
                 if cols.first().map(String::as_str) != Some("tenant_id") {
                     out.push(Violation {
                         object,
-                        problem: format!("primary key ({}) does not lead with tenant_id", cols.join(", ")),
+                        problem: format!(
+                            "primary key ({}) does not lead with tenant_id",
+                            cols.join(", ")
+                        ),
                     });
                 }
             }
-            "u" | "i" => {
-                if !cols.iter().any(|c| c == "tenant_id") {
-                    out.push(Violation {
-                        object,
-                        problem: format!("unique key ({}) lacks tenant_id", cols.join(", ")),
-                    });
-                }
+            "u" | "i" if !cols.iter().any(|c| c == "tenant_id") => {
+                out.push(Violation {
+                    object,
+                    problem: format!("unique key ({}) lacks tenant_id", cols.join(", ")),
+                });
             }
             "f" if tenant_owned.contains(&ftable.as_str()) => {
                 let here = cols.iter().position(|c| c == "tenant_id");

@@ -50,8 +50,10 @@ async fn ensure_one(target: &Target, client: &Client, name: &str) -> Result<Exte
     }
     if !available {
         let hint = match name {
-            "hypopg" => "not available on this server (apt-get install postgresql-15-hypopg); \
-                         the advisor builds real indexes instead",
+            "hypopg" => {
+                "not available on this server (apt-get install postgresql-15-hypopg); \
+                         the advisor builds real indexes instead"
+            }
             _ => "not available on this server (it ships with the server's contrib package)",
         };
         return Ok(status(false, hint.into()));
@@ -63,13 +65,18 @@ async fn ensure_one(target: &Target, client: &Client, name: &str) -> Result<Exte
         ));
     }
     match client
-        .batch_execute(&format!("CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA public"))
+        .batch_execute(&format!(
+            "CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA public"
+        ))
         .await
     {
         Ok(()) => Ok(status(true, "created".into())),
         Err(e) => Ok(status(
             false,
-            format!("could not be created: {}", Error::from_pg("CREATE EXTENSION", e)),
+            format!(
+                "could not be created: {}",
+                Error::from_pg("CREATE EXTENSION", e)
+            ),
         )),
     }
 }

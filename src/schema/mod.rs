@@ -138,26 +138,34 @@ pub async fn ownership(client: &Client) -> Result<Ownership> {
             "schema {SCHEMA} exists but has no {SCHEMA}.crmbench_meta marker table"
         )));
     }
+    // Read it as JSON so a foreign table of the same name, of any shape, is
+    // reported as foreign instead of failing.
     let rows = client
         .query(
-            &format!("SELECT tool, complete, seed, scale FROM {SCHEMA}.crmbench_meta"),
+            &format!("SELECT to_jsonb(m) FROM {SCHEMA}.crmbench_meta m"),
             &[],
         )
         .await
         .map_err(|e| Error::from_pg("reading crm.crmbench_meta", e))?;
-    match rows.as_slice() {
-        [row] if row.get::<_, String>(0) == "crmbench" => Ok(Ownership::Ours {
-            complete: row.get(1),
-            seed: row.get(2),
-            scale: row.get(3),
-        }),
-        [row] => Ok(Ownership::Foreign(format!(
-            "{SCHEMA}.crmbench_meta names another tool ({})",
-            row.get::<_, String>(0)
-        ))),
-        _ => Ok(Ownership::Foreign(format!(
+    let [row] = rows.as_slice() else {
+        return Ok(Ownership::Foreign(format!(
             "{SCHEMA}.crmbench_meta holds {} rows instead of one",
             rows.len()
+        )));
+    };
+    let meta: serde_json::Value = row.get(0);
+    match meta.get("tool").and_then(|t| t.as_str()) {
+        Some("crmbench") => Ok(Ownership::Ours {
+            complete: meta
+                .get("complete")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            seed: meta.get("seed").and_then(|v| v.as_i64()),
+            scale: meta.get("scale").and_then(|v| v.as_f64()),
+        }),
+        other => Ok(Ownership::Foreign(format!(
+            "{SCHEMA}.crmbench_meta does not name crmbench as its tool (found {})",
+            other.unwrap_or("nothing")
         ))),
     }
 }

@@ -60,7 +60,11 @@ pub async fn show(target: &Target) -> Result<SchemaReport> {
             scale,
         } => format!(
             "crmbench's own ({}{})",
-            if *complete { "complete" } else { "INCOMPLETE: last create or load did not finish" },
+            if *complete {
+                "complete"
+            } else {
+                "INCOMPLETE: last create or load did not finish"
+            },
             match (seed, scale) {
                 (Some(seed), Some(scale)) => format!(", seed {seed}, scale {scale}"),
                 _ => ", no data loaded".into(),
@@ -139,12 +143,20 @@ impl SchemaReport {
     /// The table printed by `schema show`.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "database {}: schema {SCHEMA} is {}", self.database, self.ownership);
+        let _ = writeln!(
+            out,
+            "database {}: schema {SCHEMA} is {}",
+            self.database, self.ownership
+        );
         let _ = writeln!(
             out,
             "{:<20} {:>12} {:>10}  {:<16} indexes",
             "table",
-            if self.exact_counts { "rows" } else { "rows (est.)" },
+            if self.exact_counts {
+                "rows"
+            } else {
+                "rows (est.)"
+            },
             "size",
             "RLS"
         );

@@ -1,0 +1,113 @@
+//! Shared test support: one private cluster per test process, one database per
+//! test. The cluster lives in its own folder under /var/tmp (never the one a
+//! user started with `crmbench pg start`) and a small reaper process stops it
+//! and removes the folder when the test process exits.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crmbench::pg::private::{PrivateOptions, PrivateServer};
+use crmbench::pg::{self, Target};
+
+/// The process's cluster.
+pub struct TestCluster {
+    pub server: PrivateServer,
+    pub base: PathBuf,
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+
+/// A free TCP port on loopback (the OS picks it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// A fresh base folder for a cluster, removed by the reaper when this process exits.
+pub fn scratch_base(tag: &str) -> PathBuf {
+    let base = PathBuf::from(format!(
+        "/var/tmp/crmbench-test-{}-{}-{tag}",
+        nix::unistd::geteuid().as_raw(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&base);
+    spawn_reaper(&base);
+    base
+}
+
+/// Options for a small test cluster in `base`.
+pub fn test_options(base: &std::path::Path) -> PrivateOptions {
+    PrivateOptions {
+        base_dir: Some(base.to_path_buf()),
+        bindir: None,
+        port: Some(free_port()),
+        shared_buffers: Some("128MB".into()),
+    }
+}
+
+/// The cluster of this test process, started on first use.
+pub fn cluster() -> &'static TestCluster {
+    CLUSTER.get_or_init(|| {
+        let base = scratch_base("lib");
+        let (server, _) = PrivateServer::ensure_running(&test_options(&base))
+            .unwrap_or_else(|e| panic!("starting the test cluster: {e}"));
+        // Roles are server-wide: create them once, before tests run in parallel.
+        let boot = server.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(pg::bootstrap_private(&Target::private(boot)))
+        })
+        .join()
+        .expect("bootstrap thread")
+        .unwrap_or_else(|e| panic!("bootstrapping the test cluster: {e}"));
+        TestCluster { server, base }
+    })
+}
+
+/// A target on a new database `name` of this process's cluster, with roles
+/// and the database created.
+pub async fn fresh_database(name: &str) -> Target {
+    let target = Target::private(cluster().server.clone()).on_database(name);
+    let admin = pg::connect(&target.admin_to("postgres"))
+        .await
+        .expect("connect");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+        format!("COMMENT ON DATABASE {name} IS '{}'", pg::DATABASE_MARKER),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {:?}", e.as_db_error()));
+    }
+    target
+}
+
+/// Stop the postmaster in `base` and remove `base` once this process exits.
+fn spawn_reaper(base: &std::path::Path) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+         if [ -f '{b}/data/postmaster.pid' ]; then \
+           p=$(head -1 '{b}/data/postmaster.pid'); kill -QUIT \"$p\" 2>/dev/null; \
+           for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 \"$p\" 2>/dev/null || break; sleep 0.5; done; \
+         fi; rm -rf '{b}'",
+        pid = std::process::id(),
+        b = base.display()
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
