@@ -71,6 +71,11 @@ struct TargetArgs {
     /// Port for a new private server (default: the first free one from 54329).
     #[arg(long, env = "CRMBENCH_PG_PORT", global = true)]
     pg_port: Option<u16>,
+
+    /// Work on this database (e.g. a clone made by `schema clone`) instead of
+    /// `crmbench` on the private server or the URL's database.
+    #[arg(long, env = "CRMBENCH_DATABASE", global = true)]
+    database: Option<String>,
 }
 
 impl TargetArgs {
@@ -84,6 +89,7 @@ impl TargetArgs {
                 port: self.pg_port,
                 shared_buffers: None,
             },
+            database: self.database.clone(),
         }
     }
 }
@@ -93,9 +99,48 @@ enum Command {
     /// Manage the private PostgreSQL server.
     #[command(subcommand)]
     Pg(PgCommand),
-    /// Create, drop or inspect the CRM schema.
+    /// Create, drop, inspect or clone the CRM schema.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Fill the CRM schema with a realistic, skewed, deterministic dataset.
+    ///
+    /// Creates the schema when missing, loads every table with binary COPY
+    /// FREEZE on --jobs connections, then builds keys, indexes, foreign keys and
+    /// row-level security, advances the id sequences and runs ANALYZE. The same
+    /// --seed and --scale give identical table contents whatever --jobs is.
+    ///
+    /// Sizes per scale unit (scale 1): ~1,000 tenants, 1M customers, 2M orders,
+    /// 5M order items, 2.1M payments, 3M interactions, 300k deals with ~1M
+    /// stage changes, 5M audit rows, 100k products with 300k variants and their
+    /// stock per store; about 4.2 GB landing (tables + indexes) per scale unit.
+    /// Tenant sizes follow a Zipf law; every scale has at least 20 tenants.
+    ///
+    /// The dataset is marked complete only at the very end: an interrupted load
+    /// (Ctrl-C, killed backend, full disk) leaves it marked incomplete and the
+    /// next `generate` says so. Writes generate.json into the run folder.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Dataset size: 1 ≈ 1M customers (≈4.2 GB); 0.01 ≈ 10k customers (≈42 MB).
+    #[arg(long, default_value_t = 0.01)]
+    scale: f64,
+    /// Seed of every random stream: the same seed and scale give the same rows.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Parallel loader connections [default: number of cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Replace an existing crmbench dataset (never anything crmbench did not create).
+    #[arg(long)]
+    replace: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Run folder for generate.json [default: reports/<timestamp>-generate].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +175,29 @@ enum SchemaCommand {
     Drop,
     /// Print tables, row counts, sizes, indexes and row-level security state.
     Show {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the benchmark database (data, indexes, statistics) to a new
+    /// database with CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY. Nobody may
+    /// be connected to the source while it is copied.
+    Clone {
+        /// Name of the new database.
+        #[arg(long)]
+        to: String,
+        /// Recreate it if it exists (only if crmbench created it).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Drop a database made by `schema clone` (never one crmbench did not create).
+    DropClone {
+        /// Name of the clone.
+        name: String,
+    },
+    /// Print a content checksum (rows and md5) of every CRM table: equal
+    /// checksums mean equal data, whatever the physical row order.
+    Checksum {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -205,6 +273,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pg(cmd) => pg_command(cmd, &opts).await?,
         Command::Schema(cmd) => schema_command(cmd, &opts).await?,
+        Command::Generate(args) => generate_command(args, &opts).await?,
     }
     Ok(())
 }
@@ -370,18 +439,102 @@ async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> Result<()> 
                 )
             }
         },
+        SchemaCommand::Clone { to, replace } => {
+            let r = schema::clone::clone_database(&target, &to, replace).await?;
+            println!(
+                "crmbench: database {} cloned to {} ({:.0} MB in {:.1} s); use it with --database {}",
+                r.from,
+                r.to,
+                r.bytes as f64 / 1e6,
+                r.seconds,
+                r.to
+            );
+        }
+        SchemaCommand::DropClone { name } => {
+            if schema::clone::drop_database(&target, &name).await? {
+                println!("crmbench: database {name} dropped");
+            } else {
+                println!("crmbench: no database {name}; nothing dropped");
+            }
+        }
+        SchemaCommand::Checksum { json } => {
+            let client = pg::connect(&target.admin()).await?;
+            let sums = crate::generate::checksum::checksums(&client).await?;
+            if json {
+                println!("{}", to_json(&sums)?);
+            } else {
+                for (table, c) in &sums {
+                    println!("{table:<20} {:>10} {}", c.rows, c.md5);
+                }
+            }
+        }
         SchemaCommand::Show { json } => {
             let report = schema::show::show(&target).await?;
             if json {
-                let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Usage {
-                    message: format!("serializing the report: {e}"),
-                    fix: String::new(),
-                })?;
-                println!("{text}");
+                println!("{}", to_json(&report)?);
             } else {
                 print!("{}", report.render());
             }
         }
     }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::Usage {
+        message: format!("serializing output: {e}"),
+        fix: String::new(),
+    })
+}
+
+async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let options = crate::generate::GenerateOptions {
+        scale: args.scale,
+        seed: args.seed,
+        jobs,
+        replace: args.replace,
+        quiet: args.quiet,
+        out: args.out.clone(),
+    };
+    let report = crate::generate::generate(&target, &options).await?;
+    let folder = crate::runfolder::prepare(args.out.as_deref(), "generate")?;
+    let path = crate::runfolder::write_json(&folder, "generate.json", &report)?;
+    if !args.quiet {
+        println!(
+            "{:<20} {:>10} {:>10} {:>8} {:>8}",
+            "table", "rows", "MB", "load s", "index s"
+        );
+        for t in &report.tables {
+            println!(
+                "{:<20} {:>10} {:>10.1} {:>8.2} {:>8.2}",
+                t.table,
+                t.rows,
+                t.bytes as f64 / 1e6,
+                t.load_seconds,
+                t.index_seconds
+            );
+        }
+    }
+    println!(
+        "crmbench: generated seed {} scale {} on {}: {} tenants, {} rows, {:.0} MB in {:.1} s \
+         ({:.0} rows/s, {:.1} MB/s; load {:.1} s, keys+indexes {:.1} s, analyze {:.1} s)",
+        report.seed,
+        report.scale,
+        target.describe(),
+        report.tenants,
+        report.total_rows,
+        report.total_bytes as f64 / 1e6,
+        report.total_seconds,
+        report.rows_per_second,
+        report.mb_per_second,
+        report.load_seconds,
+        report.build_seconds,
+        report.analyze_seconds
+    );
+    println!("  report: {}", path.display());
     Ok(())
 }

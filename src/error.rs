@@ -99,6 +99,13 @@ pub enum Error {
         fix: String,
     },
 
+    /// The user interrupted the work (Ctrl-C).
+    #[error("interrupted while {during}")]
+    Interrupted {
+        /// What was under way.
+        during: String,
+    },
+
     /// Invalid input from the user (flags, files, environment).
     #[error("{message}")]
     Usage {
@@ -156,6 +163,10 @@ impl Error {
             ),
             Error::DdlNotAllowed { .. } => Some(
                 "pass --allow-ddl if crmbench may change this server, or make the change yourself"
+                    .into(),
+            ),
+            Error::Interrupted { .. } => Some(
+                "nothing half-done is kept as complete; run the command again (generate: with --replace)"
                     .into(),
             ),
             Error::Io { source, .. } if source.raw_os_error() == Some(nix::libc::ENOSPC) => {

@@ -18,7 +18,9 @@
 
 pub mod cli;
 pub mod error;
+pub mod generate;
 pub mod pg;
+pub mod runfolder;
 pub mod schema;
 
 pub use error::{Error, Result};

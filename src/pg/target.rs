@@ -22,6 +22,8 @@ pub struct TargetOptions {
     pub allow_ddl: bool,
     /// Settings of the private server.
     pub private: PrivateOptions,
+    /// `--database`: work on this database instead of the default one.
+    pub database: Option<String>,
 }
 
 /// A resolved target.
@@ -63,6 +65,14 @@ impl Target {
     /// Resolve the target; for the private server, start it when `start` is true
     /// (initialising it if needed), else require that it exists.
     pub fn resolve(opts: &TargetOptions, start: bool) -> Result<(Target, Option<StartOutcome>)> {
+        let (target, outcome) = Target::resolve_server(opts, start)?;
+        Ok(match &opts.database {
+            Some(db) => (target.on_database(db), outcome),
+            None => (target, outcome),
+        })
+    }
+
+    fn resolve_server(opts: &TargetOptions, start: bool) -> Result<(Target, Option<StartOutcome>)> {
         if let Some(url) = &opts.database_url {
             return Ok((
                 Target::External(External::parse(url, opts.allow_ddl)?),

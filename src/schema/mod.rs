@@ -7,6 +7,7 @@
 //! nothing destructive runs without it.
 
 pub mod audit;
+pub mod clone;
 pub mod extensions;
 pub mod show;
 
@@ -298,7 +299,8 @@ async fn drop_schema(client: &Client) -> Result<()> {
         .map_err(|e| Error::from_pg(format!("DROP SCHEMA {SCHEMA}"), e))
 }
 
-async fn check_create_privilege(client: &Client, database: &str) -> Result<()> {
+/// Fail with the missing privilege unless the user may create a schema here.
+pub async fn check_create_privilege(client: &Client, database: &str) -> Result<()> {
     let row = client
         .query_one(
             "SELECT has_database_privilege(current_database(), 'CREATE'), current_user::text",

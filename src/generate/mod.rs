@@ -1,0 +1,702 @@
+//! `crmbench generate`: fill the CRM schema with a realistic, skewed,
+//! deterministic multi-tenant dataset at COPY speed.
+//!
+//! Order of work (as `pgbench -i` does): create bare tables, load every table
+//! with binary COPY FREEZE on `--jobs` connections, then build keys and
+//! indexes (in parallel per table), foreign keys, row-level security and
+//! grants, advance the identity sequences, ANALYZE, and only then mark the
+//! dataset complete. An interrupted load leaves it marked incomplete.
+
+pub mod calendar;
+pub mod checksum;
+pub mod copy;
+pub mod ddl;
+pub mod domain;
+pub mod plan;
+pub mod progress;
+pub mod rng;
+pub mod rows;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::error::{Error, Result};
+use crate::pg::{self, ConnSpec, SCHEMA, Target, roles};
+use crate::schema::{self, Ownership, Step};
+use copy::LoadState;
+use plan::Plan;
+use progress::Progress;
+
+/// Version of the generator's output: bumped whenever the same seed and scale
+/// would give different rows.
+pub const GENERATOR_VERSION: &str = "1";
+
+/// Bytes that land (heap + indexes + TOAST) per scale unit, measured on
+/// PostgreSQL 15 (see the README's table). Used for the free-disk check.
+pub const BYTES_PER_SCALE: f64 = 4.2e9;
+
+/// Options of `generate`.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Dataset size; 1 ≈ 1M customers.
+    pub scale: f64,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Parallel loader connections.
+    pub jobs: usize,
+    /// Replace an existing crmbench dataset.
+    pub replace: bool,
+    /// No progress output.
+    pub quiet: bool,
+    /// Run folder for `generate.json`.
+    pub out: Option<PathBuf>,
+}
+
+/// One table's figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableReport {
+    /// Table name.
+    pub table: String,
+    /// Rows loaded.
+    pub rows: u64,
+    /// Heap + indexes + TOAST after the build, bytes.
+    pub bytes: i64,
+    /// Seconds spent in COPY.
+    pub load_seconds: f64,
+    /// Seconds spent building its keys and indexes.
+    pub index_seconds: f64,
+}
+
+/// What `generate.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerateReport {
+    /// Version of this file's format.
+    pub format_version: u32,
+    /// crmbench version.
+    pub crmbench_version: String,
+    /// Generator version (see [`GENERATOR_VERSION`]).
+    pub generator_version: String,
+    /// `--seed`.
+    pub seed: u64,
+    /// `--scale`.
+    pub scale: f64,
+    /// The dataset's fixed "today".
+    pub epoch: String,
+    /// Loader connections.
+    pub jobs: usize,
+    /// Tenants generated.
+    pub tenants: usize,
+    /// Per table.
+    pub tables: Vec<TableReport>,
+    /// Rows in all tables.
+    pub total_rows: u64,
+    /// Bytes that landed (tables + indexes).
+    pub total_bytes: i64,
+    /// Seconds of the COPY phase.
+    pub load_seconds: f64,
+    /// Seconds building keys, indexes, foreign keys, RLS.
+    pub build_seconds: f64,
+    /// Seconds of ANALYZE and sequence updates.
+    pub analyze_seconds: f64,
+    /// Wall-clock seconds end to end.
+    pub total_seconds: f64,
+    /// total_rows / total_seconds.
+    pub rows_per_second: f64,
+    /// total_bytes / total_seconds, in MB (10^6 bytes).
+    pub mb_per_second: f64,
+    /// Peak resident memory of crmbench, kB (VmHWM).
+    pub peak_rss_kb: Option<u64>,
+}
+
+fn validate(opts: &GenerateOptions) -> Result<()> {
+    if !(opts.scale.is_finite() && opts.scale > 0.0) {
+        return Err(Error::Usage {
+            message: format!("--scale must be a positive number, got {}", opts.scale),
+            fix: "use e.g. --scale 0.01 (≈10k customers) or --scale 1 (≈1M customers)".into(),
+        });
+    }
+    if opts.scale > 10_000.0 {
+        return Err(Error::Usage {
+            message: format!("--scale {} is beyond what crmbench plans for", opts.scale),
+            fix: "use a scale of at most 10000".into(),
+        });
+    }
+    if opts.jobs == 0 {
+        return Err(Error::Usage {
+            message: "--jobs must be at least 1".into(),
+            fix: "omit --jobs to use one connection per core".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Run `generate` against `target`.
+pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<GenerateReport> {
+    validate(opts)?;
+    let started = Instant::now();
+    let plan = Arc::new(Plan::new(opts.seed, opts.scale));
+    let expected_bytes = BYTES_PER_SCALE * opts.scale;
+    pg::bootstrap_private(target).await?;
+    let admin = pg::connect(&target.admin()).await?;
+    schema::check_create_privilege(&admin, target.database()).await?;
+    roles::ensure(target, &admin).await?;
+    prepare_schema(target, &admin, opts).await?;
+    check_disk(target, expected_bytes)?;
+
+    // Bare tables and the marker, committed before loading starts: from here
+    // on an interruption leaves a dataset marked incomplete.
+    create_bare(&admin, &plan).await?;
+    let superuser: bool = admin
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::from_pg("checking superuser", e))?
+        .get(0);
+    let mut loader = target.admin();
+    if !superuser {
+        loader.set_role = Some(roles::OWNER.into());
+    }
+
+    let total_rows: u64 = copy::TABLES.iter().map(|t| plan.rows(t)).sum();
+    let mut progress = Progress::new(total_rows, expected_bytes, opts.quiet);
+    progress.phase(&format!(
+        "{} tenants, {total_rows} rows, ≈{:.0} MB, {} connections",
+        plan.tenants.len(),
+        expected_bytes / 1e6,
+        opts.jobs
+    ));
+    let state = Arc::new(LoadState::default());
+    let load_started = Instant::now();
+    let load_timings = with_interrupt(
+        &state,
+        run_load(
+            plan.clone(),
+            loader.clone(),
+            opts.jobs,
+            state.clone(),
+            &mut progress,
+        ),
+    )
+    .await?;
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    progress.finish();
+
+    progress.phase("building keys, indexes, foreign keys and row-level security");
+    let build_started = Instant::now();
+    let index_timings = with_interrupt(&state, build_keys(&loader, opts.jobs)).await?;
+    let build_seconds = build_started.elapsed().as_secs_f64();
+
+    progress.phase("advancing sequences and analyzing");
+    let analyze_started = Instant::now();
+    with_interrupt(&state, analyze(&loader, opts.jobs)).await?;
+    let analyze_seconds = analyze_started.elapsed().as_secs_f64();
+
+    let mut tables = Vec::new();
+    for table in copy::TABLES {
+        let bytes: i64 = admin
+            .query_one(
+                "SELECT pg_total_relation_size(format('crm.%I', $1::text)::regclass)",
+                &[&table],
+            )
+            .await
+            .map_err(|e| Error::from_pg(format!("sizing crm.{table}"), e))?
+            .get(0);
+        tables.push(TableReport {
+            table: table.to_string(),
+            rows: if table == "currencies" {
+                0
+            } else {
+                plan.rows(table)
+            },
+            bytes,
+            load_seconds: load_timings.get(table).copied().unwrap_or(0.0),
+            index_seconds: index_timings.get(table).copied().unwrap_or(0.0),
+        });
+    }
+    let total_seconds = started.elapsed().as_secs_f64();
+    let total_bytes: i64 = tables.iter().map(|t| t.bytes).sum();
+    let report = GenerateReport {
+        format_version: 1,
+        crmbench_version: env!("CARGO_PKG_VERSION").into(),
+        generator_version: GENERATOR_VERSION.into(),
+        seed: opts.seed,
+        scale: opts.scale,
+        epoch: plan.epoch().to_string(),
+        jobs: opts.jobs,
+        tenants: plan.tenants.len(),
+        total_rows,
+        total_bytes,
+        load_seconds,
+        build_seconds,
+        analyze_seconds,
+        total_seconds,
+        rows_per_second: total_rows as f64 / total_seconds,
+        mb_per_second: total_bytes as f64 / 1e6 / total_seconds,
+        peak_rss_kb: peak_rss_kb(),
+        tables,
+    };
+    let details = serde_json::to_value(&report).map_err(|e| Error::Usage {
+        message: format!("serializing the load report: {e}"),
+        fix: String::new(),
+    })?;
+    admin
+        .execute(
+            &format!("UPDATE {SCHEMA}.crmbench_meta SET complete = true, details = $1"),
+            &[&details],
+        )
+        .await
+        .map_err(|e| Error::from_pg("marking the dataset complete", e))?;
+    Ok(report)
+}
+
+/// Decide what to do with what is already there.
+async fn prepare_schema(
+    target: &Target,
+    admin: &tokio_postgres::Client,
+    opts: &GenerateOptions,
+) -> Result<()> {
+    let drop = || async {
+        admin
+            .batch_execute(&format!("DROP SCHEMA {SCHEMA} CASCADE"))
+            .await
+            .map_err(|e| Error::from_pg(format!("DROP SCHEMA {SCHEMA}"), e))
+    };
+    match schema::ownership(admin).await? {
+        Ownership::Absent => Ok(()),
+        Ownership::Foreign(reason) => Err(Error::NotOurs {
+            action: format!(
+                "load a dataset into schema {SCHEMA} of database {}",
+                target.database()
+            ),
+            reason,
+        }),
+        Ownership::Ours { .. } if opts.replace => drop().await,
+        Ownership::Ours {
+            seed: None,
+            complete: true,
+            ..
+        } => {
+            // An empty schema from `schema create`: nothing to lose.
+            let tenants: i64 = admin
+                .query_one(&format!("SELECT count(*) FROM {SCHEMA}.tenants"), &[])
+                .await
+                .map_err(|e| Error::from_pg("counting tenants", e))?
+                .get(0);
+            if tenants == 0 {
+                drop().await
+            } else {
+                Err(Error::Usage {
+                    message: format!(
+                        "schema {SCHEMA} in database {} holds {tenants} tenants that crmbench did not generate",
+                        target.database()
+                    ),
+                    fix: "pass --replace to drop them and load a dataset".into(),
+                })
+            }
+        }
+        Ownership::Ours {
+            complete: false,
+            seed,
+            scale,
+        } => Err(Error::Usage {
+            message: format!(
+                "database {} holds an INCOMPLETE dataset (seed {}, scale {}): an earlier load was interrupted",
+                target.database(),
+                seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                scale.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+            ),
+            fix: "pass --replace to reload it".into(),
+        }),
+        Ownership::Ours { seed, scale, .. } => Err(Error::Usage {
+            message: format!(
+                "database {} already holds a dataset (seed {}, scale {})",
+                target.database(),
+                seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                scale.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+            ),
+            fix: "pass --replace to replace it".into(),
+        }),
+    }
+}
+
+fn check_disk(target: &Target, expected_bytes: f64) -> Result<()> {
+    let Target::Private { server, .. } = target else {
+        tracing::info!("free disk of an external server cannot be checked from here");
+        return Ok(());
+    };
+    let dir = server.data_dir();
+    let stat = nix::sys::statvfs::statvfs(&dir).map_err(|e| {
+        Error::io(
+            "checking free space of",
+            &dir,
+            std::io::Error::from_raw_os_error(e as i32),
+        )
+    })?;
+    let free = stat.blocks_available() as f64 * stat.fragment_size() as f64;
+    // Room for the data, the index builds' sort files, and WAL.
+    let needed = expected_bytes * 1.3;
+    if free < needed {
+        return Err(Error::Usage {
+            message: format!(
+                "not enough free disk in {}: the dataset needs about {:.1} GB, {:.1} GB are free",
+                dir.display(),
+                needed / 1e9,
+                free / 1e9
+            ),
+            fix: "free space, lower --scale, or put the private server elsewhere with --data-dir"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+async fn create_bare(admin: &tokio_postgres::Client, plan: &Plan) -> Result<()> {
+    admin
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| Error::from_pg("BEGIN", e))?;
+    let result = async {
+        // A Transaction borrows the client mutably; plain BEGIN/COMMIT keeps it shared.
+        admin
+            .batch_execute(&format!(
+                "CREATE SCHEMA {SCHEMA} AUTHORIZATION {}; SET LOCAL ROLE {}",
+                pg::quote_ident(roles::OWNER),
+                pg::quote_ident(roles::OWNER)
+            ))
+            .await
+            .map_err(|e| Error::from_pg(format!("CREATE SCHEMA {SCHEMA}"), e))?;
+        for step in [Step::Meta, Step::Tables, Step::Lookups] {
+            admin.batch_execute(step.sql()).await.map_err(|e| {
+                Error::from_pg(format!("running {} (embedded schema)", step.file()), e)
+            })?;
+        }
+        let scale = plan.scale;
+        let seed = plan.seed as i64;
+        let epoch = plan.epoch();
+        admin
+            .execute(
+                &format!(
+                    "INSERT INTO {SCHEMA}.crmbench_meta (tool, schema_version, crmbench_version, \
+                     complete, seed, scale, generator_version, epoch) \
+                     VALUES ('crmbench', $1, $2, false, $3, $4, $5, $6)"
+                ),
+                &[
+                    &schema::SCHEMA_VERSION,
+                    &env!("CARGO_PKG_VERSION"),
+                    &seed,
+                    &scale,
+                    &GENERATOR_VERSION,
+                    &epoch,
+                ],
+            )
+            .await
+            .map_err(|e| Error::from_pg("writing crm.crmbench_meta", e))?;
+        Ok::<(), Error>(())
+    }
+    .await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    admin
+        .batch_execute(end)
+        .await
+        .map_err(|e| Error::from_pg(end, e))?;
+    result
+}
+
+/// Run `work`; on Ctrl-C set the cancel flag, let the work stop, and report
+/// the interruption.
+async fn with_interrupt<T>(
+    state: &Arc<LoadState>,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => {
+            state.cancel.store(true, Ordering::Relaxed);
+            Err(Error::Interrupted { during: "generating the dataset (marked incomplete)".into() })
+        }
+    }
+}
+
+/// The COPY phase: `jobs` OS threads, each with its own runtime and connection
+/// (generation is CPU work), taking tables largest first.
+async fn run_load(
+    plan: Arc<Plan>,
+    spec: ConnSpec,
+    jobs: usize,
+    state: Arc<LoadState>,
+    progress: &mut Progress,
+) -> Result<BTreeMap<String, f64>> {
+    let mut queue: Vec<&'static str> = copy::TABLES.to_vec();
+    queue.sort_by_key(|t| plan.rows(t)); // popped from the end: largest first
+    let queue = Arc::new(Mutex::new(queue));
+    let timings = Arc::new(Mutex::new(BTreeMap::new()));
+    let worker_state = state.clone();
+    let worker_timings = timings.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..jobs)
+                .map(|_| {
+                    let (plan, spec, queue, state, timings) = (
+                        plan.clone(),
+                        spec.clone(),
+                        queue.clone(),
+                        worker_state.clone(),
+                        worker_timings.clone(),
+                    );
+                    scope.spawn(move || load_worker(&plan, &spec, &queue, &state, &timings))
+                })
+                .collect();
+            let mut first_error = None;
+            for h in handles {
+                let result = h.join().unwrap_or_else(|_| {
+                    Err(Error::Usage {
+                        message: "a loader thread panicked".into(),
+                        fix: "report this as a bug".into(),
+                    })
+                });
+                if let Err(e) = result {
+                    worker_state.cancel.store(true, Ordering::Relaxed);
+                    // Keep the root cause, not a sibling's "interrupted".
+                    if first_error.is_none()
+                        || matches!(first_error, Some(Error::Interrupted { .. }))
+                    {
+                        first_error = Some(e);
+                    }
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    });
+    let mut handle = handle;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    let result = loop {
+        tokio::select! {
+            r = &mut handle => break r,
+            _ = tick.tick() => progress.update(state.rows.load(Ordering::Relaxed)),
+        }
+    };
+    progress.update(state.rows.load(Ordering::Relaxed));
+    result.map_err(|e| Error::Usage {
+        message: format!("the load was aborted: {e}"),
+        fix: String::new(),
+    })??;
+    let timings = timings.lock().map(|t| t.clone()).unwrap_or_default();
+    Ok(timings)
+}
+
+fn load_worker(
+    plan: &Plan,
+    spec: &ConnSpec,
+    queue: &Mutex<Vec<&'static str>>,
+    state: &Arc<LoadState>,
+    timings: &Mutex<BTreeMap<String, f64>>,
+) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting a loader runtime", "tokio", e))?;
+    rt.block_on(async {
+        let mut client = pg::connect(spec).await?;
+        loop {
+            if state.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted {
+                    during: "loading".into(),
+                });
+            }
+            let next = queue.lock().ok().and_then(|mut q| q.pop());
+            let Some(table) = next else { return Ok(()) };
+            let started = Instant::now();
+            copy::load_table(&mut client, plan, table, state).await?;
+            if let Ok(mut t) = timings.lock() {
+                t.insert(table.to_string(), started.elapsed().as_secs_f64());
+            }
+        }
+    })
+}
+
+/// Keys and indexes in parallel per table, then foreign keys, then RLS and grants.
+async fn build_keys(spec: &ConnSpec, jobs: usize) -> Result<BTreeMap<String, f64>> {
+    let (per_table, foreign) = ddl::post_load_plan();
+    // Biggest tables first so the slowest builds start early.
+    let mut work: Vec<(String, Vec<String>)> = per_table.into_iter().collect();
+    let big = [
+        "audit_log",
+        "order_items",
+        "interactions",
+        "orders",
+        "payments",
+        "customers",
+        "inventory",
+    ];
+    work.sort_by_key(|(t, _)| {
+        std::cmp::Reverse(big.iter().position(|b| b == t).map_or(0, |p| big.len() - p))
+    });
+    let work = Arc::new(Mutex::new(work.into_iter().rev().collect::<Vec<_>>()));
+    let mut set = JoinSet::new();
+    for _ in 0..jobs {
+        let (spec, work) = (spec.clone(), work.clone());
+        set.spawn(async move {
+            let client = pg::connect(&spec).await?;
+            let mut timings = Vec::new();
+            loop {
+                let next = work.lock().ok().and_then(|mut w| w.pop());
+                let Some((table, statements)) = next else {
+                    break;
+                };
+                let started = Instant::now();
+                for sql in &statements {
+                    client.batch_execute(sql).await.map_err(|e| {
+                        Error::from_pg(format!("building keys of crm.{table}: {sql}"), e)
+                    })?;
+                }
+                timings.push((table, started.elapsed().as_secs_f64()));
+            }
+            Ok::<_, Error>(timings)
+        });
+    }
+    let mut timings = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        let list = joined.map_err(|e| Error::Usage {
+            message: format!("an index build task failed: {e}"),
+            fix: String::new(),
+        })??;
+        timings.extend(list);
+    }
+    // Foreign keys: added NOT VALID one by one (each briefly locks two
+    // tables), then validated in parallel (VALIDATE takes weaker locks).
+    let client = pg::connect(spec).await?;
+    let mut validations = Vec::new();
+    for fk in &foreign {
+        let sql = format!("{fk} NOT VALID");
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| Error::from_pg(format!("adding foreign key: {fk}"), e))?;
+        if let Some(v) = ddl::validate_statement(fk) {
+            validations.push(v);
+        }
+    }
+    let validations = Arc::new(Mutex::new(validations));
+    let mut set = JoinSet::new();
+    for _ in 0..jobs {
+        let (spec, validations) = (spec.clone(), validations.clone());
+        set.spawn(async move {
+            let client = pg::connect(&spec).await?;
+            loop {
+                let next = validations.lock().ok().and_then(|mut v| v.pop());
+                let Some(sql) = next else {
+                    return Ok::<(), Error>(());
+                };
+                client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| Error::from_pg(format!("validating: {sql}"), e))?;
+            }
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.map_err(|e| Error::Usage {
+            message: format!("a foreign key validation task failed: {e}"),
+            fix: String::new(),
+        })??;
+    }
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE {}; {} {} COMMIT;",
+            pg::quote_ident(roles::OWNER),
+            Step::Rls.sql(),
+            Step::Grants.sql()
+        ))
+        .await
+        .map_err(|e| Error::from_pg("enabling row-level security and grants", e))?;
+    Ok(timings)
+}
+
+/// Advance identity sequences past the loaded ids, then ANALYZE every table.
+async fn analyze(spec: &ConnSpec, jobs: usize) -> Result<()> {
+    let client = pg::connect(spec).await?;
+    for table in copy::TABLES {
+        if matches!(table, "tenants" | "currencies") {
+            continue;
+        }
+        client
+            .batch_execute(&format!(
+                "SELECT setval(pg_get_serial_sequence('crm.{table}', 'id'), \
+                 greatest(coalesce(max(id), 0), 1)) FROM crm.{table}"
+            ))
+            .await
+            .map_err(|e| Error::from_pg(format!("advancing the id sequence of crm.{table}"), e))?;
+    }
+    let queue = Arc::new(Mutex::new(copy::TABLES.to_vec()));
+    let mut set = JoinSet::new();
+    for _ in 0..jobs {
+        let (spec, queue) = (spec.clone(), queue.clone());
+        set.spawn(async move {
+            let client = pg::connect(&spec).await?;
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(table) = next else {
+                    return Ok::<(), Error>(());
+                };
+                client
+                    .batch_execute(&format!("ANALYZE crm.{table}"))
+                    .await
+                    .map_err(|e| Error::from_pg(format!("ANALYZE crm.{table}"), e))?;
+            }
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.map_err(|e| Error::Usage {
+            message: format!("an ANALYZE task failed: {e}"),
+            fix: String::new(),
+        })??;
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process (Linux), kB.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(scale: f64, jobs: usize) -> GenerateOptions {
+        GenerateOptions {
+            scale,
+            seed: 1,
+            jobs,
+            replace: false,
+            quiet: true,
+            out: None,
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_clearly() {
+        for scale in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = validate(&opts(scale, 1)).unwrap_err();
+            assert!(err.to_string().contains("--scale"), "{err}");
+        }
+        let err = validate(&opts(0.01, 0)).unwrap_err();
+        assert!(err.to_string().contains("--jobs"), "{err}");
+        assert!(validate(&opts(0.001, 2)).is_ok());
+    }
+}
