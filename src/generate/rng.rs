@@ -170,21 +170,12 @@ mod tests {
 
     #[test]
     fn stream_is_pinned() {
-        // A change here changes every dataset: update the golden checksum with it.
-        let mut r = Prng::for_parts(&[1, tag("customers"), 0, 0]);
+        // Computed independently (SplitMix64 by hand). A change here changes
+        // every dataset: bump GENERATOR_VERSION and re-bless the golden checksum.
         assert_eq!(
-            r.next_u64(),
-            r.clone().next_u64().wrapping_sub(0).wrapping_add(0)
+            Prng::for_parts(&[1, 7, 42]).next_u64(),
+            0xb76d_a956_7958_f666
         );
-        let first = Prng::for_parts(&[1]).next_u64();
-        assert_eq!(first, derive_check());
-    }
-
-    fn derive_check() -> u64 {
-        let mut p = Prng {
-            state: derive(&[1]),
-        };
-        p.next_u64()
     }
 
     #[test]

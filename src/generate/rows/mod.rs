@@ -135,3 +135,141 @@ pub mod tenants {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::generate::plan::Plan;
+
+    fn plan() -> Plan {
+        Plan::new(5, 0.005)
+    }
+
+    #[test]
+    fn emails_are_unique_per_tenant_and_ids_in_range() {
+        let plan = plan();
+        for t in &plan.tenants {
+            let mut emails = HashSet::new();
+            for c in people::customers(&plan, t) {
+                assert!(emails.insert(c.email.clone()), "duplicate {}", c.email);
+                let home = c.home_store_id.unwrap();
+                assert!(
+                    home > t.first.stores as i64 && home <= (t.first.stores + t.n.stores) as i64
+                );
+            }
+            assert_eq!(emails.len() as u64, t.n.customers);
+        }
+    }
+
+    #[test]
+    fn customer_statuses_have_realistic_shares() {
+        let plan = Plan::new(5, 0.02);
+        let mut counts = std::collections::BTreeMap::new();
+        let mut total = 0.0;
+        for t in &plan.tenants {
+            for c in people::customers(&plan, t) {
+                *counts.entry(c.status).or_insert(0.0) += 1.0;
+                total += 1.0;
+            }
+        }
+        for (status, share) in people::CUSTOMER_STATUS {
+            let got = counts.get(status).copied().unwrap_or(0.0) / total;
+            assert!((got - share).abs() < 0.02, "{status}: {got} vs {share}");
+        }
+    }
+
+    #[test]
+    fn order_totals_are_sums_of_lines_and_payments_cover_them() {
+        let plan = plan();
+        let t = &plan.tenants[0];
+        let items: Vec<_> = sales::order_items(&plan, t).collect();
+        let mut by_order = std::collections::HashMap::<i64, i64>::new();
+        for i in &items {
+            let cents = (i.line_total * rust_decimal::Decimal::from(100)).trunc();
+            *by_order.entry(i.order_id).or_default() += i64::try_from(cents).unwrap();
+            let v = i.variant_id - t.first.product_variants as i64;
+            assert!(
+                v >= 1 && v as u64 <= t.n.product_variants,
+                "variant id out of tenant range"
+            );
+        }
+        let mut captured = std::collections::HashMap::<i64, rust_decimal::Decimal>::new();
+        for p in sales::payments(&plan, t) {
+            if p.status == "captured" {
+                *captured.entry(p.order_id).or_default() += p.amount;
+            }
+        }
+        let mut orders = 0;
+        for o in sales::orders(&plan, t) {
+            orders += 1;
+            let total = (o.total * rust_decimal::Decimal::from(100)).trunc();
+            assert_eq!(
+                i64::try_from(total).unwrap(),
+                by_order[&o.id],
+                "order {}",
+                o.id
+            );
+            let c = o.customer_id - t.first.customers as i64;
+            assert!(c >= 1 && c as u64 <= t.n.customers);
+            if let Some(paid) = captured.get(&o.id) {
+                assert_eq!(*paid, o.total, "payments of order {}", o.id);
+            }
+        }
+        assert_eq!(orders, t.n.orders);
+        assert_eq!(items.len() as u64, t.n.order_items);
+    }
+
+    #[test]
+    fn a_few_customers_place_most_orders() {
+        let plan = Plan::new(5, 0.01);
+        let t = &plan.tenants[0];
+        let mut per_customer = vec![0u64; t.n.customers as usize];
+        for o in sales::orders(&plan, t) {
+            per_customer[(o.customer_id - t.first.customers as i64 - 1) as usize] += 1;
+        }
+        per_customer.sort_unstable_by(|a, b| b.cmp(a));
+        let top_decile: u64 = per_customer[..per_customer.len() / 10].iter().sum();
+        let share = top_decile as f64 / t.n.orders as f64;
+        assert!(
+            share > 0.3,
+            "top 10% of customers place {share:.2} of orders"
+        );
+    }
+
+    #[test]
+    fn planned_counts_match_what_generators_emit() {
+        let plan = plan();
+        for t in plan.tenants.iter().take(4) {
+            assert_eq!(catalog::inventory(&plan, t).count() as u64, t.n.inventory);
+            assert_eq!(sales::payments(&plan, t).count() as u64, t.n.payments);
+            assert_eq!(
+                pipeline::history(&plan, t).count() as u64,
+                t.n.deal_stage_history
+            );
+            assert_eq!(
+                catalog::variants(&plan, t).count() as u64,
+                t.n.product_variants
+            );
+            assert_eq!(pipeline::audit(&plan, t).count() as u64, t.n.audit_log);
+        }
+    }
+
+    #[test]
+    fn deals_follow_a_funnel() {
+        let plan = Plan::new(5, 0.02);
+        let mut by_stage = [0u64; 7];
+        for t in &plan.tenants {
+            for d in pipeline::deals(&plan, t) {
+                by_stage[(d.stage_id - t.first.pipeline_stages as i64 - 1) as usize] += 1;
+                assert_eq!(d.status == "open", d.closed_at.is_none());
+            }
+        }
+        assert!(
+            by_stage[0] > by_stage[2] && by_stage[2] > by_stage[4],
+            "{by_stage:?}"
+        );
+        assert!(by_stage[0] > 3 * by_stage[5], "{by_stage:?}");
+    }
+}
