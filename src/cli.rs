@@ -297,7 +297,7 @@ async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<()> {
             refuse_external(opts, "start")?;
             let (target, outcome) = Target::resolve(opts, true)?;
             pg::bootstrap_private(&target).await?;
-            let Target::Private { server, .. } = &target else {
+            let Target::Private { server, database } = &target else {
                 return Ok(());
             };
             let verb = match outcome {
@@ -312,11 +312,8 @@ async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<()> {
                 server.base_dir().display()
             );
             println!("  connect:   psql \"$(crmbench pg url)\"");
-            println!(
-                "  admin URL: {}",
-                server.url(private::SUPERUSER, private::DATABASE)
-            );
-            println!("  app URL:   {}", server.url(roles::APP, private::DATABASE));
+            println!("  admin URL: {}", server.url(private::SUPERUSER, database));
+            println!("  app URL:   {}", server.url(roles::APP, database));
             println!("  stop:      crmbench pg stop");
         }
         PgCommand::Stop => {
@@ -342,9 +339,9 @@ async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<()> {
         PgCommand::Url { app } => {
             refuse_external(opts, "url")?;
             let (target, _) = Target::resolve(opts, false)?;
-            if let Target::Private { server, .. } = &target {
+            if let Target::Private { server, database } = &target {
                 let user = if app { roles::APP } else { private::SUPERUSER };
-                println!("{}", server.url(user, private::DATABASE));
+                println!("{}", server.url(user, database));
             }
         }
     }
@@ -521,7 +518,7 @@ async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()
     }
     println!(
         "crmbench: generated seed {} scale {} on {}: {} tenants, {} rows, {:.0} MB in {:.1} s \
-         ({:.0} rows/s, {:.1} MB/s; load {:.1} s, keys+indexes {:.1} s, analyze {:.1} s)",
+         ({:.0} rows/s, {:.1} MB/s; load+indexes {:.1} s, foreign keys+RLS {:.1} s)",
         report.seed,
         report.scale,
         target.describe(),
@@ -532,8 +529,7 @@ async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()
         report.rows_per_second,
         report.mb_per_second,
         report.load_seconds,
-        report.build_seconds,
-        report.analyze_seconds
+        report.build_seconds
     );
     println!("  report: {}", path.display());
     Ok(())

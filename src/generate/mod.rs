@@ -98,12 +98,16 @@ pub struct GenerateReport {
     pub total_rows: u64,
     /// Bytes that landed (tables + indexes).
     pub total_bytes: i64,
-    /// Seconds of the COPY phase.
+    /// Wall-clock seconds of the pipelined phase: each table's COPY, then its
+    /// keys, indexes and ANALYZE, on `jobs` connections.
     pub load_seconds: f64,
-    /// Seconds building keys, indexes, foreign keys, RLS.
+    /// Sum over tables of COPY seconds (connection-seconds, not wall clock).
+    pub copy_seconds: f64,
+    /// Sum over tables of key, index and ANALYZE seconds (connection-seconds).
+    pub index_seconds: f64,
+    /// Wall-clock seconds adding and validating foreign keys, RLS, grants,
+    /// sequence updates.
     pub build_seconds: f64,
-    /// Seconds of ANALYZE and sequence updates.
-    pub analyze_seconds: f64,
     /// Wall-clock seconds end to end.
     pub total_seconds: f64,
     /// total_rows / total_seconds.
@@ -189,15 +193,11 @@ pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<Generat
     let load_seconds = load_started.elapsed().as_secs_f64();
     progress.finish();
 
-    progress.phase("building keys, indexes, foreign keys and row-level security");
+    progress.phase("adding foreign keys, row-level security, grants; advancing sequences");
     let build_started = Instant::now();
-    let index_timings = with_interrupt(&state, build_keys(&loader, opts.jobs)).await?;
+    with_interrupt(&state, build_foreign_keys(&loader, opts.jobs)).await?;
+    with_interrupt(&state, advance_sequences(&loader)).await?;
     let build_seconds = build_started.elapsed().as_secs_f64();
-
-    progress.phase("advancing sequences and analyzing");
-    let analyze_started = Instant::now();
-    with_interrupt(&state, analyze(&loader, opts.jobs)).await?;
-    let analyze_seconds = analyze_started.elapsed().as_secs_f64();
 
     let mut tables = Vec::new();
     for table in copy::TABLES {
@@ -217,8 +217,8 @@ pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<Generat
                 plan.rows(table)
             },
             bytes,
-            load_seconds: load_timings.get(table).copied().unwrap_or(0.0),
-            index_seconds: index_timings.get(table).copied().unwrap_or(0.0),
+            load_seconds: load_timings.get(table).map_or(0.0, |t| t.0),
+            index_seconds: load_timings.get(table).map_or(0.0, |t| t.1),
         });
     }
     let total_seconds = started.elapsed().as_secs_f64();
@@ -235,8 +235,9 @@ pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<Generat
         total_rows,
         total_bytes,
         load_seconds,
+        copy_seconds: load_timings.values().map(|t| t.0).sum(),
+        index_seconds: load_timings.values().map(|t| t.1).sum(),
         build_seconds,
-        analyze_seconds,
         total_seconds,
         rows_per_second: total_rows as f64 / total_seconds,
         mb_per_second: total_bytes as f64 / 1e6 / total_seconds,
@@ -433,10 +434,11 @@ async fn run_load(
     jobs: usize,
     state: Arc<LoadState>,
     progress: &mut Progress,
-) -> Result<BTreeMap<String, f64>> {
+) -> Result<BTreeMap<String, (f64, f64)>> {
     let mut queue: Vec<&'static str> = copy::TABLES.to_vec();
     queue.sort_by_key(|t| plan.rows(t)); // popped from the end: largest first
     let queue = Arc::new(Mutex::new(queue));
+    let per_table = Arc::new(ddl::post_load_plan().0);
     let timings = Arc::new(Mutex::new(BTreeMap::new()));
     let worker_state = state.clone();
     let worker_timings = timings.clone();
@@ -444,14 +446,17 @@ async fn run_load(
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..jobs)
                 .map(|_| {
-                    let (plan, spec, queue, state, timings) = (
+                    let (plan, spec, queue, state, timings, per_table) = (
                         plan.clone(),
                         spec.clone(),
                         queue.clone(),
                         worker_state.clone(),
                         worker_timings.clone(),
+                        per_table.clone(),
                     );
-                    scope.spawn(move || load_worker(&plan, &spec, &queue, &state, &timings))
+                    scope.spawn(move || {
+                        load_worker(&plan, &spec, &queue, &state, &per_table, &timings)
+                    })
                 })
                 .collect();
             let mut first_error = None;
@@ -497,7 +502,8 @@ fn load_worker(
     spec: &ConnSpec,
     queue: &Mutex<Vec<&'static str>>,
     state: &Arc<LoadState>,
-    timings: &Mutex<BTreeMap<String, f64>>,
+    per_table: &BTreeMap<String, Vec<String>>,
+    timings: &Mutex<BTreeMap<String, (f64, f64)>>,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -515,61 +521,29 @@ fn load_worker(
             let Some(table) = next else { return Ok(()) };
             let started = Instant::now();
             copy::load_table(&mut client, plan, table, state).await?;
+            let loaded = started.elapsed().as_secs_f64();
+            // Pipelined: this table's keys, indexes and statistics are built
+            // right away, while other workers still load.
+            let built = Instant::now();
+            for sql in per_table.get(table).map(Vec::as_slice).unwrap_or_default() {
+                client.batch_execute(sql).await.map_err(|e| {
+                    Error::from_pg(format!("building keys of crm.{table}: {sql}"), e)
+                })?;
+            }
+            client
+                .batch_execute(&format!("ANALYZE crm.{table}"))
+                .await
+                .map_err(|e| Error::from_pg(format!("ANALYZE crm.{table}"), e))?;
             if let Ok(mut t) = timings.lock() {
-                t.insert(table.to_string(), started.elapsed().as_secs_f64());
+                t.insert(table.to_string(), (loaded, built.elapsed().as_secs_f64()));
             }
         }
     })
 }
 
-/// Keys and indexes in parallel per table, then foreign keys, then RLS and grants.
-async fn build_keys(spec: &ConnSpec, jobs: usize) -> Result<BTreeMap<String, f64>> {
-    let (per_table, foreign) = ddl::post_load_plan();
-    // Biggest tables first so the slowest builds start early.
-    let mut work: Vec<(String, Vec<String>)> = per_table.into_iter().collect();
-    let big = [
-        "audit_log",
-        "order_items",
-        "interactions",
-        "orders",
-        "payments",
-        "customers",
-        "inventory",
-    ];
-    work.sort_by_key(|(t, _)| {
-        std::cmp::Reverse(big.iter().position(|b| b == t).map_or(0, |p| big.len() - p))
-    });
-    let work = Arc::new(Mutex::new(work.into_iter().rev().collect::<Vec<_>>()));
-    let mut set = JoinSet::new();
-    for _ in 0..jobs {
-        let (spec, work) = (spec.clone(), work.clone());
-        set.spawn(async move {
-            let client = pg::connect(&spec).await?;
-            let mut timings = Vec::new();
-            loop {
-                let next = work.lock().ok().and_then(|mut w| w.pop());
-                let Some((table, statements)) = next else {
-                    break;
-                };
-                let started = Instant::now();
-                for sql in &statements {
-                    client.batch_execute(sql).await.map_err(|e| {
-                        Error::from_pg(format!("building keys of crm.{table}: {sql}"), e)
-                    })?;
-                }
-                timings.push((table, started.elapsed().as_secs_f64()));
-            }
-            Ok::<_, Error>(timings)
-        });
-    }
-    let mut timings = BTreeMap::new();
-    while let Some(joined) = set.join_next().await {
-        let list = joined.map_err(|e| Error::Usage {
-            message: format!("an index build task failed: {e}"),
-            fix: String::new(),
-        })??;
-        timings.extend(list);
-    }
+/// Foreign keys (every table's keys exist by now), then RLS and grants.
+async fn build_foreign_keys(spec: &ConnSpec, jobs: usize) -> Result<()> {
+    let (_, foreign) = ddl::post_load_plan();
     // Foreign keys: added NOT VALID one by one (each briefly locks two
     // tables), then validated in parallel (VALIDATE takes weaker locks).
     let client = pg::connect(spec).await?;
@@ -617,11 +591,11 @@ async fn build_keys(spec: &ConnSpec, jobs: usize) -> Result<BTreeMap<String, f64
         ))
         .await
         .map_err(|e| Error::from_pg("enabling row-level security and grants", e))?;
-    Ok(timings)
+    Ok(())
 }
 
-/// Advance identity sequences past the loaded ids, then ANALYZE every table.
-async fn analyze(spec: &ConnSpec, jobs: usize) -> Result<()> {
+/// Advance identity sequences past the loaded ids.
+async fn advance_sequences(spec: &ConnSpec) -> Result<()> {
     let client = pg::connect(spec).await?;
     for table in copy::TABLES {
         if matches!(table, "tenants" | "currencies") {
@@ -634,30 +608,6 @@ async fn analyze(spec: &ConnSpec, jobs: usize) -> Result<()> {
             ))
             .await
             .map_err(|e| Error::from_pg(format!("advancing the id sequence of crm.{table}"), e))?;
-    }
-    let queue = Arc::new(Mutex::new(copy::TABLES.to_vec()));
-    let mut set = JoinSet::new();
-    for _ in 0..jobs {
-        let (spec, queue) = (spec.clone(), queue.clone());
-        set.spawn(async move {
-            let client = pg::connect(&spec).await?;
-            loop {
-                let next = queue.lock().ok().and_then(|mut q| q.pop());
-                let Some(table) = next else {
-                    return Ok::<(), Error>(());
-                };
-                client
-                    .batch_execute(&format!("ANALYZE crm.{table}"))
-                    .await
-                    .map_err(|e| Error::from_pg(format!("ANALYZE crm.{table}"), e))?;
-            }
-        });
-    }
-    while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| Error::Usage {
-            message: format!("an ANALYZE task failed: {e}"),
-            fix: String::new(),
-        })??;
     }
     Ok(())
 }

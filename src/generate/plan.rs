@@ -187,8 +187,7 @@ impl Plan {
             };
             // The bigger the tenant, the earlier it signed up.
             let days_before_window = 30 + rng.below(700) as i64;
-            let created_at = Utc.from_utc_date_midnight(calendar.first_day())
-                - Duration::days(days_before_window);
+            let created_at = midnight(calendar.first_day()) - Duration::days(days_before_window);
 
             let customers = ((customers_total * w / w_sum).round() as u64).max(8);
             let products = ((products_total * w.sqrt() / sqrt_sum).round() as u64).max(24);
@@ -256,15 +255,9 @@ impl Plan {
     }
 }
 
-trait MidnightUtc {
-    fn from_utc_date_midnight(&self, d: chrono::NaiveDate) -> DateTime<Utc>;
-}
-
-impl MidnightUtc for Utc {
-    fn from_utc_date_midnight(&self, d: chrono::NaiveDate) -> DateTime<Utc> {
-        use chrono::TimeZone;
-        self.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
-    }
+fn midnight(d: chrono::NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
 #[cfg(test)]

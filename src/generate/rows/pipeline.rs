@@ -218,7 +218,7 @@ pub fn deals<'a>(plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = Deal
             customer_id: TenantPlan::id(t.first.customers, r.below(t.n.customers)),
             owner_id: TenantPlan::id(t.first.staff, r.below(t.n.staff)),
             stage_id: TenantPlan::id(t.first.pipeline_stages, stage as u64),
-            title: *r.pick(&domain::DEAL_TITLES),
+            title: r.pick::<&str>(&domain::DEAL_TITLES),
             value: money((500 + r.below(24_500) as i64) * 100),
             currency,
             status,
