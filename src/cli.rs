@@ -14,6 +14,8 @@ use crate::schema;
 
 /// Exit code of a successful command.
 pub const EXIT_OK: u8 = 0;
+/// Exit code of a run whose results break a limit (error rate, self-check).
+pub const EXIT_FAILED: u8 = 1;
 /// Exit code of any error (bad input, unreachable server, refused action).
 pub const EXIT_ERROR: u8 = 2;
 
@@ -119,6 +121,115 @@ enum Command {
     /// (Ctrl-C, killed backend, full disk) leaves it marked incomplete and the
     /// next `generate` says so. Writes generate.json into the run folder.
     Generate(GenerateArgs),
+    /// Replay a workload and record every query's latency in HDR histograms.
+    ///
+    /// Each client owns a connection (two in a paired run) and sends
+    /// transactions framed as an app does it: BEGIN, set_config(tenant
+    /// setting, tenant, true), the statements, COMMIT, pipelined. Results
+    /// record each transaction's latency (BEGIN sent to COMMIT's reply) and
+    /// each statement's own latency (from the previous reply to its reply).
+    /// Closed loop by default; --rate R for open loop, where latency counts
+    /// from each transaction's intended start (a stalled server shows in the
+    /// tail). With --candidate-url every transaction also goes, with the same
+    /// parameters, to the candidate database, in random order, and results hold
+    /// candidate/baseline ratios of p50/p95/p99 with bootstrap intervals.
+    ///
+    /// Writes results.json into the run folder, also when the run ends early
+    /// (marked partial). Exit codes: 0 done, 1 a query's error rate exceeded
+    /// --max-error-rate or the --self-check failed, 2 an error.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Workload file (TOML).
+    #[arg(long, default_value = "workloads/crm.toml")]
+    workload: PathBuf,
+    /// Connections (per side).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Driver threads, each with its own runtime [default: min(cores, clients)].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Measured time, e.g. 60s, 2m, 500ms.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: std::time::Duration,
+    /// Warm-up before measuring (not recorded).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    warmup: std::time::Duration,
+    /// Open loop: transactions per second over all clients.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Open-loop arrivals: poisson or uniform.
+    #[arg(long, default_value = "poisson")]
+    arrivals: String,
+    /// Seed of every parameter stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run on a fresh clone of the dataset, dropped afterwards (writes change data).
+    #[arg(long)]
+    fresh: bool,
+    /// Paired run: the candidate database, e.g. a clone with a change applied.
+    #[arg(long)]
+    candidate_url: Option<String>,
+    /// A/A self-check: a paired run against the baseline itself; fails (exit 1)
+    /// unless every query's simultaneous intervals contain 1.00.
+    #[arg(long)]
+    self_check: bool,
+    /// Highest share of failed transactions per query, e.g. 1% or 0.01.
+    #[arg(long, default_value = "1%", value_parser = parse_fraction)]
+    max_error_rate: f64,
+    /// Period of the per-interval series and progress lines.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: std::time::Duration,
+    /// Tries per transaction on serialization failure or deadlock (1: no retry).
+    #[arg(long, default_value_t = 1)]
+    max_tries: u32,
+    /// Validate the workload against the server and stop.
+    #[arg(long)]
+    check: bool,
+    /// Run folder [default: reports/<timestamp>-run].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// "60s", "2m", "500ms", "1h", or plain seconds.
+fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((t, "s"), |i| (&t[..i], &t[i..]));
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 2m, 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit in `{text}` (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// "1%", "0.5%" or "0.01".
+fn parse_fraction(text: &str) -> std::result::Result<f64, String> {
+    let t = text.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a rate (e.g. 1% or 0.01)"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("`{text}` is not between 0% and 100%"));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Args)]
@@ -229,7 +340,7 @@ where
         }
     };
     match runtime.block_on(dispatch(cli)) {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             report_error(&e);
             ExitCode::from(EXIT_ERROR)
@@ -268,14 +379,15 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let opts = cli.target.options();
     match cli.command {
         Command::Pg(cmd) => pg_command(cmd, &opts).await?,
         Command::Schema(cmd) => schema_command(cmd, &opts).await?,
         Command::Generate(args) => generate_command(args, &opts).await?,
+        Command::Run(args) => return Ok(run_command(args, &opts).await?),
     }
-    Ok(())
+    Ok(EXIT_OK)
 }
 
 fn refuse_external(opts: &TargetOptions, what: &str) -> Result<()> {
@@ -533,4 +645,99 @@ async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()
     );
     println!("  report: {}", path.display());
     Ok(())
+}
+
+async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
+    let (target, _) = Target::resolve(opts, true)?;
+    if args.check {
+        let (workload, _) = crate::run::prepare(&target, &args.workload).await?;
+        println!(
+            "crmbench: {} is valid: {} queries prepared on {} as {}",
+            args.workload.display(),
+            workload.queries.len(),
+            target.describe(),
+            workload
+                .context
+                .role
+                .as_deref()
+                .unwrap_or("the connecting user")
+        );
+        return Ok(EXIT_OK);
+    }
+    let arrivals = match args.arrivals.as_str() {
+        "poisson" => crate::run::driver::Arrivals::Poisson,
+        "uniform" => crate::run::driver::Arrivals::Uniform,
+        other => {
+            return Err(Error::Usage {
+                message: format!("--arrivals {other} is not known"),
+                fix: "use poisson or uniform".into(),
+            });
+        }
+    };
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(Error::Usage {
+            message: "--rate must be a positive number of transactions per second".into(),
+            fix: "omit --rate for closed loop".into(),
+        });
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let options = crate::run::RunOptions {
+        workload: args.workload.clone(),
+        clients: args.clients,
+        threads: args.threads.unwrap_or(cores).min(args.clients.max(1)),
+        duration: args.duration,
+        warmup: args.warmup,
+        rate: args.rate,
+        arrivals,
+        seed: args.seed,
+        fresh: args.fresh,
+        candidate_url: args.candidate_url.clone(),
+        self_check: args.self_check,
+        max_error_rate: args.max_error_rate,
+        interval: args.interval.max(std::time::Duration::from_millis(100)),
+        max_tries: args.max_tries,
+        check_only: false,
+        quiet: args.quiet,
+    };
+    let outcome = crate::run::run(&target, &options).await?;
+    let folder = crate::runfolder::prepare(args.out.as_deref(), "run")?;
+    let path = crate::runfolder::write_json(&folder, "results.json", &outcome.results)?;
+    print!("{}", crate::run::render_table(&outcome.results));
+    println!("  results: {}", path.display());
+    if let Some(reason) = &outcome.results.partial {
+        eprintln!(
+            "error: the run ended early ({reason}); the results gathered so far are in {}",
+            path.display()
+        );
+        return Ok(EXIT_ERROR);
+    }
+    let mut code = EXIT_OK;
+    if !outcome.error_rate_exceeded.is_empty() {
+        eprintln!(
+            "crmbench: {} quer{} failed more often than --max-error-rate {:.2}%:",
+            outcome.error_rate_exceeded.len(),
+            if outcome.error_rate_exceeded.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            args.max_error_rate * 100.0
+        );
+        for line in &outcome.error_rate_exceeded {
+            eprintln!("  {line}");
+        }
+        code = EXIT_FAILED;
+    }
+    if args.self_check {
+        if outcome.self_check_failed.is_empty() {
+            println!("crmbench: A/A self-check passed: every interval contains 1.00");
+        } else {
+            eprintln!("crmbench: A/A self-check FAILED:");
+            for line in &outcome.self_check_failed {
+                eprintln!("  {line}");
+            }
+            code = EXIT_FAILED;
+        }
+    }
+    Ok(code)
 }

@@ -106,6 +106,19 @@ pub enum Error {
         during: String,
     },
 
+    /// A workload file is malformed or does not fit the database.
+    #[error("{}:{line}: {}{message}", file.display(), query.as_ref().map(|q| format!("query `{q}`: ")).unwrap_or_default())]
+    Workload {
+        /// The workload file.
+        file: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// The query's name, when the problem is in one.
+        query: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+
     /// Invalid input from the user (flags, files, environment).
     #[error("{message}")]
     Usage {

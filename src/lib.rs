@@ -20,7 +20,11 @@ pub mod cli;
 pub mod error;
 pub mod generate;
 pub mod pg;
+pub mod results;
+pub mod run;
 pub mod runfolder;
 pub mod schema;
+pub mod stats;
+pub mod workload;
 
 pub use error::{Error, Result};

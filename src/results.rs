@@ -1,0 +1,276 @@
+//! The contract between stages: `results.json` as typed structs with a
+//! `format_version`. `run` writes it; `report`, `compare` and `advise` read it
+//! through [`Results::load`], which names the file in every error.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::stats::Summary;
+
+/// Version of the results format this crmbench writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// crmbench version that wrote it.
+    pub crmbench_version: String,
+    /// `--seed`.
+    pub seed: u64,
+    /// Dataset scale and seed, when the database is a generated one.
+    pub dataset: Option<DatasetInfo>,
+    /// Which workload ran.
+    pub workload: WorkloadInfo,
+    /// Server version and the settings that matter.
+    pub server: ServerInfo,
+    /// How load was driven.
+    pub driver: DriverInfo,
+    /// Start of the measured window (RFC 3339).
+    pub started_at: String,
+    /// End of the measured window.
+    pub ended_at: String,
+    /// Seconds measured (warm-up excluded).
+    pub measured_seconds: f64,
+    /// Set when the run ended early (Ctrl-C, a fatal error): the reason.
+    pub partial: Option<String>,
+    /// Per query.
+    pub queries: Vec<QueryResult>,
+    /// Index use during the measured window (`pg_stat_user_indexes` delta).
+    pub index_usage: Vec<IndexUsage>,
+    /// Statement statistics during the window (`pg_stat_statements` delta).
+    pub statements: Vec<StatementStats>,
+}
+
+/// The generated dataset, from `crm.crmbench_meta`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetInfo {
+    /// Generator seed.
+    pub seed: Option<i64>,
+    /// Generator scale.
+    pub scale: Option<f64>,
+}
+
+/// The workload file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkloadInfo {
+    /// Its `name`.
+    pub name: String,
+    /// Where it was read from.
+    pub path: String,
+    /// FNV-1a of its bytes.
+    pub hash: String,
+}
+
+/// The server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerInfo {
+    /// `server_version`.
+    pub version: String,
+    /// Settings that matter (fsync, synchronous_commit, shared_buffers, jit, …).
+    pub settings: BTreeMap<String, String>,
+    /// Target, password redacted.
+    pub target: String,
+    /// Candidate target of a paired run, password redacted.
+    pub candidate: Option<String>,
+}
+
+/// How load was driven.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriverInfo {
+    /// Connections (per side).
+    pub clients: usize,
+    /// Threads, each with its own runtime and connections.
+    pub threads: usize,
+    /// Open-loop target rate (transactions/s), or `None` for closed loop.
+    pub rate: Option<f64>,
+    /// `prepared` or `simple`.
+    pub protocol: String,
+    /// Warm-up seconds (excluded).
+    pub warmup_seconds: f64,
+    /// Per-interval series period, seconds.
+    pub interval_seconds: f64,
+    /// Whether baseline and candidate ran paired.
+    pub paired: bool,
+}
+
+/// One query's figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueryResult {
+    /// Query name.
+    pub name: String,
+    /// `read` or `write`.
+    pub kind: String,
+    /// Weight in the workload.
+    pub weight: u32,
+    /// Whole-transaction latency on the baseline (the only side when unpaired).
+    pub baseline: SideStats,
+    /// Whole-transaction latency on the candidate (paired runs).
+    pub candidate: Option<SideStats>,
+    /// candidate / baseline percentile ratios with confidence intervals.
+    pub ratios: Option<Ratios>,
+    /// Each statement's own latency on the baseline, in order.
+    pub statements: Vec<StatementLatency>,
+}
+
+/// One side's figures for a query.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SideStats {
+    /// Successful transactions.
+    pub count: u64,
+    /// Failed transactions by SQLSTATE (or crmbench's client-side codes).
+    pub errors: BTreeMap<String, u64>,
+    /// Retries after serialization failures or deadlocks.
+    pub retries: u64,
+    /// Successful transactions per second.
+    pub tps: f64,
+    /// Percentiles, µs.
+    pub latency: Summary,
+    /// The HDR histogram (base64 of compressed V2), µs.
+    pub histogram: String,
+    /// Per-interval series.
+    pub intervals: Vec<IntervalStats>,
+}
+
+/// One interval of the series.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct IntervalStats {
+    /// Seconds since the measured window began (interval end).
+    pub t: f64,
+    /// Successful transactions.
+    pub count: u64,
+    /// Failed ones.
+    pub errors: u64,
+    /// Median, µs.
+    pub p50_us: u64,
+    /// 95th percentile, µs.
+    pub p95_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+}
+
+/// A statement's own latency inside its transaction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatementLatency {
+    /// Position in the transaction (0-based).
+    pub index: usize,
+    /// The SQL.
+    pub sql: String,
+    /// Percentiles, µs.
+    pub latency: Summary,
+    /// Histogram, base64 compressed V2.
+    pub histogram: String,
+}
+
+/// A ratio with its confidence interval.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RatioCi {
+    /// Point estimate.
+    pub ratio: f64,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+}
+
+/// candidate / baseline ratios of one query.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ratios {
+    /// Confidence level of each interval (Bonferroni-adjusted across queries).
+    pub level: f64,
+    /// Pairs the bootstrap resampled.
+    pub pairs: usize,
+    /// Median ratio.
+    pub p50: RatioCi,
+    /// 95th-percentile ratio.
+    pub p95: RatioCi,
+    /// 99th-percentile ratio.
+    pub p99: RatioCi,
+}
+
+/// Scans of one index during the window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexUsage {
+    /// Table.
+    pub table: String,
+    /// Index.
+    pub index: String,
+    /// `idx_scan` delta.
+    pub scans: i64,
+    /// `idx_tup_read` delta.
+    pub tuples_read: i64,
+}
+
+/// A normalized statement's figures during the window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatementStats {
+    /// Normalized text.
+    pub query: String,
+    /// Calls.
+    pub calls: i64,
+    /// Total execution time, ms.
+    pub total_exec_ms: f64,
+    /// Rows.
+    pub rows: i64,
+    /// Shared blocks hit.
+    pub shared_blks_hit: i64,
+    /// Shared blocks read.
+    pub shared_blks_read: i64,
+}
+
+impl Results {
+    /// Load and check a results file (or the `results.json` of a run folder).
+    pub fn load(path: &Path) -> Result<Results> {
+        let file = if path.is_dir() {
+            path.join("results.json")
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|e| Error::io("reading", &file, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+            action: "parsing",
+            path: file.clone(),
+            source: e,
+        })?;
+        match value.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(Error::Usage {
+                    message: format!(
+                        "{}: format_version {v} is not one this crmbench reads ({FORMAT_VERSION})",
+                        file.display()
+                    ),
+                    fix:
+                        "re-run the benchmark with this crmbench, or use the crmbench that wrote it"
+                            .into(),
+                });
+            }
+            None => {
+                return Err(Error::Usage {
+                    message: format!(
+                        "{}: no format_version: not a crmbench results file",
+                        file.display()
+                    ),
+                    fix: "pass a results.json written by `crmbench run`".into(),
+                });
+            }
+        }
+        serde_json::from_value(value).map_err(|e| Error::Json {
+            action: "reading",
+            path: file,
+            source: e,
+        })
+    }
+
+    /// Total errors across queries (baseline side).
+    pub fn error_count(&self) -> u64 {
+        self.queries
+            .iter()
+            .map(|q| q.baseline.errors.values().sum::<u64>())
+            .sum()
+    }
+}

@@ -1,0 +1,559 @@
+//! Workload files (TOML): named queries with SQL using `$1..$n`, a weight, a
+//! kind, one parameter generator per parameter, optionally several statements
+//! run in one transaction; and the context transactions run in (the role, the
+//! setting that carries the tenant, the tenant pool). Everything is validated
+//! before anything runs; errors name the file, the line and the query.
+
+pub mod check;
+pub mod params;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+
+/// How a query's tenant is chosen for each transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantPick {
+    /// By tenant size (the data's skew).
+    #[default]
+    Weighted,
+    /// Every tenant equally.
+    Uniform,
+    /// Among the largest 10% of tenants (by weight).
+    Big,
+    /// Among the smallest 50%.
+    Small,
+}
+
+/// Read or write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Changes nothing.
+    Read,
+    /// Changes data.
+    Write,
+}
+
+/// Shape of a numeric distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dist {
+    /// Every value equally likely.
+    #[default]
+    Uniform,
+    /// Low values far more likely (power law, s = 1).
+    Zipf,
+    /// Bell around the middle (sd = range / 6), clamped to the range.
+    Gaussian,
+}
+
+/// A parameter generator, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamSpec {
+    tenant: Option<bool>,
+    sample: Option<String>,
+    miss_rate: Option<f64>,
+    int: Option<[i64; 2]>,
+    float: Option<[f64; 2]>,
+    dist: Option<Dist>,
+    days_ago: Option<[f64; 2]>,
+    choice: Option<Vec<toml::Value>>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    value: Option<toml::Value>,
+}
+
+/// A validated parameter generator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Param {
+    /// The transaction's tenant id.
+    Tenant,
+    /// A value of `table.column` from the tenant's rows.
+    Sample {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+        /// Share of draws that miss on purpose.
+        miss_rate: f64,
+    },
+    /// An integer in `[lo, hi]`.
+    Int {
+        /// Lowest.
+        lo: i64,
+        /// Highest.
+        hi: i64,
+        /// Shape.
+        dist: Dist,
+    },
+    /// A float in `[lo, hi]`.
+    Float {
+        /// Lowest.
+        lo: f64,
+        /// Highest.
+        hi: f64,
+        /// Shape.
+        dist: Dist,
+    },
+    /// A timestamp between `hi` and `lo` days before the dataset's epoch.
+    DaysAgo {
+        /// Nearest.
+        lo: f64,
+        /// Farthest.
+        hi: f64,
+    },
+    /// One of these values.
+    Choice(Vec<String>),
+    /// A column returned by an earlier statement of the transaction.
+    Ref(String),
+    /// A constant.
+    Value(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementSpec {
+    sql: Spanned<String>,
+    #[serde(default)]
+    params: Vec<ParamSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuerySpec {
+    name: Spanned<String>,
+    screen: Option<String>,
+    kind: Kind,
+    #[serde(default = "one")]
+    weight: u32,
+    #[serde(default)]
+    tenant: TenantPick,
+    sql: Option<Spanned<String>>,
+    params: Option<Vec<ParamSpec>>,
+    statements: Option<Vec<StatementSpec>>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How transactions are framed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Context {
+    /// Role every transaction runs as (`None`: the connection's own user).
+    pub role: Option<String>,
+    /// Setting that carries the tenant (`set_config(setting, id, true)`).
+    pub tenant_setting: Option<String>,
+    /// SQL returning (tenant id as text, weight) rows.
+    pub tenants: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadSpec {
+    name: String,
+    description: Option<String>,
+    #[serde(default)]
+    context: Context,
+    #[serde(rename = "query", default)]
+    queries: Vec<QuerySpec>,
+}
+
+/// One statement of a query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Statement {
+    /// SQL with `$1..$n`.
+    pub sql: String,
+    /// One generator per `$n`.
+    pub params: Vec<Param>,
+    /// Line of the `sql` key in the file.
+    pub line: usize,
+}
+
+/// One named query (a single statement or a transaction of several).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Query {
+    /// Unique name.
+    pub name: String,
+    /// Which screen of the application issues it.
+    pub screen: Option<String>,
+    /// Read or write.
+    pub kind: Kind,
+    /// Relative frequency.
+    pub weight: u32,
+    /// Tenant choice.
+    pub tenant: TenantPick,
+    /// Statements, run in one transaction.
+    pub statements: Vec<Statement>,
+    /// Line of the `name` key in the file.
+    pub line: usize,
+}
+
+/// A validated workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workload {
+    /// Name.
+    pub name: String,
+    /// What it models.
+    pub description: Option<String>,
+    /// Transaction framing.
+    pub context: Context,
+    /// Queries.
+    pub queries: Vec<Query>,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// FNV-1a of the file's bytes, hex: results say exactly which file ran.
+    pub hash: String,
+}
+
+impl Workload {
+    /// Read and validate a workload file.
+    pub fn load(path: &Path) -> Result<Workload> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io("reading workload", path, e))?;
+        Workload::parse(&text, path)
+    }
+
+    /// Validate workload text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Workload> {
+        let spec: WorkloadSpec = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            Error::Workload {
+                file: path.to_path_buf(),
+                line,
+                query: None,
+                message: e.message().to_string(),
+            }
+        })?;
+        let err = |line: usize, query: Option<&str>, message: String| Error::Workload {
+            file: path.to_path_buf(),
+            line,
+            query: query.map(str::to_string),
+            message,
+        };
+        if spec.queries.is_empty() {
+            return Err(err(0, None, "no [[query]] in the file".into()));
+        }
+        let mut names = HashSet::new();
+        let mut queries = Vec::new();
+        for q in spec.queries {
+            let name = q.name.get_ref().clone();
+            let line = line_of(text, q.name.span().start);
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    line,
+                    Some(&name),
+                    "a query of this name already exists".into(),
+                ));
+            }
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(err(
+                    line,
+                    Some(&name),
+                    "names use letters, digits and _ only".into(),
+                ));
+            }
+            if q.weight == 0 {
+                return Err(err(line, Some(&name), "weight must be at least 1".into()));
+            }
+            let specs: Vec<(Spanned<String>, Vec<ParamSpec>)> = match (q.sql, q.statements) {
+                (Some(sql), None) => vec![(sql, q.params.unwrap_or_default())],
+                (None, Some(st)) if q.params.is_none() && !st.is_empty() => {
+                    st.into_iter().map(|s| (s.sql, s.params)).collect()
+                }
+                (None, Some(_)) if q.params.is_some() => {
+                    return Err(err(
+                        line,
+                        Some(&name),
+                        "with [[query.statements]], put params inside each statement".into(),
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        line,
+                        Some(&name),
+                        "give either sql (one statement) or [[query.statements]], not both".into(),
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        line,
+                        Some(&name),
+                        "missing sql (or [[query.statements]])".into(),
+                    ));
+                }
+            };
+            let mut statements = Vec::new();
+            for (i, (sql, params)) in specs.into_iter().enumerate() {
+                let sline = line_of(text, sql.span().start);
+                let sql = sql.into_inner();
+                let used = placeholders(&sql);
+                let n = used.iter().max().copied().unwrap_or(0);
+                if n != params.len() {
+                    return Err(err(
+                        sline,
+                        Some(&name),
+                        format!(
+                            "the SQL uses ${} but {} parameter generator{} given",
+                            if n == 0 {
+                                "-nothing".to_string()
+                            } else {
+                                format!("1..${n}")
+                            },
+                            params.len(),
+                            if params.len() == 1 { " is" } else { "s are" }
+                        ),
+                    ));
+                }
+                if let Some(missing) = (1..=n).find(|k| !used.contains(k)) {
+                    return Err(err(
+                        sline,
+                        Some(&name),
+                        format!(
+                            "${missing} is never used in the SQL (parameters must be $1..${n})"
+                        ),
+                    ));
+                }
+                let params = params
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, p)| {
+                        convert(p).map_err(|m| {
+                            err(sline, Some(&name), format!("parameter ${}: {m}", k + 1))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if i == 0 && params.iter().any(|p| matches!(p, Param::Ref(_))) {
+                    return Err(err(
+                        sline,
+                        Some(&name),
+                        "a ref parameter needs an earlier statement in the same transaction".into(),
+                    ));
+                }
+                statements.push(Statement {
+                    sql,
+                    params,
+                    line: sline,
+                });
+            }
+            queries.push(Query {
+                name,
+                screen: q.screen,
+                kind: q.kind,
+                weight: q.weight,
+                tenant: q.tenant,
+                statements,
+                line,
+            });
+        }
+        Ok(Workload {
+            name: spec.name,
+            description: spec.description,
+            context: spec.context,
+            queries,
+            path: path.to_path_buf(),
+            hash: format!("{:016x}", fnv1a(text.as_bytes())),
+        })
+    }
+
+    /// The query of this name.
+    pub fn query(&self, name: &str) -> Option<&Query> {
+        self.queries.iter().find(|q| q.name == name)
+    }
+}
+
+fn convert(p: ParamSpec) -> std::result::Result<Param, String> {
+    let kinds = [
+        p.tenant.is_some(),
+        p.sample.is_some(),
+        p.int.is_some(),
+        p.float.is_some(),
+        p.days_ago.is_some(),
+        p.choice.is_some(),
+        p.reference.is_some(),
+        p.value.is_some(),
+    ];
+    match kinds.iter().filter(|k| **k).count() {
+        1 => {}
+        0 => {
+            return Err(
+                "give one of tenant, sample, int, float, days_ago, choice, ref, value".into(),
+            );
+        }
+        _ => {
+            return Err(
+                "give only one of tenant, sample, int, float, days_ago, choice, ref, value".into(),
+            );
+        }
+    }
+    if p.miss_rate.is_some() && p.sample.is_none() {
+        return Err("miss_rate only applies to sample".into());
+    }
+    if p.dist.is_some() && p.int.is_none() && p.float.is_none() {
+        return Err("dist only applies to int and float".into());
+    }
+    let dist = p.dist.unwrap_or_default();
+    if let Some(t) = p.tenant {
+        return if t {
+            Ok(Param::Tenant)
+        } else {
+            Err("tenant = false means nothing".into())
+        };
+    }
+    if let Some(s) = p.sample {
+        let Some((table, column)) = s.split_once('.') else {
+            return Err(format!("sample = \"{s}\": write table.column"));
+        };
+        let miss_rate = p.miss_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&miss_rate) {
+            return Err(format!("miss_rate {miss_rate} is not between 0 and 1"));
+        }
+        return Ok(Param::Sample {
+            table: table.into(),
+            column: column.into(),
+            miss_rate,
+        });
+    }
+    if let Some([lo, hi]) = p.int {
+        return if lo <= hi {
+            Ok(Param::Int { lo, hi, dist })
+        } else {
+            Err(format!("int = [{lo}, {hi}]: lo > hi"))
+        };
+    }
+    if let Some([lo, hi]) = p.float {
+        return if lo <= hi {
+            Ok(Param::Float { lo, hi, dist })
+        } else {
+            Err(format!("float = [{lo}, {hi}]: lo > hi"))
+        };
+    }
+    if let Some([lo, hi]) = p.days_ago {
+        return if 0.0 <= lo && lo <= hi {
+            Ok(Param::DaysAgo { lo, hi })
+        } else {
+            Err(format!("days_ago = [{lo}, {hi}]: need 0 <= lo <= hi"))
+        };
+    }
+    if let Some(items) = p.choice {
+        if items.is_empty() {
+            return Err("choice = []: give at least one value".into());
+        }
+        return Ok(Param::Choice(items.iter().map(toml_text).collect()));
+    }
+    if let Some(r) = p.reference {
+        return Ok(Param::Ref(r));
+    }
+    match p.value {
+        Some(v) => Ok(Param::Value(toml_text(&v))),
+        None => Err("unreachable".into()),
+    }
+}
+
+/// A TOML value as the text sent to the server.
+fn toml_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Distinct `$n` numbers used in `sql`, skipping string literals and comments.
+pub fn placeholders(sql: &str) -> Vec<usize> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'\'' {
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'$' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < bytes.len() && bytes[end].is_ascii_digit() {
+                    end += 1;
+                }
+                if end > start {
+                    if let Ok(n) = sql[start..end].parse::<usize>() {
+                        if !out.contains(&n) {
+                            out.push(n);
+                        }
+                    }
+                }
+                i = end.max(i + 1) - 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Workload> {
+        Workload::parse(text, Path::new("w.toml"))
+    }
+
+    #[test]
+    fn placeholders_skip_literals_and_comments() {
+        assert_eq!(placeholders("SELECT $1, '$2', $3 -- $4\n, $1"), vec![1, 3]);
+        assert_eq!(placeholders("SELECT 1"), Vec::<usize>::new());
+        assert_eq!(placeholders("x = $10 AND y = $2"), vec![10, 2]);
+    }
+
+    #[test]
+    fn parses_a_transaction_with_refs() {
+        let w = parse(
+            r#"
+name = "t"
+[[query]]
+name = "two"
+kind = "write"
+weight = 3
+  [[query.statements]]
+  sql = "INSERT INTO a (x) VALUES ($1) RETURNING id"
+  params = [{ int = [1, 5], dist = "zipf" }]
+  [[query.statements]]
+  sql = "INSERT INTO b (a_id, t) VALUES ($1, $2)"
+  params = [{ ref = "id" }, { tenant = true }]
+"#,
+        )
+        .unwrap();
+        let q = &w.queries[0];
+        assert_eq!(q.statements.len(), 2);
+        assert_eq!(q.statements[1].params[0], Param::Ref("id".into()));
+        assert_eq!(q.statements[1].line, 13);
+        assert_eq!(q.weight, 3);
+    }
+}

@@ -1,0 +1,431 @@
+//! Parameter values at run time: the tenant pool (weighted by size), sample
+//! pools drawn from the loaded data per tenant, and one value per generator.
+//! Values are sent as text and typed by the server, as psql does, so any
+//! workload on any schema works without declaring types; values returned by
+//! an earlier statement travel back in the server's own binary form.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+
+use bytes::BytesMut;
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use tokio_postgres::Client;
+use tokio_postgres::types::{Format, FromSql, IsNull, ToSql, Type, to_sql_checked};
+
+use super::{Dist, Param, TenantPick, Workload};
+use crate::error::{Error, Result};
+use crate::generate::rng::{Prng, power_law_rank};
+
+/// Rows kept per tenant in a sample pool.
+pub const SAMPLES_PER_TENANT: i64 = 2000;
+
+/// A parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Text, parsed by the server into the parameter's type.
+    Text(String),
+    /// SQL NULL.
+    Null,
+    /// A value as the server returned it (binary), sent back as is.
+    Raw(Type, Vec<u8>),
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self {
+            Value::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Raw(_, b) => out.extend_from_slice(b),
+            Value::Null => return Ok(IsNull::Yes),
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _ty: &Type) -> Format {
+        match self {
+            Value::Raw(..) => Format::Binary,
+            _ => Format::Text,
+        }
+    }
+
+    to_sql_checked!();
+}
+
+/// Any column, kept raw (for `ref` parameters).
+#[derive(Debug, Clone)]
+pub struct RawColumn(pub Value);
+
+impl<'a> FromSql<'a> for RawColumn {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(RawColumn(Value::Raw(ty.clone(), raw.to_vec())))
+    }
+    fn from_sql_null(_ty: &Type) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(RawColumn(Value::Null))
+    }
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+}
+
+/// Tenants with their weights.
+#[derive(Debug, Clone, Default)]
+pub struct TenantPool {
+    /// Tenant ids (text); a single "" when the workload has no tenant.
+    pub ids: Vec<String>,
+    cumulative: Vec<f64>,
+    big: Vec<usize>,
+    small: Vec<usize>,
+}
+
+impl TenantPool {
+    /// Build from (id, weight); weights ≤ 0 count as 1.
+    pub fn new(mut rows: Vec<(String, f64)>) -> TenantPool {
+        // Deterministic order whatever the server returned.
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut acc = 0.0;
+        let cumulative = rows
+            .iter()
+            .map(|(_, w)| {
+                acc += if *w > 0.0 { *w } else { 1.0 };
+                acc
+            })
+            .collect();
+        let n = rows.len();
+        let big = (0..n.div_ceil(10).max(1).min(n)).collect();
+        let small = (n / 2..n).collect();
+        TenantPool {
+            ids: rows.into_iter().map(|r| r.0).collect(),
+            cumulative,
+            big,
+            small,
+        }
+    }
+
+    /// A pool with no tenant (workloads without a tenant setting).
+    pub fn none() -> TenantPool {
+        TenantPool::new(vec![(String::new(), 1.0)])
+    }
+
+    /// Pick a tenant.
+    pub fn pick(&self, how: TenantPick, rng: &mut Prng) -> &str {
+        if self.ids.is_empty() {
+            return "";
+        }
+        let i = match how {
+            TenantPick::Weighted => {
+                let total = self.cumulative.last().copied().unwrap_or(1.0);
+                let x = rng.unit() * total;
+                self.cumulative
+                    .partition_point(|&c| c <= x)
+                    .min(self.ids.len() - 1)
+            }
+            TenantPick::Uniform => rng.below(self.ids.len() as u64) as usize,
+            TenantPick::Big => *rng.pick(&self.big),
+            TenantPick::Small => {
+                if self.small.is_empty() {
+                    0
+                } else {
+                    *rng.pick(&self.small)
+                }
+            }
+        };
+        &self.ids[i]
+    }
+
+    /// The largest tenant and a small one (for plans and checks).
+    pub fn big_and_small(&self) -> (&str, &str) {
+        let big = self.ids.first().map(String::as_str).unwrap_or("");
+        let small = self
+            .ids
+            .get(self.ids.len() * 3 / 4)
+            .map(String::as_str)
+            .unwrap_or(big);
+        (big, small)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct SamplePool {
+    by_tenant: HashMap<String, Vec<String>>,
+    numeric_max: Option<i64>,
+}
+
+/// Everything parameter generation needs, loaded once before a run.
+#[derive(Debug, Clone)]
+pub struct Pools {
+    /// Tenants.
+    pub tenants: TenantPool,
+    samples: HashMap<(String, String), SamplePool>,
+    /// The dataset's "today" (`days_ago` counts back from it).
+    pub epoch: NaiveDate,
+}
+
+impl Pools {
+    /// Load the tenant pool and every sample pool the workload uses, as the
+    /// admin connection (it sees every tenant).
+    pub async fn load(admin: &Client, workload: &Workload) -> Result<Pools> {
+        let tenants = match (&workload.context.tenant_setting, &workload.context.tenants) {
+            (None, _) => TenantPool::none(),
+            (Some(_), None) => {
+                return Err(Error::Workload {
+                    file: workload.path.clone(),
+                    line: 0,
+                    query: None,
+                    message: "[context] sets tenant_setting but gives no `tenants` query".into(),
+                });
+            }
+            (Some(_), Some(sql)) => {
+                let wrapped = format!("SELECT t.id::text, t.w::float8 FROM ({sql}) AS t(id, w)");
+                let rows = admin
+                    .query(&wrapped, &[])
+                    .await
+                    .map_err(|e| Error::Workload {
+                        file: workload.path.clone(),
+                        line: 0,
+                        query: None,
+                        message: format!(
+                            "[context] tenants query failed: {}",
+                            Error::from_pg("", e)
+                        ),
+                    })?;
+                if rows.is_empty() {
+                    return Err(Error::Usage {
+                        message: "the tenants query returned no rows: the database holds no data"
+                            .into(),
+                        fix: "run `crmbench generate` first".into(),
+                    });
+                }
+                TenantPool::new(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            }
+        };
+        let mut samples = HashMap::new();
+        for q in &workload.queries {
+            for st in &q.statements {
+                for p in &st.params {
+                    let Param::Sample { table, column, .. } = p else {
+                        continue;
+                    };
+                    let key = (table.clone(), column.clone());
+                    if samples.contains_key(&key) {
+                        continue;
+                    }
+                    let pool = load_sample(admin, workload, table, column)
+                        .await
+                        .map_err(|e| Error::Workload {
+                            file: workload.path.clone(),
+                            line: st.line,
+                            query: Some(q.name.clone()),
+                            message: format!("sample = \"{table}.{column}\": {e}"),
+                        })?;
+                    samples.insert(key, pool);
+                }
+            }
+        }
+        let epoch = admin
+            .query_opt(
+                "SELECT epoch FROM crm.crmbench_meta WHERE to_regclass('crm.crmbench_meta') IS NOT NULL",
+                &[],
+            )
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.get::<_, Option<NaiveDate>>(0))
+            .unwrap_or_else(|| Utc::now().date_naive());
+        Ok(Pools {
+            tenants,
+            samples,
+            epoch,
+        })
+    }
+
+    /// A value for `param`.
+    pub fn value(
+        &self,
+        param: &Param,
+        rng: &mut Prng,
+        tenant: &str,
+        refs: &HashMap<String, Value>,
+    ) -> Value {
+        match param {
+            Param::Tenant => Value::Text(tenant.to_string()),
+            Param::Sample {
+                table,
+                column,
+                miss_rate,
+            } => {
+                let Some(pool) = self.samples.get(&(table.clone(), column.clone())) else {
+                    return Value::Null;
+                };
+                let values = pool
+                    .by_tenant
+                    .get(tenant)
+                    .filter(|v| !v.is_empty())
+                    .or_else(|| pool.by_tenant.get(""));
+                match values {
+                    Some(v) if !rng.chance(*miss_rate) => Value::Text(rng.pick(v).clone()),
+                    _ => Value::Text(match pool.numeric_max {
+                        Some(max) => (max + 1 + rng.below(1_000_000) as i64).to_string(),
+                        None => format!(
+                            "zz-missing-{:08x}@example.invalid",
+                            rng.below(u32::MAX as u64)
+                        ),
+                    }),
+                }
+            }
+            Param::Int { lo, hi, dist } => {
+                let span = (hi - lo) as u64 + 1;
+                let offset = match dist {
+                    Dist::Uniform => rng.below(span),
+                    Dist::Zipf => power_law_rank(rng.unit(), span, 1.0),
+                    Dist::Gaussian => (gaussian(rng) * span as f64)
+                        .floor()
+                        .clamp(0.0, (span - 1) as f64) as u64,
+                };
+                Value::Text((lo + offset as i64).to_string())
+            }
+            Param::Float { lo, hi, dist } => {
+                let u = match dist {
+                    Dist::Uniform => rng.unit(),
+                    Dist::Zipf => power_law_rank(rng.unit(), 1_000_000, 1.0) as f64 / 1e6,
+                    Dist::Gaussian => gaussian(rng),
+                };
+                Value::Text(format!("{:.4}", lo + (hi - lo) * u))
+            }
+            Param::DaysAgo { lo, hi } => {
+                let days = lo + (hi - lo) * rng.unit();
+                let end =
+                    Utc.from_utc_datetime(&self.epoch.and_hms_opt(23, 59, 59).unwrap_or_default());
+                let at = end - Duration::seconds((days * 86_400.0) as i64);
+                Value::Text(at.format("%Y-%m-%d %H:%M:%S+00").to_string())
+            }
+            Param::Choice(items) => Value::Text(rng.pick(items).clone()),
+            Param::Ref(name) => refs.get(name).cloned().unwrap_or(Value::Null),
+            Param::Value(v) => Value::Text(v.clone()),
+        }
+    }
+}
+
+/// Gaussian in [0, 1] around 0.5 with sd 1/6 (Box–Muller), clamped.
+fn gaussian(rng: &mut Prng) -> f64 {
+    let u1 = rng.unit().max(1e-12);
+    let u2 = rng.unit();
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (0.5 + z / 6.0).clamp(0.0, 1.0)
+}
+
+async fn load_sample(
+    admin: &Client,
+    workload: &Workload,
+    table: &str,
+    column: &str,
+) -> std::result::Result<SamplePool, String> {
+    // Deterministic choice of rows (hash order), so a seed replays the same stream.
+    let sql = if workload.context.tenant_setting.is_some() {
+        format!(
+            "SELECT tenant_id::text, v FROM (SELECT tenant_id, {column}::text AS v, \
+             row_number() OVER (PARTITION BY tenant_id ORDER BY hashtext({column}::text), {column}::text) AS rn \
+             FROM {table} WHERE {column} IS NOT NULL) s WHERE rn <= {SAMPLES_PER_TENANT} ORDER BY 1, 2"
+        )
+    } else {
+        format!(
+            "SELECT '', v FROM (SELECT {column}::text AS v FROM {table} WHERE {column} IS NOT NULL \
+             ORDER BY hashtext({column}::text), {column}::text LIMIT {}) s",
+            SAMPLES_PER_TENANT * 10
+        )
+    };
+    let rows = admin
+        .query(&sql, &[])
+        .await
+        .map_err(|e| Error::from_pg("sampling", e).to_string())?;
+    let mut pool = SamplePool::default();
+    let mut all_numeric = !rows.is_empty();
+    let mut max = i64::MIN;
+    for r in &rows {
+        let (tenant, v): (String, String) = (r.get(0), r.get(1));
+        match v.parse::<i64>() {
+            Ok(n) => max = max.max(n),
+            Err(_) => all_numeric = false,
+        }
+        pool.by_tenant.entry(tenant).or_default().push(v);
+    }
+    pool.numeric_max = all_numeric.then_some(max);
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_pick_follows_weights_and_classes_hold() {
+        let pool = TenantPool::new(
+            (0..20)
+                .map(|i| (format!("t{i:02}"), 100.0 / (i + 1) as f64))
+                .collect(),
+        );
+        let mut rng = Prng::for_parts(&[1]);
+        let mut top = 0;
+        for _ in 0..20_000 {
+            if pool.pick(TenantPick::Weighted, &mut rng) == "t00" {
+                top += 1;
+            }
+        }
+        // Weight share of t00 = 1 / H(20) ≈ 0.278.
+        let share = top as f64 / 20_000.0;
+        assert!((share - 0.278).abs() < 0.02, "{share}");
+        for _ in 0..200 {
+            assert!(["t00", "t01"].contains(&pool.pick(TenantPick::Big, &mut rng)));
+            let small: u32 = pool.pick(TenantPick::Small, &mut rng)[1..].parse().unwrap();
+            assert!(small >= 10);
+        }
+    }
+
+    #[test]
+    fn int_distributions_stay_in_range_and_differ() {
+        let pools = Pools {
+            tenants: TenantPool::none(),
+            samples: HashMap::new(),
+            epoch: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+        };
+        let mut rng = Prng::for_parts(&[2]);
+        let mut mean = |dist| {
+            let p = Param::Int {
+                lo: 1,
+                hi: 100,
+                dist,
+            };
+            let mut sum = 0i64;
+            for _ in 0..10_000 {
+                let Value::Text(t) = pools.value(&p, &mut rng, "", &HashMap::new()) else {
+                    panic!()
+                };
+                let n: i64 = t.parse().unwrap();
+                assert!((1..=100).contains(&n));
+                sum += n;
+            }
+            sum as f64 / 10_000.0
+        };
+        let (u, z, g) = (mean(Dist::Uniform), mean(Dist::Zipf), mean(Dist::Gaussian));
+        assert!((u - 50.5).abs() < 2.0, "uniform mean {u}");
+        assert!(z < 30.0, "zipf mean {z}");
+        assert!((g - 50.5).abs() < 2.0, "gaussian mean {g}");
+        let d = Param::DaysAgo { lo: 0.0, hi: 30.0 };
+        let Value::Text(ts) = pools.value(&d, &mut rng, "", &HashMap::new()) else {
+            panic!()
+        };
+        assert!(
+            ts.starts_with("2025-12") || ts.starts_with("2025-11"),
+            "{ts}"
+        );
+    }
+}
