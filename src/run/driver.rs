@@ -105,8 +105,8 @@ pub struct Slot {
     pub baseline: Vec<SideSlot>,
     /// Candidate side per query (paired).
     pub candidate: Vec<SideSlot>,
-    /// (baseline µs, candidate µs) pairs per query (paired).
-    pub pairs: Vec<Vec<(u32, u32)>>,
+    /// (client, baseline µs, candidate µs) per query (paired).
+    pub pairs: Vec<Vec<(u16, u32, u32)>>,
 }
 
 impl Slot {
@@ -248,17 +248,30 @@ async fn open_with_retry(spec: &ConnSpec, workload: &Workload, shared: &Shared) 
 async fn client_main(c: usize, t: usize, config: DriverConfig, shared: Arc<Shared>) {
     let workload = config.workload.clone();
     let pools = config.pools.clone();
+    let mut rng = Prng::for_parts(&[config.seed, tag("client"), c as u64]);
+    // Every other client opens the candidate's connection first: whatever being
+    // opened first does to a backend (placement, caches) cancels out.
+    let candidate_opens_first = c % 2 == 1;
+    let mut cand = None;
+    if candidate_opens_first {
+        if let Some(spec) = &config.candidate {
+            match initial(spec, &workload, &shared).await {
+                Some(c) => cand = Some(c),
+                None => return,
+            }
+        }
+    }
     let Some(mut base) = initial(&config.baseline, &workload, &shared).await else {
         return;
     };
-    let mut cand = match &config.candidate {
-        Some(spec) => match initial(spec, &workload, &shared).await {
-            Some(c) => Some(c),
-            None => return,
-        },
-        None => None,
-    };
-    let mut rng = Prng::for_parts(&[config.seed, tag("client"), c as u64]);
+    if !candidate_opens_first {
+        if let Some(spec) = &config.candidate {
+            match initial(spec, &workload, &shared).await {
+                Some(c) => cand = Some(c),
+                None => return,
+            }
+        }
+    }
     let cumulative: Vec<u64> = workload
         .queries
         .iter()
@@ -368,7 +381,7 @@ async fn client_main(c: usize, t: usize, config: DriverConfig, shared: Arc<Share
                 }
             }
             if paired && pair[0] > 0 && pair[1] > 0 && slot.pairs[qi].len() < PAIRS_PER_SLOT {
-                slot.pairs[qi].push((pair[0], pair[1]));
+                slot.pairs[qi].push((c as u16, pair[0], pair[1]));
             }
         }
         shared.done.fetch_add(1, Ordering::Relaxed);

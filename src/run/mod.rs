@@ -187,8 +187,7 @@ async fn run_on(
     let mut cand_totals: Vec<SideSlot> = driver::Slot::new(&workload, paired).candidate;
     let mut series: Vec<Vec<IntervalStats>> = vec![Vec::new(); q];
     let mut cand_series: Vec<Vec<IntervalStats>> = vec![Vec::new(); q];
-    let mut pairs: Vec<Vec<(u32, u32)>> = vec![Vec::new(); q];
-    let mut pairs_seen = vec![0u64; q];
+    let mut pairs: Vec<Vec<paired::Block>> = vec![Vec::new(); q];
     let mut reservoir_rng = Prng::for_parts(&[opts.seed, 0x5EED]);
 
     let started = Instant::now();
@@ -242,12 +241,7 @@ async fn run_on(
                     if paired {
                         cand_totals[i].merge(&slot.candidate[i]);
                         cand_series[i].push(interval_stats(t, &slot.candidate[i]));
-                        paired::reservoir_add(
-                            &mut pairs[i],
-                            &mut pairs_seen[i],
-                            &slot.pairs[i],
-                            &mut reservoir_rng,
-                        );
+                        pairs[i].extend(paired::blocks(&slot.pairs[i], &mut reservoir_rng));
                     }
                 }
                 if !opts.quiet {
@@ -295,12 +289,7 @@ async fn run_on(
             }
             if paired {
                 cand_totals[i].merge(&slot.candidate[i]);
-                paired::reservoir_add(
-                    &mut pairs[i],
-                    &mut pairs_seen[i],
-                    &slot.pairs[i],
-                    &mut reservoir_rng,
-                );
+                pairs[i].extend(paired::blocks(&slot.pairs[i], &mut reservoir_rng));
             }
         }
     }
@@ -310,7 +299,13 @@ async fn run_on(
     let after = pgstat::snapshot(&admin).await;
     let (index_usage, statements) = pgstat::delta(&before, &after);
 
-    let level = 1.0 - 0.05 / pairs.iter().filter(|p| p.len() >= 20).count().max(1) as f64;
+    let level = 1.0
+        - 0.05
+            / pairs
+                .iter()
+                .filter(|p| p.iter().map(|b| b.pairs.len()).sum::<usize>() >= 20)
+                .count()
+                .max(1) as f64;
     let side = |slot: &SideSlot, series: &[IntervalStats]| SideStats {
         count: slot.hist.len(),
         errors: slot.errors.clone(),

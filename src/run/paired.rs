@@ -2,15 +2,21 @@
 //! seeded bootstrap confidence interval over the (baseline, candidate) pairs
 //! measured in the same window by the same client with the same parameters.
 //! Intervals are Bonferroni-adjusted across queries, so "every query's
-//! interval contains 1.00" is a claim about all of them at once.
+//! interval contains 1.00" is a claim about all of them at once. Pairs are
+//! resampled in blocks (one block per interval of the series): the machine's
+//! drift makes neighbouring pairs alike, and resampling single pairs would
+//! give intervals that are too narrow. Blocks belong to clients, and clients
+//! are resampled first (a two-stage bootstrap): a connection's own backend
+//! may be a little faster or slower for the whole run, which only resampling
+//! clients shows.
 
 use crate::generate::rng::Prng;
 use crate::results::{RatioCi, Ratios};
 
 /// Bootstrap resamples.
 pub const RESAMPLES: usize = 400;
-/// Pairs kept per query (reservoir), enough for stable p99 estimates.
-pub const MAX_PAIRS: usize = 20_000;
+/// Pairs kept per query per block (reservoir).
+pub const MAX_PAIRS: usize = 2_000;
 
 fn quantile(values: &mut [u32], q: f64) -> f64 {
     if values.is_empty() {
@@ -33,12 +39,54 @@ fn ratio_at(pairs: &[(u32, u32)], q: f64, base: &mut Vec<u32>, cand: &mut Vec<u3
     quantile(cand, q) / b
 }
 
-/// Ratios with `level` confidence intervals (e.g. 0.95 / number of queries,
-/// Bonferroni). `None` with fewer than 20 pairs.
-pub fn ratios(pairs: &[(u32, u32)], level: f64, seed: u64) -> Option<Ratios> {
-    if pairs.len() < 20 {
+/// One client's pairs within one interval.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    /// The client.
+    pub client: u16,
+    /// (baseline µs, candidate µs).
+    pub pairs: Vec<(u32, u32)>,
+}
+
+/// Split one interval's (client, baseline, candidate) samples into per-client
+/// blocks, each kept to at most [`MAX_PAIRS`] by reservoir sampling.
+pub fn blocks(samples: &[(u16, u32, u32)], rng: &mut Prng) -> Vec<Block> {
+    let mut by_client: std::collections::BTreeMap<u16, Vec<(u32, u32)>> = Default::default();
+    for &(c, b, k) in samples {
+        by_client.entry(c).or_default().push((b, k));
+    }
+    by_client
+        .into_iter()
+        .map(|(client, all)| {
+            let mut kept = Vec::new();
+            reservoir_add(&mut kept, &mut 0, &all, rng);
+            Block {
+                client,
+                pairs: kept,
+            }
+        })
+        .collect()
+}
+
+/// Ratios with `level` confidence intervals (e.g. 1 - 0.05 / queries,
+/// Bonferroni), by a two-stage bootstrap (clients, then their blocks).
+/// `None` with fewer than 20 pairs or 3 blocks.
+pub fn ratios(blocks: &[Block], level: f64, seed: u64) -> Option<Ratios> {
+    let mut by_client: std::collections::BTreeMap<u16, Vec<&[(u32, u32)]>> = Default::default();
+    for b in blocks.iter().filter(|b| !b.pairs.is_empty()) {
+        by_client.entry(b.client).or_default().push(&b.pairs);
+    }
+    let clients: Vec<Vec<&[(u32, u32)]>> = by_client.into_values().collect();
+    let n_blocks: usize = clients.iter().map(Vec::len).sum();
+    let pairs: Vec<(u32, u32)> = clients
+        .iter()
+        .flatten()
+        .flat_map(|b| b.iter().copied())
+        .collect();
+    if pairs.len() < 20 || n_blocks < 3 {
         return None;
     }
+    let pairs = pairs.as_slice();
     let mut rng = Prng::for_parts(&[seed, 0xB007]);
     let (mut base, mut cand) = (
         Vec::with_capacity(pairs.len()),
@@ -53,8 +101,11 @@ pub fn ratios(pairs: &[(u32, u32)], level: f64, seed: u64) -> Option<Ratios> {
     let mut resample = Vec::with_capacity(pairs.len());
     for _ in 0..RESAMPLES {
         resample.clear();
-        for _ in 0..pairs.len() {
-            resample.push(pairs[rng.below(pairs.len() as u64) as usize]);
+        for _ in 0..clients.len() {
+            let client = &clients[rng.below(clients.len() as u64) as usize];
+            for _ in 0..client.len() {
+                resample.extend_from_slice(client[rng.below(client.len() as u64) as usize]);
+            }
         }
         for (i, &q) in qs.iter().enumerate() {
             let r = ratio_at(&resample, q, &mut base, &mut cand);
@@ -127,9 +178,18 @@ mod tests {
             .collect()
     }
 
+    fn blocks(factor: f64, seed: u64) -> Vec<Block> {
+        (0..20)
+            .map(|b| Block {
+                client: (b % 4) as u16,
+                pairs: pairs(factor, 250, seed * 100 + b),
+            })
+            .collect()
+    }
+
     #[test]
     fn a_a_interval_contains_one() {
-        let r = ratios(&pairs(1.0, 5_000, 1), 0.95, 7).unwrap();
+        let r = ratios(&blocks(1.0, 1), 0.95, 7).unwrap();
         for ci in [r.p50, r.p95, r.p99] {
             assert!(ci.lo <= 1.0 && 1.0 <= ci.hi, "{ci:?}");
         }
@@ -137,9 +197,14 @@ mod tests {
 
     #[test]
     fn a_20_percent_slowdown_is_outside_the_interval() {
-        let r = ratios(&pairs(1.2, 5_000, 2), 0.95, 7).unwrap();
+        let r = ratios(&blocks(1.2, 2), 0.95, 7).unwrap();
         assert!(r.p95.lo > 1.1, "{:?}", r.p95);
         assert!((r.p50.ratio - 1.2).abs() < 0.05);
+    }
+
+    #[test]
+    fn too_few_blocks_give_no_verdict() {
+        assert!(ratios(&blocks(1.0, 3)[..2], 0.95, 7).is_none());
     }
 
     #[test]
