@@ -248,6 +248,8 @@ pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<Generat
         message: format!("serializing the load report: {e}"),
         fix: String::new(),
     })?;
+    // As `schema create` does: HypoPG and pg_stat_statements when available.
+    schema::extensions::ensure(target, &admin).await?;
     admin
         .execute(
             &format!("UPDATE {SCHEMA}.crmbench_meta SET complete = true, details = $1"),

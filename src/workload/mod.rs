@@ -410,7 +410,7 @@ fn convert(p: ParamSpec) -> std::result::Result<Param, String> {
         };
     }
     if let Some(s) = p.sample {
-        let Some((table, column)) = s.split_once('.') else {
+        let Some((table, column)) = s.rsplit_once('.') else {
             return Err(format!("sample = \"{s}\": write table.column"));
         };
         let miss_rate = p.miss_rate.unwrap_or(0.0);
@@ -553,7 +553,7 @@ weight = 3
         let q = &w.queries[0];
         assert_eq!(q.statements.len(), 2);
         assert_eq!(q.statements[1].params[0], Param::Ref("id".into()));
-        assert_eq!(q.statements[1].line, 13);
+        assert_eq!(q.statements[1].line, 11);
         assert_eq!(q.weight, 3);
     }
 }
