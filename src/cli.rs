@@ -188,6 +188,12 @@ struct RunArgs {
     /// Validate the workload against the server and stop.
     #[arg(long)]
     check: bool,
+    /// prepared (extended protocol, statements prepared once per connection;
+    /// a tenant-framed transaction is pipelined) or simple (each transaction
+    /// sent as one text message with literals: one round trip). Poolers in
+    /// transaction mode (pgbouncer) break prepared statements: use simple there.
+    #[arg(long, default_value = "prepared")]
+    protocol: String,
     /// Run folder [default: reports/<timestamp>-run].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -697,6 +703,16 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         interval: args.interval.max(std::time::Duration::from_millis(100)),
         max_tries: args.max_tries,
         check_only: false,
+        simple: match args.protocol.as_str() {
+            "prepared" => false,
+            "simple" => true,
+            other => {
+                return Err(Error::Usage {
+                    message: format!("--protocol {other} is not known"),
+                    fix: "use prepared or simple".into(),
+                });
+            }
+        },
         quiet: args.quiet,
     };
     let outcome = crate::run::run(&target, &options).await?;

@@ -48,6 +48,7 @@ fn options(workload: &str, seconds: f64) -> RunOptions {
         interval: Duration::from_millis(500),
         max_tries: 1,
         check_only: false,
+        simple: false,
         quiet: true,
     }
 }

@@ -3,7 +3,8 @@
 //! statements, `COMMIT` — pipelined (sent back to back without waiting) up to
 //! the first statement that needs a value returned by an earlier one, so the
 //! frame costs no extra round trips. All statements are prepared once per
-//! connection (extended protocol).
+//! connection (extended protocol). A workload without a tenant setting sends
+//! a single-statement query alone (autocommit), as such an application does.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -30,6 +31,7 @@ pub struct Conn {
     rollback: Prepared,
     statements: Vec<Vec<Prepared>>,
     setting: Option<String>,
+    simple: bool,
 }
 
 /// A transaction's outcome.
@@ -69,9 +71,10 @@ impl TxError {
         }
     }
 
-    /// Whether the connection must be replaced.
+    /// Whether the connection must be replaced (closed, or the server
+    /// terminated the backend: SQLSTATE class 57P).
     pub fn lost(&self) -> bool {
-        self.code == CONNECTION_LOST
+        self.code == CONNECTION_LOST || self.code.starts_with("57P")
     }
 
     /// Serialization failure or deadlock: worth a retry.
@@ -81,8 +84,9 @@ impl TxError {
 }
 
 impl Conn {
-    /// Connect and prepare every statement of the workload.
-    pub async fn open(spec: &ConnSpec, workload: &Workload) -> Result<Conn> {
+    /// Connect and prepare every statement of the workload (`simple`: send
+    /// statements as text with literals instead, one message per segment).
+    pub async fn open(spec: &ConnSpec, workload: &Workload, simple: bool) -> Result<Conn> {
         let client = pg::connect(spec).await?;
         let prep = |sql: String| {
             let client = &client;
@@ -118,6 +122,7 @@ impl Conn {
             rollback,
             statements,
             setting: workload.context.tenant_setting.clone(),
+            simple,
         })
     }
 
@@ -129,12 +134,20 @@ impl Conn {
         tenant: &str,
         values: &[Vec<Value>],
     ) -> std::result::Result<TxOutcome, TxError> {
+        if self.simple {
+            return self.run_simple(query, tenant, values).await;
+        }
+        if query.statements.len() == 1 {
+            return self.run_single(qi, tenant, &values[0]).await;
+        }
         let started = Instant::now();
         let mut last = started;
         let mut statement_us = Vec::with_capacity(query.statements.len());
         let mut refs: HashMap<String, Value> = HashMap::new();
         let client = &self.client;
         let n = query.statements.len();
+        // No tenant and a single statement: autocommit, as such an app sends it.
+        let framed = self.setting.is_some() || n > 1;
 
         // Segments: a statement with a ref parameter waits for what came before.
         let mut seg_start = 0;
@@ -166,7 +179,7 @@ impl Conn {
             let tenant_owned = tenant.to_string();
             let setting = self.setting.clone();
             let mut frame: Vec<Timed<'_>> = Vec::new();
-            if first {
+            if first && framed {
                 frame.push(Box::pin(timed(client.query(&self.begin, &[]))));
                 if let (Some(set), Some(setting)) = (&self.set_tenant, setting.as_ref()) {
                     let setting = setting.clone();
@@ -188,7 +201,7 @@ impl Conn {
                     timed(client.query(stmt, &refs)).await
                 }));
             }
-            if last_segment {
+            if last_segment && framed {
                 frame.push(Box::pin(timed(client.query(&self.commit, &[]))));
             }
             let results = join_all(frame).await;
@@ -220,7 +233,7 @@ impl Conn {
                 }
             }
             if let Some(f) = failure {
-                if !f.lost() && !last_segment {
+                if !f.lost() && !last_segment && framed {
                     let _ = self.client.query(&self.rollback, &[]).await;
                 }
                 return Err(f);
@@ -246,6 +259,146 @@ type Timed<'a> = std::pin::Pin<
             + 'a,
     >,
 >;
+
+impl Conn {
+    /// Simple protocol: each segment (up to a statement that needs a returned
+    /// value) goes as one text message with literals — BEGIN, set_config,
+    /// statements, COMMIT — so one round trip and one reply per segment.
+    /// Statement latencies are the segment's time.
+    async fn run_simple(
+        &mut self,
+        query: &Query,
+        tenant: &str,
+        values: &[Vec<Value>],
+    ) -> std::result::Result<TxOutcome, TxError> {
+        use tokio_postgres::SimpleQueryMessage;
+        let n = query.statements.len();
+        let framed = self.setting.is_some() || n > 1;
+        let started = Instant::now();
+        let mut refs: HashMap<String, Value> = HashMap::new();
+        let mut statement_us = Vec::with_capacity(n);
+        let mut seg_start = 0;
+        while seg_start < n {
+            let mut seg_end = seg_start + 1;
+            while seg_end < n
+                && !query.statements[seg_end]
+                    .params
+                    .iter()
+                    .any(|p| matches!(p, Param::Ref(_)))
+            {
+                seg_end += 1;
+            }
+            let mut text = String::new();
+            if seg_start == 0 && framed {
+                text.push_str("BEGIN;");
+                if let Some(setting) = &self.setting {
+                    text.push_str(&format!(
+                        "SELECT set_config({}, {}, true);",
+                        pg::quote_literal(setting),
+                        pg::quote_literal(tenant)
+                    ));
+                }
+            }
+            for i in seg_start..seg_end {
+                let st = &query.statements[i];
+                let sql = crate::workload::substitute(&st.sql, |k| {
+                    let v = match st.params.get(k - 1) {
+                        Some(Param::Ref(name)) => refs.get(name).cloned().unwrap_or(Value::Null),
+                        _ => values[i].get(k - 1).cloned().unwrap_or(Value::Null),
+                    };
+                    match v {
+                        Value::Text(t) => pg::quote_literal(&t),
+                        _ => "NULL".into(),
+                    }
+                });
+                text.push_str(sql.trim().trim_end_matches(';'));
+                text.push(';');
+            }
+            if seg_end == n && framed {
+                text.push_str("COMMIT;");
+            }
+            let seg_started = Instant::now();
+            match self.client.simple_query(&text).await {
+                Ok(messages) => {
+                    let us = micros(seg_started.elapsed());
+                    statement_us.extend((seg_start..seg_end).map(|_| us));
+                    for m in messages {
+                        if let SimpleQueryMessage::Row(row) = m {
+                            for (c, col) in row.columns().iter().enumerate() {
+                                let v = row
+                                    .get(c)
+                                    .map_or(Value::Null, |t| Value::Text(t.to_string()));
+                                refs.insert(col.name().to_string(), v);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let err = TxError::from_pg(&e);
+                    if !err.lost() && framed {
+                        let _ = self.client.simple_query("ROLLBACK").await;
+                    }
+                    return Err(err);
+                }
+            }
+            seg_start = seg_end;
+        }
+        Ok(TxOutcome {
+            total_us: micros(started.elapsed()),
+            statement_us,
+        })
+    }
+
+    /// The common case, without allocations for the frame: one statement,
+    /// framed (BEGIN, set_config, statement, COMMIT in one pipelined round
+    /// trip) when the workload has a tenant, else alone (autocommit).
+    async fn run_single(
+        &mut self,
+        qi: usize,
+        tenant: &str,
+        values: &[Value],
+    ) -> std::result::Result<TxOutcome, TxError> {
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let stmt = &self.statements[qi][0];
+        let client = &self.client;
+        let started = Instant::now();
+        let (Some(set), Some(setting)) = (&self.set_tenant, &self.setting) else {
+            client
+                .execute(stmt, &params)
+                .await
+                .map_err(|e| TxError::from_pg(&e))?;
+            let us = micros(started.elapsed());
+            return Ok(TxOutcome {
+                total_us: us,
+                statement_us: vec![us],
+            });
+        };
+        let set_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [setting, &tenant];
+        let (begin, set, (result, at), commit) = tokio::join!(
+            client.execute(&self.begin, &[]),
+            timed(client.execute(set, &set_params)),
+            timed(client.execute(stmt, &params)),
+            client.execute(&self.commit, &[])
+        );
+        let (set, set_at) = set;
+        // The first failure in order is the cause; later ones follow from it.
+        for r in [
+            begin.map(|_| ()),
+            set.map(|_| ()),
+            result.map(|_| ()),
+            commit.map(|_| ()),
+        ] {
+            r.map_err(|e| TxError::from_pg(&e))?;
+        }
+        Ok(TxOutcome {
+            total_us: micros(started.elapsed()),
+            statement_us: vec![micros(at.saturating_duration_since(set_at))],
+        })
+    }
+}
 
 async fn timed<F, T>(fut: F) -> (T, Instant)
 where

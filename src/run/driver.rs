@@ -54,6 +54,8 @@ pub struct DriverConfig {
     pub seed: u64,
     /// Tries per transaction for serialization failures and deadlocks.
     pub max_tries: u32,
+    /// Simple protocol (text with literals) instead of prepared statements.
+    pub simple: bool,
 }
 
 /// One query's figures for one side within an interval.
@@ -222,10 +224,15 @@ fn set_fatal(shared: &Shared, message: String) {
     shared.stop.store(true, Ordering::Relaxed);
 }
 
-async fn open_with_retry(spec: &ConnSpec, workload: &Workload, shared: &Shared) -> Option<Conn> {
+async fn open_with_retry(
+    spec: &ConnSpec,
+    workload: &Workload,
+    shared: &Shared,
+    simple: bool,
+) -> Option<Conn> {
     let mut delay = Duration::from_millis(50);
     loop {
-        match Conn::open(spec, workload).await {
+        match Conn::open(spec, workload, simple).await {
             Ok(c) => return Some(c),
             Err(e) => {
                 if shared.stop.load(Ordering::Relaxed) {
@@ -255,18 +262,18 @@ async fn client_main(c: usize, t: usize, config: DriverConfig, shared: Arc<Share
     let mut cand = None;
     if candidate_opens_first {
         if let Some(spec) = &config.candidate {
-            match initial(spec, &workload, &shared).await {
+            match initial(spec, &workload, &shared, config.simple).await {
                 Some(c) => cand = Some(c),
                 None => return,
             }
         }
     }
-    let Some(mut base) = initial(&config.baseline, &workload, &shared).await else {
+    let Some(mut base) = initial(&config.baseline, &workload, &shared, config.simple).await else {
         return;
     };
     if !candidate_opens_first {
         if let Some(spec) = &config.candidate {
-            match initial(spec, &workload, &shared).await {
+            match initial(spec, &workload, &shared, config.simple).await {
                 Some(c) => cand = Some(c),
                 None => return,
             }
@@ -387,14 +394,14 @@ async fn client_main(c: usize, t: usize, config: DriverConfig, shared: Arc<Share
         shared.done.fetch_add(1, Ordering::Relaxed);
         // A killed backend or dropped connection: counted above, then reconnect.
         if lost[0] {
-            match open_with_retry(&config.baseline, &workload, &shared).await {
+            match open_with_retry(&config.baseline, &workload, &shared, config.simple).await {
                 Some(c) => base = c,
                 None => return,
             }
         }
         if lost[1] {
             if let Some(spec) = &config.candidate {
-                match open_with_retry(spec, &workload, &shared).await {
+                match open_with_retry(spec, &workload, &shared, config.simple).await {
                     Some(c) => cand = Some(c),
                     None => return,
                 }
@@ -403,8 +410,13 @@ async fn client_main(c: usize, t: usize, config: DriverConfig, shared: Arc<Share
     }
 }
 
-async fn initial(spec: &ConnSpec, workload: &Workload, shared: &Shared) -> Option<Conn> {
-    match Conn::open(spec, workload).await {
+async fn initial(
+    spec: &ConnSpec,
+    workload: &Workload,
+    shared: &Shared,
+    simple: bool,
+) -> Option<Conn> {
+    match Conn::open(spec, workload, simple).await {
         Ok(c) => Some(c),
         Err(e) => {
             set_fatal(shared, e.to_string());

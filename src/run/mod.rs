@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub max_tries: u32,
     /// Validate only.
     pub check_only: bool,
+    /// Simple protocol instead of prepared statements.
+    pub simple: bool,
     /// No live progress.
     pub quiet: bool,
 }
@@ -168,6 +170,7 @@ async fn run_on(
         arrivals: opts.arrivals,
         seed: opts.seed,
         max_tries: opts.max_tries.max(1),
+        simple: opts.simple,
     };
     let server = pgstat::server_info(
         &admin,
@@ -406,7 +409,7 @@ async fn run_on(
             clients: opts.clients,
             threads,
             rate: opts.rate,
-            protocol: "prepared".into(),
+            protocol: if opts.simple { "simple" } else { "prepared" }.into(),
             warmup_seconds: opts.warmup.as_secs_f64(),
             interval_seconds: opts.interval.as_secs_f64(),
             paired,

@@ -557,3 +557,55 @@ weight = 3
         assert_eq!(q.weight, 3);
     }
 }
+
+/// Replace `$n` placeholders (outside string literals and comments) by
+/// `literal(n)`: how the simple protocol carries parameters.
+pub fn substitute(sql: &str, literal: impl Fn(usize) -> String) -> String {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'\'' {
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'$' => {
+                let mut end = i + 1;
+                while end < bytes.len() && bytes[end].is_ascii_digit() {
+                    end += 1;
+                }
+                if let Ok(n) = sql[i + 1..end].parse::<usize>() {
+                    out.push_str(&sql[copied..i]);
+                    out.push_str(&literal(n));
+                    copied = end;
+                }
+                i = end.max(i + 1);
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    out
+}
+
+#[cfg(test)]
+mod substitute_tests {
+    use super::*;
+
+    #[test]
+    fn substitutes_outside_literals() {
+        let s = substitute("SELECT $1, '$2', $10 -- $1\n, $2", |n| format!("<{n}>"));
+        assert_eq!(s, "SELECT <1>, '$2', <10> -- $1\n, <2>");
+    }
+}

@@ -248,6 +248,15 @@ impl Pools {
         })
     }
 
+    /// Pools with only a tenant pool (benchmarks and tests of generators).
+    pub fn for_bench(tenants: TenantPool) -> Pools {
+        Pools {
+            tenants,
+            samples: HashMap::new(),
+            epoch: Utc::now().date_naive(),
+        }
+    }
+
     /// A value for `param`.
     pub fn value(
         &self,
