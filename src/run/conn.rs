@@ -299,12 +299,14 @@ impl Conn {
                     ));
                 }
             }
-            for i in seg_start..seg_end {
-                let st = &query.statements[i];
+            for (st, vals) in query.statements[seg_start..seg_end]
+                .iter()
+                .zip(&values[seg_start..seg_end])
+            {
                 let sql = crate::workload::substitute(&st.sql, |k| {
                     let v = match st.params.get(k - 1) {
                         Some(Param::Ref(name)) => refs.get(name).cloned().unwrap_or(Value::Null),
-                        _ => values[i].get(k - 1).cloned().unwrap_or(Value::Null),
+                        _ => vals.get(k - 1).cloned().unwrap_or(Value::Null),
                     };
                     match v {
                         Value::Text(t) => pg::quote_literal(&t),
