@@ -138,6 +138,24 @@ enum Command {
     /// (marked partial). Exit codes: 0 done, 1 a query's error rate exceeded
     /// --max-error-rate or the --self-check failed, 2 an error.
     Run(RunArgs),
+    /// Capture every query's executed plan, for a big and a small tenant, as
+    /// the workload's role with the tenant set (row-level security in force),
+    /// in transactions that are rolled back; print findings and write
+    /// plans.json (plan trees, fingerprints, findings) into the run folder.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// Workload file (TOML).
+    #[arg(long, default_value = "workloads/crm.toml")]
+    workload: PathBuf,
+    /// Seed of the parameter values.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run folder [default: reports/latest when it exists, else a new one].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +410,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Schema(cmd) => schema_command(cmd, &opts).await?,
         Command::Generate(args) => generate_command(args, &opts).await?,
         Command::Run(args) => return Ok(run_command(args, &opts).await?),
+        Command::Explain(args) => explain_command(args, &opts).await?,
     }
     Ok(EXIT_OK)
 }
@@ -756,4 +775,19 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         }
     }
     Ok(code)
+}
+
+async fn explain_command(args: ExplainArgs, opts: &TargetOptions) -> Result<()> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let file = crate::explain::explain(&target, &args.workload, args.seed).await?;
+    let latest = PathBuf::from(crate::runfolder::REPORTS).join("latest");
+    let out = args
+        .out
+        .clone()
+        .or_else(|| latest.is_dir().then_some(latest));
+    let folder = crate::runfolder::prepare(out.as_deref(), "explain")?;
+    let path = crate::runfolder::write_json(&folder, "plans.json", &file)?;
+    print!("{}", crate::explain::render_summary(&file));
+    println!("  plans: {}", path.display());
+    Ok(())
 }

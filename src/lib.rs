@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod explain;
 pub mod generate;
 pub mod pg;
 pub mod results;

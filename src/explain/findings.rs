@@ -1,0 +1,268 @@
+//! Findings read from an executed plan, each naming its node with a one-line
+//! hint: what a performance engineer looks for first in EXPLAIN ANALYZE.
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::PlanNode;
+
+/// What kind of problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// A sequential scan of a large table keeps few of the rows it reads.
+    SeqScanSelective,
+    /// A filter throws away far more rows than the node returns.
+    FilterRemovesMost,
+    /// The planner's row estimate is off by 10× or more.
+    EstimateOff,
+    /// A sort or hash spilled to disk.
+    Spill,
+    /// A nested loop repeats a scan many times.
+    NestedLoopMany,
+    /// A bitmap heap scan went lossy (work_mem too small for exact bitmaps).
+    LossyBitmap,
+    /// The big and the small tenant get different plans.
+    PlansDiffer,
+    /// Row-level security keeps a non-leakproof predicate from being an index
+    /// condition: it is a filter above the tenant part of the index.
+    RlsNonLeakproof,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Kind.
+    pub kind: FindingKind,
+    /// The node ("Seq Scan on orders").
+    pub node: String,
+    /// One line for the user.
+    pub hint: String,
+}
+
+/// Rows a scan must remove before a sequential scan counts as "large".
+const LARGE: f64 = 1000.0;
+
+/// Columns of type numeric per relation: their comparisons are not leakproof,
+/// and EXPLAIN prints numeric constants without a cast, so the plan text alone
+/// cannot tell.
+pub type NumericColumns = std::collections::HashMap<String, Vec<String>>;
+
+/// Findings of one plan tree. `rls` says the plan ran under row-level
+/// security (as the app role with a tenant set).
+pub fn findings(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for node in root.walk() {
+        let label = node.label();
+        let removed = node.rows_removed_by_filter.unwrap_or(0.0) * node.actual_loops.unwrap_or(1.0);
+        let returned = node.total_rows();
+        if node.node_type == "Seq Scan" && removed >= LARGE && returned * 10.0 <= removed {
+            out.push(Finding {
+                kind: FindingKind::SeqScanSelective,
+                node: label.clone(),
+                hint: format!(
+                    "reads {:.0} rows to return {:.0}: an index on the filtered columns ({}) would skip them",
+                    removed + returned,
+                    returned,
+                    node.filter.as_deref().unwrap_or("?")
+                ),
+            });
+        } else if node.node_type != "Seq Scan" && removed >= LARGE && returned * 10.0 <= removed {
+            out.push(Finding {
+                kind: FindingKind::FilterRemovesMost,
+                node: label.clone(),
+                hint: format!(
+                    "the filter removes {removed:.0} rows for {returned:.0} returned: move its columns into the index ({})",
+                    node.filter.as_deref().unwrap_or("?")
+                ),
+            });
+        }
+        if let Some(actual) = node.actual_rows {
+            let (est, act) = (node.plan_rows.max(1.0), actual.max(1.0));
+            if (est >= 100.0 || act >= 100.0) && (est / act >= 10.0 || act / est >= 10.0) {
+                out.push(Finding {
+                    kind: FindingKind::EstimateOff,
+                    node: label.clone(),
+                    hint: format!(
+                        "estimated {:.0} rows, got {:.0} per loop: stale or missing statistics, or correlated \
+                         columns (ANALYZE; CREATE STATISTICS)",
+                        node.plan_rows, actual
+                    ),
+                });
+            }
+        }
+        if node.sort_space_type.as_deref() == Some("Disk") || node.hash_batches.unwrap_or(1) > 1 {
+            out.push(Finding {
+                kind: FindingKind::Spill,
+                node: label.clone(),
+                hint: "spilled to disk: raise work_mem for this query, or sort/hash fewer rows"
+                    .into(),
+            });
+        }
+        if node.node_type == "Nested Loop" {
+            if let Some(inner) = node.plans.get(1) {
+                let loops = inner.actual_loops.unwrap_or(1.0);
+                let scan = inner.walk().into_iter().find(|n| n.node_type == "Seq Scan");
+                if loops >= 1000.0 || (loops >= 10.0 && scan.is_some()) {
+                    out.push(Finding {
+                        kind: FindingKind::NestedLoopMany,
+                        node: label.clone(),
+                        hint: format!(
+                            "repeats its inner side {loops:.0} times{}: an index for the join key, or a hash join",
+                            scan.map(|s| format!(" ({})", s.label())).unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+        }
+        if node.lossy_heap_blocks.unwrap_or(0) > 0 {
+            out.push(Finding {
+                kind: FindingKind::LossyBitmap,
+                node: label.clone(),
+                hint: format!(
+                    "{} heap blocks were lossy (every row rechecked): raise work_mem or use a more selective index",
+                    node.lossy_heap_blocks.unwrap_or(0)
+                ),
+            });
+        }
+        if rls && node.relation.is_some() {
+            if let Some(filter) = &node.filter {
+                let numeric_cols = node
+                    .relation
+                    .as_ref()
+                    .and_then(|r| numeric.get(r))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                if let Some((what, remedy)) =
+                    non_leakproof(filter).or_else(|| numeric_comparison(filter, numeric_cols))
+                {
+                    out.push(Finding {
+                        kind: FindingKind::RlsNonLeakproof,
+                        node: label.clone(),
+                        hint: format!(
+                            "under row-level security {what} is not leakproof, so it cannot be an index \
+                             condition for the app role (it filters {removed:.0} rows here): {remedy}"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+const NUMERIC: (&str, &str) = (
+    "a numeric comparison (numeric_lt/numeric_eq, Prisma's Decimal)",
+    "keep money as integer cents (bigint) or add a stored generated bigint column; bigint \
+     comparisons are leakproof",
+);
+
+/// A comparison on one of `columns` (numeric) inside `filter`.
+pub fn numeric_comparison(
+    filter: &str,
+    columns: &[String],
+) -> Option<(&'static str, &'static str)> {
+    columns
+        .iter()
+        .any(|c| {
+            [" = ", " <> ", " < ", " > ", " <= ", " >= "]
+                .iter()
+                .any(|op| filter.contains(&format!("{c}{op}")))
+        })
+        .then_some(NUMERIC)
+}
+
+/// The non-leakproof operator in a filter, and the remedy.
+pub fn non_leakproof(filter: &str) -> Option<(&'static str, &'static str)> {
+    let checks: [(&str, &str, &str); 7] = [
+        (
+            "~~*",
+            "ILIKE (texticlike)",
+            "store a lower-cased copy as a stored generated column and search it with a text range \
+             (col >= 'abc' AND col < 'abd') on a default btree",
+        ),
+        (
+            "~~",
+            "LIKE (textlike)",
+            "search a prefix as a text range (col >= 'abc' AND col < 'abd'), which is leakproof",
+        ),
+        (
+            "@>",
+            "jsonb containment @> (jsonb_contains)",
+            "extract the attribute into a scalar column (generated, stored) and compare it with =",
+        ),
+        (
+            "::numeric",
+            "a numeric comparison (numeric_lt/numeric_eq, Prisma's Decimal)",
+            "keep money as integer cents (bigint) or add a stored generated bigint column; bigint \
+             comparisons are leakproof",
+        ),
+        (
+            "lower(",
+            "an expression (lower(…))",
+            "a stored generated column (e.g. email_lower text) indexed with (tenant_id, email_lower)",
+        ),
+        (
+            "upper(",
+            "an expression (upper(…))",
+            "a stored generated column indexed with tenant_id first",
+        ),
+        (
+            " ~ ",
+            "a regular expression (textregexeq)",
+            "a text range or an extracted column",
+        ),
+    ];
+    checks
+        .iter()
+        .find(|(needle, _, _)| filter.contains(needle))
+        .map(|(_, what, remedy)| (*what, *remedy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(root: &PlanNode, rls: bool) -> Vec<FindingKind> {
+        findings(root, rls, &NumericColumns::new())
+            .into_iter()
+            .map(|f| f.kind)
+            .collect()
+    }
+
+    #[test]
+    fn numeric_columns_compared_without_casts_are_found() {
+        let cols = vec!["base_price".to_string()];
+        assert!(
+            numeric_comparison(
+                "((p.metal = 'x'::text) AND (p.base_price >= 330.41))",
+                &cols
+            )
+            .is_some()
+        );
+        assert!(numeric_comparison("(p.metal = 'x'::text)", &cols).is_none());
+    }
+
+    #[test]
+    fn ilike_and_numeric_under_rls_name_the_operator() {
+        let (w, _) = non_leakproof("((last_name)::text ~~* 'smi%'::text)").unwrap();
+        assert!(w.contains("ILIKE"));
+        let (w, r) =
+            non_leakproof("((base_price >= '100'::numeric) AND (base_price <= '200'::numeric))")
+                .unwrap();
+        assert!(w.contains("numeric") && r.contains("cents"));
+        assert!(non_leakproof("(status = 'open'::text)").is_none());
+    }
+
+    #[test]
+    fn a_leaf_with_nothing_wrong_has_no_findings() {
+        let node = PlanNode {
+            node_type: "Index Scan".into(),
+            relation: Some("customers".into()),
+            plan_rows: 1.0,
+            actual_rows: Some(1.0),
+            actual_loops: Some(1.0),
+            ..Default::default()
+        };
+        assert!(kinds(&node, true).is_empty());
+    }
+}

@@ -1,0 +1,349 @@
+//! `crmbench explain`: for every query of a workload, for a big and a small
+//! tenant, run `EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)` as the
+//! workload's role with the tenant set (RLS in force), inside a transaction
+//! that is always rolled back; keep the typed plan, its fingerprint and its
+//! findings; write `plans.json`.
+
+pub mod findings;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::generate::rng::{Prng, tag};
+use crate::pg::{self, Target};
+use crate::results::WorkloadInfo;
+use crate::workload::params::{Pools, RawColumn, Value};
+use crate::workload::{Param, Query, Workload};
+use findings::{Finding, FindingKind};
+use plan::Explained;
+
+/// Version of the plans.json format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What plans.json holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlansFile {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// crmbench version.
+    pub crmbench_version: String,
+    /// The workload.
+    pub workload: WorkloadInfo,
+    /// Seed of the parameter values.
+    pub seed: u64,
+    /// Whether plans ran under row-level security (a tenant setting and a role).
+    pub rls: bool,
+    /// Per query.
+    pub queries: Vec<QueryPlans>,
+}
+
+/// One query's plans.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueryPlans {
+    /// Query name.
+    pub name: String,
+    /// Per tenant class ("big", "small"; "all" without tenants).
+    pub tenants: Vec<TenantPlans>,
+    /// Findings across tenants (deduplicated), including plans that differ.
+    pub findings: Vec<Finding>,
+}
+
+/// The plans of one query for one tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TenantPlans {
+    /// "big", "small" or "all".
+    pub class: String,
+    /// The tenant id ("" without tenants).
+    pub tenant: String,
+    /// One per statement.
+    pub statements: Vec<StatementPlan>,
+}
+
+/// One statement's plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatementPlan {
+    /// Position in the transaction.
+    pub index: usize,
+    /// The SQL.
+    pub sql: String,
+    /// The executed plan (absent when EXPLAIN failed).
+    pub plan: Option<Explained>,
+    /// Plan shape (node types, relations, indexes, join order).
+    pub shape: String,
+    /// Hash of the shape.
+    pub fingerprint: String,
+    /// Findings of this plan.
+    pub findings: Vec<Finding>,
+    /// Why EXPLAIN failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Explain every query of the workload at `path` on `target`.
+pub async fn explain(target: &Target, path: &Path, seed: u64) -> Result<PlansFile> {
+    let (workload, pools) = crate::run::prepare(target, path).await?;
+    let client = pg::connect(&crate::run::workload_spec(target, &workload)).await?;
+    let rls = workload.context.tenant_setting.is_some();
+    let numeric = numeric_columns(&pg::connect(&target.admin()).await?).await?;
+    let classes: Vec<(&str, String)> = if rls {
+        let (big, small) = pools.tenants.big_and_small();
+        vec![("big", big.to_string()), ("small", small.to_string())]
+    } else {
+        vec![("all", String::new())]
+    };
+    let mut queries = Vec::new();
+    for (qi, query) in workload.queries.iter().enumerate() {
+        let mut tenants = Vec::new();
+        for (class, tenant) in &classes {
+            let mut rng = Prng::for_parts(&[seed, tag("explain"), qi as u64, tag(class)]);
+            let ctx = Ctx {
+                client: &client,
+                workload: &workload,
+                pools: &pools,
+                rls,
+                numeric: &numeric,
+            };
+            let statements = explain_query(&ctx, query, tenant, &mut rng).await?;
+            tenants.push(TenantPlans {
+                class: class.to_string(),
+                tenant: tenant.clone(),
+                statements,
+            });
+        }
+        let mut found: Vec<Finding> = Vec::new();
+        for t in &tenants {
+            for s in &t.statements {
+                for f in &s.findings {
+                    if !found.iter().any(|g| g.kind == f.kind && g.node == f.node) {
+                        found.push(f.clone());
+                    }
+                }
+            }
+        }
+        if let [a, b] = tenants.as_slice() {
+            for (sa, sb) in a.statements.iter().zip(&b.statements) {
+                if sa.plan.is_some() && sb.plan.is_some() && sa.fingerprint != sb.fingerprint {
+                    found.push(Finding {
+                        kind: FindingKind::PlansDiffer,
+                        node: format!("statement {}", sa.index + 1),
+                        hint: format!(
+                            "the {} tenant gets `{}`, the {} tenant `{}`: test both when changing indexes",
+                            a.class, sa.shape, b.class, sb.shape
+                        ),
+                    });
+                }
+            }
+        }
+        queries.push(QueryPlans {
+            name: query.name.clone(),
+            tenants,
+            findings: found,
+        });
+    }
+    Ok(PlansFile {
+        format_version: FORMAT_VERSION,
+        crmbench_version: env!("CARGO_PKG_VERSION").into(),
+        workload: WorkloadInfo {
+            name: workload.name.clone(),
+            path: workload.path.display().to_string(),
+            hash: workload.hash.clone(),
+        },
+        seed,
+        rls,
+        queries,
+    })
+}
+
+/// What every query's explanation shares.
+struct Ctx<'a> {
+    client: &'a Client,
+    workload: &'a Workload,
+    pools: &'a Pools,
+    rls: bool,
+    numeric: &'a findings::NumericColumns,
+}
+
+async fn explain_query(
+    ctx: &Ctx<'_>,
+    query: &Query,
+    tenant: &str,
+    rng: &mut Prng,
+) -> Result<Vec<StatementPlan>> {
+    let Ctx {
+        client,
+        workload,
+        pools,
+        rls,
+        numeric,
+    } = *ctx;
+    let sql_err = |what: &str, e: tokio_postgres::Error| {
+        Error::from_pg(format!("{what} for `{}`", query.name), e)
+    };
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| sql_err("BEGIN", e))?;
+    if let Some(setting) = &workload.context.tenant_setting {
+        client
+            .query("SELECT set_config($1, $2, true)", &[setting, &tenant])
+            .await
+            .map_err(|e| sql_err("set_config", e))?;
+    }
+    let mut refs: HashMap<String, Value> = HashMap::new();
+    let mut out = Vec::new();
+    let mut failed = false;
+    for (k, st) in query.statements.iter().enumerate() {
+        let values: Vec<Value> = st
+            .params
+            .iter()
+            .map(|p| pools.value(p, rng, tenant, &refs))
+            .collect();
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let mut entry = StatementPlan {
+            index: k,
+            sql: st.sql.clone(),
+            plan: None,
+            shape: String::new(),
+            fingerprint: String::new(),
+            findings: Vec::new(),
+            error: None,
+        };
+        if failed {
+            entry.error = Some("not run: an earlier statement failed".into());
+            out.push(entry);
+            continue;
+        }
+        client
+            .batch_execute("SAVEPOINT crmbench_explain")
+            .await
+            .map_err(|e| sql_err("SAVEPOINT", e))?;
+        let explain_sql = format!(
+            "EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) {}",
+            st.sql
+        );
+        match client.query_one(&explain_sql, &params).await {
+            Ok(row) => {
+                let json: serde_json::Value = row.get(0);
+                match Explained::parse(&json) {
+                    Ok(e) => {
+                        entry.shape = e.plan.shape();
+                        entry.fingerprint = e.plan.fingerprint();
+                        entry.findings = findings::findings(&e.plan, rls, numeric);
+                        entry.plan = Some(e);
+                    }
+                    Err(m) => entry.error = Some(m),
+                }
+            }
+            Err(e) => entry.error = Some(Error::from_pg("EXPLAIN", e).to_string()),
+        }
+        client
+            .batch_execute("ROLLBACK TO SAVEPOINT crmbench_explain")
+            .await
+            .map_err(|e| sql_err("ROLLBACK TO SAVEPOINT", e))?;
+        // Later statements may need what this one returns: run it for real
+        // (inside the transaction that is rolled back at the end).
+        let needed = query.statements[k + 1..]
+            .iter()
+            .any(|s| s.params.iter().any(|p| matches!(p, Param::Ref(_))));
+        if entry.error.is_none() && needed {
+            match client.query(&st.sql, &params).await {
+                Ok(rows) => {
+                    if let Some(row) = rows.first() {
+                        for (c, col) in row.columns().iter().enumerate() {
+                            if let Ok(RawColumn(v)) = row.try_get::<_, RawColumn>(c) {
+                                refs.insert(col.name().to_string(), v);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    entry.error = Some(Error::from_pg("running", e).to_string());
+                }
+            }
+        }
+        failed = entry.error.is_some();
+        out.push(entry);
+    }
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .map_err(|e| sql_err("ROLLBACK", e))?;
+    Ok(out)
+}
+
+/// Numeric columns of every user table, by table name.
+async fn numeric_columns(admin: &Client) -> Result<findings::NumericColumns> {
+    let rows = admin
+        .query(
+            "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE a.atttypid = 'numeric'::regtype AND a.attnum > 0 AND NOT a.attisdropped \
+               AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::from_pg("reading numeric columns", e))?;
+    let mut out = findings::NumericColumns::new();
+    for r in rows {
+        out.entry(r.get::<_, String>(0)).or_default().push(r.get(1));
+    }
+    Ok(out)
+}
+
+/// The summary table printed by `explain`.
+pub fn render_summary(file: &PlansFile) -> String {
+    let mut out = format!(
+        "{:<26} {:<6} {:>10} {:<18} findings\n",
+        "query", "tenant", "exec ms", "fingerprint"
+    );
+    for q in &file.queries {
+        for t in &q.tenants {
+            let ms: f64 = t
+                .statements
+                .iter()
+                .filter_map(|s| s.plan.as_ref().and_then(|p| p.execution_ms))
+                .sum();
+            let fp: Vec<&str> = t
+                .statements
+                .iter()
+                .map(|s| &s.fingerprint[..s.fingerprint.len().min(8)])
+                .collect();
+            let kinds: Vec<String> = t
+                .statements
+                .iter()
+                .flat_map(|s| s.findings.iter().map(|f| format!("{:?}", f.kind)))
+                .collect();
+            let errors = t.statements.iter().filter(|s| s.error.is_some()).count();
+            out.push_str(&format!(
+                "{:<26} {:<6} {:>10.2} {:<18} {}{}\n",
+                q.name,
+                t.class,
+                ms,
+                fp.join(","),
+                if kinds.is_empty() {
+                    "-".to_string()
+                } else {
+                    kinds.join(", ")
+                },
+                if errors > 0 {
+                    format!("  ({errors} failed)")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        for f in q.findings.iter().filter(|f| {
+            f.kind == FindingKind::RlsNonLeakproof || f.kind == FindingKind::PlansDiffer
+        }) {
+            out.push_str(&format!("    {:?} on {}: {}\n", f.kind, f.node, f.hint));
+        }
+    }
+    out
+}
