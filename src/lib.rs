@@ -16,6 +16,7 @@
 //! (the CRM DDL and its checks), [`error`] (the error kinds), [`cli`] (the
 //! command line; the only module that knows clap).
 
+pub mod advise;
 pub mod cli;
 pub mod error;
 pub mod explain;

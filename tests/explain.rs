@@ -59,6 +59,7 @@ async fn built_in_workload_explains_under_rls_with_its_findings() {
     let file = explain::explain(&target, Path::new("workloads/crm.toml"), 1)
         .await
         .unwrap();
+    let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
     assert!(file.rls);
     assert!(file.queries.len() >= 16);
     for q in &file.queries {
@@ -84,7 +85,6 @@ async fn built_in_workload_explains_under_rls_with_its_findings() {
     rls_hint("product_by_attributes", "jsonb");
     rls_hint("pipeline_filter", "numeric");
     // Writes were rolled back: explaining changed nothing.
-    let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
     let orders: i64 = admin
         .query_one(
             "SELECT count(*) FROM crm.orders WHERE order_number LIKE 'POS-%'",
@@ -94,6 +94,68 @@ async fn built_in_workload_explains_under_rls_with_its_findings() {
         .unwrap()
         .get(0);
     assert_eq!(orders, 0);
+    // Advisor candidates from these plans: a tenant-leading index on orders
+    // for the customer foreign key (order history, top spenders).
+    let tenant_tables: std::collections::HashSet<String> = crmbench::schema::TENANT_TABLES
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let numeric: NumericColumns = [
+        ("products".to_string(), vec!["base_price".to_string()]),
+        ("deals".to_string(), vec!["value".to_string()]),
+    ]
+    .into_iter()
+    .collect();
+    let cands = crmbench::advise::workload_candidates(&file, &numeric, &tenant_tables, "tenant_id");
+    let orders = cands
+        .iter()
+        .find(|(d, _)| {
+            d.table == "orders"
+                && d.columns.len() >= 2
+                && d.columns[0].name == "tenant_id"
+                && d.columns[1].name == "customer_id"
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{:#?}",
+                cands
+                    .iter()
+                    .map(|c| c.0.create_sql("crm"))
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        orders.1.iter().any(|q| q == "customer_orders"),
+        "{:?}",
+        orders.1
+    );
+    // The primary keys already serve (tenant_id, id) lookups: not proposed again.
+    let existing = crmbench::advise::existing_indexes(&admin, "crm")
+        .await
+        .unwrap();
+    assert!(
+        cands
+            .iter()
+            .any(|(d, _)| crmbench::advise::already_served(d, &existing))
+    );
+    assert!(!crmbench::advise::already_served(&orders.0, &existing));
+    // Under RLS a numeric or jsonb predicate is never an index key (it could
+    // only help the owner); ordering by a numeric column stays allowed.
+    for q in &file.queries {
+        for t in &q.tenants {
+            for s in t.statements.iter().filter_map(|s| s.plan.as_ref()) {
+                for (table, needs) in crmbench::advise::candidates::needs(&s.plan, true, &numeric) {
+                    for col in needs.equality.iter().chain(&needs.range) {
+                        assert!(
+                            !["base_price", "value", "attributes"].contains(&col.as_str()),
+                            "{}: {table}.{col} used as an index key under RLS",
+                            q.name
+                        );
+                    }
+                }
+            }
+        }
+    }
     // plans.json round-trips.
     let text = serde_json::to_string(&file).unwrap();
     let back: PlansFile = serde_json::from_str(&text).unwrap();

@@ -1,0 +1,373 @@
+//! Index candidates read from executed plans (`EXPLAIN VERBOSE` prints every
+//! filter, index condition, join condition and sort key with its columns; no
+//! SQL parser needed). Per query and table: tenant-leading btree indexes with
+//! equality columns first, then one range column, then ORDER BY columns with
+//! their direction; join keys of the inner side; predicates that row-level
+//! security keeps from being index conditions (non-leakproof) are left out.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::explain::findings::{self, NumericColumns};
+use crate::explain::plan::PlanNode;
+
+/// One column of an index.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IndexColumn {
+    /// Column name.
+    pub name: String,
+    /// Descending order.
+    pub desc: bool,
+}
+
+/// A btree index on one table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IndexDef {
+    /// Table (unqualified, in the workload's schema).
+    pub table: String,
+    /// Key columns in order.
+    pub columns: Vec<IndexColumn>,
+}
+
+impl IndexDef {
+    /// A stable, readable name of at most 63 bytes.
+    pub fn name(&self) -> String {
+        let cols: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        let full = format!("{}_{}_idx", self.table, cols.join("_"));
+        if full.len() <= 63 {
+            return full;
+        }
+        let h = full.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+        });
+        format!("{}_{:08x}_idx", &full[..50], h as u32)
+    }
+
+    /// `CREATE INDEX name ON schema.table (cols)`.
+    pub fn create_sql(&self, schema: &str) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                if c.desc {
+                    format!("{} DESC", c.name)
+                } else {
+                    c.name.clone()
+                }
+            })
+            .collect();
+        format!(
+            "CREATE INDEX {} ON {schema}.{} ({})",
+            self.name(),
+            self.table,
+            cols.join(", ")
+        )
+    }
+
+    /// Whether this index's leading columns are exactly `other`'s columns
+    /// (so this one serves every lookup `other` serves).
+    pub fn covers_prefix(&self, other: &IndexDef) -> bool {
+        self.table == other.table
+            && other.columns.len() <= self.columns.len()
+            && self.columns[..other.columns.len()] == other.columns[..]
+    }
+}
+
+/// What the plans say a query needs from one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Columns compared with `=` (including join keys).
+    pub equality: Vec<String>,
+    /// Columns compared with a range (`<`, `>=`, BETWEEN).
+    pub range: Vec<String>,
+    /// ORDER BY columns with direction.
+    pub order: Vec<IndexColumn>,
+}
+
+/// Split `(a AND b AND (c OR d))` into its top-level conjuncts.
+pub fn conjuncts(expr: &str) -> Vec<String> {
+    let mut e = expr.trim();
+    while e.starts_with('(') && e.ends_with(')') && balanced_inner(e) {
+        e = e[1..e.len() - 1].trim();
+    }
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    let bytes = e.as_bytes();
+    let mut i = 0;
+    let mut in_quote = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => in_quote = !in_quote,
+            b'(' if !in_quote => depth += 1,
+            b')' if !in_quote => depth -= 1,
+            b' ' if !in_quote && depth == 0 && e[i..].starts_with(" AND ") => {
+                out.push(e[start..i].trim().to_string());
+                start = i + 5;
+                i += 4;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(e[start..].trim().to_string());
+    out.into_iter().filter(|s| !s.is_empty()).collect()
+}
+
+/// Whether the outer parentheses of `e` enclose all of it.
+fn balanced_inner(e: &str) -> bool {
+    let mut depth = 0i32;
+    let mut in_quote = false;
+    for (i, c) in e.char_indices() {
+        match c {
+            '\'' => in_quote = !in_quote,
+            '(' if !in_quote => depth += 1,
+            ')' if !in_quote => {
+                depth -= 1;
+                if depth == 0 && i != e.len() - 1 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
+}
+
+/// The column on the left of a comparison `(alias.col) op rhs`, the operator,
+/// and the right side.
+pub fn comparison(conjunct: &str) -> Option<(String, String, String)> {
+    let mut c = conjunct.trim();
+    while c.starts_with('(') && c.ends_with(')') && balanced_inner(c) {
+        c = c[1..c.len() - 1].trim();
+    }
+    for op in [" >= ", " <= ", " <> ", " = ANY ", " = ", " < ", " > "] {
+        if let Some(at) = c.find(op) {
+            let left = c[..at].trim();
+            let right = c[at + op.len()..].trim();
+            let col = column_name(left)?;
+            return Some((col, op.trim().to_string(), right.to_string()));
+        }
+    }
+    None
+}
+
+/// `alias.col`, `col`, `(alias.col)::text` → `col`; expressions → `None`.
+pub fn column_name(expr: &str) -> Option<String> {
+    let mut e = expr.trim();
+    while e.starts_with('(') && e.contains(')') {
+        let close = e.find(')')?;
+        e = e[1..close].trim();
+    }
+    let e = e.split("::").next()?.trim();
+    let name = e.rsplit('.').next()?;
+    (!name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    .then(|| name.to_string())
+}
+
+/// What each table needs, from one plan tree (`rls`: filters that are not
+/// leakproof are skipped; they can never be index conditions for the app).
+pub fn needs(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> BTreeMap<String, Needs> {
+    let mut out: BTreeMap<String, Needs> = BTreeMap::new();
+    collect(root, None, rls, numeric, &mut out);
+    out
+}
+
+fn collect(
+    node: &PlanNode,
+    sort_above: Option<&[String]>,
+    rls: bool,
+    numeric: &NumericColumns,
+    out: &mut BTreeMap<String, Needs>,
+) {
+    if let Some(table) = &node.relation {
+        let numeric_cols = numeric.get(table).map(Vec::as_slice).unwrap_or_default();
+        let mut conds: Vec<String> = Vec::new();
+        for text in [&node.filter, &node.index_cond, &node.recheck_cond]
+            .into_iter()
+            .flatten()
+        {
+            conds.extend(conjuncts(text));
+        }
+        for child in &node.plans {
+            if let Some(ic) = &child.index_cond {
+                conds.extend(conjuncts(ic));
+            }
+        }
+        let entry = out.entry(table.clone()).or_default();
+        for c in conds {
+            if rls
+                && (findings::non_leakproof(&c).is_some()
+                    || findings::numeric_comparison(&c, numeric_cols).is_some())
+            {
+                continue;
+            }
+            let Some((col, op, _)) = comparison(&c) else {
+                continue;
+            };
+            let list = if op == "=" || op == "= ANY" {
+                &mut entry.equality
+            } else if ["<", ">", "<=", ">="].contains(&op.as_str()) {
+                &mut entry.range
+            } else {
+                continue;
+            };
+            if !list.contains(&col) {
+                list.push(col);
+            }
+        }
+        if let Some(keys) = sort_above {
+            for k in keys {
+                let desc = k.ends_with(" DESC");
+                let base = k.trim_end_matches(" DESC").trim_end_matches(" ASC");
+                if let Some(col) = column_name(base) {
+                    let ic = IndexColumn { name: col, desc };
+                    if !entry.order.contains(&ic) {
+                        entry.order.push(ic);
+                    }
+                }
+            }
+        }
+    }
+    // A sort's keys apply to the scan directly below it (through Limit/Result).
+    let keys = node.sort_key.as_deref().or(
+        if matches!(
+            node.node_type.as_str(),
+            "Result" | "Limit" | "Incremental Sort"
+        ) {
+            sort_above
+        } else {
+            None
+        },
+    );
+    for child in &node.plans {
+        collect(child, keys, rls, numeric, out);
+    }
+}
+
+/// The candidate index for one table's needs: tenant first (when the table
+/// has one), equality columns, one range column, then the ORDER BY columns
+/// when no range column breaks the order. `None` when there is nothing to add.
+pub fn candidate(table: &str, needs: &Needs, tenant_column: Option<&str>) -> Option<IndexDef> {
+    let mut columns: Vec<IndexColumn> = Vec::new();
+    let push = |columns: &mut Vec<IndexColumn>, name: &str, desc: bool| {
+        if !columns.iter().any(|c| c.name == name) {
+            columns.push(IndexColumn {
+                name: name.to_string(),
+                desc,
+            });
+        }
+    };
+    if let Some(t) = tenant_column {
+        push(&mut columns, t, false);
+    }
+    for e in &needs.equality {
+        push(&mut columns, e, false);
+    }
+    let before_range = columns.len();
+    if let Some(r) = needs.range.first() {
+        push(&mut columns, r, false);
+    }
+    let range_added = columns.len() > before_range;
+    if !range_added {
+        for o in &needs.order {
+            push(&mut columns, &o.name, o.desc);
+        }
+    } else if let (Some(o), Some(last)) = (needs.order.first(), columns.last_mut()) {
+        // ORDER BY the range column itself: keep its direction.
+        if o.name == last.name {
+            last.desc = o.desc;
+        }
+    }
+    let useful = columns.len() > usize::from(tenant_column.is_some());
+    useful.then(|| IndexDef {
+        table: table.to_string(),
+        columns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_conjuncts_at_the_top_level_only() {
+        assert_eq!(
+            conjuncts("((a = 1) AND ((b = 2) OR (c = 3)) AND (d = 'x AND y'))"),
+            vec!["(a = 1)", "((b = 2) OR (c = 3))", "(d = 'x AND y')"]
+        );
+    }
+
+    #[test]
+    fn reads_comparisons() {
+        assert_eq!(
+            comparison("(o.customer_id = 42)"),
+            Some(("customer_id".into(), "=".into(), "42".into()))
+        );
+        assert_eq!(
+            comparison("(o.placed_at >= '2025-01-01'::timestamp with time zone)")
+                .unwrap()
+                .1,
+            ">="
+        );
+        assert_eq!(
+            comparison("((c.email)::text = 'x'::text)").unwrap().0,
+            "email"
+        );
+        assert!(comparison("(lower(c.email) = 'x')").is_none());
+    }
+
+    #[test]
+    fn candidate_orders_equality_range_then_sort() {
+        let needs = Needs {
+            equality: vec!["customer_id".into()],
+            range: vec![],
+            order: vec![IndexColumn {
+                name: "placed_at".into(),
+                desc: true,
+            }],
+        };
+        let c = candidate("orders", &needs, Some("tenant_id")).unwrap();
+        assert_eq!(
+            c.create_sql("crm"),
+            "CREATE INDEX orders_tenant_id_customer_id_placed_at_idx ON crm.orders (tenant_id, customer_id, placed_at DESC)"
+        );
+        let ranged = Needs {
+            equality: vec!["user_id".into()],
+            range: vec!["blog_id".into()],
+            order: vec![IndexColumn {
+                name: "title".into(),
+                desc: false,
+            }],
+        };
+        // Range after equality; the sort cannot follow a range column.
+        let c = candidate("posts", &ranged, None).unwrap();
+        let cols: Vec<&str> = c.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(cols, ["user_id", "blog_id"]);
+        assert!(candidate("t", &Needs::default(), Some("tenant_id")).is_none());
+    }
+
+    #[test]
+    fn long_names_stay_under_63_bytes_and_stable() {
+        let c = IndexDef {
+            table: "deal_stage_history".into(),
+            columns: [
+                "tenant_id",
+                "deal_id",
+                "from_stage_id",
+                "to_stage_id",
+                "changed_at",
+            ]
+            .iter()
+            .map(|n| IndexColumn {
+                name: n.to_string(),
+                desc: false,
+            })
+            .collect(),
+        };
+        assert!(c.name().len() <= 63);
+        assert_eq!(c.name(), c.clone().name());
+    }
+}
