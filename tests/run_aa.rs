@@ -81,19 +81,26 @@ async fn a_a_self_check_passes_with_simultaneous_intervals() {
     let mut opts = options(&path, 8.0);
     opts.clients = 8;
     opts.self_check = true;
-    let outcome = run::run(&target, &opts).await.unwrap();
-    for q in &outcome.results.queries {
-        let r = q
-            .ratios
-            .as_ref()
-            .unwrap_or_else(|| panic!("{}: no ratios", q.name));
-        // Bonferroni: two queries, each interval at 97.5%.
-        assert!((r.level - 0.975).abs() < 1e-9);
-        assert!(q.candidate.as_ref().unwrap().count > 0);
+    // A 95% family interval misses 1.00 in about one A/A run in twenty by
+    // design; CI must not flake on that, so a failure earns one re-run with
+    // another seed, and the test fails only when both runs miss (≈0.25%).
+    let mut failures = Vec::new();
+    for attempt in 0..2 {
+        opts.seed = 11 + attempt;
+        let outcome = run::run(&target, &opts).await.unwrap();
+        for q in &outcome.results.queries {
+            let r = q
+                .ratios
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}: no ratios", q.name));
+            // Bonferroni: two queries, each interval at 97.5%.
+            assert!((r.level - 0.975).abs() < 1e-9);
+            assert!(q.candidate.as_ref().unwrap().count > 0);
+        }
+        if outcome.self_check_failed.is_empty() {
+            return;
+        }
+        failures.push(outcome.self_check_failed);
     }
-    assert!(
-        outcome.self_check_failed.is_empty(),
-        "{:?}",
-        outcome.self_check_failed
-    );
+    panic!("A/A failed twice: {failures:?}");
 }
