@@ -143,6 +143,32 @@ enum Command {
     /// in transactions that are rolled back; print findings and write
     /// plans.json (plan trees, fingerprints, findings) into the run folder.
     Explain(ExplainArgs),
+    /// Recommend a set of indexes for the whole workload: candidates read from
+    /// the run folder's plans.json (captured first when missing), costed with
+    /// HypoPG what-if plans as the workload's role with the tenant set (row-level
+    /// security in force), chosen greedily by benefit per byte under
+    /// --max-indexes and --budget-mb with write costs. Writes advice.json,
+    /// migration.sql and rollback.sql. (Paired verification is not built yet.)
+    Advise(AdviseArgs),
+}
+
+#[derive(Debug, Args)]
+struct AdviseArgs {
+    /// Workload file (TOML).
+    #[arg(long, default_value = "workloads/crm.toml")]
+    workload: PathBuf,
+    /// Most indexes to recommend.
+    #[arg(long, default_value_t = 8)]
+    max_indexes: usize,
+    /// Storage budget for the new indexes, MB.
+    #[arg(long, default_value_t = 1024.0)]
+    budget_mb: f64,
+    /// Seed of the sample parameters.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run folder to read plans.json from and write into [default: reports/latest, else a new one].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +437,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Generate(args) => generate_command(args, &opts).await?,
         Command::Run(args) => return Ok(run_command(args, &opts).await?),
         Command::Explain(args) => explain_command(args, &opts).await?,
+        Command::Advise(args) => advise_command(args, &opts).await?,
     }
     Ok(EXIT_OK)
 }
@@ -789,5 +816,91 @@ async fn explain_command(args: ExplainArgs, opts: &TargetOptions) -> Result<()> 
     let path = crate::runfolder::write_json(&folder, "plans.json", &file)?;
     print!("{}", crate::explain::render_summary(&file));
     println!("  plans: {}", path.display());
+    Ok(())
+}
+
+async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let latest = PathBuf::from(crate::runfolder::REPORTS).join("latest");
+    let out = args
+        .out
+        .clone()
+        .or_else(|| latest.is_dir().then_some(latest));
+    let folder = crate::runfolder::prepare(out.as_deref(), "advise")?;
+    let plans_path = folder.join("plans.json");
+    let plans: crate::explain::PlansFile = if plans_path.exists() {
+        let text = std::fs::read_to_string(&plans_path)
+            .map_err(|e| Error::io("reading", &plans_path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Json {
+            action: "parsing",
+            path: plans_path.clone(),
+            source: e,
+        })?
+    } else {
+        eprintln!(
+            "advise: no plans.json in {}: capturing plans first",
+            folder.display()
+        );
+        let plans = crate::explain::explain(&target, &args.workload, args.seed).await?;
+        crate::runfolder::write_json(&folder, "plans.json", &plans)?;
+        plans
+    };
+    let options = crate::advise::AdviseOptions {
+        max_indexes: args.max_indexes,
+        budget_mb: args.budget_mb,
+        seed: args.seed,
+    };
+    let advice = crate::advise::advise(&target, &args.workload, &plans, &options).await?;
+    crate::runfolder::write_json(&folder, "advice.json", &advice)?;
+    for (name, text) in [
+        (
+            "migration.sql",
+            crate::advise::migration_sql(&advice, crate::pg::SCHEMA),
+        ),
+        (
+            "rollback.sql",
+            crate::advise::rollback_sql(&advice, crate::pg::SCHEMA),
+        ),
+    ] {
+        let path = folder.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))?;
+    }
+    let sel = &advice.selection;
+    println!(
+        "crmbench: {} index{} recommended; weighted what-if cost {:.1} → {:.1} ({:.0}% lower), {} what-if plans in {:.1} s, as {}",
+        sel.chosen.len(),
+        if sel.chosen.len() == 1 { "" } else { "es" },
+        sel.base_cost,
+        sel.final_cost,
+        if sel.base_cost > 0.0 {
+            100.0 * (1.0 - sel.final_cost / sel.base_cost)
+        } else {
+            0.0
+        },
+        advice.whatif_calls,
+        advice.whatif_seconds,
+        advice.method
+    );
+    for c in &sel.chosen {
+        println!(
+            "  {}  ({:.1} → {:.1}; serves {})",
+            c.def.create_sql(crate::pg::SCHEMA),
+            c.cost_before,
+            c.cost_after,
+            c.queries.join(", ")
+        );
+    }
+    if !advice.rls_findings.is_empty() {
+        println!(
+            "  row-level security keeps these predicates from using any index (fix the schema, not the indexes):"
+        );
+        for (q, f) in &advice.rls_findings {
+            println!("    {q}: {}", f.hint);
+        }
+    }
+    println!(
+        "  written: {}/{{advice.json, migration.sql, rollback.sql}}",
+        folder.display()
+    );
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! write costs, drop advice and paired verification build on this.
 
 pub mod candidates;
+pub mod select;
+pub mod whatif;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -132,4 +134,221 @@ mod tests {
             &existing
         ));
     }
+}
+
+/// Version of advice.json.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Options of `advise`.
+#[derive(Debug, Clone)]
+pub struct AdviseOptions {
+    /// Most indexes to recommend.
+    pub max_indexes: usize,
+    /// Storage budget for new indexes, MB.
+    pub budget_mb: f64,
+    /// Seed of the sample parameters.
+    pub seed: u64,
+}
+
+/// What advice.json holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Advice {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// crmbench version.
+    pub crmbench_version: String,
+    /// The workload.
+    pub workload: crate::results::WorkloadInfo,
+    /// How what-if costs were obtained.
+    pub method: String,
+    /// Candidates considered (after dropping those existing indexes serve).
+    pub candidates: Vec<IndexDef>,
+    /// The search's result.
+    pub selection: select::Selection,
+    /// EXPLAIN calls made for what-if costing.
+    pub whatif_calls: u64,
+    /// Seconds spent costing.
+    pub whatif_seconds: f64,
+    /// Findings that are not index problems: non-leakproof predicates under
+    /// RLS with their remedies (from the plans).
+    pub rls_findings: Vec<(String, crate::explain::findings::Finding)>,
+}
+
+/// Recommend indexes for the workload at `path`, costed with HypoPG as the
+/// workload's role with the tenant set, from `plans` (captured by `explain`).
+pub async fn advise(
+    target: &crate::pg::Target,
+    path: &std::path::Path,
+    plans: &PlansFile,
+    opts: &AdviseOptions,
+) -> crate::error::Result<Advice> {
+    use crate::generate::rng::{Prng, tag};
+    use crate::workload::Param;
+    use crate::workload::params::Value;
+
+    let (workload, pools) = crate::run::prepare(target, path).await?;
+    let admin = crate::pg::connect(&target.admin()).await?;
+    let schema = crate::pg::SCHEMA;
+    let rows = admin
+        .query(
+            "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped \
+               AND (a.atttypid = 'numeric'::regtype OR a.attname = 'tenant_id')",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| crate::error::Error::from_pg("reading columns", e))?;
+    let mut numeric = NumericColumns::new();
+    let mut tenant_tables = HashSet::new();
+    for r in rows {
+        let (table, column): (String, String) = (r.get(0), r.get(1));
+        if column == "tenant_id" {
+            tenant_tables.insert(table);
+        } else {
+            numeric.entry(table).or_default().push(column);
+        }
+    }
+    let existing = existing_indexes(&admin, schema).await?;
+    let candidates: Vec<IndexDef> =
+        workload_candidates(plans, &numeric, &tenant_tables, "tenant_id")
+            .into_iter()
+            .map(|(d, _)| d)
+            .filter(|d| !already_served(d, &existing))
+            .collect();
+
+    let total_weight: f64 = workload.queries.iter().map(|q| f64::from(q.weight)).sum();
+    let (big, small) = pools.tenants.big_and_small();
+    let mut items = Vec::new();
+    for (qi, q) in workload.queries.iter().enumerate() {
+        let qp = plans.queries.iter().find(|p| p.name == q.name);
+        for (k, st) in q.statements.iter().enumerate() {
+            let mut tables = Vec::new();
+            let mut writes = None;
+            for tp in qp.map(|p| p.tenants.as_slice()).unwrap_or_default() {
+                if let Some(plan) = tp.statements.get(k).and_then(|s| s.plan.as_ref()) {
+                    for n in plan.plan.walk() {
+                        if let Some(rel) = &n.relation {
+                            if !tables.contains(rel) {
+                                tables.push(rel.clone());
+                            }
+                            if n.node_type == "ModifyTable" {
+                                writes = Some(rel.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            let mut samples = Vec::new();
+            for (class, tenant) in [("big", big), ("small", small)] {
+                let mut rng =
+                    Prng::for_parts(&[opts.seed, tag("advise"), qi as u64, k as u64, tag(class)]);
+                let values: Vec<Value> = st
+                    .params
+                    .iter()
+                    .map(|p| match p {
+                        Param::Ref(_) => Value::Null,
+                        other => pools.value(other, &mut rng, tenant, &Default::default()),
+                    })
+                    .collect();
+                samples.push((tenant.to_string(), values));
+            }
+            items.push(select::Item {
+                query: q.name.clone(),
+                sql: st.sql.clone(),
+                weight: f64::from(q.weight) / total_weight,
+                samples,
+                tables,
+                writes,
+            });
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut whatif = whatif::WhatIf::open(
+        target,
+        workload.context.role.as_deref(),
+        workload.context.tenant_setting.as_deref(),
+        schema,
+    )
+    .await?;
+    let selection = select::greedy(
+        &mut whatif,
+        &items,
+        &candidates,
+        opts.max_indexes,
+        (opts.budget_mb * 1e6) as i64,
+    )
+    .await;
+    let calls = whatif.calls;
+    whatif.close().await?;
+    let selection = selection?;
+    let rls_findings = plans
+        .queries
+        .iter()
+        .flat_map(|q| {
+            q.findings
+                .iter()
+                .filter(|f| f.kind == crate::explain::findings::FindingKind::RlsNonLeakproof)
+                .map(|f| (q.name.clone(), f.clone()))
+        })
+        .collect();
+    Ok(Advice {
+        format_version: FORMAT_VERSION,
+        crmbench_version: env!("CARGO_PKG_VERSION").into(),
+        workload: plans.workload.clone(),
+        method: format!(
+            "HypoPG what-if plans as role {} with the tenant set, for the largest tenant and a small one",
+            workload
+                .context
+                .role
+                .as_deref()
+                .unwrap_or("(connecting user)")
+        ),
+        candidates,
+        selection,
+        whatif_calls: calls,
+        whatif_seconds: started.elapsed().as_secs_f64(),
+        rls_findings,
+    })
+}
+
+/// `migration.sql`: one `CREATE INDEX CONCURRENTLY IF NOT EXISTS` per
+/// statement, with what a DBA must know to run it.
+pub fn migration_sql(advice: &Advice, schema: &str) -> String {
+    let mut out = String::from(
+        "-- crmbench index migration.\n\
+         -- Run OUTSIDE a transaction block (CREATE INDEX CONCURRENTLY refuses to run in one;\n\
+         -- psql -f runs each statement on its own). Lock: SHARE UPDATE EXCLUSIVE on the table,\n\
+         -- so reads and writes go on while each index builds.\n\
+         -- A failed concurrent build leaves an INVALID index that IF NOT EXISTS would then skip\n\
+         -- silently; list them with:\n\
+         --   SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid;\n\
+         -- and DROP INDEX CONCURRENTLY each before running this file again.\n\n",
+    );
+    for c in &advice.selection.chosen {
+        let create = c.def.create_sql(schema).replacen(
+            "CREATE INDEX ",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
+            1,
+        );
+        out.push_str(&format!(
+            "-- serves: {}\n{create};\n\n",
+            c.queries.join(", ")
+        ));
+    }
+    out
+}
+
+/// `rollback.sql`: the matching drops, in reverse order.
+pub fn rollback_sql(advice: &Advice, schema: &str) -> String {
+    let mut out = String::from(
+        "-- crmbench rollback of migration.sql (run outside a transaction block).\n\n",
+    );
+    for c in advice.selection.chosen.iter().rev() {
+        out.push_str(&format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{};\n",
+            c.def.name()
+        ));
+    }
+    out
 }

@@ -1,0 +1,151 @@
+//! The advisor (what-if part) on the real server: on the built-in workload it
+//! recommends a tenant-leading index on orders for the customer foreign key;
+//! it never recommends an index on a predicate only the owner could use; it
+//! recommends nothing when nothing pays; the session keeps no hypothetical
+//! index; migration and rollback SQL have the shape DBAs need.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use crmbench::advise::{self, AdviseOptions};
+use crmbench::explain;
+use crmbench::generate::{self, GenerateOptions};
+use crmbench::pg;
+
+async fn dataset(db: &str) -> pg::Target {
+    let target = common::fresh_database(db).await;
+    generate::generate(
+        &target,
+        &GenerateOptions {
+            scale: 0.01,
+            seed: 4,
+            jobs: 2,
+            replace: false,
+            quiet: true,
+            out: None,
+        },
+    )
+    .await
+    .unwrap();
+    target
+}
+
+const OPTS: AdviseOptions = AdviseOptions {
+    max_indexes: 8,
+    budget_mb: 1024.0,
+    seed: 1,
+};
+
+#[tokio::test]
+async fn built_in_workload_gets_the_orders_customer_index_and_rls_findings() {
+    let target = dataset("advise_crm").await;
+    let path = Path::new("workloads/crm.toml");
+    let plans = explain::explain(&target, path, 1).await.unwrap();
+    let advice = advise::advise(&target, path, &plans, &OPTS).await.unwrap();
+    let chosen: Vec<String> = advice
+        .selection
+        .chosen
+        .iter()
+        .map(|c| c.def.create_sql("crm"))
+        .collect();
+    assert!(
+        advice
+            .selection
+            .chosen
+            .iter()
+            .any(|c| c.def.table == "orders"
+                && c.def.columns[0].name == "tenant_id"
+                && c.def.columns[1].name == "customer_id"),
+        "{chosen:#?}"
+    );
+    assert!(advice.selection.final_cost < advice.selection.base_cost);
+    assert!(advice.whatif_calls > 0);
+    // Every recommendation leads with tenant_id; none keys on a numeric,
+    // jsonb or ILIKE predicate (usable by the owner only, under RLS).
+    for c in &advice.selection.chosen {
+        assert_eq!(
+            c.def.columns[0].name,
+            "tenant_id",
+            "{}",
+            c.def.create_sql("crm")
+        );
+        for col in &c.def.columns[..c.def.columns.len() - 1] {
+            assert!(
+                !["value", "attributes", "last_name"].contains(&col.name.as_str()),
+                "{}",
+                c.def.create_sql("crm")
+            );
+        }
+    }
+    for needle in ["ILIKE", "numeric", "jsonb"] {
+        assert!(
+            advice
+                .rls_findings
+                .iter()
+                .any(|(_, f)| f.hint.contains(needle)),
+            "no {needle} finding"
+        );
+    }
+    let migration = advise::migration_sql(&advice, "crm");
+    assert!(
+        migration.contains("outside a transaction block")
+            || migration.contains("OUTSIDE a transaction block")
+    );
+    assert!(migration.contains("NOT indisvalid"));
+    assert_eq!(
+        migration
+            .matches("CREATE INDEX CONCURRENTLY IF NOT EXISTS")
+            .count(),
+        advice.selection.chosen.len()
+    );
+    let rollback = advise::rollback_sql(&advice, "crm");
+    let first = advice.selection.chosen.first().unwrap().def.name();
+    let last = advice.selection.chosen.last().unwrap().def.name();
+    assert!(
+        rollback.find(&last).unwrap() <= rollback.find(&first).unwrap(),
+        "rollback must drop in reverse order"
+    );
+    // Nothing was built for real, and no hypothetical index is left in a new session.
+    let admin = pg::connect(&target.admin()).await.unwrap();
+    let built: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'crm' AND indexname = $1",
+            &[&first],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(built, 0);
+    let left: i64 = admin
+        .query_one("SELECT count(*) FROM hypopg_list_indexes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn nothing_is_recommended_when_nothing_pays() {
+    let target = dataset("advise_none").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.toml");
+    std::fs::write(
+        &path,
+        "name = \"tiny\"\n[context]\nrole = \"crmbench_app\"\ntenant_setting = \"app.current_tenant_id\"\n\
+         tenants = \"SELECT t.id::text, 1 FROM crm.tenants t\"\n\
+         [[query]]\nname = \"count_stages\"\nkind = \"read\"\nsql = \"SELECT count(*) FROM pipeline_stages\"\n\
+         [[query]]\nname = \"by_key\"\nkind = \"read\"\nsql = \"SELECT * FROM orders WHERE id = $1\"\n\
+         params = [{ sample = \"orders.id\" }]\n",
+    )
+    .unwrap();
+    let plans = explain::explain(&target, &path, 1).await.unwrap();
+    let advice = advise::advise(&target, &path, &plans, &OPTS).await.unwrap();
+    assert!(
+        advice.selection.chosen.is_empty(),
+        "{:#?}",
+        advice.selection.chosen
+    );
+}
