@@ -4,6 +4,7 @@
 
 pub mod candidates;
 pub mod select;
+pub mod verify;
 pub mod whatif;
 
 use std::collections::{BTreeMap, HashSet};
@@ -67,7 +68,8 @@ pub async fn existing_indexes(
                           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND i.indpred IS NULL AND i.indexprs IS NULL",
+             WHERE n.nspname = $1 AND i.indpred IS NULL AND i.indexprs IS NULL \
+             ORDER BY c.relname, i.indexrelid::regclass::text",
             &[&schema],
         )
         .await
@@ -172,6 +174,9 @@ pub struct Advice {
     /// Findings that are not index problems: non-leakproof predicates under
     /// RLS with their remedies (from the plans).
     pub rls_findings: Vec<(String, crate::explain::findings::Finding)>,
+    /// Paired verification of each chosen index (`--verify`).
+    #[serde(default)]
+    pub verified: Option<Vec<verify::Verified>>,
 }
 
 /// Recommend indexes for the workload at `path`, costed with HypoPG as the
@@ -309,6 +314,7 @@ pub async fn advise(
         whatif_calls: calls,
         whatif_seconds: started.elapsed().as_secs_f64(),
         rls_findings,
+        verified: None,
     })
 }
 
@@ -325,7 +331,13 @@ pub fn migration_sql(advice: &Advice, schema: &str) -> String {
          --   SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid;\n\
          -- and DROP INDEX CONCURRENTLY each before running this file again.\n\n",
     );
-    for c in &advice.selection.chosen {
+    let kept = |c: &select::Chosen| {
+        advice
+            .verified
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|x| x.index == c.def.name() && x.kept))
+    };
+    for c in advice.selection.chosen.iter().filter(|c| kept(c)) {
         let create = c.def.create_sql(schema).replacen(
             "CREATE INDEX ",
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
@@ -344,7 +356,13 @@ pub fn rollback_sql(advice: &Advice, schema: &str) -> String {
     let mut out = String::from(
         "-- crmbench rollback of migration.sql (run outside a transaction block).\n\n",
     );
-    for c in advice.selection.chosen.iter().rev() {
+    let kept = |c: &&select::Chosen| {
+        advice
+            .verified
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|x| x.index == c.def.name() && x.kept))
+    };
+    for c in advice.selection.chosen.iter().rev().filter(kept) {
         out.push_str(&format!(
             "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{};\n",
             c.def.name()

@@ -1,0 +1,229 @@
+//! `advise --verify`: every recommended index proven with real latency. The
+//! indexes are applied cumulatively, one at a time in the order chosen, each
+//! measured with `run`'s paired mode: the baseline is a clone of the current
+//! state, the candidate a clone of it plus the new index; same clients, same
+//! parameters, interleaved in random order (separate runs drift ±20% here; a
+//! paired ratio held ±3%). An index is kept only if a query it was chosen for
+//! is ≥10% faster with the whole interval (upper bound below 1/1.1) and no
+//! query's p95 got >10% slower with the whole interval (lower bound above
+//! 1.1); then the next index starts from the kept state. The benchmark
+//! database itself is never touched: everything happens on clones, dropped at
+//! the end.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::select::Chosen;
+use crate::error::{Error, Result};
+use crate::pg::{self, Target};
+use crate::results::{QueryResult, RatioCi};
+use crate::run::{self, RunOptions};
+use crate::schema::clone;
+
+/// Faster than this ratio (upper bound) counts as a win: ≥ 10% faster.
+pub const KEEP_BELOW: f64 = 1.0 / 1.1;
+/// Slower than this ratio (lower bound) counts as a regression: > 10% slower.
+pub const REGRESSION_ABOVE: f64 = 1.1;
+
+/// What verification measured for one index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verified {
+    /// The index's name.
+    pub index: String,
+    /// Its DDL.
+    pub create_sql: String,
+    /// Kept (it paid) or reverted.
+    pub kept: bool,
+    /// Why.
+    pub reason: String,
+    /// Predicted what-if cost ratio after/before for the workload.
+    pub predicted_ratio: f64,
+    /// Measured per query: (name, p50, p95) candidate/baseline with intervals.
+    pub measured: Vec<MeasuredQuery>,
+}
+
+/// One query's paired ratios.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MeasuredQuery {
+    /// Query.
+    pub query: String,
+    /// Median ratio.
+    pub p50: RatioCi,
+    /// 95th percentile ratio.
+    pub p95: RatioCi,
+    /// Serialized baseline histogram (µs).
+    pub baseline_histogram: String,
+    /// Serialized candidate histogram (µs).
+    pub candidate_histogram: String,
+}
+
+/// Options of the paired runs.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Workload file.
+    pub workload: std::path::PathBuf,
+    /// Paired run length per index.
+    pub duration: Duration,
+    /// Clients per side.
+    pub clients: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Decide from one paired run whether `chosen` pays.
+pub fn decide(chosen: &Chosen, queries: &[QueryResult]) -> (bool, String) {
+    let mut win = None;
+    for q in queries.iter().filter(|q| chosen.queries.contains(&q.name)) {
+        if let Some(r) = &q.ratios {
+            let best = if r.p95.hi < r.p50.hi {
+                ("p95", r.p95)
+            } else {
+                ("p50", r.p50)
+            };
+            if best.1.hi < KEEP_BELOW {
+                win = Some(format!(
+                    "{} {} {:.2}× [{:.2}, {:.2}]",
+                    q.name, best.0, best.1.ratio, best.1.lo, best.1.hi
+                ));
+                break;
+            }
+        }
+    }
+    let regression = queries.iter().find_map(|q| {
+        let r = q.ratios.as_ref()?;
+        (r.p95.lo > REGRESSION_ABOVE).then(|| {
+            format!(
+                "{} p95 {:.2}× [{:.2}, {:.2}]",
+                q.name, r.p95.ratio, r.p95.lo, r.p95.hi
+            )
+        })
+    });
+    match (win, regression) {
+        (_, Some(reg)) => (false, format!("reverted: a query got slower: {reg}")),
+        (Some(w), None) => (true, format!("kept: {w}")),
+        (None, None) => (
+            false,
+            "reverted: no query it was chosen for got ≥10% faster with the whole interval".into(),
+        ),
+    }
+}
+
+/// Verify `chosen` on clones of `target`'s database.
+pub async fn verify(
+    target: &Target,
+    chosen: &[Chosen],
+    base_cost: f64,
+    opts: &VerifyOptions,
+) -> Result<Vec<Verified>> {
+    let pid = std::process::id();
+    let state_db = format!("crmbench_verify_base_{pid}");
+    let cand_db = format!("crmbench_verify_cand_{pid}");
+    let result = verify_on(target, chosen, base_cost, opts, &state_db, &cand_db).await;
+    for db in [&cand_db, &state_db] {
+        if let Err(e) = clone::drop_database(target, db).await {
+            tracing::warn!("could not drop the verification clone {db}: {e}");
+        }
+    }
+    result
+}
+
+async fn verify_on(
+    target: &Target,
+    chosen: &[Chosen],
+    base_cost: f64,
+    opts: &VerifyOptions,
+    state_db: &str,
+    cand_db: &str,
+) -> Result<Vec<Verified>> {
+    clone::clone_database(target, state_db, true).await?;
+    let state = target.on_database(state_db);
+    let mut out = Vec::new();
+    let mut previous_cost = base_cost;
+    for c in chosen {
+        clone::clone_database(&state, cand_db, true).await?;
+        let cand = target.on_database(cand_db);
+        let sql = c.def.create_sql(pg::SCHEMA);
+        pg::connect(&cand.admin())
+            .await?
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| {
+                Error::from_pg(
+                    format!("building {} on the candidate clone", c.def.name()),
+                    e,
+                )
+            })?;
+        let Target::Private { server, .. } = target else {
+            return Err(Error::Usage {
+                message: "--verify runs on crmbench's private server only for now".into(),
+                fix: "drop --verify, or run against the private server".into(),
+            });
+        };
+        let run_opts = RunOptions {
+            workload: opts.workload.clone(),
+            clients: opts.clients,
+            threads: opts.clients.min(2),
+            duration: opts.duration,
+            warmup: Duration::from_secs(1),
+            rate: None,
+            arrivals: run::driver::Arrivals::Poisson,
+            seed: opts.seed,
+            fresh: false,
+            candidate_url: Some(server.url(pg::private::SUPERUSER, cand_db)),
+            self_check: false,
+            max_error_rate: 1.0,
+            interval: Duration::from_millis(500),
+            max_tries: 1,
+            check_only: false,
+            simple: false,
+            quiet: true,
+        };
+        let outcome = run::run(&state, &run_opts).await?;
+        let (kept, reason) = decide(c, &outcome.results.queries);
+        if kept {
+            pg::connect(&state.admin())
+                .await?
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| {
+                    Error::from_pg(format!("building {} on the kept state", c.def.name()), e)
+                })?;
+        }
+        let measured = outcome
+            .results
+            .queries
+            .iter()
+            .filter(|q| c.queries.contains(&q.name))
+            .filter_map(|q| {
+                let r = q.ratios.as_ref()?;
+                Some(MeasuredQuery {
+                    query: q.name.clone(),
+                    p50: r.p50,
+                    p95: r.p95,
+                    baseline_histogram: q.baseline.histogram.clone(),
+                    candidate_histogram: q
+                        .candidate
+                        .as_ref()
+                        .map(|s| s.histogram.clone())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        out.push(Verified {
+            index: c.def.name(),
+            create_sql: sql,
+            kept,
+            reason,
+            predicted_ratio: if previous_cost > 0.0 {
+                c.cost_after / previous_cost
+            } else {
+                1.0
+            },
+            measured,
+        });
+        previous_cost = c.cost_after;
+        clone::drop_database(target, cand_db).await?;
+    }
+    Ok(out)
+}
