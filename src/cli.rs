@@ -863,7 +863,13 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         budget_mb: args.budget_mb,
         seed: args.seed,
     };
-    let mut advice = crate::advise::advise(&target, &args.workload, &plans, &options).await?;
+    let results = folder
+        .join("results.json")
+        .exists()
+        .then(|| crate::results::Results::load(&folder))
+        .transpose()?;
+    let mut advice =
+        crate::advise::advise(&target, &args.workload, &plans, results.as_ref(), &options).await?;
     if args.verify && !advice.selection.chosen.is_empty() {
         eprintln!(
             "advise: verifying {} index(es) with paired runs of {:?} each on clones",
@@ -927,6 +933,12 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         println!("  paired verification (candidate/baseline with its interval):");
         for v in verified {
             println!("    {:<48} {}", v.index, v.reason);
+        }
+    }
+    if !advice.drops.is_empty() {
+        println!("  indexes that can go:");
+        for d in &advice.drops {
+            println!("    {:<40} {}", d.index, d.reason);
         }
     }
     if !advice.rls_findings.is_empty() {

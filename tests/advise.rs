@@ -44,7 +44,9 @@ async fn built_in_workload_gets_the_orders_customer_index_and_rls_findings() {
     let target = dataset("advise_crm").await;
     let path = Path::new("workloads/crm.toml");
     let plans = explain::explain(&target, path, 1).await.unwrap();
-    let advice = advise::advise(&target, path, &plans, &OPTS).await.unwrap();
+    let advice = advise::advise(&target, path, &plans, None, &OPTS)
+        .await
+        .unwrap();
     let chosen: Vec<String> = advice
         .selection
         .chosen
@@ -89,6 +91,22 @@ async fn built_in_workload_gets_the_orders_customer_index_and_rls_findings() {
             "no {needle} finding"
         );
     }
+    // Drop advice: the single-column tenant_id indexes lead the primary keys;
+    // keys and constraint-backing indexes are never proposed.
+    assert!(
+        advice
+            .drops
+            .iter()
+            .any(|d| d.index == "orders_tenant_id_idx"),
+        "{:?}",
+        advice.drops
+    );
+    assert!(
+        !advice
+            .drops
+            .iter()
+            .any(|d| d.index.ends_with("_pkey") || d.index.ends_with("_key"))
+    );
     let migration = advise::migration_sql(&advice, "crm");
     assert!(
         migration.contains("outside a transaction block")
@@ -142,7 +160,9 @@ async fn nothing_is_recommended_when_nothing_pays() {
     )
     .unwrap();
     let plans = explain::explain(&target, &path, 1).await.unwrap();
-    let advice = advise::advise(&target, &path, &plans, &OPTS).await.unwrap();
+    let advice = advise::advise(&target, &path, &plans, None, &OPTS)
+        .await
+        .unwrap();
     assert!(
         advice.selection.chosen.is_empty(),
         "{:#?}",

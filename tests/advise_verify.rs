@@ -58,6 +58,7 @@ async fn verify_keeps_what_pays_reverts_what_does_not_and_leaves_nothing() {
         &target,
         path,
         &plans,
+        None,
         &AdviseOptions {
             max_indexes: 1,
             budget_mb: 1024.0,

@@ -3,6 +3,7 @@
 //! write costs, drop advice and paired verification build on this.
 
 pub mod candidates;
+pub mod drops;
 pub mod select;
 pub mod verify;
 pub mod whatif;
@@ -177,6 +178,12 @@ pub struct Advice {
     /// Paired verification of each chosen index (`--verify`).
     #[serde(default)]
     pub verified: Option<Vec<verify::Verified>>,
+    /// Indexes that can go (never keys or constraint-backing ones).
+    #[serde(default)]
+    pub drops: Vec<drops::DropAdvice>,
+    /// Where query weights came from: the run's counts or the workload file.
+    #[serde(default)]
+    pub weights_from: String,
 }
 
 /// Recommend indexes for the workload at `path`, costed with HypoPG as the
@@ -185,6 +192,7 @@ pub async fn advise(
     target: &crate::pg::Target,
     path: &std::path::Path,
     plans: &PlansFile,
+    results: Option<&crate::results::Results>,
     opts: &AdviseOptions,
 ) -> crate::error::Result<Advice> {
     use crate::generate::rng::{Prng, tag};
@@ -222,7 +230,27 @@ pub async fn advise(
             .filter(|d| !already_served(d, &existing))
             .collect();
 
-    let total_weight: f64 = workload.queries.iter().map(|q| f64::from(q.weight)).sum();
+    // Each query weighs by how often it ran (the run's counts) when a run is
+    // at hand, else by the workload's weights.
+    let counted = |name: &str| {
+        results
+            .and_then(|r| r.queries.iter().find(|q| q.name == name))
+            .map(|q| q.baseline.count as f64)
+    };
+    let use_counts = results.is_some_and(|r| r.queries.iter().any(|q| q.baseline.count > 0));
+    let weight_of = |q: &crate::workload::Query| {
+        if use_counts {
+            counted(&q.name).unwrap_or(0.0)
+        } else {
+            f64::from(q.weight)
+        }
+    };
+    let total_weight: f64 = workload
+        .queries
+        .iter()
+        .map(weight_of)
+        .sum::<f64>()
+        .max(1e-9);
     let (big, small) = pools.tenants.big_and_small();
     let mut items = Vec::new();
     for (qi, q) in workload.queries.iter().enumerate() {
@@ -261,7 +289,7 @@ pub async fn advise(
             items.push(select::Item {
                 query: q.name.clone(),
                 sql: st.sql.clone(),
-                weight: f64::from(q.weight) / total_weight,
+                weight: weight_of(q) / total_weight,
                 samples,
                 tables,
                 writes,
@@ -287,6 +315,13 @@ pub async fn advise(
     let calls = whatif.calls;
     whatif.close().await?;
     let selection = selection?;
+    let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
+    let drops = drops::advise_drops(
+        schema,
+        &drops::existing(&admin, schema).await?,
+        results.map(|r| r.index_usage.as_slice()),
+        &recommended,
+    );
     let rls_findings = plans
         .queries
         .iter()
@@ -315,6 +350,12 @@ pub async fn advise(
         whatif_seconds: started.elapsed().as_secs_f64(),
         rls_findings,
         verified: None,
+        drops,
+        weights_from: if use_counts {
+            "transaction counts of the run's results.json".into()
+        } else {
+            "the workload file's weights".into()
+        },
     })
 }
 
