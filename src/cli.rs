@@ -173,6 +173,10 @@ struct AdviseArgs {
     /// Prove each index with paired before/after runs on clones.
     #[arg(long)]
     verify: bool,
+    /// Build the kept indexes (all recommended ones without --verify) on the
+    /// database, CONCURRENTLY. Needs --allow-ddl on a --database-url server.
+    #[arg(long)]
+    apply: bool,
     /// Length of each paired verification run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     verify_duration: std::time::Duration,
@@ -891,6 +895,47 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         advice.verified = Some(verified);
     }
     crate::runfolder::write_json(&folder, "advice.json", &advice)?;
+    // Prisma users: @@index lines and one migration folder per index.
+    let kept_defs: Vec<crate::advise::candidates::IndexDef> = advice
+        .selection
+        .chosen
+        .iter()
+        .filter(|c| {
+            advice
+                .verified
+                .as_ref()
+                .is_none_or(|v| v.iter().any(|x| x.index == c.def.name() && x.kept))
+        })
+        .map(|c| c.def.clone())
+        .collect();
+    let prisma_dir = folder.join("prisma");
+    let _ = std::fs::remove_dir_all(&prisma_dir);
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    for (dir, sql) in crate::advise::prisma::migrations(&kept_defs, crate::pg::SCHEMA, &stamp) {
+        let d = prisma_dir.join("migrations").join(dir);
+        std::fs::create_dir_all(&d).map_err(|e| Error::io("creating", &d, e))?;
+        std::fs::write(d.join("migration.sql"), sql).map_err(|e| Error::io("writing", &d, e))?;
+    }
+    std::fs::create_dir_all(&prisma_dir).map_err(|e| Error::io("creating", &prisma_dir, e))?;
+    let lines = prisma_dir.join("indexes.prisma");
+    std::fs::write(&lines, crate::advise::prisma::schema_lines(&kept_defs))
+        .map_err(|e| Error::io("writing", &lines, e))?;
+    if args.apply {
+        target.require_ddl("building the recommended indexes (--apply)")?;
+        let admin = crate::pg::connect(&target.admin()).await?;
+        for d in &kept_defs {
+            let sql = d.create_sql(crate::pg::SCHEMA).replacen(
+                "CREATE INDEX ",
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
+                1,
+            );
+            admin
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| Error::from_pg(sql.clone(), e))?;
+            println!("  applied: {sql}");
+        }
+    }
     for (name, text) in [
         (
             "migration.sql",

@@ -4,6 +4,7 @@
 
 pub mod candidates;
 pub mod drops;
+pub mod prisma;
 pub mod select;
 pub mod verify;
 pub mod whatif;
