@@ -173,6 +173,10 @@ struct AdviseArgs {
     /// Prove each index with paired before/after runs on clones.
     #[arg(long)]
     verify: bool,
+    /// Cost candidates with real indexes built on a clone instead of HypoPG
+    /// (also the fallback when HypoPG is not installed; slower).
+    #[arg(long)]
+    no_hypopg: bool,
     /// Build the kept indexes (all recommended ones without --verify) on the
     /// database, CONCURRENTLY. Needs --allow-ddl on a --database-url server.
     #[arg(long)]
@@ -866,6 +870,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         max_indexes: args.max_indexes,
         budget_mb: args.budget_mb,
         seed: args.seed,
+        no_hypopg: args.no_hypopg,
     };
     let results = folder
         .join("results.json")

@@ -37,6 +37,7 @@ const OPTS: AdviseOptions = AdviseOptions {
     max_indexes: 8,
     budget_mb: 1024.0,
     seed: 1,
+    no_hypopg: false,
 };
 
 #[tokio::test]
@@ -168,4 +169,69 @@ async fn nothing_is_recommended_when_nothing_pays() {
         "{:#?}",
         advice.selection.chosen
     );
+}
+
+#[tokio::test]
+async fn without_hypopg_real_indexes_on_a_clone_reach_the_same_recommendation() {
+    let target = dataset("advise_real").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.toml");
+    std::fs::write(
+        &path,
+        "name = \"small\"\n[context]\nrole = \"crmbench_app\"\ntenant_setting = \"app.current_tenant_id\"\n\
+         tenants = \"SELECT t.id::text, count(c.id) FROM crm.tenants t LEFT JOIN crm.customers c ON c.tenant_id = t.id GROUP BY t.id\"\n\
+         [[query]]\nname = \"orders_of\"\nkind = \"read\"\nweight = 5\n\
+         sql = \"SELECT id, total FROM orders WHERE customer_id = $1 ORDER BY placed_at DESC LIMIT 20\"\n\
+         params = [{ sample = \"customers.id\" }]\n\
+         [[query]]\nname = \"by_phone\"\nkind = \"read\"\n\
+         sql = \"SELECT id FROM customers WHERE phone = $1\"\nparams = [{ sample = \"customers.phone\" }]\n",
+    )
+    .unwrap();
+    let plans = explain::explain(&target, &path, 1).await.unwrap();
+    let hypo = advise::advise(&target, &path, &plans, None, &OPTS)
+        .await
+        .unwrap();
+    let real_opts = AdviseOptions {
+        no_hypopg: true,
+        ..OPTS
+    };
+    let real = advise::advise(&target, &path, &plans, None, &real_opts)
+        .await
+        .unwrap();
+    let defs = |a: &advise::Advice| {
+        let mut d: Vec<String> = a
+            .selection
+            .chosen
+            .iter()
+            .map(|c| c.def.create_sql("crm"))
+            .collect();
+        d.sort();
+        d
+    };
+    assert!(!defs(&hypo).is_empty());
+    assert_eq!(defs(&hypo), defs(&real));
+    assert!(real.method.contains("real indexes"), "{}", real.method);
+    // The clone is gone and nothing was built on the database itself.
+    let admin = pg::connect(&target.admin_to("postgres")).await.unwrap();
+    let clones: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'crmbench_whatif_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(clones, 0);
+    let name = &real.selection.chosen[0].def.name();
+    let built: i64 = pg::connect(&target.admin())
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = $1",
+            &[name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(built, 0);
 }

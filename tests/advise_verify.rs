@@ -63,6 +63,7 @@ async fn verify_keeps_what_pays_reverts_what_does_not_and_leaves_nothing() {
             max_indexes: 1,
             budget_mb: 1024.0,
             seed: 1,
+            no_hypopg: false,
         },
     )
     .await

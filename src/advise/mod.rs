@@ -152,6 +152,8 @@ pub struct AdviseOptions {
     pub budget_mb: f64,
     /// Seed of the sample parameters.
     pub seed: u64,
+    /// Cost with real indexes on a clone instead of HypoPG.
+    pub no_hypopg: bool,
 }
 
 /// What advice.json holds.
@@ -298,13 +300,31 @@ pub async fn advise(
         }
     }
     let started = std::time::Instant::now();
-    let mut whatif = whatif::WhatIf::open(
-        target,
+    let has_hypopg: bool = admin
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')",
+            &[],
+        )
+        .await
+        .map_err(|e| crate::error::Error::from_pg("checking for hypopg", e))?
+        .get(0);
+    // A clone needs the database without sessions: let ours go first.
+    drop(admin);
+    let (role, setting) = (
         workload.context.role.as_deref(),
         workload.context.tenant_setting.as_deref(),
-        schema,
-    )
-    .await?;
+    );
+    let mut whatif = if opts.no_hypopg || !has_hypopg {
+        if !opts.no_hypopg {
+            eprintln!(
+                "advise: HypoPG is not installed here: costing with real indexes on a clone instead"
+            );
+        }
+        whatif::WhatIf::open_real(target, role, setting, schema).await?
+    } else {
+        whatif::WhatIf::open(target, role, setting, schema).await?
+    };
+    let method_used = whatif.method();
     let selection = select::greedy(
         &mut whatif,
         &items,
@@ -316,6 +336,7 @@ pub async fn advise(
     let calls = whatif.calls;
     whatif.close().await?;
     let selection = selection?;
+    let admin = crate::pg::connect(&target.admin()).await?;
     let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
     let drops = drops::advise_drops(
         schema,
@@ -338,7 +359,7 @@ pub async fn advise(
         crmbench_version: env!("CARGO_PKG_VERSION").into(),
         workload: plans.workload.clone(),
         method: format!(
-            "HypoPG what-if plans as role {} with the tenant set, for the largest tenant and a small one",
+            "what-if plans with {method_used}, as role {} with the tenant set, for the largest tenant and a small one",
             workload
                 .context
                 .role

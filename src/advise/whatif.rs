@@ -16,8 +16,22 @@ use crate::explain::plan::Explained;
 use crate::pg::{self, Target, quote_ident};
 use crate::workload::params::Value;
 
+/// Where candidate indexes live while they are costed.
+enum Mode {
+    /// HypoPG hypothetical indexes in this session.
+    HypoPg,
+    /// Real indexes built on a clone of the database (no HypoPG), dropped
+    /// with the clone at the end; `built` holds those that exist now.
+    Real {
+        target: Box<Target>,
+        clone: String,
+        built: Vec<IndexDef>,
+    },
+}
+
 /// A what-if session.
 pub struct WhatIf {
+    mode: Mode,
     client: Client,
     role: Option<String>,
     setting: Option<String>,
@@ -59,6 +73,7 @@ impl WhatIf {
             .await
             .map_err(|e| Error::from_pg("hypopg_reset()", e))?;
         Ok(WhatIf {
+            mode: Mode::HypoPg,
             client,
             role: role.map(str::to_string),
             setting: setting.map(str::to_string),
@@ -69,9 +84,90 @@ impl WhatIf {
         })
     }
 
-    /// Make exactly `defs` the hypothetical indexes of the session; returns
-    /// HypoPG's size estimate of each, bytes.
+    /// Without HypoPG: a clone of the database where candidates are built
+    /// for real (slower: each index is built; the clone is dropped at close).
+    /// Nobody may be connected to the database while it is cloned.
+    pub async fn open_real(
+        target: &Target,
+        role: Option<&str>,
+        setting: Option<&str>,
+        schema: &str,
+    ) -> Result<WhatIf> {
+        let clone = format!("crmbench_whatif_{}", std::process::id());
+        crate::schema::clone::clone_database(target, &clone, true).await?;
+        let on_clone = target.on_database(&clone);
+        let client = match pg::connect(&on_clone.admin()).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = crate::schema::clone::drop_database(target, &clone).await;
+                return Err(e);
+            }
+        };
+        Ok(WhatIf {
+            mode: Mode::Real {
+                target: Box::new(target.on_database(target.database())),
+                clone,
+                built: Vec::new(),
+            },
+            client,
+            role: role.map(str::to_string),
+            setting: setting.map(str::to_string),
+            schema: schema.to_string(),
+            cache: HashMap::new(),
+            current: Vec::new(),
+            calls: 0,
+        })
+    }
+
+    /// "HypoPG" or "real indexes on a clone".
+    pub fn method(&self) -> &'static str {
+        match self.mode {
+            Mode::HypoPg => "HypoPG hypothetical indexes",
+            Mode::Real { .. } => "real indexes built on a clone (no HypoPG)",
+        }
+    }
+
+    /// Make exactly `defs` the candidate indexes; returns each one's size,
+    /// bytes (HypoPG's estimate, or the real size).
     pub async fn set_indexes(&mut self, defs: &[IndexDef]) -> Result<Vec<i64>> {
+        if let Mode::Real { built, .. } = &mut self.mode {
+            self.client
+                .batch_execute("RESET ROLE")
+                .await
+                .map_err(|e| Error::from_pg("RESET ROLE", e))?;
+            for old in built.iter().filter(|b| !defs.contains(b)) {
+                let sql = format!("DROP INDEX IF EXISTS {}.{}", self.schema, old.name());
+                self.client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| Error::from_pg(sql.clone(), e))?;
+            }
+            built.retain(|b| defs.contains(b));
+            let mut sizes = Vec::with_capacity(defs.len());
+            for d in defs {
+                if !built.contains(d) {
+                    let sql = d.create_sql(&self.schema);
+                    self.client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| Error::from_pg(sql.clone(), e))?;
+                    built.push(d.clone());
+                }
+                let size: i64 = self
+                    .client
+                    .query_one(
+                        "SELECT pg_relation_size(format('%I.%I', $1::text, $2::text)::regclass)",
+                        &[&self.schema, &d.name()],
+                    )
+                    .await
+                    .map_err(|e| Error::from_pg("sizing a candidate", e))?
+                    .get(0);
+                sizes.push(size);
+            }
+            self.current = defs.to_vec();
+            self.current.sort();
+            return Ok(sizes);
+        }
         self.client
             .batch_execute("RESET ROLE; SELECT hypopg_reset()")
             .await
@@ -153,11 +249,20 @@ impl WhatIf {
         Ok(cost)
     }
 
-    /// Leave nothing behind in the session.
+    /// Leave nothing behind: reset the session, or drop the clone.
     pub async fn close(self) -> Result<()> {
-        self.client
-            .batch_execute("RESET ROLE; SELECT hypopg_reset()")
-            .await
-            .map_err(|e| Error::from_pg("hypopg_reset()", e))
+        match self.mode {
+            Mode::HypoPg => self
+                .client
+                .batch_execute("RESET ROLE; SELECT hypopg_reset()")
+                .await
+                .map_err(|e| Error::from_pg("hypopg_reset()", e)),
+            Mode::Real { target, clone, .. } => {
+                drop(self.client);
+                crate::schema::clone::drop_database(&target, &clone)
+                    .await
+                    .map(|_| ())
+            }
+        }
     }
 }
