@@ -108,6 +108,48 @@ async fn built_in_workload_gets_the_orders_customer_index_and_rls_findings() {
             .iter()
             .any(|d| d.index.ends_with("_pkey") || d.index.ends_with("_key"))
     );
+    // Size: crmbench's estimate (deduplication counted) is closer to a real
+    // build than HypoPG's.
+    let orders_ix = advice
+        .selection
+        .chosen
+        .iter()
+        .find(|c| c.def.table == "orders" && c.def.columns[1].name == "customer_id")
+        .unwrap();
+    let builder = pg::connect(&target.admin()).await.unwrap();
+    builder
+        .batch_execute(&orders_ix.def.create_sql("crm"))
+        .await
+        .unwrap();
+    let real: i64 = builder
+        .query_one(
+            "SELECT pg_relation_size(format('crm.%I', $1::text)::regclass)",
+            &[&orders_ix.def.name()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    builder
+        .batch_execute(&format!("DROP INDEX crm.{}", orders_ix.def.name()))
+        .await
+        .unwrap();
+    let est_err = (orders_ix.estimated_bytes as f64 / real as f64).ln().abs();
+    let hypo_err = (orders_ix.hypopg_bytes as f64 / real as f64).ln().abs();
+    eprintln!(
+        "orders index: real {real} B, estimate {} B, hypopg {} B",
+        orders_ix.estimated_bytes, orders_ix.hypopg_bytes
+    );
+    assert!(
+        est_err < (2.0f64).ln(),
+        "estimate {} vs real {real}",
+        orders_ix.estimated_bytes
+    );
+    assert!(
+        est_err <= hypo_err + 0.05,
+        "estimate {} hypopg {} real {real}",
+        orders_ix.estimated_bytes,
+        orders_ix.hypopg_bytes
+    );
     let migration = advise::migration_sql(&advice, "crm");
     assert!(
         migration.contains("outside a transaction block")

@@ -6,6 +6,7 @@ pub mod candidates;
 pub mod drops;
 pub mod prisma;
 pub mod select;
+pub mod size;
 pub mod verify;
 pub mod whatif;
 

@@ -47,8 +47,11 @@ pub struct Chosen {
     pub cost_before: f64,
     /// After.
     pub cost_after: f64,
-    /// HypoPG's size estimate, bytes (too high: it ignores deduplication).
+    /// HypoPG's size estimate (or the real size without HypoPG), bytes.
     pub hypopg_bytes: i64,
+    /// crmbench's size estimate (deduplication counted), bytes: the budget's unit.
+    #[serde(default)]
+    pub estimated_bytes: i64,
 }
 
 /// What the search found.
@@ -230,27 +233,18 @@ struct WhatIfOracle<'a> {
     whatif: &'a mut WhatIf,
     items: &'a [Item],
     candidates: &'a [IndexDef],
-    sizes: std::collections::HashMap<usize, i64>,
+    sizes: std::collections::HashMap<usize, (i64, i64)>,
     per_item: std::collections::HashMap<Vec<usize>, Vec<f64>>,
 }
 
 impl Oracle for WhatIfOracle<'_> {
     async fn size(&mut self, i: usize) -> Result<i64> {
         if let Some(s) = self.sizes.get(&i) {
-            return Ok(*s);
+            return Ok(s.1);
         }
-        let raw = self
-            .whatif
-            .set_indexes(std::slice::from_ref(&self.candidates[i]))
-            .await?
-            .first()
-            .copied()
-            .unwrap_or(8192)
-            .max(8192);
-        // HypoPG overestimates btree sizes 1.2–6× (it ignores deduplication).
-        let size = raw / 2;
-        self.sizes.insert(i, size);
-        Ok(size)
+        let sizes = self.whatif.sizes(&self.candidates[i]).await?;
+        self.sizes.insert(i, sizes);
+        Ok(sizes.1.max(8192))
     }
 
     async fn cost(&mut self, config: &[usize]) -> Result<f64> {
@@ -302,7 +296,8 @@ pub async fn greedy(
             queries,
             cost_before: step.cost_before,
             cost_after: step.cost_after,
-            hypopg_bytes: step.size * 2,
+            hypopg_bytes: oracle.sizes.get(&step.index).map_or(0, |s| s.0),
+            estimated_bytes: step.size,
         });
     }
     Ok(Selection {

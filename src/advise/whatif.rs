@@ -119,6 +119,25 @@ impl WhatIf {
         })
     }
 
+    /// (HypoPG's size or the real size, crmbench's estimate) of `def`, bytes.
+    /// The estimate counts btree deduplication, which HypoPG ignores; with
+    /// real indexes the real size is exact and used for both.
+    pub async fn sizes(&mut self, def: &IndexDef) -> Result<(i64, i64)> {
+        let raw = self
+            .set_indexes(std::slice::from_ref(def))
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(8192);
+        match self.mode {
+            Mode::HypoPg => Ok((
+                raw,
+                super::size::estimate(&self.client, &self.schema, def).await?,
+            )),
+            Mode::Real { .. } => Ok((raw, raw)),
+        }
+    }
+
     /// "HypoPG" or "real indexes on a clone".
     pub fn method(&self) -> &'static str {
         match self.mode {
