@@ -21,6 +21,7 @@ use crmbench::pg;
 
 fn def(table: &str, cols: &[&str]) -> IndexDef {
     IndexDef {
+        predicate: None,
         table: table.into(),
         columns: cols
             .iter()

@@ -106,7 +106,13 @@ async fn built_in_workload_explains_under_rls_with_its_findings() {
     ]
     .into_iter()
     .collect();
-    let cands = crmbench::advise::workload_candidates(&file, &numeric, &tenant_tables, "tenant_id");
+    let cands = crmbench::advise::workload_candidates(
+        &file,
+        &numeric,
+        &tenant_tables,
+        "tenant_id",
+        &Default::default(),
+    );
     let orders = cands
         .iter()
         .find(|(d, _)| {

@@ -28,13 +28,48 @@ pub struct IndexDef {
     pub table: String,
     /// Key columns in order.
     pub columns: Vec<IndexColumn>,
+    /// Partial index predicate (`status = 'open'`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
 }
 
 impl IndexDef {
     /// A stable, readable name of at most 63 bytes.
     pub fn name(&self) -> String {
         let cols: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
-        let full = format!("{}_{}_idx", self.table, cols.join("_"));
+        let partial = self
+            .predicate
+            .as_ref()
+            .map(|p| {
+                // Casts add nothing to a name: `'open'::text` → `'open'`.
+                let uncast: String = p
+                    .split("::")
+                    .enumerate()
+                    .map(|(i, part)| {
+                        if i == 0 {
+                            part
+                        } else {
+                            part.trim_start_matches(|c: char| {
+                                c.is_ascii_alphanumeric() || c == '_' || c == ' '
+                            })
+                        }
+                    })
+                    .collect();
+                let words: String = uncast
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let words: Vec<&str> = words.split('_').filter(|w| !w.is_empty()).collect();
+                format!("_{}", words.join("_"))
+            })
+            .unwrap_or_default();
+        let full = format!("{}_{}{partial}_idx", self.table, cols.join("_"));
         if full.len() <= 63 {
             return full;
         }
@@ -57,8 +92,13 @@ impl IndexDef {
                 }
             })
             .collect();
+        let predicate = self
+            .predicate
+            .as_ref()
+            .map(|p| format!(" WHERE {p}"))
+            .unwrap_or_default();
         format!(
-            "CREATE INDEX {} ON {schema}.{} ({})",
+            "CREATE INDEX {} ON {schema}.{} ({}){predicate}",
             self.name(),
             self.table,
             cols.join(", ")
@@ -69,6 +109,7 @@ impl IndexDef {
     /// (so this one serves every lookup `other` serves).
     pub fn covers_prefix(&self, other: &IndexDef) -> bool {
         self.table == other.table
+            && self.predicate == other.predicate
             && other.columns.len() <= self.columns.len()
             && self.columns[..other.columns.len()] == other.columns[..]
     }
@@ -83,6 +124,8 @@ pub struct Needs {
     pub range: Vec<String>,
     /// ORDER BY columns with direction.
     pub order: Vec<IndexColumn>,
+    /// `column = literal` comparisons, with the literal as the plan prints it.
+    pub constants: Vec<(String, String)>,
 }
 
 /// Split `(a AND b AND (c OR d))` into its top-level conjuncts.
@@ -204,9 +247,13 @@ fn collect(
             {
                 continue;
             }
-            let Some((col, op, _)) = comparison(&c) else {
+            let Some((col, op, rhs)) = comparison(&c) else {
                 continue;
             };
+            if op == "=" && rhs.starts_with('\'') && !entry.constants.iter().any(|(c, _)| *c == col)
+            {
+                entry.constants.push((col.clone(), rhs.clone()));
+            }
             let list = if op == "=" || op == "= ANY" {
                 &mut entry.equality
             } else if ["<", ">", "<=", ">="].contains(&op.as_str()) {
@@ -247,6 +294,42 @@ fn collect(
     }
 }
 
+/// Candidates for one table's needs: [`candidate`], and for each constant
+/// comparison that `is_constant` accepts (a literal of the SQL itself on a
+/// low-cardinality column, e.g. `status = 'open'`), the same index without
+/// that column as a partial index `WHERE column = literal`.
+pub fn candidates_for(
+    table: &str,
+    needs: &Needs,
+    tenant_column: Option<&str>,
+    is_constant: &dyn Fn(&str, &str) -> bool,
+) -> Vec<IndexDef> {
+    let mut out: Vec<IndexDef> = candidate(table, needs, tenant_column).into_iter().collect();
+    for (col, literal) in &needs.constants {
+        if !is_constant(col, literal) {
+            continue;
+        }
+        let reduced = Needs {
+            equality: needs
+                .equality
+                .iter()
+                .filter(|c| *c != col)
+                .cloned()
+                .collect(),
+            range: needs.range.clone(),
+            order: needs.order.clone(),
+            constants: Vec::new(),
+        };
+        if let Some(mut def) = candidate(table, &reduced, tenant_column) {
+            def.predicate = Some(format!("{col} = {literal}"));
+            if !out.contains(&def) {
+                out.push(def);
+            }
+        }
+    }
+    out
+}
+
 /// The candidate index for one table's needs: tenant first (when the table
 /// has one), equality columns, one range column, then the ORDER BY columns
 /// when no range column breaks the order. `None` when there is nothing to add.
@@ -283,6 +366,7 @@ pub fn candidate(table: &str, needs: &Needs, tenant_column: Option<&str>) -> Opt
     }
     let useful = columns.len() > usize::from(tenant_column.is_some());
     useful.then(|| IndexDef {
+        predicate: None,
         table: table.to_string(),
         columns,
     })
@@ -328,6 +412,7 @@ mod tests {
                 name: "placed_at".into(),
                 desc: true,
             }],
+            constants: vec![],
         };
         let c = candidate("orders", &needs, Some("tenant_id")).unwrap();
         assert_eq!(
@@ -341,6 +426,7 @@ mod tests {
                 name: "title".into(),
                 desc: false,
             }],
+            constants: vec![],
         };
         // Range after equality; the sort cannot follow a range column.
         let c = candidate("posts", &ranged, None).unwrap();
@@ -350,8 +436,30 @@ mod tests {
     }
 
     #[test]
+    fn a_constant_on_a_low_cardinality_column_gives_a_partial_candidate() {
+        let needs = Needs {
+            equality: vec!["status".into(), "owner_id".into()],
+            range: vec!["expected_close_date".into()],
+            order: vec![],
+            constants: vec![("status".into(), "'open'::text".into())],
+        };
+        let all = candidates_for("deals", &needs, Some("tenant_id"), &|c, l| {
+            c == "status" && l.contains("open")
+        });
+        let sql: Vec<String> = all.iter().map(|d| d.create_sql("crm")).collect();
+        assert!(sql.contains(&"CREATE INDEX deals_tenant_id_status_owner_id_expected_close_date_idx ON crm.deals (tenant_id, status, owner_id, expected_close_date)".to_string()), "{sql:#?}");
+        assert!(sql.contains(&"CREATE INDEX deals_tenant_id_owner_id_expected_close_date_status_open_idx ON crm.deals (tenant_id, owner_id, expected_close_date) WHERE status = 'open'::text".to_string()), "{sql:#?}");
+        // Not a constant of the SQL (a bound parameter in a custom plan): no partial index.
+        assert_eq!(
+            candidates_for("deals", &needs, Some("tenant_id"), &|_, _| false).len(),
+            1
+        );
+    }
+
+    #[test]
     fn long_names_stay_under_63_bytes_and_stable() {
         let c = IndexDef {
+            predicate: None,
             table: "deal_stage_history".into(),
             columns: [
                 "tenant_id",

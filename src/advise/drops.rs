@@ -56,6 +56,7 @@ pub async fn existing(client: &Client, schema: &str) -> Result<Vec<Existing>> {
         .map(|r| Existing {
             name: r.get(0),
             def: IndexDef {
+                predicate: None,
                 table: r.get(1),
                 columns: r
                     .get::<_, Vec<String>>(2)
@@ -165,6 +166,7 @@ mod tests {
         Existing {
             name: name.into(),
             def: IndexDef {
+                predicate: None,
                 table: table.into(),
                 columns: cols
                     .iter()

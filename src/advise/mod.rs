@@ -23,6 +23,7 @@ pub fn workload_candidates(
     numeric: &NumericColumns,
     tenant_tables: &HashSet<String>,
     tenant_column: &str,
+    low_cardinality: &HashSet<(String, String)>,
 ) -> Vec<(IndexDef, Vec<String>)> {
     let mut by_def: BTreeMap<IndexDef, Vec<String>> = BTreeMap::new();
     for q in &plans.queries {
@@ -31,7 +32,14 @@ pub fn workload_candidates(
                 let Some(plan) = &s.plan else { continue };
                 for (table, needs) in candidates::needs(&plan.plan, plans.rls, numeric) {
                     let tenant = tenant_tables.contains(&table).then_some(tenant_column);
-                    if let Some(def) = candidates::candidate(&table, &needs, tenant) {
+                    // A literal of the statement itself (not a bound parameter)
+                    // on a low-cardinality column: worth a partial index.
+                    let is_constant = |col: &str, literal: &str| {
+                        let value = literal.split("::").next().unwrap_or(literal);
+                        low_cardinality.contains(&(table.clone(), col.to_string()))
+                            && s.sql.contains(value)
+                    };
+                    for def in candidates::candidates_for(&table, &needs, tenant, &is_constant) {
                         let served = by_def.entry(def).or_default();
                         if !served.contains(&q.name) {
                             served.push(q.name.clone());
@@ -80,6 +88,7 @@ pub async fn existing_indexes(
     Ok(rows
         .iter()
         .map(|r| IndexDef {
+            predicate: None,
             table: r.get(0),
             columns: r
                 .get::<_, Vec<String>>(1)
@@ -111,6 +120,7 @@ mod tests {
 
     fn def(table: &str, cols: &[&str]) -> IndexDef {
         IndexDef {
+            predicate: None,
             table: table.into(),
             columns: cols
                 .iter()
@@ -227,12 +237,30 @@ pub async fn advise(
         }
     }
     let existing = existing_indexes(&admin, schema).await?;
-    let candidates: Vec<IndexDef> =
-        workload_candidates(plans, &numeric, &tenant_tables, "tenant_id")
-            .into_iter()
-            .map(|(d, _)| d)
-            .filter(|d| !already_served(d, &existing))
-            .collect();
+    // Columns with a handful of values (statuses, kinds): a constant on one of
+    // them in the SQL is a partial-index candidate.
+    let low_cardinality: HashSet<(String, String)> = admin
+        .query(
+            "SELECT tablename::text, attname::text FROM pg_stats \
+             WHERE schemaname = $1 AND n_distinct BETWEEN 1 AND 20",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| crate::error::Error::from_pg("reading pg_stats", e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let candidates: Vec<IndexDef> = workload_candidates(
+        plans,
+        &numeric,
+        &tenant_tables,
+        "tenant_id",
+        &low_cardinality,
+    )
+    .into_iter()
+    .map(|(d, _)| d)
+    .filter(|d| !already_served(d, &existing))
+    .collect();
 
     // Each query weighs by how often it ran (the run's counts) when a run is
     // at hand, else by the workload's weights.

@@ -73,7 +73,16 @@ pub fn schema_lines(defs: &[IndexDef]) -> String {
     for t in tables {
         out.push_str(&format!("model {} {{ // table {t}\n", model_name(t)));
         for d in defs.iter().filter(|d| d.table == t) {
-            out.push_str(&format!("  {}\n", index_line(d)));
+            match &d.predicate {
+                None => out.push_str(&format!("  {}\n", index_line(d))),
+                // Prisma expresses partial indexes only with the
+                // partialIndexes preview feature: give the SQL instead.
+                Some(_) => out.push_str(&format!(
+                    "  // partial index, not expressible without previewFeatures = [\"partialIndexes\"];\n  \
+                     // keep it as raw SQL in its migration: {}\n",
+                    d.create_sql("<schema>")
+                )),
+            }
         }
         out.push_str("}\n\n");
     }
@@ -114,6 +123,7 @@ mod tests {
         assert_eq!(model_name("staff"), "Staff");
         assert_eq!(field_name("tenant_id"), "tenantId");
         let d = IndexDef {
+            predicate: None,
             table: "orders".into(),
             columns: vec![
                 IndexColumn {
