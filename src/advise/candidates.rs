@@ -36,7 +36,24 @@ pub struct IndexDef {
 impl IndexDef {
     /// A stable, readable name of at most 63 bytes.
     pub fn name(&self) -> String {
-        let cols: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                c.name
+                    .chars()
+                    .map(|ch| {
+                        if ch.is_ascii_alphanumeric() || ch == '_' {
+                            ch
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect::<String>()
+                    .trim_matches('_')
+                    .replace("__", "_")
+            })
+            .collect();
         let partial = self
             .predicate
             .as_ref()
@@ -188,8 +205,23 @@ pub fn comparison(conjunct: &str) -> Option<(String, String, String)> {
         if let Some(at) = c.find(op) {
             let left = c[..at].trim();
             let right = c[at + op.len()..].trim();
-            let col = column_name(left)?;
+            let col = column_name(left).or_else(|| expression_key(left))?;
             return Some((col, op.trim().to_string(), right.to_string()));
+        }
+    }
+    None
+}
+
+/// `lower((c.email)::text)` → `lower(email)`: the expressions an
+/// expression index serves (case-insensitive lookups).
+pub fn expression_key(expr: &str) -> Option<String> {
+    let e = expr.trim();
+    for f in ["lower", "upper"] {
+        if let Some(inner) = e
+            .strip_prefix(&format!("{f}("))
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            return column_name(inner).map(|col| format!("{f}({col})"));
         }
     }
     None
@@ -400,7 +432,10 @@ mod tests {
             comparison("((c.email)::text = 'x'::text)").unwrap().0,
             "email"
         );
-        assert!(comparison("(lower(c.email) = 'x')").is_none());
+        assert!(
+            comparison("(date_trunc('day'::text, o.placed_at) = '2025-01-01'::timestamp)")
+                .is_none()
+        );
     }
 
     #[test]
@@ -453,6 +488,25 @@ mod tests {
         assert_eq!(
             candidates_for("deals", &needs, Some("tenant_id"), &|_, _| false).len(),
             1
+        );
+    }
+
+    #[test]
+    fn lower_becomes_an_expression_key() {
+        assert_eq!(
+            comparison("(lower((c.email)::text) = 'a@b.c'::text)")
+                .unwrap()
+                .0,
+            "lower(email)"
+        );
+        let needs = Needs {
+            equality: vec!["lower(email)".into()],
+            ..Default::default()
+        };
+        let c = candidate("customers", &needs, Some("tenant_id")).unwrap();
+        assert_eq!(
+            c.create_sql("crm"),
+            "CREATE INDEX customers_tenant_id_lower_email_idx ON crm.customers (tenant_id, lower(email))"
         );
     }
 

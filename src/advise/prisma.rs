@@ -73,7 +73,13 @@ pub fn schema_lines(defs: &[IndexDef]) -> String {
     for t in tables {
         out.push_str(&format!("model {} {{ // table {t}\n", model_name(t)));
         for d in defs.iter().filter(|d| d.table == t) {
+            let expression = d.columns.iter().any(|c| c.name.contains('('));
             match &d.predicate {
+                None if expression => out.push_str(&format!(
+                    "  // expression index, not expressible with @@index; keep it as raw SQL \
+                     in its migration: {}\n",
+                    d.create_sql("<schema>")
+                )),
                 None => out.push_str(&format!("  {}\n", index_line(d))),
                 // Prisma expresses partial indexes only with the
                 // partialIndexes preview feature: give the SQL instead.
