@@ -769,7 +769,6 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         max_error_rate: args.max_error_rate,
         interval: args.interval.max(std::time::Duration::from_millis(100)),
         max_tries: args.max_tries,
-        check_only: false,
         simple: match args.protocol.as_str() {
             "prepared" => false,
             "simple" => true,
@@ -901,18 +900,8 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     }
     crate::runfolder::write_json(&folder, "advice.json", &advice)?;
     // Prisma users: @@index lines and one migration folder per index.
-    let kept_defs: Vec<crate::advise::candidates::IndexDef> = advice
-        .selection
-        .chosen
-        .iter()
-        .filter(|c| {
-            advice
-                .verified
-                .as_ref()
-                .is_none_or(|v| v.iter().any(|x| x.index == c.def.name() && x.kept))
-        })
-        .map(|c| c.def.clone())
-        .collect();
+    let kept_defs: Vec<crate::advise::candidates::IndexDef> =
+        advice.kept().map(|c| c.def.clone()).collect();
     let prisma_dir = folder.join("prisma");
     let _ = std::fs::remove_dir_all(&prisma_dir);
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
@@ -929,11 +918,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         target.require_ddl("building the recommended indexes (--apply)")?;
         let admin = crate::pg::connect(&target.admin()).await?;
         for d in &kept_defs {
-            let sql = d.create_sql(crate::pg::SCHEMA).replacen(
-                "CREATE INDEX ",
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
-                1,
-            );
+            let sql = d.create_concurrently_sql(crate::pg::SCHEMA);
             admin
                 .batch_execute(&sql)
                 .await

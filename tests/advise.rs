@@ -12,25 +12,10 @@ use std::path::Path;
 
 use crmbench::advise::{self, AdviseOptions};
 use crmbench::explain;
-use crmbench::generate::{self, GenerateOptions};
 use crmbench::pg;
 
 async fn dataset(db: &str) -> pg::Target {
-    let target = common::fresh_database(db).await;
-    generate::generate(
-        &target,
-        &GenerateOptions {
-            scale: 0.01,
-            seed: 4,
-            jobs: 2,
-            replace: false,
-            quiet: true,
-            out: None,
-        },
-    )
-    .await
-    .unwrap();
-    target
+    common::generated(db, 0.01, 4).await
 }
 
 const OPTS: AdviseOptions = AdviseOptions {

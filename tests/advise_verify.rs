@@ -16,7 +16,6 @@ use crmbench::advise::select::Chosen;
 use crmbench::advise::verify::{self, VerifyOptions};
 use crmbench::advise::{self, AdviseOptions};
 use crmbench::explain;
-use crmbench::generate::{self, GenerateOptions};
 use crmbench::pg;
 
 fn def(table: &str, cols: &[&str]) -> IndexDef {
@@ -35,20 +34,7 @@ fn def(table: &str, cols: &[&str]) -> IndexDef {
 
 #[tokio::test]
 async fn verify_keeps_what_pays_reverts_what_does_not_and_leaves_nothing() {
-    let target = common::fresh_database("verify_crm").await;
-    generate::generate(
-        &target,
-        &GenerateOptions {
-            scale: 0.01,
-            seed: 4,
-            jobs: 2,
-            replace: false,
-            quiet: true,
-            out: None,
-        },
-    )
-    .await
-    .unwrap();
+    let target = common::generated("verify_crm", 0.01, 4).await;
     let admin = pg::connect(&target.admin()).await.unwrap();
     let before = advise::existing_indexes(&admin, "crm").await.unwrap();
     drop(admin);

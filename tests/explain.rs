@@ -12,7 +12,6 @@ use std::path::Path;
 use crmbench::explain::findings::{FindingKind, NumericColumns, findings};
 use crmbench::explain::plan::Explained;
 use crmbench::explain::{self, PlansFile};
-use crmbench::generate::{self, GenerateOptions};
 
 #[test]
 fn every_fixture_plan_gives_its_finding() {
@@ -42,20 +41,7 @@ fn every_fixture_plan_gives_its_finding() {
 
 #[tokio::test]
 async fn built_in_workload_explains_under_rls_with_its_findings() {
-    let target = common::fresh_database("explain_crm").await;
-    generate::generate(
-        &target,
-        &GenerateOptions {
-            scale: 0.005,
-            seed: 2,
-            jobs: 2,
-            replace: false,
-            quiet: true,
-            out: None,
-        },
-    )
-    .await
-    .unwrap();
+    let target = common::generated("explain_crm", 0.005, 2).await;
     let file = explain::explain(&target, Path::new("workloads/crm.toml"), 1)
         .await
         .unwrap();

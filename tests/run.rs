@@ -7,72 +7,22 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::CONTEXT;
+use crmbench::run;
+
 use std::time::Duration;
 
-use crmbench::generate::{self, GenerateOptions};
 use crmbench::pg::{self, Target};
 use crmbench::results::Results;
-use crmbench::run::{self, RunOptions, driver::Arrivals};
 
 async fn dataset(db: &str) -> Target {
-    let target = common::fresh_database(db).await;
-    generate::generate(
-        &target,
-        &GenerateOptions {
-            scale: 0.002,
-            seed: 3,
-            jobs: 2,
-            replace: false,
-            quiet: true,
-            out: None,
-        },
-    )
-    .await
-    .unwrap();
-    target
+    common::generated(db, 0.002, 3).await
 }
-
-fn options(workload: &str, seconds: f64) -> RunOptions {
-    RunOptions {
-        workload: PathBuf::from(workload),
-        clients: 4,
-        threads: 2,
-        duration: Duration::from_secs_f64(seconds),
-        warmup: Duration::from_millis(500),
-        rate: None,
-        arrivals: Arrivals::Poisson,
-        seed: 11,
-        fresh: false,
-        candidate_url: None,
-        self_check: false,
-        max_error_rate: 0.01,
-        interval: Duration::from_millis(500),
-        max_tries: 1,
-        check_only: false,
-        simple: false,
-        quiet: true,
-    }
-}
-
-fn write_workload(text: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("w.toml");
-    std::fs::write(&path, text).unwrap();
-    (dir, path.display().to_string())
-}
-
-const CONTEXT: &str = r#"
-[context]
-role = "crmbench_app"
-tenant_setting = "app.current_tenant_id"
-tenants = "SELECT t.id::text, count(c.id) FROM crm.tenants t LEFT JOIN crm.customers c ON c.tenant_id = t.id GROUP BY t.id"
-"#;
 
 #[tokio::test]
 async fn built_in_workload_runs_clean_under_rls_and_round_trips() {
     let target = dataset("run_crm").await;
-    let outcome = run::run(&target, &options("workloads/crm.toml", 4.0))
+    let outcome = run::run(&target, &common::options("workloads/crm.toml", 4.0))
         .await
         .unwrap();
     let r = &outcome.results;
@@ -112,11 +62,11 @@ async fn built_in_workload_runs_clean_under_rls_and_round_trips() {
 #[tokio::test]
 async fn open_loop_latency_includes_a_stall() {
     let target = dataset("run_stall").await;
-    let (_dir, path) = write_workload(&format!(
+    let (_dir, path) = common::write_workload(&format!(
         "name = \"stall\"\n{CONTEXT}\n\
          [[query]]\nname = \"stores\"\nkind = \"read\"\nsql = \"SELECT count(*) FROM stores\"\n"
     ));
-    let mut opts = options(&path, 4.0);
+    let mut opts = common::options(&path, 4.0);
     opts.rate = Some(100.0);
     opts.clients = 2;
     opts.threads = 1;
@@ -165,7 +115,7 @@ async fn a_workload_on_a_schema_without_tenants_runs_end_to_end() {
         .unwrap();
     let outcome = run::run(
         &target,
-        &options("fixtures/workloads/valid_no_tenant.toml", 2.0),
+        &common::options("fixtures/workloads/valid_no_tenant.toml", 2.0),
     )
     .await
     .unwrap();
@@ -194,7 +144,7 @@ fn cli(db: &str, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn exit_codes_name_the_failing_query() {
     let _target = dataset("run_cli").await;
-    let (dir, failing) = write_workload(&format!(
+    let (dir, failing) = common::write_workload(&format!(
         "name = \"fails\"\n{CONTEXT}\n\
          [[query]]\nname = \"fine\"\nkind = \"read\"\nweight = 5\nsql = \"SELECT count(*) FROM stores\"\n\
          [[query]]\nname = \"divide_by_zero\"\nkind = \"read\"\nsql = \"SELECT 1 / (count(*) - count(*)) FROM stores\"\n"
@@ -226,7 +176,7 @@ async fn exit_codes_name_the_failing_query() {
     // The results were written anyway.
     Results::load(&out_dir).unwrap();
 
-    let (_d2, unknown) = write_workload(&format!(
+    let (_d2, unknown) = common::write_workload(&format!(
         "name = \"bad\"\n{CONTEXT}\n[[query]]\nname = \"typo\"\nkind = \"read\"\n\
          sql = \"SELECT id FROM customers WHERE emial = $1\"\nparams = [{{ value = \"x\" }}]\n"
     ));

@@ -9,25 +9,11 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crmbench::generate::{self, GenerateOptions};
 use crmbench::pg;
 use crmbench::results::Results;
 
 async fn dataset(db: &str) {
-    let target = common::fresh_database(db).await;
-    generate::generate(
-        &target,
-        &GenerateOptions {
-            scale: 0.002,
-            seed: 5,
-            jobs: 2,
-            replace: false,
-            quiet: true,
-            out: None,
-        },
-    )
-    .await
-    .unwrap();
+    common::generated(db, 0.002, 5).await;
 }
 
 fn spawn_run(db: &str, out: &std::path::Path, seconds: &str) -> std::process::Child {

@@ -122,6 +122,15 @@ impl IndexDef {
         )
     }
 
+    /// `CREATE INDEX CONCURRENTLY IF NOT EXISTS …`: the form migrations use.
+    pub fn create_concurrently_sql(&self, schema: &str) -> String {
+        self.create_sql(schema).replacen(
+            "CREATE INDEX ",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
+            1,
+        )
+    }
+
     /// Whether this index's leading columns are exactly `other`'s columns
     /// (so this one serves every lookup `other` serves).
     pub fn covers_prefix(&self, other: &IndexDef) -> bool {

@@ -72,30 +72,10 @@ pub async fn existing_indexes(
     client: &tokio_postgres::Client,
     schema: &str,
 ) -> crate::error::Result<Vec<IndexDef>> {
-    let rows = client
-        .query(
-            "SELECT c.relname::text, \
-                    ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) \
-                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) \
-             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND i.indpred IS NULL AND i.indexprs IS NULL \
-             ORDER BY c.relname, i.indexrelid::regclass::text",
-            &[&schema],
-        )
-        .await
-        .map_err(|e| crate::error::Error::from_pg("reading existing indexes", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| IndexDef {
-            predicate: None,
-            table: r.get(0),
-            columns: r
-                .get::<_, Vec<String>>(1)
-                .into_iter()
-                .map(|name| candidates::IndexColumn { name, desc: false })
-                .collect(),
-        })
+    Ok(drops::existing(client, schema)
+        .await?
+        .into_iter()
+        .map(|e| e.def)
         .collect())
 }
 
@@ -236,7 +216,9 @@ pub async fn advise(
             numeric.entry(table).or_default().push(column);
         }
     }
-    let existing = existing_indexes(&admin, schema).await?;
+    // Read once: candidates skip what these serve; drop advice judges them.
+    let current_indexes = drops::existing(&admin, schema).await?;
+    let existing: Vec<IndexDef> = current_indexes.iter().map(|e| e.def.clone()).collect();
     // Columns with a handful of values (statuses, kinds): a constant on one of
     // them in the SQL is a partial-index candidate.
     let low_cardinality: HashSet<(String, String)> = admin
@@ -365,11 +347,10 @@ pub async fn advise(
     let calls = whatif.calls;
     whatif.close().await?;
     let selection = selection?;
-    let admin = crate::pg::connect(&target.admin()).await?;
     let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
     let drops = drops::advise_drops(
         schema,
-        &drops::existing(&admin, schema).await?,
+        &current_indexes,
         results.map(|r| r.index_usage.as_slice()),
         &recommended,
     );
@@ -410,6 +391,18 @@ pub async fn advise(
     })
 }
 
+impl Advice {
+    /// The chosen indexes that stand: all of them without `--verify`, the
+    /// kept ones with it; in the order chosen.
+    pub fn kept(&self) -> impl DoubleEndedIterator<Item = &select::Chosen> {
+        self.selection.chosen.iter().filter(|c| {
+            self.verified
+                .as_ref()
+                .is_none_or(|v| v.iter().any(|x| x.index == c.def.name() && x.kept))
+        })
+    }
+}
+
 /// `migration.sql`: one `CREATE INDEX CONCURRENTLY IF NOT EXISTS` per
 /// statement, with what a DBA must know to run it.
 pub fn migration_sql(advice: &Advice, schema: &str) -> String {
@@ -423,18 +416,8 @@ pub fn migration_sql(advice: &Advice, schema: &str) -> String {
          --   SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid;\n\
          -- and DROP INDEX CONCURRENTLY each before running this file again.\n\n",
     );
-    let kept = |c: &select::Chosen| {
-        advice
-            .verified
-            .as_ref()
-            .is_none_or(|v| v.iter().any(|x| x.index == c.def.name() && x.kept))
-    };
-    for c in advice.selection.chosen.iter().filter(|c| kept(c)) {
-        let create = c.def.create_sql(schema).replacen(
-            "CREATE INDEX ",
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
-            1,
-        );
+    for c in advice.kept() {
+        let create = c.def.create_concurrently_sql(schema);
         out.push_str(&format!(
             "-- serves: {}\n{create};\n\n",
             c.queries.join(", ")
@@ -448,13 +431,7 @@ pub fn rollback_sql(advice: &Advice, schema: &str) -> String {
     let mut out = String::from(
         "-- crmbench rollback of migration.sql (run outside a transaction block).\n\n",
     );
-    let kept = |c: &&select::Chosen| {
-        advice
-            .verified
-            .as_ref()
-            .is_none_or(|v| v.iter().any(|x| x.index == c.def.name() && x.kept))
-    };
-    for c in advice.selection.chosen.iter().rev().filter(kept) {
+    for c in advice.kept().rev() {
         out.push_str(&format!(
             "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{};\n",
             c.def.name()

@@ -100,11 +100,7 @@ pub fn migrations(defs: &[IndexDef], schema: &str, stamp: &str) -> Vec<(String, 
     defs.iter()
         .enumerate()
         .map(|(i, d)| {
-            let sql = d.create_sql(schema).replacen(
-                "CREATE INDEX ",
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
-                1,
-            );
+            let sql = d.create_concurrently_sql(schema);
             (
                 format!("{stamp}{:02}_crmbench_{}", i + 1, d.name()),
                 format!(

@@ -175,7 +175,6 @@ async fn verify_on(
             max_error_rate: 1.0,
             interval: Duration::from_millis(500),
             max_tries: 1,
-            check_only: false,
             simple: false,
             quiet: true,
         };

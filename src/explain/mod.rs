@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::generate::rng::{Prng, tag};
 use crate::pg::{self, Target};
 use crate::results::WorkloadInfo;
-use crate::workload::params::{Pools, RawColumn, Value};
-use crate::workload::{Param, Query, Workload};
+use crate::workload::params::{Pools, Value, collect_refs};
+use crate::workload::{Query, Workload};
 use findings::{Finding, FindingKind};
 use plan::Explained;
 
@@ -249,18 +249,12 @@ async fn explain_query(
             .map_err(|e| sql_err("ROLLBACK TO SAVEPOINT", e))?;
         // Later statements may need what this one returns: run it for real
         // (inside the transaction that is rolled back at the end).
-        let needed = query.statements[k + 1..]
-            .iter()
-            .any(|s| s.params.iter().any(|p| matches!(p, Param::Ref(_))));
+        let needed = query.statements[k + 1..].iter().any(|s| s.uses_refs());
         if entry.error.is_none() && needed {
             match client.query(&st.sql, &params).await {
                 Ok(rows) => {
                     if let Some(row) = rows.first() {
-                        for (c, col) in row.columns().iter().enumerate() {
-                            if let Ok(RawColumn(v)) = row.try_get::<_, RawColumn>(c) {
-                                refs.insert(col.name().to_string(), v);
-                            }
-                        }
+                        collect_refs(row, &mut refs);
                     }
                 }
                 Err(e) => {

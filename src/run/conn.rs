@@ -14,7 +14,7 @@ use tokio_postgres::{Client, Statement as Prepared};
 
 use crate::error::{Error, Result};
 use crate::pg::{self, ConnSpec};
-use crate::workload::params::{RawColumn, Value};
+use crate::workload::params::{Value, collect_refs};
 use crate::workload::{Param, Query, Workload};
 
 /// Client-side failure codes, recorded beside SQLSTATEs.
@@ -153,15 +153,7 @@ impl Conn {
         let mut seg_start = 0;
         let mut first = true;
         while seg_start < n {
-            let mut seg_end = seg_start + 1;
-            while seg_end < n
-                && !query.statements[seg_end]
-                    .params
-                    .iter()
-                    .any(|p| matches!(p, Param::Ref(_)))
-            {
-                seg_end += 1;
-            }
+            let seg_end = segment_end(query, seg_start);
             let last_segment = seg_end == n;
             let bound: Vec<Vec<Value>> = (seg_start..seg_end)
                 .map(|i| {
@@ -215,11 +207,7 @@ impl Conn {
                             statement_us.push(micros(at.saturating_duration_since(last)));
                             last = at;
                             if let Some(row) = rows.first() {
-                                for (c, col) in row.columns().iter().enumerate() {
-                                    if let Ok(RawColumn(v)) = row.try_get::<_, RawColumn>(c) {
-                                        refs.insert(col.name().to_string(), v);
-                                    }
-                                }
+                                collect_refs(row, &mut refs);
                             }
                         } else {
                             last = last.max(at);
@@ -245,6 +233,15 @@ impl Conn {
             statement_us,
         })
     }
+}
+
+/// End (exclusive) of the segment starting at `start`: statements up to the
+/// next one that needs a value returned before it.
+fn segment_end(query: &Query, start: usize) -> usize {
+    query.statements[start + 1..]
+        .iter()
+        .position(|s| s.uses_refs())
+        .map_or(query.statements.len(), |k| start + 1 + k)
 }
 
 /// A pipelined request and when its reply arrived.
@@ -279,15 +276,7 @@ impl Conn {
         let mut statement_us = Vec::with_capacity(n);
         let mut seg_start = 0;
         while seg_start < n {
-            let mut seg_end = seg_start + 1;
-            while seg_end < n
-                && !query.statements[seg_end]
-                    .params
-                    .iter()
-                    .any(|p| matches!(p, Param::Ref(_)))
-            {
-                seg_end += 1;
-            }
+            let seg_end = segment_end(query, seg_start);
             let mut text = String::new();
             if seg_start == 0 && framed {
                 text.push_str("BEGIN;");

@@ -59,8 +59,6 @@ pub struct RunOptions {
     pub interval: Duration,
     /// Tries for serialization failures and deadlocks.
     pub max_tries: u32,
-    /// Validate only.
-    pub check_only: bool,
     /// Simple protocol instead of prepared statements.
     pub simple: bool,
     /// No live progress.

@@ -179,6 +179,14 @@ pub struct Statement {
     pub line: usize,
 }
 
+impl Statement {
+    /// Whether a parameter takes a value returned by an earlier statement
+    /// (so the statement must wait for it).
+    pub fn uses_refs(&self) -> bool {
+        self.params.iter().any(|p| matches!(p, Param::Ref(_)))
+    }
+}
+
 /// One named query (a single statement or a transaction of several).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Query {

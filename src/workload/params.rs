@@ -77,6 +77,16 @@ impl<'a> FromSql<'a> for RawColumn {
     }
 }
 
+/// Keep every column of `row` (a statement's first returned row) as a value
+/// later statements can reference by column name.
+pub fn collect_refs(row: &tokio_postgres::Row, refs: &mut HashMap<String, Value>) {
+    for (c, col) in row.columns().iter().enumerate() {
+        if let Ok(RawColumn(v)) = row.try_get::<_, RawColumn>(c) {
+            refs.insert(col.name().to_string(), v);
+        }
+    }
+}
+
 /// Tenants with their weights.
 #[derive(Debug, Clone, Default)]
 pub struct TenantPool {

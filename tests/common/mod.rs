@@ -92,6 +92,23 @@ pub async fn fresh_database(name: &str) -> Target {
     target
 }
 
+/// A new database `name` filled by `generate` (two loader connections).
+pub async fn generated(name: &str, scale: f64, seed: u64) -> Target {
+    let target = fresh_database(name).await;
+    let opts = crmbench::generate::GenerateOptions {
+        scale,
+        seed,
+        jobs: 2,
+        replace: false,
+        quiet: true,
+        out: None,
+    };
+    crmbench::generate::generate(&target, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("generate into {name}: {e}"));
+    target
+}
+
 /// Stop the postmaster in `base` and remove `base` once this process exits.
 fn spawn_reaper(base: &std::path::Path) {
     let script = format!(
@@ -111,3 +128,41 @@ fn spawn_reaper(base: &std::path::Path) {
         .stderr(Stdio::null())
         .spawn();
 }
+
+/// Run options for short test runs of `workload`.
+pub fn options(workload: &str, seconds: f64) -> crmbench::run::RunOptions {
+    crmbench::run::RunOptions {
+        workload: std::path::PathBuf::from(workload),
+        clients: 4,
+        threads: 2,
+        duration: std::time::Duration::from_secs_f64(seconds),
+        warmup: std::time::Duration::from_millis(500),
+        rate: None,
+        arrivals: crmbench::run::driver::Arrivals::Poisson,
+        seed: 11,
+        fresh: false,
+        candidate_url: None,
+        self_check: false,
+        max_error_rate: 0.01,
+        interval: std::time::Duration::from_millis(500),
+        max_tries: 1,
+        simple: false,
+        quiet: true,
+    }
+}
+
+/// Write a workload file into a temporary folder: (folder, path).
+pub fn write_workload(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path.display().to_string())
+}
+
+/// The CRM context block for test workloads.
+pub const CONTEXT: &str = r#"
+[context]
+role = "crmbench_app"
+tenant_setting = "app.current_tenant_id"
+tenants = "SELECT t.id::text, count(c.id) FROM crm.tenants t LEFT JOIN crm.customers c ON c.tenant_id = t.id GROUP BY t.id"
+"#;
