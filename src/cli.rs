@@ -187,6 +187,10 @@ struct AdviseArgs {
     /// Clients per side in verification runs.
     #[arg(long, default_value_t = 4)]
     verify_clients: usize,
+    /// Your schema.prisma: the @@index lines use its model and field names
+    /// (@@map/@map) instead of Prisma's naming conventions.
+    #[arg(long, value_name = "FILE")]
+    prisma_schema: Option<PathBuf>,
     /// Run folder to read plans.json from and write into [default: reports/latest, else a new one].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -765,6 +769,7 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         seed: args.seed,
         fresh: args.fresh,
         candidate_url: args.candidate_url.clone(),
+        candidate_database: None,
         self_check: args.self_check,
         max_error_rate: args.max_error_rate,
         interval: args.interval.max(std::time::Duration::from_millis(100)),
@@ -841,6 +846,13 @@ async fn explain_command(args: ExplainArgs, opts: &TargetOptions) -> Result<()> 
 
 async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
+    // Read first: a wrong path should fail before minutes of costing.
+    let prisma_names = match &args.prisma_schema {
+        Some(path) => crate::advise::prisma::Names::parse(
+            &std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?,
+        ),
+        None => crate::advise::prisma::Names::default(),
+    };
     let latest = PathBuf::from(crate::runfolder::REPORTS).join("latest");
     let out = args
         .out
@@ -876,6 +888,9 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         .exists()
         .then(|| crate::results::Results::load(&folder))
         .transpose()?;
+    let schema = crate::advise::workload_schema(&plans);
+    let catalog_before =
+        crate::advise::index_catalog(&crate::pg::connect(&target.admin()).await?, &schema).await?;
     let mut advice =
         crate::advise::advise(&target, &args.workload, &plans, results.as_ref(), &options).await?;
     if args.verify && !advice.selection.chosen.is_empty() {
@@ -893,6 +908,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
                 duration: args.verify_duration,
                 clients: args.verify_clients.max(1),
                 seed: args.seed,
+                schema: advice.schema.clone(),
             },
         )
         .await?;
@@ -905,20 +921,33 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     let prisma_dir = folder.join("prisma");
     let _ = std::fs::remove_dir_all(&prisma_dir);
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    for (dir, sql) in crate::advise::prisma::migrations(&kept_defs, crate::pg::SCHEMA, &stamp) {
+    for (dir, sql) in crate::advise::prisma::migrations(&kept_defs, &advice.schema, &stamp) {
         let d = prisma_dir.join("migrations").join(dir);
         std::fs::create_dir_all(&d).map_err(|e| Error::io("creating", &d, e))?;
         std::fs::write(d.join("migration.sql"), sql).map_err(|e| Error::io("writing", &d, e))?;
     }
     std::fs::create_dir_all(&prisma_dir).map_err(|e| Error::io("creating", &prisma_dir, e))?;
     let lines = prisma_dir.join("indexes.prisma");
-    std::fs::write(&lines, crate::advise::prisma::schema_lines(&kept_defs))
-        .map_err(|e| Error::io("writing", &lines, e))?;
+    std::fs::write(
+        &lines,
+        crate::advise::prisma::schema_lines(&kept_defs, &prisma_names),
+    )
+    .map_err(|e| Error::io("writing", &lines, e))?;
+    if let Some(given) = &args.prisma_schema {
+        // The user's schema with the lines in place, to diff or copy over.
+        let text = std::fs::read_to_string(given).map_err(|e| Error::io("reading", given, e))?;
+        let patched = prisma_dir.join("schema.prisma");
+        std::fs::write(
+            &patched,
+            crate::advise::prisma::add_to_schema(&text, &kept_defs, &prisma_names),
+        )
+        .map_err(|e| Error::io("writing", &patched, e))?;
+    }
     if args.apply {
         target.require_ddl("building the recommended indexes (--apply)")?;
         let admin = crate::pg::connect(&target.admin()).await?;
         for d in &kept_defs {
-            let sql = d.create_concurrently_sql(crate::pg::SCHEMA);
+            let sql = d.create_concurrently_sql(&advice.schema);
             admin
                 .batch_execute(&sql)
                 .await
@@ -926,14 +955,36 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
             println!("  applied: {sql}");
         }
     }
+    if !args.apply {
+        // Costing and verification work on HypoPG sessions and clones only:
+        // prove the database ends with exactly the indexes it had.
+        let after =
+            crate::advise::index_catalog(&crate::pg::connect(&target.admin()).await?, &schema)
+                .await?;
+        if after != catalog_before {
+            return Err(Error::Usage {
+                message: format!(
+                    "the indexes of schema {schema} changed while advise ran (before: {}, after: {})",
+                    catalog_before.len(),
+                    after.len()
+                ),
+                fix: "another session changed the schema meanwhile; run advise again on a quiet database"
+                    .into(),
+            });
+        }
+        println!(
+            "  catalog check: schema {schema} has exactly the {} indexes it had before",
+            after.len()
+        );
+    }
     for (name, text) in [
         (
             "migration.sql",
-            crate::advise::migration_sql(&advice, crate::pg::SCHEMA),
+            crate::advise::migration_sql(&advice, &advice.schema),
         ),
         (
             "rollback.sql",
-            crate::advise::rollback_sql(&advice, crate::pg::SCHEMA),
+            crate::advise::rollback_sql(&advice, &advice.schema),
         ),
     ] {
         let path = folder.join(name);
@@ -958,7 +1009,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     for c in &sel.chosen {
         println!(
             "  {}  ({:.1} → {:.1}; serves {})",
-            c.def.create_sql(crate::pg::SCHEMA),
+            c.def.create_sql(&advice.schema),
             c.cost_before,
             c.cost_after,
             c.queries.join(", ")

@@ -20,6 +20,7 @@ use crmbench::pg;
 
 fn def(table: &str, cols: &[&str]) -> IndexDef {
     IndexDef {
+        include: Vec::new(),
         predicate: None,
         table: table.into(),
         columns: cols
@@ -72,6 +73,7 @@ async fn verify_keeps_what_pays_reverts_what_does_not_and_leaves_nothing() {
         duration: Duration::from_secs(5),
         clients: 4,
         seed: 3,
+        schema: "crm".into(),
     };
     let verified = verify::verify(
         &target,

@@ -31,6 +31,9 @@ pub struct IndexDef {
     /// Partial index predicate (`status = 'open'`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicate: Option<String>,
+    /// Non-key columns stored in the leaves (`INCLUDE`), for index-only scans.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
 }
 
 impl IndexDef {
@@ -86,7 +89,12 @@ impl IndexDef {
                 format!("_{}", words.join("_"))
             })
             .unwrap_or_default();
-        let full = format!("{}_{}{partial}_idx", self.table, cols.join("_"));
+        let include = if self.include.is_empty() {
+            String::new()
+        } else {
+            format!("_incl_{}", self.include.join("_"))
+        };
+        let full = format!("{}_{}{include}{partial}_idx", self.table, cols.join("_"));
         if full.len() <= 63 {
             return full;
         }
@@ -114,8 +122,13 @@ impl IndexDef {
             .as_ref()
             .map(|p| format!(" WHERE {p}"))
             .unwrap_or_default();
+        let include = if self.include.is_empty() {
+            String::new()
+        } else {
+            format!(" INCLUDE ({})", self.include.join(", "))
+        };
         format!(
-            "CREATE INDEX {} ON {schema}.{} ({}){predicate}",
+            "CREATE INDEX {} ON {schema}.{} ({}){include}{predicate}",
             self.name(),
             self.table,
             cols.join(", ")
@@ -138,6 +151,10 @@ impl IndexDef {
             && self.predicate == other.predicate
             && other.columns.len() <= self.columns.len()
             && self.columns[..other.columns.len()] == other.columns[..]
+            && other
+                .include
+                .iter()
+                .all(|c| self.include.contains(c) || self.columns.iter().any(|k| &k.name == c))
     }
 }
 
@@ -152,6 +169,10 @@ pub struct Needs {
     pub order: Vec<IndexColumn>,
     /// `column = literal` comparisons, with the literal as the plan prints it.
     pub constants: Vec<(String, String)>,
+    /// Every column the query reads from the table (its scan's output and
+    /// conditions), or `None` when some are expressions or unknown: an index
+    /// holding them all allows an index-only scan.
+    pub reads: Option<Vec<String>>,
 }
 
 /// Split `(a AND b AND (c OR d))` into its top-level conjuncts.
@@ -281,6 +302,7 @@ fn collect(
             }
         }
         let entry = out.entry(table.clone()).or_default();
+        record_reads(entry, node.output.as_deref(), &conds);
         for c in conds {
             if rls
                 && (findings::non_leakproof(&c).is_some()
@@ -335,6 +357,44 @@ fn collect(
     }
 }
 
+/// Add the columns a scan reads to `entry.reads`; any expression or a missing
+/// output list makes the set unknown (no index-only scan can be planned for).
+fn record_reads(entry: &mut Needs, output: Option<&[String]>, conds: &[String]) {
+    let Some(output) = output else {
+        entry.reads = None;
+        return;
+    };
+    let mut cols: Vec<String> = entry.reads.take().unwrap_or_default();
+    for item in output {
+        match column_name(item) {
+            Some(c) => {
+                if !cols.contains(&c) {
+                    cols.push(c)
+                }
+            }
+            None => return,
+        }
+    }
+    for c in conds {
+        match comparison(c) {
+            Some((col, _, _)) if !col.contains('(') => {
+                if !cols.contains(&col) {
+                    cols.push(col)
+                }
+            }
+            // Any condition that is not a plain column comparison may read
+            // columns we cannot see: no INCLUDE candidate.
+            _ if c.contains("current_setting") => {}
+            _ => return,
+        }
+    }
+    entry.reads = Some(cols);
+}
+
+/// Most non-key columns an `INCLUDE` candidate carries: more makes the index
+/// a second copy of the table.
+pub const MAX_INCLUDE: usize = 3;
+
 /// Candidates for one table's needs: [`candidate`], and for each constant
 /// comparison that `is_constant` accepts (a literal of the SQL itself on a
 /// low-cardinality column, e.g. `status = 'open'`), the same index without
@@ -346,6 +406,20 @@ pub fn candidates_for(
     is_constant: &dyn Fn(&str, &str) -> bool,
 ) -> Vec<IndexDef> {
     let mut out: Vec<IndexDef> = candidate(table, needs, tenant_column).into_iter().collect();
+    // Covering variant: the same key with the other columns the query reads
+    // INCLUDEd, so the scan never visits the heap.
+    if let (Some(base), Some(reads)) = (out.first(), &needs.reads) {
+        let extra: Vec<String> = reads
+            .iter()
+            .filter(|c| !base.columns.iter().any(|k| &k.name == *c))
+            .cloned()
+            .collect();
+        if !extra.is_empty() && extra.len() <= MAX_INCLUDE {
+            let mut covering = base.clone();
+            covering.include = extra;
+            out.push(covering);
+        }
+    }
     for (col, literal) in &needs.constants {
         if !is_constant(col, literal) {
             continue;
@@ -360,6 +434,7 @@ pub fn candidates_for(
             range: needs.range.clone(),
             order: needs.order.clone(),
             constants: Vec::new(),
+            reads: None,
         };
         if let Some(mut def) = candidate(table, &reduced, tenant_column) {
             def.predicate = Some(format!("{col} = {literal}"));
@@ -408,6 +483,7 @@ pub fn candidate(table: &str, needs: &Needs, tenant_column: Option<&str>) -> Opt
     let useful = columns.len() > usize::from(tenant_column.is_some());
     useful.then(|| IndexDef {
         predicate: None,
+        include: Vec::new(),
         table: table.to_string(),
         columns,
     })
@@ -457,6 +533,7 @@ mod tests {
                 desc: true,
             }],
             constants: vec![],
+            reads: None,
         };
         let c = candidate("orders", &needs, Some("tenant_id")).unwrap();
         assert_eq!(
@@ -471,6 +548,7 @@ mod tests {
                 desc: false,
             }],
             constants: vec![],
+            reads: None,
         };
         // Range after equality; the sort cannot follow a range column.
         let c = candidate("posts", &ranged, None).unwrap();
@@ -486,6 +564,7 @@ mod tests {
             range: vec!["expected_close_date".into()],
             order: vec![],
             constants: vec![("status".into(), "'open'::text".into())],
+            reads: None,
         };
         let all = candidates_for("deals", &needs, Some("tenant_id"), &|c, l| {
             c == "status" && l.contains("open")
@@ -522,6 +601,7 @@ mod tests {
     #[test]
     fn long_names_stay_under_63_bytes_and_stable() {
         let c = IndexDef {
+            include: Vec::new(),
             predicate: None,
             table: "deal_stage_history".into(),
             columns: [

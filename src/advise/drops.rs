@@ -43,7 +43,7 @@ pub async fn existing(client: &Client, schema: &str) -> Result<Vec<Existing>> {
                     ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) \
                           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o), \
                     i.indisprimary OR i.indisunique OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid), \
-                    i.indexprs IS NULL AND i.indpred IS NULL \
+                    i.indexprs IS NULL AND i.indpred IS NULL, i.indnkeyatts::int4 \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 ORDER BY 2, 1",
             &[&schema],
@@ -53,18 +53,24 @@ pub async fn existing(client: &Client, schema: &str) -> Result<Vec<Existing>> {
     Ok(rows
         .iter()
         .filter(|r| r.get::<_, bool>(4))
-        .map(|r| Existing {
-            name: r.get(0),
-            def: IndexDef {
-                predicate: None,
-                table: r.get(1),
-                columns: r
-                    .get::<_, Vec<String>>(2)
-                    .into_iter()
-                    .map(|name| IndexColumn { name, desc: false })
-                    .collect(),
-            },
-            protected: r.get(3),
+        .map(|r| {
+            // indkey lists key columns first, then the INCLUDE ones.
+            let mut columns = r.get::<_, Vec<String>>(2);
+            let keys = usize::try_from(r.get::<_, i32>(5)).unwrap_or(columns.len());
+            let include = columns.split_off(keys.min(columns.len()));
+            Existing {
+                name: r.get(0),
+                def: IndexDef {
+                    include,
+                    predicate: None,
+                    table: r.get(1),
+                    columns: columns
+                        .into_iter()
+                        .map(|name| IndexColumn { name, desc: false })
+                        .collect(),
+                },
+                protected: r.get(3),
+            }
         })
         .collect())
 }
@@ -166,6 +172,7 @@ mod tests {
         Existing {
             name: name.into(),
             def: IndexDef {
+                include: Vec::new(),
                 predicate: None,
                 table: table.into(),
                 columns: cols

@@ -52,7 +52,13 @@ pub fn workload_candidates(
     // Merge: an index whose key is a prefix of another's is served by it.
     let defs: Vec<IndexDef> = by_def.keys().cloned().collect();
     for short in &defs {
-        if let Some(long) = defs.iter().find(|l| *l != short && l.covers_prefix(short)) {
+        // Never into a covering variant: its plain twin stays a choice.
+        let into = |l: &&IndexDef| {
+            *l != short
+                && l.covers_prefix(short)
+                && l.include.iter().all(|c| short.include.contains(c))
+        };
+        if let Some(long) = defs.iter().find(into) {
             if let Some(queries) = by_def.remove(short) {
                 let target = by_def.entry(long.clone()).or_default();
                 for q in queries {
@@ -79,11 +85,35 @@ pub async fn existing_indexes(
         .collect())
 }
 
+/// Every index of `schema` with its definition, sorted: `advise` compares
+/// this before and after to prove the database ends as it began.
+pub async fn index_catalog(
+    client: &tokio_postgres::Client,
+    schema: &str,
+) -> crate::error::Result<Vec<(String, String)>> {
+    Ok(client
+        .query(
+            "SELECT ic.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+             JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace \
+             WHERE n.nspname = $1 ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| crate::error::Error::from_pg("listing indexes", e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 /// Whether an existing index already leads with the candidate's columns
 /// (direction aside: a btree scans both ways).
 pub fn already_served(candidate: &IndexDef, existing: &[IndexDef]) -> bool {
     existing.iter().any(|e| {
         e.table == candidate.table
+            && candidate
+                .include
+                .iter()
+                .all(|c| e.include.contains(c) || e.columns.iter().any(|k| &k.name == c))
             && candidate.columns.len() <= e.columns.len()
             && candidate
                 .columns
@@ -100,6 +130,7 @@ mod tests {
 
     fn def(table: &str, cols: &[&str]) -> IndexDef {
         IndexDef {
+            include: Vec::new(),
             predicate: None,
             table: table.into(),
             columns: cols
@@ -178,6 +209,34 @@ pub struct Advice {
     /// Where query weights came from: the run's counts or the workload file.
     #[serde(default)]
     pub weights_from: String,
+    /// The schema the recommended indexes go in (where the workload's tables are).
+    #[serde(default = "default_schema")]
+    pub schema: String,
+}
+
+fn default_schema() -> String {
+    crate::pg::SCHEMA.into()
+}
+
+/// The schema most of the plans' relations live in: the advisor's schema
+/// (crmbench's `crm` for the built-in workload, a client's own otherwise).
+pub fn workload_schema(plans: &PlansFile) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for q in &plans.queries {
+        for t in &q.tenants {
+            for s in &t.statements {
+                for n in s.plan.iter().flat_map(|p| p.plan.walk()) {
+                    if let Some(schema) = &n.schema {
+                        *counts.entry(schema.as_str()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or_else(default_schema, |(s, _)| s.to_string())
 }
 
 /// Recommend indexes for the workload at `path`, costed with HypoPG as the
@@ -195,7 +254,8 @@ pub async fn advise(
 
     let (workload, pools) = crate::run::prepare(target, path).await?;
     let admin = crate::pg::connect(&target.admin()).await?;
-    let schema = crate::pg::SCHEMA;
+    let schema_name = workload_schema(plans);
+    let schema = schema_name.as_str();
     let rows = admin
         .query(
             "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
@@ -206,6 +266,17 @@ pub async fn advise(
         )
         .await
         .map_err(|e| crate::error::Error::from_pg("reading columns", e))?;
+    let tables: HashSet<String> = admin
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| crate::error::Error::from_pg("listing tables", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut numeric = NumericColumns::new();
     let mut tenant_tables = HashSet::new();
     for r in rows {
@@ -241,7 +312,9 @@ pub async fn advise(
     )
     .into_iter()
     .map(|(d, _)| d)
-    .filter(|d| !already_served(d, &existing))
+    // Tables of other schemas (a workload touching several) are left out:
+    // the indexes go in one schema.
+    .filter(|d| tables.contains(&d.table) && !already_served(d, &existing))
     .collect();
 
     // Each query weighs by how often it ran (the run's counts) when a run is
@@ -383,6 +456,7 @@ pub async fn advise(
         rls_findings,
         verified: None,
         drops,
+        schema: schema_name.clone(),
         weights_from: if use_counts {
             "transaction counts of the run's results.json".into()
         } else {

@@ -43,13 +43,84 @@ pub fn field_name(column: &str) -> String {
     out
 }
 
+/// Model and field names of the tables and columns, read from a
+/// `schema.prisma` (`@@map("table")`, `@map("column")`) when one is given;
+/// Prisma's conventions ([`model_name`], [`field_name`]) for the rest.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    /// table → (model, column → field).
+    models: std::collections::HashMap<String, (String, std::collections::HashMap<String, String>)>,
+}
+
+impl Names {
+    /// Read the models of a Prisma schema's text.
+    pub fn parse(text: &str) -> Names {
+        let mut names = Names::default();
+        let mut model: Option<(String, Option<String>, Vec<(String, String)>)> = None;
+        for raw in text.lines() {
+            let line = raw.split("//").next().unwrap_or("").trim();
+            if let Some(rest) = line.strip_prefix("model ") {
+                let name = rest.trim_end_matches('{').trim().to_string();
+                model = Some((name, None, Vec::new()));
+                continue;
+            }
+            let Some((name, table, fields)) = model.as_mut() else {
+                continue;
+            };
+            if line.starts_with('}') {
+                let table = table.clone().unwrap_or_else(|| name.clone());
+                let columns = fields.drain(..).collect();
+                names.models.insert(table, (name.clone(), columns));
+                model = None;
+            } else if let Some(mapped) = line.strip_prefix("@@map(") {
+                *table = quoted(mapped);
+            } else if !line.starts_with("@@") && !line.is_empty() {
+                let field = line.split_whitespace().next().unwrap_or("").to_string();
+                let column = line
+                    .find("@map(")
+                    .and_then(|at| quoted(&line[at + 5..]))
+                    .unwrap_or_else(|| field.clone());
+                fields.push((column, field));
+            }
+        }
+        names
+    }
+
+    /// The model of `table`.
+    pub fn model(&self, table: &str) -> String {
+        self.models
+            .get(table)
+            .map_or_else(|| model_name(table), |m| m.0.clone())
+    }
+
+    /// The field of `table.column`.
+    pub fn field(&self, table: &str, column: &str) -> String {
+        self.models
+            .get(table)
+            .and_then(|m| m.1.get(column).cloned())
+            .unwrap_or_else(|| field_name(column))
+    }
+
+    /// Whether the names came from a schema file.
+    pub fn from_schema(&self) -> bool {
+        !self.models.is_empty()
+    }
+}
+
+/// The first double-quoted string in `s`.
+fn quoted(s: &str) -> Option<String> {
+    let start = s.find('"')? + 1;
+    let len = s[start..].find('"')?;
+    Some(s[start..start + len].to_string())
+}
+
 /// The `@@index([...], map: "...")` line of an index.
-pub fn index_line(def: &IndexDef) -> String {
+pub fn index_line(def: &IndexDef, names: &Names) -> String {
     let fields: Vec<String> = def
         .columns
         .iter()
         .map(|c| {
-            let f = field_name(&c.name);
+            let f = names.field(&def.table, &c.name);
             if c.desc {
                 format!("{f}(sort: Desc)")
             } else {
@@ -61,38 +132,80 @@ pub fn index_line(def: &IndexDef) -> String {
 }
 
 /// `indexes.prisma`: the lines grouped by model, to paste into schema.prisma.
-pub fn schema_lines(defs: &[IndexDef]) -> String {
-    let mut out = String::from(
-        "// crmbench: add each line inside its model in schema.prisma.\n\
-         // Model and field names follow Prisma's conventions (PascalCase models,\n\
-         // camelCase fields); adjust them if your schema maps names differently.\n\n",
-    );
+pub fn schema_lines(defs: &[IndexDef], names: &Names) -> String {
+    let mut out = String::from("// crmbench: add each line inside its model in schema.prisma.\n");
+    out.push_str(if names.from_schema() {
+        "// Model and field names are read from the given schema.prisma.\n\n"
+    } else {
+        "// Model and field names follow Prisma's conventions (PascalCase models,\n\
+         // camelCase fields); give --prisma-schema FILE to use your schema's names.\n\n"
+    });
     let mut tables: Vec<&str> = defs.iter().map(|d| d.table.as_str()).collect();
     tables.sort_unstable();
     tables.dedup();
     for t in tables {
-        out.push_str(&format!("model {} {{ // table {t}\n", model_name(t)));
+        out.push_str(&format!("model {} {{ // table {t}\n", names.model(t)));
         for d in defs.iter().filter(|d| d.table == t) {
             let expression = d.columns.iter().any(|c| c.name.contains('('));
-            match &d.predicate {
-                None if expression => out.push_str(&format!(
-                    "  // expression index, not expressible with @@index; keep it as raw SQL \
-                     in its migration: {}\n",
+            let raw = |why: &str| {
+                format!(
+                    "  // {why}; keep it as raw SQL in its migration: {}\n",
                     d.create_sql("<schema>")
-                )),
-                None => out.push_str(&format!("  {}\n", index_line(d))),
+                )
+            };
+            if expression {
+                out.push_str(&raw("expression index, not expressible with @@index"));
+            } else if !d.include.is_empty() {
+                out.push_str(&raw(
+                    "covering index (INCLUDE), not expressible with @@index",
+                ));
+            } else if d.predicate.is_some() {
                 // Prisma expresses partial indexes only with the
                 // partialIndexes preview feature: give the SQL instead.
-                Some(_) => out.push_str(&format!(
-                    "  // partial index, not expressible without previewFeatures = [\"partialIndexes\"];\n  \
-                     // keep it as raw SQL in its migration: {}\n",
-                    d.create_sql("<schema>")
-                )),
+                out.push_str(&raw(
+                    "partial index, not expressible without previewFeatures = [\"partialIndexes\"]",
+                ));
+            } else {
+                out.push_str(&format!("  {}\n", index_line(d, names)));
             }
         }
         out.push_str("}\n\n");
     }
     out
+}
+
+/// `schema` (a schema.prisma's text) with each expressible index's
+/// `@@index` line added at the end of its model; models of other tables and
+/// indexes Prisma cannot express are left out (they stay raw SQL).
+pub fn add_to_schema(schema: &str, defs: &[IndexDef], names: &Names) -> String {
+    let mut out = String::new();
+    let mut pending: Vec<String> = Vec::new();
+    for line in schema.lines() {
+        let code = line.split("//").next().unwrap_or("").trim();
+        if let Some(rest) = code.strip_prefix("model ") {
+            let model = rest.trim_end_matches('{').trim();
+            pending = defs
+                .iter()
+                .filter(|d| names.model(&d.table) == model && expressible(d))
+                .map(|d| index_line(d, names))
+                .filter(|l| !schema.contains(l.as_str()))
+                .collect();
+        } else if code.starts_with('}') && !pending.is_empty() {
+            for l in pending.drain(..) {
+                out.push_str(&format!("  {l}\n"));
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether `@@index` can say it (no expression, INCLUDE or predicate).
+pub fn expressible(def: &IndexDef) -> bool {
+    !def.columns.iter().any(|c| c.name.contains('('))
+        && def.include.is_empty()
+        && def.predicate.is_none()
 }
 
 /// One (folder name, migration.sql) per index, each statement alone.
@@ -125,6 +238,7 @@ mod tests {
         assert_eq!(model_name("staff"), "Staff");
         assert_eq!(field_name("tenant_id"), "tenantId");
         let d = IndexDef {
+            include: Vec::new(),
             predicate: None,
             table: "orders".into(),
             columns: vec![
@@ -139,7 +253,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            index_line(&d),
+            index_line(&d, &Names::default()),
             "@@index([tenantId, placedAt(sort: Desc)], map: \"orders_tenant_id_placed_at_idx\")"
         );
         let m = migrations(&[d], "crm", "20260101000000");

@@ -21,12 +21,13 @@ pub async fn estimate(client: &Client, schema: &str, def: &IndexDef) -> Result<i
         .get(0);
     let mut key_width = 0.0;
     let mut distinct = 1.0f64;
-    for c in &def.columns {
+    let included = def.include.iter().map(|name| (name, false));
+    for (name, key) in def.columns.iter().map(|c| (&c.name, true)).chain(included) {
         let row = client
             .query_opt(
                 "SELECT avg_width::float8, n_distinct::float8 FROM pg_stats \
                  WHERE schemaname = $1 AND tablename = $2 AND attname = $3",
-                &[&schema, &def.table, &c.name],
+                &[&schema, &def.table, name],
             )
             .await
             .map_err(|e| Error::from_pg("reading pg_stats", e))?;
@@ -38,9 +39,17 @@ pub async fn estimate(client: &Client, schema: &str, def: &IndexDef) -> Result<i
             width + 1.0
         };
         let nd = if nd < 0.0 { -nd * tuples } else { nd };
-        distinct *= nd.max(1.0);
+        if key {
+            distinct *= nd.max(1.0);
+        }
     }
-    Ok(size_from(tuples, key_width, distinct.min(tuples)))
+    // Btree deduplication is off for indexes with INCLUDE columns.
+    let distinct = if def.include.is_empty() {
+        distinct.min(tuples)
+    } else {
+        tuples
+    };
+    Ok(size_from(tuples, key_width, distinct))
 }
 
 /// The arithmetic of [`estimate`]: `tuples` rows, `key_width` bytes of key,

@@ -69,6 +69,8 @@ pub struct VerifyOptions {
     pub clients: usize,
     /// Seed.
     pub seed: u64,
+    /// Schema the indexes go in.
+    pub schema: String,
 }
 
 /// Decide from one paired run whether `chosen` pays.
@@ -143,7 +145,7 @@ async fn verify_on(
     for c in chosen {
         clone::clone_database(&state, cand_db, true).await?;
         let cand = target.on_database(cand_db);
-        let sql = c.def.create_sql(pg::SCHEMA);
+        let sql = c.def.create_sql(&opts.schema);
         pg::connect(&cand.admin())
             .await?
             .batch_execute(&sql)
@@ -154,12 +156,6 @@ async fn verify_on(
                     e,
                 )
             })?;
-        let Target::Private { server, .. } = target else {
-            return Err(Error::Usage {
-                message: "--verify runs on crmbench's private server only for now".into(),
-                fix: "drop --verify, or run against the private server".into(),
-            });
-        };
         let run_opts = RunOptions {
             workload: opts.workload.clone(),
             clients: opts.clients,
@@ -170,7 +166,8 @@ async fn verify_on(
             arrivals: run::driver::Arrivals::Poisson,
             seed: opts.seed,
             fresh: false,
-            candidate_url: Some(server.url(pg::private::SUPERUSER, cand_db)),
+            candidate_url: None,
+            candidate_database: Some(cand_db.to_string()),
             self_check: false,
             max_error_rate: 1.0,
             interval: Duration::from_millis(500),

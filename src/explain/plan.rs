@@ -38,6 +38,8 @@ pub struct PlanNode {
     pub hash_cond: Option<String>,
     #[serde(rename = "Merge Cond", skip_serializing_if = "Option::is_none")]
     pub merge_cond: Option<String>,
+    #[serde(rename = "Output", skip_serializing_if = "Option::is_none")]
+    pub output: Option<Vec<String>>,
     #[serde(rename = "Sort Key", skip_serializing_if = "Option::is_none")]
     pub sort_key: Option<Vec<String>>,
     #[serde(rename = "Sort Method", skip_serializing_if = "Option::is_none")]

@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub fresh: bool,
     /// Candidate database (paired run).
     pub candidate_url: Option<String>,
+    /// Candidate database on the target's own server, same credentials
+    /// (paired run against a clone); used when `candidate_url` is `None`.
+    pub candidate_database: Option<String>,
     /// Paired A/A run against the baseline itself.
     pub self_check: bool,
     /// Highest tolerated share of failed transactions per query.
@@ -147,7 +150,10 @@ async fn run_on(
             )?
             .0,
         ),
-        None => None,
+        None => opts
+            .candidate_database
+            .as_ref()
+            .map(|db| target.on_database(db)),
     };
     let baseline_spec = workload_spec(target, &workload);
     let candidate_spec = match (&candidate_target, opts.self_check) {

@@ -142,6 +142,7 @@ pub fn options(workload: &str, seconds: f64) -> crmbench::run::RunOptions {
         seed: 11,
         fresh: false,
         candidate_url: None,
+        candidate_database: None,
         self_check: false,
         max_error_rate: 0.01,
         interval: std::time::Duration::from_millis(500),
