@@ -262,3 +262,45 @@ async fn without_hypopg_real_indexes_on_a_clone_reach_the_same_recommendation() 
         .get(0);
     assert_eq!(built, 0);
 }
+
+/// Write cost: an index that helps a rare read is chosen on a read-only
+/// workload, and not once frequent writes on the same table must maintain it.
+#[tokio::test]
+async fn write_cost_rejects_an_index_on_a_write_heavy_table() {
+    let target = dataset("advise_writes").await;
+    let dir = tempfile::tempdir().unwrap();
+    let header = "name = \"writes\"\n[context]\nrole = \"crmbench_app\"\ntenant_setting = \"app.current_tenant_id\"\n\
+         tenants = \"SELECT t.id::text, count(c.id) FROM crm.tenants t LEFT JOIN crm.customers c ON c.tenant_id = t.id GROUP BY t.id\"\n\
+         [[query]]\nname = \"by_phone\"\nkind = \"read\"\nweight = 1\n\
+         sql = \"SELECT id FROM customers WHERE phone = $1\"\nparams = [{ sample = \"customers.phone\" }]\n";
+    let on_customers = |a: &advise::Advice| {
+        a.selection
+            .chosen
+            .iter()
+            .filter(|c| c.def.table == "customers")
+            .count()
+    };
+    let read_only = dir.path().join("read.toml");
+    std::fs::write(&read_only, header).unwrap();
+    let plans = explain::explain(&target, &read_only, 1).await.unwrap();
+    let advice = advise::advise(&target, &read_only, &plans, None, &OPTS)
+        .await
+        .unwrap();
+    assert_eq!(on_customers(&advice), 1, "{:#?}", advice.selection);
+
+    let heavy = dir.path().join("heavy.toml");
+    std::fs::write(
+        &heavy,
+        format!(
+            "{header}[[query]]\nname = \"toggle_opt_in\"\nkind = \"write\"\nweight = 200\n\
+             sql = \"UPDATE customers SET marketing_opt_in = NOT marketing_opt_in WHERE id = $1\"\n\
+             params = [{{ sample = \"customers.id\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let plans = explain::explain(&target, &heavy, 1).await.unwrap();
+    let advice = advise::advise(&target, &heavy, &plans, None, &OPTS)
+        .await
+        .unwrap();
+    assert_eq!(on_customers(&advice), 0, "{:#?}", advice.selection);
+}

@@ -85,6 +85,38 @@ pub async fn existing_indexes(
         .collect())
 }
 
+/// Add, for each multi-column candidate, its shortest useful prefix (tenant
+/// and one column): Extend's search starts narrow and widens a chosen index
+/// only where the extra columns pay for their bytes.
+pub fn with_prefixes(
+    mut candidates: Vec<IndexDef>,
+    tenant_tables: &HashSet<String>,
+    existing: &[IndexDef],
+) -> Vec<IndexDef> {
+    let mut prefixes = Vec::new();
+    for c in &candidates {
+        let keep = 1 + usize::from(tenant_tables.contains(&c.table));
+        if c.columns.len() <= keep || !c.include.is_empty() {
+            continue;
+        }
+        let short = IndexDef {
+            table: c.table.clone(),
+            columns: c.columns[..keep].to_vec(),
+            predicate: c.predicate.clone(),
+            include: Vec::new(),
+        };
+        if !candidates.contains(&short)
+            && !prefixes.contains(&short)
+            && !already_served(&short, existing)
+            && !short.columns.iter().any(|k| k.name.contains('('))
+        {
+            prefixes.push(short);
+        }
+    }
+    candidates.extend(prefixes);
+    candidates
+}
+
 /// Every index of `schema` with its definition, sorted: `advise` compares
 /// this before and after to prove the database ends as it began.
 pub async fn index_catalog(
@@ -316,6 +348,7 @@ pub async fn advise(
     // the indexes go in one schema.
     .filter(|d| tables.contains(&d.table) && !already_served(d, &existing))
     .collect();
+    let candidates = with_prefixes(candidates, &tenant_tables, &existing);
 
     // Each query weighs by how often it ran (the run's counts) when a run is
     // at hand, else by the workload's weights.

@@ -1,6 +1,7 @@
 //! Choosing a set of indexes for the whole workload: a greedy search in the
 //! style of Extend (Schlosser, Kossmann, Boissier, ICDE 2019) — each step adds
-//! the candidate with the best benefit per byte — under `--max-indexes` and
+//! a candidate or widens a chosen index into a candidate that extends it
+//! (columns appended), whichever has the best benefit per (extra) byte — under `--max-indexes` and
 //! `--budget-mb`, where benefit is the drop in the weighted what-if cost of
 //! the workload *including write cost*: every write statement on a table pays
 //! for each index on it, so an index that helps a rare read on a write-heavy
@@ -16,6 +17,8 @@ use crate::workload::params::Value;
 /// Plan-cost units one index adds to a statement that writes its table
 /// (an index tuple insert: a descent and a leaf page write).
 pub const WRITE_COST_PER_INDEX: f64 = 8.0;
+/// Seeded greedy passes: one from each of this many best single indexes.
+pub const SEEDS: usize = 8;
 /// A step must save at least this share of the current cost.
 pub const MIN_GAIN: f64 = 0.005;
 
@@ -100,6 +103,11 @@ pub trait Oracle {
     fn size(&mut self, i: usize) -> impl std::future::Future<Output = Result<i64>>;
     /// Weighted workload cost with exactly candidates `config` built.
     fn cost(&mut self, config: &[usize]) -> impl std::future::Future<Output = Result<f64>>;
+    /// Whether candidate `long` is candidate `short` with columns appended
+    /// (Extend's second kind of step: widen a chosen index).
+    fn extends(&self, _long: usize, _short: usize) -> bool {
+        false
+    }
 }
 
 /// One step of the search.
@@ -129,17 +137,87 @@ pub async fn search<O: Oracle>(
     let base = oracle.cost(&[]).await?;
     let mut best: Option<(f64, Vec<usize>)> = None;
     for per_byte in [true, false] {
-        let config = greedy_pass(oracle, n, max_indexes, budget_bytes, base, per_byte).await?;
+        let config = greedy_pass(
+            oracle,
+            n,
+            max_indexes,
+            budget_bytes,
+            Vec::new(),
+            per_byte,
+            None,
+        )
+        .await?;
         let cost = oracle.cost(&config).await?;
         if best.as_ref().is_none_or(|b| cost < b.0) {
             best = Some((cost, config));
         }
     }
+    // Seeded passes: start from each of the most helpful single indexes
+    // (partial enumeration: a pair that only pays together is found when
+    // one of them is the seed).
+    let mut alone = Vec::new();
+    for i in 0..n {
+        let size = oracle.size(i).await?.max(1);
+        if size <= budget_bytes && max_indexes > 0 {
+            alone.push((oracle.cost(&[i]).await?, i));
+        }
+    }
+    alone.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for &(c, seed) in alone.iter().take(SEEDS) {
+        if c >= base {
+            break;
+        }
+        for per_byte in [true, false] {
+            let config = greedy_pass(
+                oracle,
+                n,
+                max_indexes,
+                budget_bytes,
+                vec![seed],
+                per_byte,
+                None,
+            )
+            .await?;
+            let cost = oracle.cost(&config).await?;
+            if best.as_ref().is_none_or(|b| cost < b.0) {
+                best = Some((cost, config));
+            }
+        }
+    }
     let (mut cost, mut config) = best.unwrap_or((base, Vec::new()));
-    // Local search: swap one chosen index for one left out while it pays.
+    // Local search: drop one chosen index and refill greedily (a step the
+    // first pass could not undo), or swap one chosen index for one left out,
+    // while it pays.
     let mut improved = true;
     while improved {
         improved = false;
+        'refill: for k in 0..config.len() {
+            for (per_byte, restart) in [(true, false), (false, false), (true, true), (false, true)]
+            {
+                // Refill the rest, or start over, without the dropped index.
+                let mut start = config.clone();
+                let banned = start.remove(k);
+                if restart {
+                    start.clear();
+                }
+                let trial = greedy_pass(
+                    oracle,
+                    n,
+                    max_indexes,
+                    budget_bytes,
+                    start,
+                    per_byte,
+                    Some(banned),
+                )
+                .await?;
+                let c = oracle.cost(&trial).await?;
+                if c < cost - cost * MIN_GAIN {
+                    (cost, config) = (c, trial);
+                    improved = true;
+                    break 'refill;
+                }
+            }
+        }
         'swap: for k in 0..config.len() {
             for j in (0..n).filter(|j| !config.contains(j)) {
                 let mut trial = config.clone();
@@ -195,36 +273,64 @@ async fn greedy_pass<O: Oracle>(
     n: usize,
     max_indexes: usize,
     budget_bytes: i64,
-    base: f64,
+    start: Vec<usize>,
     per_byte: bool,
+    banned: Option<usize>,
 ) -> Result<Vec<usize>> {
-    let (mut current, mut used) = (base, 0i64);
-    let mut config: Vec<usize> = Vec::new();
-    while config.len() < max_indexes {
-        let mut best: Option<(f64, usize, f64, i64)> = None;
-        for i in (0..n).filter(|i| !config.contains(i)) {
+    let mut current = oracle.cost(&start).await?;
+    let mut used = 0i64;
+    for &i in &start {
+        used += oracle.size(i).await?.max(1);
+    }
+    let mut config = start;
+    loop {
+        // (score, candidate, replaces position, cost, extra bytes)
+        let mut best: Option<(f64, usize, Option<usize>, f64, i64)> = None;
+        for i in (0..n).filter(|i| !config.contains(i) && Some(*i) != banned) {
             let size = oracle.size(i).await?.max(1);
-            if used + size > budget_bytes {
-                continue;
+            // Add a new index, or widen a chosen one it extends.
+            let mut moves: Vec<(Option<usize>, i64)> = Vec::new();
+            if config.len() < max_indexes {
+                moves.push((None, size));
             }
-            let mut trial = config.clone();
-            trial.push(i);
-            let cost = oracle.cost(&trial).await?;
-            let gain = current - cost;
-            if gain <= 0.0 || gain <= current * MIN_GAIN {
-                continue;
+            for (k, &c) in config.iter().enumerate() {
+                if oracle.extends(i, c) {
+                    moves.push((Some(k), size - oracle.size(c).await?.max(1)));
+                }
             }
-            let score = if per_byte { gain / size as f64 } else { gain };
-            if best.is_none_or(|b| score > b.0) {
-                best = Some((score, i, cost, size));
+            for (replaces, extra) in moves {
+                if used + extra > budget_bytes {
+                    continue;
+                }
+                let mut trial = config.clone();
+                match replaces {
+                    Some(k) => trial[k] = i,
+                    None => trial.push(i),
+                }
+                let cost = oracle.cost(&trial).await?;
+                let gain = current - cost;
+                if gain <= 0.0 || gain <= current * MIN_GAIN {
+                    continue;
+                }
+                let score = if per_byte {
+                    gain / extra.max(1) as f64
+                } else {
+                    gain
+                };
+                if best.is_none_or(|b| score > b.0) {
+                    best = Some((score, i, replaces, cost, extra));
+                }
             }
         }
-        let Some((_, i, cost, size)) = best else {
+        let Some((_, i, replaces, cost, extra)) = best else {
             break;
         };
-        config.push(i);
+        match replaces {
+            Some(k) => config[k] = i,
+            None => config.push(i),
+        }
         current = cost;
-        used += size;
+        used += extra;
     }
     Ok(config)
 }
@@ -245,6 +351,12 @@ impl Oracle for WhatIfOracle<'_> {
         let sizes = self.whatif.sizes(&self.candidates[i]).await?;
         self.sizes.insert(i, sizes);
         Ok(sizes.1.max(8192))
+    }
+
+    fn extends(&self, long: usize, short: usize) -> bool {
+        long != short
+            && self.candidates[long].covers_prefix(&self.candidates[short])
+            && self.candidates[long] != self.candidates[short]
     }
 
     async fn cost(&mut self, config: &[usize]) -> Result<f64> {
@@ -323,6 +435,7 @@ mod tests {
         table: Vec<usize>,
         writes_on: Vec<Option<usize>>, // per query
         sizes: Vec<i64>,
+        extends: Vec<Option<usize>>, // candidate → the one it widens
     }
 
     impl Synthetic {
@@ -369,7 +482,29 @@ mod tests {
                     .map(|_| r.chance(0.3).then(|| r.below(tables as u64) as usize))
                     .collect(),
                 sizes: (0..c).map(|_| 1_000 + r.below(9_000) as i64).collect(),
+                extends: vec![None; c],
             }
+            .with_extensions(&mut r)
+        }
+
+        /// Some candidates become wider versions of earlier ones: at least
+        /// as good for every query, and bigger.
+        fn with_extensions(mut self, r: &mut Prng) -> Synthetic {
+            for c in 1..self.sizes.len() {
+                if r.chance(0.3) {
+                    let short = r.below(c as u64) as usize;
+                    if self.extends[short].is_some() {
+                        continue;
+                    }
+                    self.extends[c] = Some(short);
+                    self.table[c] = self.table[short];
+                    for q in 0..self.base.len() {
+                        self.factor[c][q] = self.factor[c][q].min(self.factor[short][q]);
+                    }
+                    self.sizes[c] = self.sizes[short] + 500 + r.below(4_000) as i64;
+                }
+            }
+            self
         }
     }
 
@@ -379,6 +514,9 @@ mod tests {
         }
         async fn cost(&mut self, config: &[usize]) -> Result<f64> {
             Ok(self.eval(config))
+        }
+        fn extends(&self, long: usize, short: usize) -> bool {
+            self.extends[long] == Some(short)
         }
     }
 
