@@ -94,7 +94,9 @@ impl IndexDef {
         } else {
             format!("_incl_{}", self.include.join("_"))
         };
-        let full = format!("{}_{}{include}{partial}_idx", self.table, cols.join("_"));
+        // Lower case: the name never needs quoting, whatever the table's case.
+        let full =
+            format!("{}_{}{include}{partial}_idx", self.table, cols.join("_")).to_ascii_lowercase();
         if full.len() <= 63 {
             return full;
         }
@@ -110,11 +112,8 @@ impl IndexDef {
             .columns
             .iter()
             .map(|c| {
-                if c.desc {
-                    format!("{} DESC", c.name)
-                } else {
-                    c.name.clone()
-                }
+                let name = sql_ident(&c.name);
+                if c.desc { format!("{name} DESC") } else { name }
             })
             .collect();
         let predicate = self
@@ -125,12 +124,14 @@ impl IndexDef {
         let include = if self.include.is_empty() {
             String::new()
         } else {
-            format!(" INCLUDE ({})", self.include.join(", "))
+            let cols: Vec<String> = self.include.iter().map(|c| sql_ident(c)).collect();
+            format!(" INCLUDE ({})", cols.join(", "))
         };
         format!(
-            "CREATE INDEX {} ON {schema}.{} ({}){include}{predicate}",
+            "CREATE INDEX {} ON {}.{} ({}){include}{predicate}",
             self.name(),
-            self.table,
+            sql_ident(schema),
+            sql_ident(&self.table),
             cols.join(", ")
         )
     }
@@ -155,6 +156,21 @@ impl IndexDef {
                 .include
                 .iter()
                 .all(|c| self.include.contains(c) || self.columns.iter().any(|k| &k.name == c))
+    }
+}
+
+/// An identifier as SQL spells it: bare when PostgreSQL would fold it to
+/// itself, quoted otherwise (`"Foo"`); expressions (`lower(email)`) as they are.
+pub fn sql_ident(name: &str) -> String {
+    let bare = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.is_empty();
+    if bare || name.contains('(') {
+        name.to_string()
+    } else {
+        crate::pg::quote_ident(name)
     }
 }
 
@@ -266,6 +282,11 @@ pub fn column_name(expr: &str) -> Option<String> {
     }
     let e = e.split("::").next()?.trim();
     let name = e.rsplit('.').next()?;
+    // A quoted identifier (`"Foo"."Id"`) names the column `Id`.
+    let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(inner) if !inner.contains('"') => inner,
+        _ => name,
+    };
     (!name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.chars().next().is_some_and(|c| c.is_ascii_digit()))

@@ -148,7 +148,11 @@ pub fn advise_drops(
             out.push(DropAdvice {
                 index: ix.name.clone(),
                 table: ix.def.table.clone(),
-                sql: format!("DROP INDEX CONCURRENTLY IF EXISTS {schema}.{};", ix.name),
+                sql: format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {}.{};",
+                    super::candidates::sql_ident(schema),
+                    super::candidates::sql_ident(&ix.name)
+                ),
                 reason,
             });
         }

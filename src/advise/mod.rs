@@ -258,7 +258,9 @@ pub fn workload_schema(plans: &PlansFile) -> String {
         for t in &q.tenants {
             for s in &t.statements {
                 for n in s.plan.iter().flat_map(|p| p.plan.walk()) {
-                    if let Some(schema) = &n.schema {
+                    if let Some(schema) = n.schema.as_ref().filter(|s| {
+                        !matches!(s.as_str(), "pg_catalog" | "information_schema" | "pg_toast")
+                    }) {
                         *counts.entry(schema.as_str()).or_default() += 1;
                     }
                 }
@@ -540,7 +542,8 @@ pub fn rollback_sql(advice: &Advice, schema: &str) -> String {
     );
     for c in advice.kept().rev() {
         out.push_str(&format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{};\n",
+            "DROP INDEX CONCURRENTLY IF EXISTS {}.{};\n",
+            candidates::sql_ident(schema),
             c.def.name()
         ));
     }

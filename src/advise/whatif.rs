@@ -155,7 +155,11 @@ impl WhatIf {
                 .await
                 .map_err(|e| Error::from_pg("RESET ROLE", e))?;
             for old in built.iter().filter(|b| !defs.contains(b)) {
-                let sql = format!("DROP INDEX IF EXISTS {}.{}", self.schema, old.name());
+                let sql = format!(
+                    "DROP INDEX IF EXISTS {}.{}",
+                    super::candidates::sql_ident(&self.schema),
+                    old.name()
+                );
                 self.client
                     .batch_execute(&sql)
                     .await
