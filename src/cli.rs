@@ -914,6 +914,24 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         .await?;
         advice.verified = Some(verified);
     }
+    if args.verify && !advice.remedies.is_empty() {
+        eprintln!(
+            "advise: measuring {} remed{} for non-leakproof predicates on a clone",
+            advice.remedies.len(),
+            if advice.remedies.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        );
+        crate::advise::remedy_measure::measure(
+            &target,
+            &args.workload,
+            &mut advice.remedies,
+            args.seed,
+        )
+        .await?;
+    }
     crate::runfolder::write_json(&folder, "advice.json", &advice)?;
     // Prisma users: @@index lines and one migration folder per index.
     let kept_defs: Vec<crate::advise::candidates::IndexDef> =
@@ -986,6 +1004,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
             "rollback.sql",
             crate::advise::rollback_sql(&advice, &advice.schema),
         ),
+        ("remedies.sql", crate::advise::remedies_sql(&advice)),
     ] {
         let path = folder.join(name);
         std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))?;
@@ -1027,6 +1046,30 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
             println!("    {:<40} {}", d.index, d.reason);
         }
     }
+    if !advice.remedies.is_empty() {
+        println!("  remedies (schema changes that make the predicate indexable for the app role):");
+        for r in &advice.remedies {
+            let effect = r.measured.as_ref().map_or_else(
+                || "not measured (add --verify)".to_string(),
+                |m| {
+                    format!(
+                        "measured {:.2} ms → {:.2} ms, {:.2}× [{:.2}, {:.2}]{}",
+                        m.before_p50_ms,
+                        m.after_p50_ms,
+                        m.ratio.ratio,
+                        m.ratio.lo,
+                        m.ratio.hi,
+                        if m.same_rows {
+                            ""
+                        } else {
+                            " (row counts differ: check the rewrite)"
+                        }
+                    )
+                },
+            );
+            println!("    {}: {}; {effect}", r.query, r.change);
+        }
+    }
     if !advice.rls_findings.is_empty() {
         println!(
             "  row-level security keeps these predicates from using any index (fix the schema, not the indexes):"
@@ -1036,7 +1079,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         }
     }
     println!(
-        "  written: {}/{{advice.json, migration.sql, rollback.sql}}",
+        "  written: {}/{{advice.json, migration.sql, rollback.sql, remedies.sql, prisma/}}",
         folder.display()
     );
     Ok(())

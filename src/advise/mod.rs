@@ -5,6 +5,8 @@
 pub mod candidates;
 pub mod drops;
 pub mod prisma;
+pub mod remedy;
+pub mod remedy_measure;
 pub mod select;
 pub mod size;
 pub mod verify;
@@ -115,6 +117,51 @@ pub fn with_prefixes(
     }
     candidates.extend(prefixes);
     candidates
+}
+
+/// Remedies for the statements whose plans carry a non-leakproof finding.
+pub fn remedies_for(
+    plans: &PlansFile,
+    schema: &str,
+    typed_columns: &[(String, String, String)],
+    tenant_tables: &HashSet<String>,
+) -> Vec<remedy::Remedy> {
+    let mut out: Vec<remedy::Remedy> = Vec::new();
+    for q in plans.queries.iter().filter(|q| {
+        q.findings
+            .iter()
+            .any(|f| f.kind == crate::explain::findings::FindingKind::RlsNonLeakproof)
+    }) {
+        let Some(first) = q.tenants.first() else {
+            continue;
+        };
+        for s in &first.statements {
+            let Some(plan) = &s.plan else { continue };
+            let tables: HashSet<&str> = plan
+                .plan
+                .walk()
+                .into_iter()
+                .filter_map(|n| n.relation.as_deref())
+                .collect();
+            for table in tables {
+                let columns: Vec<(String, String, String)> = typed_columns
+                    .iter()
+                    .filter(|(t, _, _)| t == table)
+                    .cloned()
+                    .collect();
+                let tenant = tenant_tables.contains(table).then_some("tenant_id");
+                for r in remedy::propose(&q.name, s.index, &s.sql, schema, tenant, &columns) {
+                    if !out
+                        .iter()
+                        .any(|o| o.query == r.query && o.change == r.change)
+                    {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Every index of `schema` with its definition, sorted: `advise` compares
@@ -241,6 +288,11 @@ pub struct Advice {
     /// Where query weights came from: the run's counts or the workload file.
     #[serde(default)]
     pub weights_from: String,
+    /// Schema changes that make non-leakproof predicates indexable for the
+    /// app role, with migrations, rewritten statements and (with `--verify`)
+    /// their measured effect.
+    #[serde(default)]
+    pub remedies: Vec<remedy::Remedy>,
     /// The schema the recommended indexes go in (where the workload's tables are).
     #[serde(default = "default_schema")]
     pub schema: String,
@@ -310,6 +362,20 @@ pub async fn advise(
         .map_err(|e| crate::error::Error::from_pg("listing tables", e))?
         .iter()
         .map(|r| r.get(0))
+        .collect();
+    // Column types of every table: remedies rewrite numeric and text predicates.
+    let typed_columns: Vec<(String, String, String)> = admin
+        .query(
+            "SELECT c.relname::text, a.attname::text, t.typname::text FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| crate::error::Error::from_pg("reading column types", e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let mut numeric = NumericColumns::new();
     let mut tenant_tables = HashSet::new();
@@ -462,6 +528,7 @@ pub async fn advise(
         results.map(|r| r.index_usage.as_slice()),
         &recommended,
     );
+    let remedies = remedies_for(plans, schema, &typed_columns, &tenant_tables);
     let rls_findings = plans
         .queries
         .iter()
@@ -492,6 +559,7 @@ pub async fn advise(
         verified: None,
         drops,
         schema: schema_name.clone(),
+        remedies,
         weights_from: if use_counts {
             "transaction counts of the run's results.json".into()
         } else {
@@ -546,6 +614,39 @@ pub fn rollback_sql(advice: &Advice, schema: &str) -> String {
             candidates::sql_ident(schema),
             c.def.name()
         ));
+    }
+    out
+}
+
+/// `remedies.sql`: each remedy's migration and the statement rewritten to
+/// use it, with the measured effect when there is one.
+pub fn remedies_sql(advice: &Advice) -> String {
+    let mut out = String::from(
+        "-- crmbench remedies: schema changes that make a predicate leakproof, so the\n\
+         -- application role can use an index under row-level security. Review each:\n\
+         -- ALTER TABLE … ADD COLUMN … STORED rewrites the table under an ACCESS\n\
+         -- EXCLUSIVE lock; the CREATE INDEX CONCURRENTLY must run outside a transaction;\n\
+         -- the application must then send the rewritten statement.\n\n",
+    );
+    if advice.remedies.is_empty() {
+        out.push_str("-- none: no non-leakproof predicate with a mechanical remedy.\n");
+    }
+    for r in &advice.remedies {
+        out.push_str(&format!("-- {}: {}\n", r.query, r.change));
+        if let Some(m) = &r.measured {
+            out.push_str(&format!(
+                "-- measured (app role, tenant set, {} runs each): {:.2} ms → {:.2} ms, ratio {:.2} [{:.2}, {:.2}]\n",
+                m.iterations, m.before_p50_ms, m.after_p50_ms, m.ratio.ratio, m.ratio.lo, m.ratio.hi
+            ));
+        }
+        for m in &r.migration {
+            out.push_str(&format!("{m};\n"));
+        }
+        out.push_str("-- the statement, rewritten:\n");
+        for line in r.rewritten_sql.trim().lines() {
+            out.push_str(&format!("--   {line}\n"));
+        }
+        out.push('\n');
     }
     out
 }
