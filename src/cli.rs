@@ -154,6 +154,33 @@ enum Command {
     /// itself is never changed. Writes advice.json, migration.sql (kept
     /// indexes) and rollback.sql.
     Advise(AdviseArgs),
+    /// Write a tuning report from a run folder's files, never opening a
+    /// database: report.html (self-contained: inline CSS and SVG plots,
+    /// nothing loaded from the network, prints well), report.md (the same in
+    /// Markdown, plots as SVG files in report-files/ beside it) and
+    /// report.json (the summary, with a format_version).
+    ///
+    /// Reads results.json (required), and plans.json, advice.json,
+    /// migration.sql, rollback.sql and prisma/ when present; a missing one
+    /// makes its section say "not captured". Sections: environment (server,
+    /// settings in force, with a warning when fsync was off; scale, seed,
+    /// workload), a summary per query (count, tps, p50/p95/p99/p99.9/max,
+    /// errors), each query's latency by percentile (log axes), throughput and
+    /// p99 over time, plan findings (row-level security ones with their
+    /// remedies), recommended indexes with predicted and measured effect (a
+    /// before/after plot per verified index with the paired ratio and its
+    /// interval), migration and rollback SQL, Prisma lines, and drop advice.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Run folder to read and write into.
+    #[arg(long = "in", default_value = "reports/latest")]
+    input: PathBuf,
+    /// Formats to write, comma-separated: md, html, json.
+    #[arg(long, default_value = "md,html,json", value_delimiter = ',')]
+    format: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -459,6 +486,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => return Ok(run_command(args, &opts).await?),
         Command::Explain(args) => explain_command(args, &opts).await?,
         Command::Advise(args) => advise_command(args, &opts).await?,
+        Command::Report(args) => report_command(&args)?,
     }
     Ok(EXIT_OK)
 }
@@ -988,5 +1016,20 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         "  written: {}/{{advice.json, migration.sql, rollback.sql}}",
         folder.display()
     );
+    Ok(())
+}
+
+fn report_command(args: &ReportArgs) -> Result<()> {
+    let mut formats = Vec::new();
+    for f in &args.format {
+        let format = crate::report::Format::parse(f)?;
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    let model = crate::report::load(&args.input)?;
+    for path in crate::report::write(&args.input, &model, &formats)? {
+        println!("  written: {}", path.display());
+    }
     Ok(())
 }
