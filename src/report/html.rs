@@ -327,7 +327,7 @@ fn indexes(h: &mut String, model: &ReportModel, plots: &[Plot]) {
         return;
     }
     h.push_str(
-        "<table>\n<thead><tr><th>index</th><th>serves</th><th class=\"n\">predicted cost \
+        "<table>\n<thead><tr><th>index</th><th>serves</th><th class=\"n\">predicted what-if cost \
          ratio</th><th>measured (after/before, p50 with interval)</th><th>verdict</th></tr></thead>\n<tbody>\n",
     );
     for i in &a.indexes {

@@ -232,7 +232,7 @@ fn indexes(m: &mut String, model: &ReportModel, plots: &[Plot]) {
         return;
     }
     m.push_str(
-        "| index | serves | predicted cost ratio | measured (after/before, p50) | verdict |\n|---|---|---:|---|---|\n",
+        "| index | serves | predicted what-if cost ratio | measured (after/before, p50) | verdict |\n|---|---|---:|---|---|\n",
     );
     for i in &a.indexes {
         let (measured, verdict) = match &i.verification {

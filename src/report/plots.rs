@@ -71,7 +71,7 @@ pub fn render_all(model: &ReportModel) -> Result<Vec<Plot>> {
                     colour: colour(0),
                     dashed: false,
                 }],
-                (420, 260),
+                (440, 280),
             )?,
         });
     }
@@ -278,7 +278,7 @@ fn spectrum(title: &str, lines: &[Line<'_>], size: (u32, u32)) -> Result<String>
     let (y_lo, y_hi) = if y_lo > y_hi {
         (-1.0, 1.0)
     } else {
-        ((y_lo - 0.05).floor().min(y_hi - 1.0), (y_hi + 0.05).ceil())
+        ((y_lo - 0.02).floor().min(y_hi - 1.0), (y_hi + 0.02).ceil())
     };
     let legend = lines.len() > 1;
     let mut svg = String::new();
@@ -292,7 +292,7 @@ fn spectrum(title: &str, lines: &[Line<'_>], size: (u32, u32)) -> Result<String>
             (root.clone(), None)
         };
         let mut chart = ChartBuilder::on(&plot_area)
-            .caption(title, (FONT, 14))
+            .caption(title, (FONT, 17))
             .margin(8)
             .x_label_area_size(34)
             .y_label_area_size(44)
@@ -307,7 +307,7 @@ fn spectrum(title: &str, lines: &[Line<'_>], size: (u32, u32)) -> Result<String>
             .y_label_formatter(&|v| ms_label(*v))
             .x_desc("percentile")
             .y_desc("latency, ms")
-            .label_style((FONT, 11))
+            .label_style((FONT, 14))
             .light_line_style(WHITE)
             .draw()
             .map_err(&err)?;
@@ -341,7 +341,7 @@ fn draw_legend<DB: DrawingBackend>(
     entries: &[(String, RGBColor, bool)],
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     for (i, (label, c, dashed)) in entries.iter().enumerate() {
-        let y = 30 + 18 * i as i32;
+        let y = 34 + 20 * i as i32;
         if *dashed {
             for k in 0..3 {
                 let x = 8 + k * 8;
@@ -353,7 +353,7 @@ fn draw_legend<DB: DrawingBackend>(
         } else {
             area.draw(&PathElement::new(vec![(8, y), (30, y)], c.stroke_width(2)))?;
         }
-        area.draw(&Text::new(label.clone(), (36, y - 6), (FONT, 11)))?;
+        area.draw(&Text::new(label.clone(), (36, y - 7), (FONT, 15)))?;
     }
     Ok(())
 }
@@ -399,7 +399,7 @@ fn throughput(queries: &[QuerySummary], interval_seconds: f64) -> Result<String>
         let root = SVGBackend::with_string(&mut svg, (900, 260)).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 14))
+            .caption(title, (FONT, 17))
             .margin(8)
             .x_label_area_size(34)
             .y_label_area_size(56)
@@ -409,7 +409,7 @@ fn throughput(queries: &[QuerySummary], interval_seconds: f64) -> Result<String>
             .configure_mesh()
             .x_desc("seconds into the measured window")
             .y_desc("transactions/s")
-            .label_style((FONT, 11))
+            .label_style((FONT, 14))
             .light_line_style(WHITE)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
@@ -446,18 +446,18 @@ fn p99_over_time(queries: &[QuerySummary]) -> Result<String> {
         (-1.0, 1.0)
     } else {
         (
-            (y_lo - 0.05).floor(),
-            (y_hi + 0.05).ceil().max(y_lo.floor() + 1.0),
+            (y_lo - 0.02).floor(),
+            (y_hi + 0.02).ceil().max(y_lo.floor() + 1.0),
         )
     };
-    let height = (60 + 18 * queries.len() as u32).max(300);
+    let height = (60 + 20 * queries.len() as u32).max(300);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
         let (left, right) = root.split_horizontally(620);
         let mut chart = ChartBuilder::on(&left)
-            .caption(title, (FONT, 14))
+            .caption(title, (FONT, 17))
             .margin(8)
             .x_label_area_size(34)
             .y_label_area_size(44)
@@ -470,7 +470,7 @@ fn p99_over_time(queries: &[QuerySummary]) -> Result<String> {
             .configure_mesh()
             .x_desc("seconds into the measured window")
             .y_desc("p99, ms")
-            .label_style((FONT, 11))
+            .label_style((FONT, 14))
             .light_line_style(WHITE)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| ms_label(*v))
