@@ -294,6 +294,7 @@ fn spectrum(title: &str, lines: &[Line<'_>], size: (u32, u32)) -> Result<String>
         let mut chart = ChartBuilder::on(&plot_area)
             .caption(title, (FONT, 17))
             .margin(8)
+            .margin_right(28)
             .x_label_area_size(34)
             .y_label_area_size(44)
             .build_cartesian_2d(
@@ -358,28 +359,42 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Transactions per second of all queries together, per interval.
+/// Transactions per second of all queries together, per interval. Each
+/// interval's own length (from the previous end) divides its count; a stub
+/// shorter than half a period (the run's last moments, clients stopping) is
+/// left out rather than drawn as a collapse.
 pub fn throughput_points(queries: &[QuerySummary], interval_seconds: f64) -> Vec<(f64, f64)> {
     let longest = queries.iter().map(|q| q.intervals.len()).max().unwrap_or(0);
-    let period = if interval_seconds > 0.0 {
-        interval_seconds
-    } else {
-        1.0
-    };
+    let mut previous_end = 0.0;
     (0..longest)
         .map(|i| {
             let t = queries
                 .iter()
                 .find_map(|q| q.intervals.get(i).map(|s| s.t))
-                .unwrap_or(0.0);
+                .unwrap_or(previous_end + interval_seconds);
             let count: u64 = queries
                 .iter()
                 .filter_map(|q| q.intervals.get(i))
                 .map(|s| s.count)
                 .sum();
-            (t, count as f64 / period)
+            let length = if t > previous_end {
+                t - previous_end
+            } else if interval_seconds > 0.0 {
+                interval_seconds
+            } else {
+                1.0
+            };
+            previous_end = t;
+            (length >= interval_seconds / 2.0).then_some((t, count as f64 / length))
         })
+        .flatten()
         .collect()
+}
+
+/// Seconds on a time axis: "0", "0.5", "1" (no repeated rounded labels).
+fn seconds_label(v: f64) -> String {
+    let text = format!("{v:.1}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn time_range(queries: &[QuerySummary]) -> f64 {
@@ -411,7 +426,7 @@ fn throughput(queries: &[QuerySummary], interval_seconds: f64) -> Result<String>
             .y_desc("transactions/s")
             .label_style((FONT, 14))
             .light_line_style(WHITE)
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| seconds_label(*v))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()
             .map_err(&err)?;
@@ -472,7 +487,7 @@ fn p99_over_time(queries: &[QuerySummary]) -> Result<String> {
             .y_desc("p99, ms")
             .label_style((FONT, 14))
             .light_line_style(WHITE)
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| seconds_label(*v))
             .y_label_formatter(&|v| ms_label(*v))
             .draw()
             .map_err(&err)?;
@@ -530,6 +545,51 @@ mod tests {
         // 20 points a decade up to 1/(1-p) = n samples.
         assert!(points.len() > 80 && points.len() < 90, "{}", points.len());
         assert!(spectrum_points(&new_hist()).is_empty());
+    }
+
+    #[test]
+    fn throughput_divides_each_interval_by_its_own_length() {
+        use crate::results::IntervalStats;
+        let interval = |t: f64, count: u64| IntervalStats {
+            t,
+            count,
+            errors: 0,
+            p50_us: 1,
+            p95_us: 1,
+            p99_us: 1,
+        };
+        let query = |intervals: Vec<IntervalStats>| QuerySummary {
+            name: "q".into(),
+            kind: "read".into(),
+            count: 0,
+            tps: 0.0,
+            latency: Default::default(),
+            errors: Default::default(),
+            histogram: new_hist(),
+            intervals,
+        };
+        let queries = [
+            query(vec![
+                interval(1.0, 100),
+                interval(2.0, 100),
+                interval(2.6, 30),
+                interval(2.7, 5),
+            ]),
+            query(vec![
+                interval(1.0, 50),
+                interval(2.0, 50),
+                interval(2.6, 0),
+                interval(2.7, 0),
+            ]),
+        ];
+        let points = throughput_points(&queries, 1.0);
+        // 0.6 s counts at its own length; the 0.1 s stub is left out.
+        assert_eq!(points.len(), 3, "{points:?}");
+        assert_eq!(points[..2], [(1.0, 150.0), (2.0, 150.0)]);
+        assert_eq!(points[2].0, 2.6);
+        assert!((points[2].1 - 50.0).abs() < 1e-9, "{points:?}");
+        assert_eq!(seconds_label(0.5), "0.5");
+        assert_eq!(seconds_label(2.0), "2");
     }
 
     #[test]
