@@ -367,7 +367,7 @@ pub fn throughput_points(queries: &[QuerySummary], interval_seconds: f64) -> Vec
     let longest = queries.iter().map(|q| q.intervals.len()).max().unwrap_or(0);
     let mut previous_end = 0.0;
     (0..longest)
-        .map(|i| {
+        .filter_map(|i| {
             let t = queries
                 .iter()
                 .find_map(|q| q.intervals.get(i).map(|s| s.t))
@@ -387,7 +387,6 @@ pub fn throughput_points(queries: &[QuerySummary], interval_seconds: f64) -> Vec
             previous_end = t;
             (length >= interval_seconds / 2.0).then_some((t, count as f64 / length))
         })
-        .flatten()
         .collect()
 }
 
