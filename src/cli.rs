@@ -154,11 +154,15 @@ enum Command {
     /// itself is never changed. Writes advice.json, migration.sql (kept
     /// indexes) and rollback.sql.
     Advise(AdviseArgs),
-    /// Write a tuning report from a run folder's files, never opening a
-    /// database: report.html (self-contained: inline CSS and SVG plots,
-    /// nothing loaded from the network, prints well), report.md (the same in
-    /// Markdown, plots as SVG files in report-files/ beside it) and
-    /// report.json (the summary, with a format_version).
+    /// Write a tuning report (HTML, Markdown, JSON) from a run folder's
+    /// files, never opening a database.
+    ///
+    /// report.html is self-contained (inline CSS and SVG plots, nothing
+    /// loaded from the network) and prints well; report.md holds the same in
+    /// Markdown, with the plots as SVG files in report-files/ beside it;
+    /// report.json is the summary, with a format_version. Exit codes: 0
+    /// written, 2 an error (no or unreadable results.json, an unknown
+    /// format_version: the message names the file).
     ///
     /// Reads results.json (required), and plans.json, advice.json,
     /// migration.sql, rollback.sql and prisma/ when present; a missing one
@@ -176,10 +180,15 @@ enum Command {
 #[derive(Debug, Args)]
 struct ReportArgs {
     /// Run folder to read and write into.
-    #[arg(long = "in", default_value = "reports/latest")]
+    #[arg(long = "in", value_name = "DIR", default_value = "reports/latest")]
     input: PathBuf,
     /// Formats to write, comma-separated: md, html, json.
-    #[arg(long, default_value = "md,html,json", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "md,html,json",
+        value_delimiter = ','
+    )]
     format: Vec<String>,
 }
 
