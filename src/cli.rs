@@ -154,6 +154,42 @@ enum Command {
     /// itself is never changed. Writes advice.json, migration.sql (kept
     /// indexes) and rollback.sql.
     Advise(AdviseArgs),
+    /// Write a tuning report (HTML, Markdown, JSON) from a run folder's
+    /// files, never opening a database.
+    ///
+    /// report.html is self-contained (inline CSS and SVG plots, nothing
+    /// loaded from the network) and prints well; report.md holds the same in
+    /// Markdown, with the plots as SVG files in report-files/ beside it;
+    /// report.json is the summary, with a format_version. Exit codes: 0
+    /// written, 2 an error (no or unreadable results.json, an unknown
+    /// format_version: the message names the file).
+    ///
+    /// Reads results.json (required), and plans.json, advice.json,
+    /// migration.sql, rollback.sql and prisma/ when present; a missing one
+    /// makes its section say "not captured". Sections: environment (server,
+    /// settings in force, with a warning when fsync was off; scale, seed,
+    /// workload), a summary per query (count, tps, p50/p95/p99/p99.9/max,
+    /// errors), each query's latency by percentile (log axes), throughput and
+    /// p99 over time, plan findings (row-level security ones with their
+    /// remedies), recommended indexes with predicted and measured effect (a
+    /// before/after plot per verified index with the paired ratio and its
+    /// interval), migration and rollback SQL, Prisma lines, and drop advice.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Run folder to read and write into.
+    #[arg(long = "in", value_name = "DIR", default_value = "reports/latest")]
+    input: PathBuf,
+    /// Formats to write, comma-separated: md, html, json.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "md,html,json",
+        value_delimiter = ','
+    )]
+    format: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -463,6 +499,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => return Ok(run_command(args, &opts).await?),
         Command::Explain(args) => explain_command(args, &opts).await?,
         Command::Advise(args) => advise_command(args, &opts).await?,
+        Command::Report(args) => report_command(&args)?,
     }
     Ok(EXIT_OK)
 }
@@ -1082,5 +1119,20 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         "  written: {}/{{advice.json, migration.sql, rollback.sql, remedies.sql, prisma/}}",
         folder.display()
     );
+    Ok(())
+}
+
+fn report_command(args: &ReportArgs) -> Result<()> {
+    let mut formats = Vec::new();
+    for f in &args.format {
+        let format = crate::report::Format::parse(f)?;
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    let model = crate::report::load(&args.input)?;
+    for path in crate::report::write(&args.input, &model, &formats)? {
+        println!("  written: {}", path.display());
+    }
     Ok(())
 }

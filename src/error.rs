@@ -139,6 +139,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A report's plot could not be drawn.
+    #[error("drawing the plot {plot}: {detail}")]
+    Plot {
+        /// Which plot.
+        plot: String,
+        /// What the plotting library said.
+        detail: String,
+    },
+
     /// A JSON file could not be parsed or written.
     #[error("{action} {}: {source}", path.display())]
     Json {

@@ -22,6 +22,7 @@ pub mod error;
 pub mod explain;
 pub mod generate;
 pub mod pg;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod runfolder;
