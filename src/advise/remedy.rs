@@ -167,12 +167,25 @@ fn numeric_to_cents(sql: &str, column: &str) -> Option<(String, String, String, 
 /// lower($n) || chr(1114111)`.
 fn ilike_prefix_to_range(sql: &str, column: &str) -> Option<(String, String, String, String)> {
     let lower = format!("{column}_lower");
-    let at = find_word(sql, column)?;
-    let after = sql[at + column.len()..].trim_start();
-    let r = strip_keyword(after, "ILIKE")?;
-    let (p, r) = param(r)?;
-    let r = r.trim_start().strip_prefix("||")?.trim_start();
-    let r = r.strip_prefix("'%'")?;
+    // The first use of the column that is a prefix ILIKE (it may also be
+    // selected or sorted on before).
+    let (at, p, r) = {
+        let mut from = 0;
+        loop {
+            let at = from + find_word(&sql[from..], column)?;
+            let matched = (|| {
+                let after = sql[at + column.len()..].trim_start();
+                let r = strip_keyword(after, "ILIKE")?;
+                let (p, r) = param(r)?;
+                let r = r.trim_start().strip_prefix("||")?.trim_start();
+                Some((p, r.strip_prefix("'%'")?))
+            })();
+            match matched {
+                Some((p, r)) => break (at, p, r),
+                None => from = at + column.len(),
+            }
+        }
+    };
     let qualified = sql[..at].ends_with('.');
     let alias_start = if qualified {
         sql[..at - 1]
@@ -301,7 +314,7 @@ mod tests {
 
     #[test]
     fn ilike_prefix_becomes_a_text_range() {
-        let sql = "SELECT id FROM customers\nWHERE last_name ILIKE $1 || '%'\nORDER BY last_name";
+        let sql = "SELECT id, last_name FROM customers\nWHERE last_name ILIKE $1 || '%'\nORDER BY last_name";
         let r = propose(
             "q",
             0,
@@ -312,7 +325,7 @@ mod tests {
         );
         assert_eq!(
             r[0].rewritten_sql,
-            "SELECT id FROM customers\nWHERE last_name_lower >= lower($1) AND last_name_lower < lower($1) || chr(1114111)\nORDER BY last_name"
+            "SELECT id, last_name FROM customers\nWHERE last_name_lower >= lower($1) AND last_name_lower < lower($1) || chr(1114111)\nORDER BY last_name"
         );
         let aliased = propose(
             "q",
