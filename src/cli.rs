@@ -175,6 +175,39 @@ enum Command {
     /// before/after plot per verified index with the paired ratio and its
     /// interval), migration and rollback SQL, Prisma lines, and drop advice.
     Report(ReportArgs),
+    /// Everything, end to end, in one command: start the private PostgreSQL
+    /// (when the server binaries are missing, the error says what to
+    /// install), generate the CRM dataset into its own database
+    /// `crmbench_demo` (never your `crmbench` one; --database picks another),
+    /// replay the built-in workload on a fresh clone, capture plans, advise
+    /// with --verify, write the reports, then print where report.html is and
+    /// the three findings to read first.
+    ///
+    /// Each step is the command you would type, printed before it runs, all
+    /// into one run folder (--out, default reports/<time>-demo, linked from
+    /// reports/latest). About 5 minutes on 2 cores at the default scale.
+    /// Exit codes: 0 done, 1 the replay's error rate exceeded its limit, 2 an
+    /// error (the step is named).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Dataset scale (0.02: 20 tenants, ~400k rows, ~80 MB).
+    #[arg(long, default_value_t = crate::demo::DEFAULT_SCALE)]
+    scale: f64,
+    /// Generator and parameter seed.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Length of the measured replay.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: std::time::Duration,
+    /// Length of each paired verification run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    verify_duration: std::time::Duration,
+    /// Run folder [default: reports/<time>-demo, linked from reports/latest].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -491,8 +524,13 @@ fn init_tracing(verbose: u8) {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    let opts = cli.target.options();
-    match cli.command {
+    execute(cli.command, &cli.target.options()).await
+}
+
+async fn execute(command: Command, opts: &TargetOptions) -> anyhow::Result<u8> {
+    let opts = opts.clone();
+    match command {
+        Command::Demo(args) => return demo_command(args, &opts).await,
         Command::Pg(cmd) => pg_command(cmd, &opts).await?,
         Command::Schema(cmd) => schema_command(cmd, &opts).await?,
         Command::Generate(args) => generate_command(args, &opts).await?,
@@ -1120,6 +1158,94 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         folder.display()
     );
     Ok(())
+}
+
+async fn demo_command(args: DemoArgs, opts: &TargetOptions) -> anyhow::Result<u8> {
+    let mut opts = opts.clone();
+    if opts.database.is_none() && opts.database_url.is_none() {
+        opts.database = Some(crate::demo::DATABASE.into());
+    }
+    let folder = crate::runfolder::prepare(args.out.as_deref(), "demo")?;
+    let dir = folder.display().to_string();
+    let secs = |d: std::time::Duration| format!("{}s", d.as_secs().max(1));
+    let steps: Vec<Vec<String>> = [
+        vec![
+            "generate".to_string(),
+            "--scale".into(),
+            args.scale.to_string(),
+            "--seed".into(),
+            args.seed.to_string(),
+            "--replace".into(),
+            "--quiet".into(),
+        ],
+        vec![
+            "run".into(),
+            "--fresh".into(),
+            "--duration".into(),
+            secs(args.duration),
+            "--warmup".into(),
+            "5s".into(),
+            "--seed".into(),
+            args.seed.to_string(),
+        ],
+        vec!["explain".into()],
+        vec![
+            "advise".into(),
+            "--verify".into(),
+            "--verify-duration".into(),
+            secs(args.verify_duration),
+        ],
+    ]
+    .into_iter()
+    .map(|mut step| {
+        step.extend(["--out".to_string(), dir.clone()]);
+        step
+    })
+    .chain(std::iter::once(vec![
+        "report".into(),
+        "--in".into(),
+        dir.clone(),
+    ]))
+    .collect();
+    let mut code = EXIT_OK;
+    for (i, step) in steps.iter().enumerate() {
+        eprintln!(
+            "\ndemo [{}/{}]: crmbench {}",
+            i + 1,
+            steps.len(),
+            step.join(" ")
+        );
+        let cli = Cli::try_parse_from(std::iter::once("crmbench".to_string()).chain(step.clone()))?;
+        let step_code = Box::pin(execute(cli.command, &opts))
+            .await
+            .map_err(|e| e.context(format!("demo step `crmbench {}`", step[0])))?;
+        if step_code != EXIT_OK {
+            eprintln!("demo: `crmbench {}` exited {step_code}; going on", step[0]);
+            code = step_code;
+        }
+    }
+    let results = crate::results::Results::load(&folder)?;
+    let advice_path = folder.join("advice.json");
+    let advice: Option<crate::advise::Advice> = match std::fs::read_to_string(&advice_path) {
+        Ok(text) => Some(serde_json::from_str(&text).map_err(|e| Error::Json {
+            action: "parsing",
+            path: advice_path.clone(),
+            source: e,
+        })?),
+        Err(_) => None,
+    };
+    println!(
+        "\ncrmbench demo: done. The report: {}",
+        folder.join("report.html").display()
+    );
+    println!("Read first:");
+    for (i, line) in crate::demo::highlights(&results, advice.as_ref())
+        .iter()
+        .enumerate()
+    {
+        println!("  {}. {line}", i + 1);
+    }
+    Ok(code)
 }
 
 fn report_command(args: &ReportArgs) -> Result<()> {
