@@ -14,6 +14,17 @@ use crmbench::advise::{self, AdviseOptions};
 use crmbench::explain;
 use crmbench::pg;
 
+fn plans_sql(plans: &explain::PlansFile, query: &str) -> String {
+    plans
+        .queries
+        .iter()
+        .find(|q| q.name == query)
+        .and_then(|q| q.tenants.first())
+        .and_then(|t| t.statements.first())
+        .map(|s| s.sql.clone())
+        .unwrap_or_default()
+}
+
 async fn dataset(db: &str) -> pg::Target {
     common::generated(db, 0.01, 4).await
 }
@@ -77,6 +88,31 @@ async fn built_in_workload_gets_the_orders_customer_index_and_rls_findings() {
             "no {needle} finding"
         );
     }
+    // …and their remedies: a schema change with its migration and the
+    // statement rewritten to use it (measured under --verify).
+    let remedy = |query: &str, needle: &str| {
+        advice.remedies.iter().any(|r| {
+            r.query == query
+                && r.migration.iter().any(|m| m.contains(needle))
+                && r.rewritten_sql != plans_sql(&plans, query)
+        })
+    };
+    assert!(
+        remedy(
+            "customer_name_search",
+            "GENERATED ALWAYS AS (lower(last_name))"
+        ),
+        "{:#?}",
+        advice.remedies
+    );
+    assert!(
+        remedy(
+            "product_search",
+            "base_price_cents bigint GENERATED ALWAYS AS"
+        ),
+        "{:#?}",
+        advice.remedies
+    );
     // Drop advice: the single-column tenant_id indexes lead the primary keys;
     // keys and constraint-backing indexes are never proposed.
     assert!(

@@ -223,11 +223,21 @@ pub struct Workload {
     pub hash: String,
 }
 
+/// Where the built-in CRM workload lives in a checkout (every command's default).
+pub const BUILT_IN_PATH: &str = "workloads/crm.toml";
+/// The built-in CRM workload, as shipped.
+pub const BUILT_IN: &str = include_str!("../../workloads/crm.toml");
+
 impl Workload {
     /// Read and validate a workload file.
     pub fn load(path: &Path) -> Result<Workload> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::io("reading workload", path, e))?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            // The default path outside a checkout: the copy built into the
+            // binary, so `crmbench demo` runs from anywhere.
+            Err(_) if path == Path::new(BUILT_IN_PATH) => BUILT_IN.to_string(),
+            Err(e) => return Err(Error::io("reading workload", path, e)),
+        };
         Workload::parse(&text, path)
     }
 
