@@ -65,10 +65,28 @@ async fn ctrl_c_writes_partial_results() {
 async fn a_killed_backend_is_counted_and_the_client_reconnects() {
     dataset("fail_kill").await;
     let dir = tempfile::tempdir().unwrap();
-    let child = spawn_run("fail_kill", dir.path(), "5s");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let child = spawn_run("fail_kill", dir.path(), "6s");
     let target = crmbench::pg::Target::private(common::cluster().server.clone());
     let admin = pg::connect(&target.admin_to("postgres")).await.unwrap();
+    // Kill only once the clients are replaying (their last statement is a
+    // transaction's COMMIT): a fixed sleep can land in the start-up (workload
+    // check, parameter sampling), whose connections are not the clients'.
+    for _ in 0..60 {
+        let busy: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = 'fail_kill' AND usename = 'crmbench_app' AND query = 'COMMIT'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if busy >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let killed = admin
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -96,7 +114,11 @@ async fn a_killed_backend_is_counted_and_the_client_reconnects() {
         .sum();
     assert!(
         lost >= 1,
-        "the killed connections were not counted: {stderr}"
+        "the killed connections were not counted: {:?} {stderr}",
+        r.queries
+            .iter()
+            .map(|q| (&q.name, &q.baseline.errors))
+            .collect::<Vec<_>>()
     );
     // Clients reconnected: transactions kept completing after the kill.
     let late: u64 = r

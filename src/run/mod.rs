@@ -187,6 +187,16 @@ async fn run_on(
     .await;
     let dataset = dataset_info(&admin).await;
 
+    // Without warm-up the window opens before the first transaction: nothing
+    // the clients do (a killed backend in the first second included) is lost.
+    let mut measuring_since: Option<Instant> = None;
+    let mut window_start = chrono::Utc::now();
+    let mut before = pgstat::Snapshot::default();
+    if opts.warmup.is_zero() {
+        before = pgstat::snapshot(&admin).await;
+        window_start = chrono::Utc::now();
+        measuring_since = Some(Instant::now());
+    }
     let shared = Shared::new(&workload, threads, paired);
     let handles = driver::start(config, shared.clone())?;
     let q = workload.queries.len();
@@ -198,9 +208,6 @@ async fn run_on(
     let mut reservoir_rng = Prng::for_parts(&[opts.seed, 0x5EED]);
 
     let started = Instant::now();
-    let mut measuring_since: Option<Instant> = None;
-    let mut window_start = chrono::Utc::now();
-    let mut before = pgstat::Snapshot::default();
     let mut partial: Option<String> = None;
     let mut tick = tokio::time::interval(opts.interval);
     tick.tick().await;
