@@ -10,10 +10,10 @@
 #      (a small real slowdown): its measured size, and whether it is flagged.
 # Prints counts; every compare JSON stays in $OUT for a closer look.
 #
-#   bash benches/gate_false_alarms.sh [PAIRS] [DURATION] [SCALE] [CLIENTS]   (5 20s 0.01 8)
+#   bash benches/gate_false_alarms.sh [PAIRS] [DURATION] [SCALE] [CLIENTS]   (5 20s 0.01 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PAIRS=${1:-5}; DURATION=${2:-20s}; SCALE=${3:-0.01}; CLIENTS=${4:-8}
+PAIRS=${1:-5}; DURATION=${2:-20s}; SCALE=${3:-0.01}; CLIENTS=${4:-2}
 BIN=${CRMBENCH_BIN:-target/release/crmbench}
 WORKLOAD=${WORKLOAD:-workloads/crm.toml}
 OUT=${OUT:-/var/tmp/crmbench-gate}

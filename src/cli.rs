@@ -171,7 +171,8 @@ enum Command {
     /// benchmark differ by up to 1.5× on a busy machine), so the default
     /// threshold is 25% and the output says the verdict is from separate runs.
     ///
-    /// A query regresses only when the whole interval lies beyond the threshold.
+    /// A query regresses only when the whole interval of its ratio (p95, or
+    /// --metric) lies beyond the threshold.
     /// Inputs are results.json files or run folders holding one. Queries are
     /// matched by name; added and removed ones are listed. When both sides have
     /// plans.json (for a paired run: the run folder's and --candidate-plans),
@@ -200,6 +201,11 @@ struct CompareArgs {
     /// 25% separate runs]. Also the throughput drop that fails separate runs.
     #[arg(long, value_parser = parse_fraction)]
     threshold: Option<f64>,
+    /// The percentile gated: p95, or p50 (the typical transaction: much
+    /// narrower intervals where the tail is mostly other queries' interference),
+    /// or p99 (needs long runs).
+    #[arg(long, default_value = "p95", value_parser = ["p50", "p95", "p99"])]
+    metric: String,
     /// md (Markdown) or json.
     #[arg(long, default_value = "md", value_parser = ["md", "json"])]
     format: String,
@@ -1061,6 +1067,7 @@ fn compare_command(args: CompareArgs) -> Result<u8> {
         base: args.base,
         current: args.current,
         threshold: args.threshold,
+        metric: crate::compare::Metric::parse(&args.metric).unwrap_or_default(),
         max_error_rate: args.max_error_rate,
         fail_on_plan_change: args.fail_on_plan_change,
         candidate_plans: args.candidate_plans,

@@ -153,6 +153,26 @@ fn synthetic_20_percent_p95_shift_in_a_paired_run_fails_naming_the_query() {
 }
 
 #[test]
+fn metric_p50_gates_the_median() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = save(
+        dir.path(),
+        "shifted",
+        &shifted_paired("update_customer", 1.2),
+    );
+    let o = compare(&[folder.to_str().unwrap(), "--metric", "p50"]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("| query | baseline p50 | current p50 |"),
+        "{out}"
+    );
+    assert!(out.contains("- update_customer: p50 regression"), "{out}");
+    let o = compare(&[PAIRED, "--metric", "p50"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+}
+
+#[test]
 fn separate_runs_need_a_bigger_shift_than_paired_ones() {
     let dir = tempfile::tempdir().unwrap();
     let shifted = |factor: f64| {

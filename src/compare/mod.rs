@@ -3,8 +3,8 @@
 //!
 //! Two kinds of input:
 //! - one **paired** run (`run --candidate-url`): per query the candidate /
-//!   baseline p95 ratio with the interval the run already computed from pairs
-//!   measured in the same time window — the recommended gate;
+//!   baseline p95 (or `--metric`) ratio with the interval the run already
+//!   computed from pairs measured in the same time window — the recommended gate;
 //! - two **separate** runs: the ratio of each query's per-interval p95 series
 //!   with a seeded block-bootstrap interval ([`separate`]), under a wider
 //!   default threshold because drift between runs is not in that interval.
@@ -42,8 +42,10 @@ pub struct CompareOptions {
     pub base: PathBuf,
     /// Current results file or run folder; `None` for a paired run.
     pub current: Option<PathBuf>,
-    /// Threshold on the p95 ratio (0.10 = 10%); `None` for the default of the input kind.
+    /// Threshold on the ratio (0.10 = 10%); `None` for the default of the input kind.
     pub threshold: Option<f64>,
+    /// The gated percentile.
+    pub metric: Metric,
     /// Highest share of a query's transactions a new SQLSTATE may take.
     pub max_error_rate: f64,
     /// Fail on a plan change.
@@ -52,6 +54,61 @@ pub struct CompareOptions {
     pub candidate_plans: Option<PathBuf>,
     /// Seed of the separate-run bootstrap.
     pub seed: u64,
+}
+
+/// The percentile the gate judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Median: the typical transaction.
+    P50,
+    /// 95th percentile (the default).
+    #[default]
+    P95,
+    /// 99th percentile: needs many samples for a narrow interval.
+    P99,
+}
+
+impl Metric {
+    /// "p50", "p95" or "p99".
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::P50 => "p50",
+            Metric::P95 => "p95",
+            Metric::P99 => "p99",
+        }
+    }
+
+    /// Parse [`Metric::name`]'s output.
+    pub fn parse(text: &str) -> Option<Metric> {
+        [Metric::P50, Metric::P95, Metric::P99]
+            .into_iter()
+            .find(|m| m.name() == text)
+    }
+
+    fn quantile(self) -> f64 {
+        match self {
+            Metric::P50 => 0.50,
+            Metric::P95 => 0.95,
+            Metric::P99 => 0.99,
+        }
+    }
+
+    fn of_ratios(self, r: &crate::results::Ratios) -> RatioCi {
+        match self {
+            Metric::P50 => r.p50,
+            Metric::P95 => r.p95,
+            Metric::P99 => r.p99,
+        }
+    }
+
+    fn pick(self) -> separate::Pick {
+        match self {
+            Metric::P50 => |i| i.p50_us,
+            Metric::P95 => |i| i.p95_us,
+            Metric::P99 => |i| i.p99_us,
+        }
+    }
 }
 
 /// How the two sides were measured.
@@ -69,15 +126,15 @@ pub enum InputKind {
 pub struct QueryRow {
     /// Query name.
     pub name: String,
-    /// Baseline p95, µs (from its histogram).
-    pub base_p95_us: u64,
-    /// Current p95, µs.
-    pub current_p95_us: u64,
+    /// Baseline value of the metric, µs (from its histogram).
+    pub base_us: u64,
+    /// Current value of the metric, µs.
+    pub current_us: u64,
     /// Baseline successful transactions.
     pub base_count: u64,
     /// Current successful transactions.
     pub current_count: u64,
-    /// current / baseline p95 with its interval.
+    /// current / baseline of the metric with its interval.
     pub change: Option<RatioCi>,
     /// The verdict on this query.
     pub verdict: QueryVerdict,
@@ -127,7 +184,7 @@ pub struct Comparison {
     pub base: String,
     /// The current input (the same file for a paired run).
     pub current: String,
-    /// The gated figure ("p95").
+    /// The gated percentile ("p50", "p95", "p99").
     pub metric: String,
     /// Threshold in force (0.10 = 10%).
     pub threshold: f64,
@@ -185,13 +242,13 @@ fn load(path: &Path) -> Result<Results> {
     Ok(r)
 }
 
-/// p95 of a side from its histogram, the source of truth in the file.
-fn hist_p95(path: &Path, query: &str, side: &SideStats) -> Result<u64> {
+/// The metric of a side from its histogram, the source of truth in the file.
+fn hist_value(path: &Path, query: &str, side: &SideStats, metric: Metric) -> Result<u64> {
     let h = crate::stats::decode(&side.histogram).map_err(|e| Error::Usage {
         message: format!("{}: query `{query}`: {e}", path.display()),
         fix: "the results file is damaged: re-run the benchmark".into(),
     })?;
-    Ok(crate::stats::summarize(&h).p95_us)
+    Ok(h.value_at_quantile(metric.quantile()))
 }
 
 fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
@@ -221,15 +278,15 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
                 fix: "the results file is damaged: re-run the benchmark".into(),
             });
         };
-        let change = q.ratios.as_ref().map(|r| r.p95);
+        let change = q.ratios.as_ref().map(|r| opts.metric.of_ratios(r));
         if let Some(r) = &q.ratios {
             level = level.max(r.level);
         }
         let enough = q.baseline.count >= MIN_SAMPLES && cand.count >= MIN_SAMPLES;
         rows.push(QueryRow {
             name: q.name.clone(),
-            base_p95_us: hist_p95(path, &q.name, &q.baseline)?,
-            current_p95_us: hist_p95(path, &q.name, cand)?,
+            base_us: hist_value(path, &q.name, &q.baseline, opts.metric)?,
+            current_us: hist_value(path, &q.name, cand, opts.metric)?,
             base_count: q.baseline.count,
             current_count: cand.count,
             change,
@@ -294,12 +351,18 @@ fn separate(
     let mut errors = Vec::new();
     for (qi, (b, c)) in matched.iter().enumerate() {
         let seed = crate::generate::rng::derive(&[opts.seed, qi as u64]);
-        let change = separate::p95_ratio(&b.baseline.intervals, &c.baseline.intervals, level, seed);
+        let change = separate::percentile_ratio(
+            &b.baseline.intervals,
+            &c.baseline.intervals,
+            opts.metric.pick(),
+            level,
+            seed,
+        );
         let enough = b.baseline.count >= MIN_SAMPLES && c.baseline.count >= MIN_SAMPLES;
         rows.push(QueryRow {
             name: b.name.clone(),
-            base_p95_us: hist_p95(&opts.base, &b.name, &b.baseline)?,
-            current_p95_us: hist_p95(current_path, &c.name, &c.baseline)?,
+            base_us: hist_value(&opts.base, &b.name, &b.baseline, opts.metric)?,
+            current_us: hist_value(current_path, &c.name, &c.baseline, opts.metric)?,
             base_count: b.baseline.count,
             current_count: c.baseline.count,
             change,
@@ -399,6 +462,7 @@ fn finish(
     let mut changed: Vec<&str> = plan_changes.iter().map(|p| p.query.as_str()).collect();
     changed.dedup();
     let (verdict, reasons) = verdict::decide(&verdict::Findings {
+        metric: opts.metric.name(),
         queries: rows.iter().map(|r| (r.name.as_str(), r.verdict)).collect(),
         throughput_dropped: throughput.as_ref().is_some_and(|t| t.dropped),
         new_errors: &new_errors,
@@ -410,7 +474,7 @@ fn finish(
         kind,
         base: base.display().to_string(),
         current: current.display().to_string(),
-        metric: "p95".into(),
+        metric: opts.metric.name().into(),
         threshold,
         level,
         max_error_rate: opts.max_error_rate,

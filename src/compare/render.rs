@@ -42,31 +42,36 @@ pub fn markdown(c: &Comparison) -> String {
     match c.kind {
         InputKind::Paired => out.push_str(&format!(
             "Paired run `{}` (baseline and candidate interleaved in one time window). \
-             A query regresses when the whole {:.1}% interval of its candidate/baseline p95 \
+             A query regresses when the whole {:.1}% interval of its candidate/baseline {} \
              lies above +{:.0}%.\n\n",
             c.base,
             c.level * 100.0,
+            c.metric,
             c.threshold * 100.0
         )),
         InputKind::Separate => out.push_str(&format!(
             "**Verdict from separate runs** `{}` → `{}`: their drift is not in the interval, \
              so treat changes inside ±{:.0}% as noise. A query regresses when the whole {:.1}% \
-             interval of its p95 ratio lies above +{:.0}%.\n\n",
+             interval of its {} ratio lies above +{:.0}%.\n\n",
             c.base,
             c.current,
             crate::compare::SEPARATE_THRESHOLD * 100.0,
             c.level * 100.0,
+            c.metric,
             c.threshold * 100.0
         )),
     }
-    out.push_str("| query | baseline p95 | current p95 | change [interval] | verdict |\n");
+    out.push_str(&format!(
+        "| query | baseline {m} | current {m} | change [interval] | verdict |\n",
+        m = c.metric
+    ));
     out.push_str("|---|---:|---:|---|---|\n");
     for q in &c.queries {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",
             q.name,
-            ms(q.base_p95_us),
-            ms(q.current_p95_us),
+            ms(q.base_us),
+            ms(q.current_us),
             change(q.change.as_ref()),
             query_verdict(q.verdict)
         ));
@@ -168,8 +173,8 @@ mod tests {
             reasons: vec!["slow_q: p95 regression".into()],
             queries: vec![QueryRow {
                 name: "slow_q".into(),
-                base_p95_us: 1_000,
-                current_p95_us: 1_250,
+                base_us: 1_000,
+                current_us: 1_250,
                 base_count: 500,
                 current_count: 500,
                 change: Some(RatioCi {

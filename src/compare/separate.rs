@@ -14,25 +14,30 @@ pub const RESAMPLES: usize = 1_000;
 /// Fewest intervals with samples each side needs for an interval.
 pub const MIN_INTERVALS: usize = 5;
 
-/// The p95 figure of one side: the count-weighted mean of its per-interval
-/// p95s (intervals without samples ignored). `None` when nothing was measured.
-pub fn weighted_p95(intervals: &[IntervalStats]) -> Option<f64> {
+/// Which per-interval percentile a series is judged on.
+pub type Pick = fn(&IntervalStats) -> u64;
+
+/// The figure of one side: the count-weighted mean of its per-interval
+/// percentiles (`pick`; intervals without samples ignored). `None` when
+/// nothing was measured.
+pub fn weighted(intervals: &[IntervalStats], pick: Pick) -> Option<f64> {
     let n: u64 = intervals.iter().map(|i| i.count).sum();
     if n == 0 {
         return None;
     }
     let sum: f64 = intervals
         .iter()
-        .map(|i| i.count as f64 * i.p95_us as f64)
+        .map(|i| i.count as f64 * pick(i) as f64)
         .sum();
     Some(sum / n as f64)
 }
 
-/// current / baseline ratio of [`weighted_p95`] with a `level` interval.
+/// current / baseline ratio of [`weighted`] with a `level` interval.
 /// `None` with fewer than [`MIN_INTERVALS`] measured intervals on a side.
-pub fn p95_ratio(
+pub fn percentile_ratio(
     base: &[IntervalStats],
     current: &[IntervalStats],
+    pick: Pick,
     level: f64,
     seed: u64,
 ) -> Option<RatioCi> {
@@ -42,7 +47,7 @@ pub fn p95_ratio(
     ratio_ci(
         &measured(base),
         &measured(current),
-        weighted_p95,
+        |s| weighted(s, pick),
         level,
         seed,
     )
@@ -89,7 +94,7 @@ pub fn throughput_ratio(
     level: f64,
     seed: u64,
 ) -> Option<RatioCi> {
-    ratio_ci(base, current, rate, level, seed ^ 0x7470_73)
+    ratio_ci(base, current, rate, level, seed ^ 0x0074_7073)
 }
 
 /// Block length for `n` intervals: n^(1/3), the usual order for a moving-block
@@ -156,6 +161,17 @@ fn ratio_ci<T: Copy>(
 mod tests {
     use super::*;
 
+    const P95: Pick = |i| i.p95_us;
+
+    fn p95_ratio(
+        a: &[IntervalStats],
+        b: &[IntervalStats],
+        level: f64,
+        seed: u64,
+    ) -> Option<RatioCi> {
+        percentile_ratio(a, b, P95, level, seed)
+    }
+
     /// A run of `n` one-second intervals whose p95 drifts around `level` µs.
     fn series(n: usize, level: f64, seed: u64) -> Vec<IntervalStats> {
         let mut rng = Prng::for_parts(&[seed]);
@@ -214,10 +230,14 @@ mod tests {
     }
 
     #[test]
-    fn weighted_p95_weights_by_count() {
+    fn weighted_percentile_weights_by_count() {
         let mut s = series(2, 1_000.0, 1);
         (s[0].count, s[0].p95_us, s[1].count, s[1].p95_us) = (3, 100, 1, 500);
-        assert_eq!(weighted_p95(&s), Some(200.0));
+        assert_eq!(weighted(&s, P95), Some(200.0));
+        assert_eq!(
+            weighted(&s, |i| i.p50_us),
+            Some((3 * (s[0].p50_us) + s[1].p50_us) as f64 / 4.0)
+        );
     }
 
     #[test]

@@ -136,6 +136,8 @@ pub fn added_removed(base: &[&str], current: &[&str]) -> (Vec<String>, Vec<Strin
 /// What the overall decision looks at.
 #[derive(Debug, Clone, Default)]
 pub struct Findings<'a> {
+    /// The gated percentile ("p95"), for the reasons' wording.
+    pub metric: &'a str,
     /// (query, verdict) of every matched query.
     pub queries: Vec<(&'a str, QueryVerdict)>,
     /// Whether throughput dropped beyond the threshold.
@@ -155,7 +157,7 @@ pub fn decide(f: &Findings<'_>) -> (Verdict, Vec<String>) {
     let mut undecided = Vec::new();
     for (name, v) in &f.queries {
         match v {
-            QueryVerdict::Regression => fails.push(format!("{name}: p95 regression")),
+            QueryVerdict::Regression => fails.push(format!("{name}: {} regression", f.metric)),
             QueryVerdict::TooFewSamples => undecided.push(format!("{name}: too few samples")),
             QueryVerdict::Pass | QueryVerdict::Faster => {}
         }
@@ -260,6 +262,7 @@ mod tests {
     #[test]
     fn a_regression_wins_over_an_undecidable_query() {
         let (v, reasons) = decide(&Findings {
+            metric: "p95",
             queries: vec![
                 ("slow", QueryVerdict::Regression),
                 ("rare", QueryVerdict::TooFewSamples),
