@@ -399,6 +399,20 @@ fn separate(
          runs; the default threshold is {:.0}% for that reason",
         SEPARATE_THRESHOLD * 100.0
     )];
+    let ratios: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.change.map(|c| c.ratio))
+        .collect();
+    if let Some(median) = separate::common_drift(&ratios, threshold) {
+        notes.push(format!(
+            "most queries moved together (median ratio {median:.2}, throughput ratio {}): \
+             between separate runs that is usually the machine (another job, a noisy \
+             neighbour), not a change; a paired run tells them apart",
+            throughput
+                .change
+                .map_or_else(|| "unknown".to_string(), |c| format!("{:.2}", c.ratio))
+        ));
+    }
     if base.workload.hash != current.workload.hash {
         notes.push(format!(
             "the workloads differ ({} {} vs {} {})",

@@ -97,6 +97,20 @@ pub fn throughput_ratio(
     ratio_ci(base, current, rate, level, seed ^ 0x0074_7073)
 }
 
+/// The median of the queries' ratios when at least half of them moved the
+/// same way beyond `threshold`: all queries slowing down together is far more
+/// often the machine (another job, a noisy neighbour) than one change.
+pub fn common_drift(ratios: &[f64], threshold: f64) -> Option<f64> {
+    let mut r: Vec<f64> = ratios.iter().copied().filter(|x| x.is_finite()).collect();
+    if r.len() < 2 {
+        return None;
+    }
+    r.sort_by(f64::total_cmp);
+    let up = r.iter().filter(|&&x| x > 1.0 + threshold).count();
+    let down = r.iter().filter(|&&x| x < 1.0 - threshold).count();
+    (2 * up.max(down) >= r.len()).then(|| r[r.len() / 2])
+}
+
 /// Block length for `n` intervals: n^(1/3), the usual order for a moving-block
 /// bootstrap of a mean.
 fn block_len(n: usize) -> usize {
@@ -227,6 +241,14 @@ mod tests {
             i.count = 0;
         }
         assert!(p95_ratio(&s, &series(10, 1_000.0, 6), 0.95, 1).is_none());
+    }
+
+    #[test]
+    fn common_drift_needs_half_the_queries_moving_together() {
+        assert_eq!(common_drift(&[1.4, 1.5, 1.6, 0.9], 0.25), Some(1.5));
+        assert_eq!(common_drift(&[1.4, 1.0, 1.1, 0.9], 0.25), None);
+        assert_eq!(common_drift(&[0.5, 0.6, 1.0], 0.25), Some(0.6));
+        assert_eq!(common_drift(&[2.0], 0.25), None);
     }
 
     #[test]
