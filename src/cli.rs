@@ -29,7 +29,8 @@ pub const EXIT_ERROR: u8 = 2;
 /// crmbench never starts or stops that one, and changes nothing there beyond its
 /// own schema `crm` without --allow-ddl.
 ///
-/// Exit codes: 0 success, 2 any error (the message names the cause and the fix).
+/// Exit codes: 0 success, 2 any error (the message names the cause and the fix);
+/// `run` and `compare` also exit 1 when results fail a limit or the gate.
 #[derive(Debug, Parser)]
 #[command(name = "crmbench", version, max_term_width = 100)]
 pub struct Cli {
@@ -189,6 +190,41 @@ enum Command {
     /// Exit codes: 0 done, 1 the replay's error rate exceeded its limit, 2 an
     /// error (the step is named).
     Demo(DemoArgs),
+    /// The CI regression gate: compare a paired run, or two separate runs, and
+    /// exit 0 (pass), 1 (regression) or 2 (error or undecidable input). Reads
+    /// files only; never opens a database.
+    ///
+    /// `compare PAIRED` — one run made with `run --candidate-url` (the
+    /// recommended gate): per query, the candidate/baseline p95 ratio with the
+    /// interval the run computed from pairs measured in the same time window.
+    /// Default threshold 10%.
+    ///
+    /// `compare BASE CURRENT` — two separate runs (history: yesterday's file
+    /// against today's): per query, the ratio of the per-interval p95 series
+    /// with a seeded block-bootstrap interval, and whole-run throughput. Drift
+    /// between separate runs is not in that interval (identical runs differed
+    /// by up to 3.5× on a shared 2-core machine while another build ran), so the
+    /// default threshold is 25%, the output says the verdict is from separate
+    /// runs, and separate runs are history rather than a gate.
+    ///
+    /// A query regresses only when the whole interval of its ratio (p95, or
+    /// --metric) lies beyond the threshold.
+    /// Inputs are results.json files or run folders holding one. Queries are
+    /// matched by name; added and removed ones are listed. When both sides have
+    /// plans.json (for a paired run: the run folder's and --candidate-plans),
+    /// plans whose fingerprints differ are listed with both shapes.
+    ///
+    /// Prints Markdown (or JSON with --format json) and appends the Markdown to
+    /// the file named by $GITHUB_STEP_SUMMARY when it is set.
+    ///
+    /// Exit codes: 0 pass (identical input always passes); 1 a latency regression,
+    /// a throughput drop beyond the threshold, a new SQLSTATE above
+    /// --max-error-rate, or a plan change with --fail-on-plan-change; 2 an error
+    /// or undecidable input (unreadable or malformed file, unknown
+    /// format_version, a partial run, a query with fewer than 20 transactions a
+    /// side or no interval). A definite failure (1) wins over an undecidable
+    /// query.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +259,41 @@ struct ReportArgs {
         value_delimiter = ','
     )]
     format: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Baseline: results.json or a run folder; alone, a paired run.
+    base: PathBuf,
+    /// Current: results.json or a run folder of a separate run.
+    current: Option<PathBuf>,
+    /// Largest p95 increase that passes, e.g. 10% or 0.1 [default: 10% paired,
+    /// 25% separate runs]. Also the throughput drop that fails separate runs.
+    #[arg(long, value_parser = parse_fraction)]
+    threshold: Option<f64>,
+    /// The percentile gated: p95, or p50 (the typical transaction: much
+    /// narrower intervals where the tail is mostly other queries' interference),
+    /// or p99 (needs long runs).
+    #[arg(long, default_value = "p95", value_parser = ["p50", "p95", "p99"])]
+    metric: String,
+    /// md (Markdown) or json.
+    #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+    format: String,
+    /// Fail (exit 1) when a plan fingerprint changed.
+    #[arg(long)]
+    fail_on_plan_change: bool,
+    /// Highest share of a query's transactions a SQLSTATE the baseline never
+    /// raised may take, e.g. 1% or 0.01.
+    #[arg(long, default_value = "1%", value_parser = parse_fraction)]
+    max_error_rate: f64,
+    /// The candidate's plans.json (or its folder, e.g. from
+    /// `crmbench --database CLONE explain --out DIR`), compared with the paired
+    /// run folder's plans.json.
+    #[arg(long)]
+    candidate_plans: Option<PathBuf>,
+    /// Seed of the separate-run bootstrap (the same seed gives the same verdict).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -538,6 +609,7 @@ async fn execute(command: Command, opts: &TargetOptions) -> anyhow::Result<u8> {
         Command::Explain(args) => explain_command(args, &opts).await?,
         Command::Advise(args) => advise_command(args, &opts).await?,
         Command::Report(args) => report_command(&args)?,
+        Command::Compare(args) => return Ok(compare_command(args)?),
     }
     Ok(EXIT_OK)
 }
@@ -1261,4 +1333,34 @@ fn report_command(args: &ReportArgs) -> Result<()> {
         println!("  written: {}", path.display());
     }
     Ok(())
+}
+
+fn compare_command(args: CompareArgs) -> Result<u8> {
+    let comparison = crate::compare::compare(&crate::compare::CompareOptions {
+        base: args.base,
+        current: args.current,
+        threshold: args.threshold,
+        metric: crate::compare::Metric::parse(&args.metric).unwrap_or_default(),
+        max_error_rate: args.max_error_rate,
+        fail_on_plan_change: args.fail_on_plan_change,
+        candidate_plans: args.candidate_plans,
+        seed: args.seed,
+    })?;
+    let markdown = crate::compare::render::markdown(&comparison);
+    if args.format == "json" {
+        println!("{}", crate::compare::render::json(&comparison));
+    } else {
+        print!("{markdown}");
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        use std::io::Write as _;
+        let path = PathBuf::from(summary);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{markdown}\n").as_bytes()))
+            .map_err(|e| Error::io("appending the step summary to", &path, e))?;
+    }
+    Ok(comparison.exit_code)
 }

@@ -18,6 +18,7 @@
 
 pub mod advise;
 pub mod cli;
+pub mod compare;
 pub mod demo;
 pub mod error;
 pub mod explain;

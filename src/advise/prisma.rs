@@ -56,7 +56,9 @@ impl Names {
     /// Read the models of a Prisma schema's text.
     pub fn parse(text: &str) -> Names {
         let mut names = Names::default();
-        let mut model: Option<(String, Option<String>, Vec<(String, String)>)> = None;
+        // (model, @@map table, (column, field) pairs) of the model being read.
+        type Open = (String, Option<String>, Vec<(String, String)>);
+        let mut model: Option<Open> = None;
         for raw in text.lines() {
             let line = raw.split("//").next().unwrap_or("").trim();
             if let Some(rest) = line.strip_prefix("model ") {

@@ -1,0 +1,595 @@
+//! `crmbench compare`: the CI regression gate. Files in (results.json, run
+//! folders, plans.json), a verdict out; it never opens a database.
+//!
+//! Two kinds of input:
+//! - one **paired** run (`run --candidate-url`): per query the candidate /
+//!   baseline p95 (or `--metric`) ratio with the interval the run already
+//!   computed from pairs measured in the same time window — the recommended gate;
+//! - two **separate** runs: the ratio of each query's per-interval p95 series
+//!   with a seeded block-bootstrap interval ([`separate`]), under a wider
+//!   default threshold because drift between runs is not in that interval.
+//!
+//! The decision itself is pure ([`verdict`]); output is [`render`].
+
+pub mod render;
+pub mod separate;
+pub mod verdict;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::explain::PlansFile;
+use crate::results::{QueryResult, RatioCi, Results, SideStats};
+use verdict::{NewError, QueryVerdict, Verdict};
+
+/// Version of compare's JSON output.
+pub const FORMAT_VERSION: u32 = 1;
+/// Fewest successful transactions per side a query needs for a verdict.
+pub const MIN_SAMPLES: u64 = 20;
+/// Default threshold for a paired run.
+pub const PAIRED_THRESHOLD: f64 = 0.10;
+/// Default threshold for separate runs: their drift is not in the interval.
+pub const SEPARATE_THRESHOLD: f64 = 0.25;
+/// Family confidence of separate-run intervals (Bonferroni across queries).
+pub const SEPARATE_CONFIDENCE: f64 = 0.95;
+
+/// What `compare` is asked to do.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// Baseline results file or run folder (or the paired run).
+    pub base: PathBuf,
+    /// Current results file or run folder; `None` for a paired run.
+    pub current: Option<PathBuf>,
+    /// Threshold on the ratio (0.10 = 10%); `None` for the default of the input kind.
+    pub threshold: Option<f64>,
+    /// The gated percentile.
+    pub metric: Metric,
+    /// Highest share of a query's transactions a new SQLSTATE may take.
+    pub max_error_rate: f64,
+    /// Fail on a plan change.
+    pub fail_on_plan_change: bool,
+    /// The candidate's plans.json (or its folder) for a paired run.
+    pub candidate_plans: Option<PathBuf>,
+    /// Seed of the separate-run bootstrap.
+    pub seed: u64,
+}
+
+/// The percentile the gate judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Median: the typical transaction.
+    P50,
+    /// 95th percentile (the default).
+    #[default]
+    P95,
+    /// 99th percentile: needs many samples for a narrow interval.
+    P99,
+}
+
+impl Metric {
+    /// "p50", "p95" or "p99".
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::P50 => "p50",
+            Metric::P95 => "p95",
+            Metric::P99 => "p99",
+        }
+    }
+
+    /// Parse [`Metric::name`]'s output.
+    pub fn parse(text: &str) -> Option<Metric> {
+        [Metric::P50, Metric::P95, Metric::P99]
+            .into_iter()
+            .find(|m| m.name() == text)
+    }
+
+    fn quantile(self) -> f64 {
+        match self {
+            Metric::P50 => 0.50,
+            Metric::P95 => 0.95,
+            Metric::P99 => 0.99,
+        }
+    }
+
+    fn of_ratios(self, r: &crate::results::Ratios) -> RatioCi {
+        match self {
+            Metric::P50 => r.p50,
+            Metric::P95 => r.p95,
+            Metric::P99 => r.p99,
+        }
+    }
+
+    fn pick(self) -> separate::Pick {
+        match self {
+            Metric::P50 => |i| i.p50_us,
+            Metric::P95 => |i| i.p95_us,
+            Metric::P99 => |i| i.p99_us,
+        }
+    }
+}
+
+/// How the two sides were measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// One paired run: both sides interleaved in one time window.
+    Paired,
+    /// Two separate runs.
+    Separate,
+}
+
+/// One matched query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryRow {
+    /// Query name.
+    pub name: String,
+    /// Baseline value of the metric, µs (from its histogram).
+    pub base_us: u64,
+    /// Current value of the metric, µs.
+    pub current_us: u64,
+    /// Baseline successful transactions.
+    pub base_count: u64,
+    /// Current successful transactions.
+    pub current_count: u64,
+    /// current / baseline of the metric with its interval.
+    pub change: Option<RatioCi>,
+    /// The verdict on this query.
+    pub verdict: QueryVerdict,
+}
+
+/// Whole-run throughput (separate runs only: a paired run sends every
+/// transaction to both sides, so their rates are equal by construction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Baseline transactions per second (all queries).
+    pub base_tps: f64,
+    /// Current transactions per second.
+    pub current_tps: f64,
+    /// current / baseline with its interval.
+    pub change: Option<RatioCi>,
+    /// Whether the whole interval lies below 1 - threshold.
+    pub dropped: bool,
+}
+
+/// A statement whose plan fingerprint differs between the two plans files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanChange {
+    /// Query name.
+    pub query: String,
+    /// Tenant class ("big", "small", "all").
+    pub tenant: String,
+    /// Statement position in the transaction.
+    pub statement: usize,
+    /// Baseline fingerprint.
+    pub base_fingerprint: String,
+    /// Current fingerprint.
+    pub current_fingerprint: String,
+    /// Baseline plan shape.
+    pub base_shape: String,
+    /// Current plan shape.
+    pub current_shape: String,
+}
+
+/// The gate's whole answer; `--format json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Paired or separate.
+    pub kind: InputKind,
+    /// The baseline input.
+    pub base: String,
+    /// The current input (the same file for a paired run).
+    pub current: String,
+    /// The gated percentile ("p50", "p95", "p99").
+    pub metric: String,
+    /// Threshold in force (0.10 = 10%).
+    pub threshold: f64,
+    /// Confidence of each query's interval.
+    pub level: f64,
+    /// `--max-error-rate`.
+    pub max_error_rate: f64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The process exit code it maps to.
+    pub exit_code: u8,
+    /// Why it failed or could not decide.
+    pub reasons: Vec<String>,
+    /// Queries in both inputs.
+    pub queries: Vec<QueryRow>,
+    /// Queries only in the current input.
+    pub added: Vec<String>,
+    /// Queries only in the baseline input.
+    pub removed: Vec<String>,
+    /// Whole-run throughput (separate runs).
+    pub throughput: Option<Throughput>,
+    /// SQLSTATEs the current side raised and the baseline did not.
+    pub new_errors: Vec<NewError>,
+    /// Whether two plans files were found and compared.
+    pub plans_compared: bool,
+    /// Plan changes.
+    pub plan_changes: Vec<PlanChange>,
+    /// Remarks (different workloads, datasets …).
+    pub notes: Vec<String>,
+}
+
+/// Compare the inputs and decide.
+pub fn compare(opts: &CompareOptions) -> Result<Comparison> {
+    let base = load(&opts.base)?;
+    match &opts.current {
+        None => paired(opts, &base),
+        Some(current_path) => {
+            let current = load(current_path)?;
+            separate(opts, &base, current_path, &current)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Results> {
+    let r = Results::load(path)?;
+    if let Some(reason) = &r.partial {
+        return Err(Error::Usage {
+            message: format!(
+                "{}: a partial run ({reason}): it cannot decide",
+                path.display()
+            ),
+            fix: "compare complete runs only".into(),
+        });
+    }
+    Ok(r)
+}
+
+/// The metric of a side from its histogram, the source of truth in the file.
+fn hist_value(path: &Path, query: &str, side: &SideStats, metric: Metric) -> Result<u64> {
+    let h = crate::stats::decode(&side.histogram).map_err(|e| Error::Usage {
+        message: format!("{}: query `{query}`: {e}", path.display()),
+        fix: "the results file is damaged: re-run the benchmark".into(),
+    })?;
+    Ok(h.value_at_quantile(metric.quantile()))
+}
+
+fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
+    let path = &opts.base;
+    if !run.driver.paired {
+        return Err(Error::Usage {
+            message: format!(
+                "{}: not a paired run, and no CURRENT file to compare it with",
+                path.display()
+            ),
+            fix: "pass a run made with `run --candidate-url`, or two results files (BASE CURRENT)"
+                .into(),
+        });
+    }
+    let threshold = opts.threshold.unwrap_or(PAIRED_THRESHOLD);
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut level = 0.0_f64;
+    for q in &run.queries {
+        let Some(cand) = &q.candidate else {
+            return Err(Error::Usage {
+                message: format!(
+                    "{}: query `{}` has no candidate side in a paired run",
+                    path.display(),
+                    q.name
+                ),
+                fix: "the results file is damaged: re-run the benchmark".into(),
+            });
+        };
+        let change = q.ratios.as_ref().map(|r| opts.metric.of_ratios(r));
+        if let Some(r) = &q.ratios {
+            level = level.max(r.level);
+        }
+        let enough = q.baseline.count >= MIN_SAMPLES && cand.count >= MIN_SAMPLES;
+        rows.push(QueryRow {
+            name: q.name.clone(),
+            base_us: hist_value(path, &q.name, &q.baseline, opts.metric)?,
+            current_us: hist_value(path, &q.name, cand, opts.metric)?,
+            base_count: q.baseline.count,
+            current_count: cand.count,
+            change,
+            verdict: verdict::judge(change.as_ref(), enough, threshold),
+        });
+        errors.extend(verdict::new_errors(
+            &q.name,
+            &q.baseline.errors,
+            &cand.errors,
+            cand.count,
+            opts.max_error_rate,
+        ));
+    }
+    let plans = match &opts.candidate_plans {
+        Some(cand) => Some((load_plans(&folder_of(path))?, load_plans_required(cand)?)),
+        None => None,
+    };
+    let notes = vec![
+        "throughput is not compared: a paired run sends every transaction to both sides".into(),
+    ];
+    finish(
+        opts,
+        InputKind::Paired,
+        (path, path),
+        threshold,
+        level,
+        rows,
+        (Vec::new(), Vec::new()),
+        None,
+        errors,
+        plans,
+        notes,
+    )
+}
+
+fn separate(
+    opts: &CompareOptions,
+    base: &Results,
+    current_path: &Path,
+    current: &Results,
+) -> Result<Comparison> {
+    let threshold = opts.threshold.unwrap_or(SEPARATE_THRESHOLD);
+    let names = |r: &Results| -> Vec<String> { r.queries.iter().map(|q| q.name.clone()).collect() };
+    let (bn, cn) = (names(base), names(current));
+    let (added, removed) = verdict::added_removed(
+        &bn.iter().map(String::as_str).collect::<Vec<_>>(),
+        &cn.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let matched: Vec<(&QueryResult, &QueryResult)> = base
+        .queries
+        .iter()
+        .filter_map(|b| {
+            current
+                .queries
+                .iter()
+                .find(|c| c.name == b.name)
+                .map(|c| (b, c))
+        })
+        .collect();
+    let level = 1.0 - (1.0 - SEPARATE_CONFIDENCE) / matched.len().max(1) as f64;
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (qi, (b, c)) in matched.iter().enumerate() {
+        let seed = crate::generate::rng::derive(&[opts.seed, qi as u64]);
+        let change = separate::percentile_ratio(
+            &b.baseline.intervals,
+            &c.baseline.intervals,
+            opts.metric.pick(),
+            level,
+            seed,
+        );
+        let enough = b.baseline.count >= MIN_SAMPLES && c.baseline.count >= MIN_SAMPLES;
+        rows.push(QueryRow {
+            name: b.name.clone(),
+            base_us: hist_value(&opts.base, &b.name, &b.baseline, opts.metric)?,
+            current_us: hist_value(current_path, &c.name, &c.baseline, opts.metric)?,
+            base_count: b.baseline.count,
+            current_count: c.baseline.count,
+            change,
+            verdict: verdict::judge(change.as_ref(), enough, threshold),
+        });
+        errors.extend(verdict::new_errors(
+            &b.name,
+            &b.baseline.errors,
+            &c.baseline.errors,
+            c.baseline.count,
+            opts.max_error_rate,
+        ));
+    }
+    let series = |r: &Results| {
+        let all: Vec<&[crate::results::IntervalStats]> = r
+            .queries
+            .iter()
+            .map(|q| q.baseline.intervals.as_slice())
+            .collect();
+        separate::total_series(&all)
+    };
+    let tps = |r: &Results| r.queries.iter().map(|q| q.baseline.tps).sum::<f64>();
+    let change = separate::throughput_ratio(&series(base), &series(current), 0.95, opts.seed);
+    let throughput = Throughput {
+        base_tps: tps(base),
+        current_tps: tps(current),
+        dropped: change
+            .as_ref()
+            .is_some_and(|c| verdict::throughput_dropped(c, threshold)),
+        change,
+    };
+    let mut notes = vec![format!(
+        "separate runs: the interval holds the noise within each run, not the drift between \
+         runs; the default threshold is {:.0}% for that reason",
+        SEPARATE_THRESHOLD * 100.0
+    )];
+    let ratios: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.change.map(|c| c.ratio))
+        .collect();
+    if let Some(median) = separate::common_drift(&ratios, threshold) {
+        notes.push(format!(
+            "most queries moved together (median ratio {median:.2}, throughput ratio {}): \
+             between separate runs that is usually the machine (another job, a noisy \
+             neighbour), not a change; a paired run tells them apart",
+            throughput
+                .change
+                .map_or_else(|| "unknown".to_string(), |c| format!("{:.2}", c.ratio))
+        ));
+    }
+    if base.workload.hash != current.workload.hash {
+        notes.push(format!(
+            "the workloads differ ({} {} vs {} {})",
+            base.workload.name, base.workload.hash, current.workload.name, current.workload.hash
+        ));
+    }
+    if base.dataset != current.dataset {
+        notes.push("the datasets differ (seed or scale)".into());
+    }
+    if base.driver.clients != current.driver.clients || base.driver.rate != current.driver.rate {
+        notes.push("the load differs (clients or rate)".into());
+    }
+    let plans = match (
+        load_plans(&folder_of(&opts.base))?,
+        load_plans(&folder_of(current_path))?,
+    ) {
+        (Some(a), Some(b)) => Some((Some(a), b)),
+        _ => None,
+    };
+    finish(
+        opts,
+        InputKind::Separate,
+        (&opts.base, current_path),
+        threshold,
+        level,
+        rows,
+        (added, removed),
+        Some(throughput),
+        errors,
+        plans,
+        notes,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    opts: &CompareOptions,
+    kind: InputKind,
+    (base, current): (&Path, &Path),
+    threshold: f64,
+    level: f64,
+    rows: Vec<QueryRow>,
+    (added, removed): (Vec<String>, Vec<String>),
+    throughput: Option<Throughput>,
+    new_errors: Vec<NewError>,
+    plans: Option<(Option<PlansFile>, PlansFile)>,
+    mut notes: Vec<String>,
+) -> Result<Comparison> {
+    let plan_changes = match &plans {
+        Some((Some(a), b)) => plan_changes(a, b),
+        Some((None, _)) => {
+            notes.push(format!(
+                "no plans.json beside {}: plans not compared",
+                base.display()
+            ));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    let plans_compared = matches!(plans, Some((Some(_), _)));
+    let mut changed: Vec<&str> = plan_changes.iter().map(|p| p.query.as_str()).collect();
+    changed.dedup();
+    let (verdict, reasons) = verdict::decide(&verdict::Findings {
+        metric: opts.metric.name(),
+        queries: rows.iter().map(|r| (r.name.as_str(), r.verdict)).collect(),
+        throughput_dropped: throughput.as_ref().is_some_and(|t| t.dropped),
+        new_errors: &new_errors,
+        plan_changes: changed,
+        fail_on_plan_change: opts.fail_on_plan_change,
+    });
+    Ok(Comparison {
+        format_version: FORMAT_VERSION,
+        kind,
+        base: base.display().to_string(),
+        current: current.display().to_string(),
+        metric: opts.metric.name().into(),
+        threshold,
+        level,
+        max_error_rate: opts.max_error_rate,
+        verdict,
+        exit_code: verdict.exit_code(),
+        reasons,
+        queries: rows,
+        added,
+        removed,
+        throughput,
+        new_errors,
+        plans_compared,
+        plan_changes,
+        notes,
+    })
+}
+
+/// The run folder a results path belongs to.
+fn folder_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
+/// plans.json of a folder, when there is one.
+fn load_plans(folder: &Path) -> Result<Option<PlansFile>> {
+    let file = folder.join("plans.json");
+    if !file.exists() {
+        return Ok(None);
+    }
+    read_plans(&file).map(Some)
+}
+
+/// plans.json at `path` (a file or a folder holding one), which must exist.
+fn load_plans_required(path: &Path) -> Result<PlansFile> {
+    let file = if path.is_dir() {
+        path.join("plans.json")
+    } else {
+        path.to_path_buf()
+    };
+    read_plans(&file)
+}
+
+fn read_plans(file: &Path) -> Result<PlansFile> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io("reading", file, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+        action: "parsing",
+        path: file.to_path_buf(),
+        source: e,
+    })?;
+    let version = value.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(crate::explain::FORMAT_VERSION)) {
+        return Err(Error::Usage {
+            message: format!(
+                "{}: format_version {} is not one this crmbench reads ({})",
+                file.display(),
+                version.map_or_else(|| "missing".to_string(), |v| v.to_string()),
+                crate::explain::FORMAT_VERSION
+            ),
+            fix: "capture the plans again with this crmbench (`crmbench explain`)".into(),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| Error::Json {
+        action: "reading",
+        path: file.to_path_buf(),
+        source: e,
+    })
+}
+
+/// Statements whose executed plan fingerprint differs, matched by query name,
+/// tenant class and position. Statements without a plan on either side are skipped.
+pub fn plan_changes(base: &PlansFile, current: &PlansFile) -> Vec<PlanChange> {
+    let mut out = Vec::new();
+    for bq in &base.queries {
+        let Some(cq) = current.queries.iter().find(|c| c.name == bq.name) else {
+            continue;
+        };
+        for bt in &bq.tenants {
+            let Some(ct) = cq.tenants.iter().find(|c| c.class == bt.class) else {
+                continue;
+            };
+            for bs in &bt.statements {
+                let Some(cs) = ct.statements.iter().find(|c| c.index == bs.index) else {
+                    continue;
+                };
+                if bs.plan.is_some() && cs.plan.is_some() && bs.fingerprint != cs.fingerprint {
+                    out.push(PlanChange {
+                        query: bq.name.clone(),
+                        tenant: bt.class.clone(),
+                        statement: bs.index,
+                        base_fingerprint: bs.fingerprint.clone(),
+                        current_fingerprint: cs.fingerprint.clone(),
+                        base_shape: bs.shape.clone(),
+                        current_shape: cs.shape.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,232 @@
+//! `compare` output: a Markdown report (terminal, pull request, GitHub step
+//! summary) and JSON for machines. Pure: a [`Comparison`] in, text out.
+
+use crate::compare::verdict::{QueryVerdict, Verdict};
+use crate::compare::{Comparison, InputKind};
+use crate::results::RatioCi;
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+fn pct(ratio: f64) -> String {
+    format!("{:+.1}%", (ratio - 1.0) * 100.0)
+}
+
+fn change(ci: Option<&RatioCi>) -> String {
+    match ci {
+        Some(c) if c.lo.is_finite() && c.hi.is_finite() => {
+            format!("{} [{}, {}]", pct(c.ratio), pct(c.lo), pct(c.hi))
+        }
+        _ => "—".into(),
+    }
+}
+
+fn query_verdict(v: QueryVerdict) -> &'static str {
+    match v {
+        QueryVerdict::Pass => "pass",
+        QueryVerdict::Regression => "**REGRESSION**",
+        QueryVerdict::Faster => "faster",
+        QueryVerdict::TooFewSamples => "too few samples",
+    }
+}
+
+/// The Markdown report.
+pub fn markdown(c: &Comparison) -> String {
+    let headline = match c.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Undecidable => "UNDECIDABLE",
+    };
+    let mut out = format!("## crmbench compare: {headline}\n\n");
+    match c.kind {
+        InputKind::Paired => out.push_str(&format!(
+            "Paired run `{}` (baseline and candidate interleaved in one time window). \
+             A query regresses when the whole {:.1}% interval of its candidate/baseline {} \
+             lies above +{:.0}%.\n\n",
+            c.base,
+            c.level * 100.0,
+            c.metric,
+            c.threshold * 100.0
+        )),
+        InputKind::Separate => out.push_str(&format!(
+            "**Verdict from separate runs** `{}` → `{}`: their drift is not in the interval, \
+             so treat changes inside ±{:.0}% as noise. A query regresses when the whole {:.1}% \
+             interval of its {} ratio lies above +{:.0}%.\n\n",
+            c.base,
+            c.current,
+            crate::compare::SEPARATE_THRESHOLD * 100.0,
+            c.level * 100.0,
+            c.metric,
+            c.threshold * 100.0
+        )),
+    }
+    out.push_str(&format!(
+        "| query | baseline {m} | current {m} | change [interval] | verdict |\n",
+        m = c.metric
+    ));
+    out.push_str("|---|---:|---:|---|---|\n");
+    for q in &c.queries {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            q.name,
+            ms(q.base_us),
+            ms(q.current_us),
+            change(q.change.as_ref()),
+            query_verdict(q.verdict)
+        ));
+    }
+    out.push('\n');
+    if let Some(t) = &c.throughput {
+        out.push_str(&format!(
+            "Throughput: {:.1} → {:.1} transactions/s, change {}{}\n\n",
+            t.base_tps,
+            t.current_tps,
+            change(t.change.as_ref()),
+            if t.dropped { " — **DROPPED**" } else { "" }
+        ));
+    }
+    if !c.reasons.is_empty() {
+        out.push_str(&format!("**{headline}:**\n"));
+        for r in &c.reasons {
+            out.push_str(&format!("- {r}\n"));
+        }
+        out.push('\n');
+    }
+    if !c.added.is_empty() {
+        out.push_str(&format!("Added queries: {}\n\n", c.added.join(", ")));
+    }
+    if !c.removed.is_empty() {
+        out.push_str(&format!("Removed queries: {}\n\n", c.removed.join(", ")));
+    }
+    if !c.new_errors.is_empty() {
+        out.push_str("New errors:\n");
+        for e in &c.new_errors {
+            out.push_str(&format!(
+                "- {}: SQLSTATE {} × {} ({:.2}% of transactions{})\n",
+                e.query,
+                e.sqlstate,
+                e.count,
+                e.rate * 100.0,
+                if e.over_limit {
+                    ", above --max-error-rate"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out.push('\n');
+    }
+    if !c.plan_changes.is_empty() {
+        out.push_str(&format!(
+            "Plan changes ({}):\n\n",
+            if c.reasons.iter().any(|r| r.ends_with("plan changed")) {
+                "failing the gate: --fail-on-plan-change"
+            } else {
+                "reported only; statistics sampling can change a plan too"
+            }
+        ));
+        for p in &c.plan_changes {
+            out.push_str(&format!(
+                "- {} ({} tenant, statement {}): {} → {}\n  - before: `{}`\n  - after: `{}`\n",
+                p.query,
+                p.tenant,
+                p.statement,
+                p.base_fingerprint,
+                p.current_fingerprint,
+                p.base_shape,
+                p.current_shape
+            ));
+        }
+        out.push('\n');
+    }
+    for n in &c.notes {
+        out.push_str(&format!("_Note: {n}._\n"));
+    }
+    out
+}
+
+/// The JSON report (it carries its own `format_version`).
+pub fn json(c: &Comparison) -> String {
+    // A struct of plain numbers and strings: serializing cannot fail, but a
+    // NaN would become null, which is what a reader should see anyway.
+    serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{FORMAT_VERSION, QueryRow};
+
+    fn sample(kind: InputKind, v: QueryVerdict, verdict: Verdict) -> Comparison {
+        Comparison {
+            format_version: FORMAT_VERSION,
+            kind,
+            base: "a/results.json".into(),
+            current: "b/results.json".into(),
+            metric: "p95".into(),
+            threshold: 0.1,
+            level: 0.975,
+            max_error_rate: 0.01,
+            verdict,
+            exit_code: verdict.exit_code(),
+            reasons: vec!["slow_q: p95 regression".into()],
+            queries: vec![QueryRow {
+                name: "slow_q".into(),
+                base_us: 1_000,
+                current_us: 1_250,
+                base_count: 500,
+                current_count: 500,
+                change: Some(RatioCi {
+                    ratio: 1.25,
+                    lo: 1.15,
+                    hi: 1.3,
+                }),
+                verdict: v,
+            }],
+            added: vec!["new_q".into()],
+            removed: vec!["old_q".into()],
+            throughput: None,
+            new_errors: vec![],
+            plans_compared: false,
+            plan_changes: vec![],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn markdown_has_the_table_row_and_lists() {
+        let md = markdown(&sample(
+            InputKind::Paired,
+            QueryVerdict::Regression,
+            Verdict::Fail,
+        ));
+        assert!(md.starts_with("## crmbench compare: FAIL"), "{md}");
+        assert!(
+            md.contains(
+                "| slow_q | 1.00 ms | 1.25 ms | +25.0% [+15.0%, +30.0%] | **REGRESSION** |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("Added queries: new_q"));
+        assert!(md.contains("Removed queries: old_q"));
+    }
+
+    #[test]
+    fn separate_runs_say_so() {
+        let md = markdown(&sample(
+            InputKind::Separate,
+            QueryVerdict::Pass,
+            Verdict::Pass,
+        ));
+        assert!(md.contains("Verdict from separate runs"), "{md}");
+    }
+
+    #[test]
+    fn json_round_trips_with_its_version() {
+        let c = sample(InputKind::Paired, QueryVerdict::Pass, Verdict::Pass);
+        let back: Comparison = serde_json::from_str(&json(&c)).unwrap();
+        assert_eq!(back, c);
+        assert!(json(&c).contains("\"format_version\": 1"));
+    }
+}
