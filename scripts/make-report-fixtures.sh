@@ -43,6 +43,7 @@ a = load("advice.json")
 a["candidates"] = a["candidates"][:5]
 a["drops"] = a["drops"][:4]
 a["rls_findings"] = [f for f in a["rls_findings"] if f[0] in keep]
+a["remedies"] = [x for x in a.get("remedies", []) if x["query"] in keep]
 for folder in ("results-only", "complete"):
     shutil.rmtree(os.path.join(dst, folder), ignore_errors=True)
 save(os.path.join(dst, "results-only"), "results.json", r)
@@ -50,7 +51,7 @@ full = os.path.join(dst, "complete")
 save(full, "results.json", r)
 save(full, "plans.json", p)
 save(full, "advice.json", a)
-for name in ("migration.sql", "rollback.sql"):
+for name in ("migration.sql", "rollback.sql", "remedies.sql"):
     shutil.copy(os.path.join(src, name), full)
 shutil.copytree(os.path.join(src, "prisma"), os.path.join(full, "prisma"))
 PY

@@ -142,6 +142,9 @@ fn complete_folder_matches_the_golden_markdown_and_json() {
         md.contains("reverted"),
         "the reverted index is reported as such"
     );
+    // Measured remedies for the RLS findings, with their SQL.
+    assert!(md.contains("### Remedies"), "no remedies section");
+    assert!(md.contains("last_name_lower"), "remedies.sql not shown");
 }
 
 #[test]

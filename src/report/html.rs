@@ -286,7 +286,33 @@ fn findings(h: &mut String, model: &ReportModel) {
             h.push_str("</tbody></table>\n");
         }
     }
+    if let Some(a) = &model.advice {
+        remedies(h, a);
+    }
     close(h);
+}
+
+fn remedies(h: &mut String, a: &AdviceView) {
+    if a.remedies.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h3>Remedies</h3>\n<p>Schema changes that make a predicate leakproof, so the \
+         application role can use an index; measured on a clone (the statement as it is \
+         against the rewritten one, as the workload's role with the tenant set).</p>\n\
+         <table>\n<thead><tr><th>query</th><th>change</th><th>measured (median)</th></tr></thead>\n<tbody>\n",
+    );
+    for (q, change, effect) in &a.remedies {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(q),
+            escape(change),
+            escape(effect)
+        );
+    }
+    h.push_str("</tbody></table>\n");
+    let _ = writeln!(h, "<pre><code>{}</code></pre>", escape(&a.remedies_sql));
 }
 
 fn rls_table(h: &mut String, a: &AdviceView) {

@@ -90,6 +90,9 @@ pub fn render(model: &ReportModel, path: &Path) -> Result<String> {
             "rls_findings": a.rls_findings.iter().map(|(q, f)| json!({
                 "query": q, "node": f.node, "hint": f.hint,
             })).collect::<Vec<_>>(),
+            "remedies": a.remedies.iter().map(|(q, change, effect)| json!({
+                "query": q, "change": change, "measured": effect,
+            })).collect::<Vec<_>>(),
             "drops": a.drops.iter().map(|d| json!({
                 "index": d.index, "table": d.table, "reason": d.reason, "sql": d.sql,
             })).collect::<Vec<_>>(),

@@ -209,6 +209,20 @@ fn findings(m: &mut String, model: &ReportModel) {
             m.push('\n');
         }
     }
+    if let Some(a) = model.advice.as_ref().filter(|a| !a.remedies.is_empty()) {
+        m.push_str(
+            "### Remedies\n\nSchema changes that make a predicate leakproof, so the application \
+             role can use an index; measured on a clone (the statement as it is against the \
+             rewritten one, as the workload's role with the tenant set).\n\n\
+             | query | change | measured (median) |\n|---|---|---|\n",
+        );
+        for (q, change, effect) in &a.remedies {
+            let _ = writeln!(m, "| {} | {} | {} |", cell(q), cell(change), cell(effect));
+        }
+        m.push('\n');
+        m.push_str(&code("sql", &a.remedies_sql));
+        m.push('\n');
+    }
 }
 
 fn indexes(m: &mut String, model: &ReportModel, plots: &[Plot]) {

@@ -298,7 +298,7 @@ fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
             })
             .transpose()?;
         indexes.push(IndexView {
-            create_sql: c.def.create_sql(crate::pg::SCHEMA),
+            create_sql: c.def.create_sql(&a.schema),
             name,
             queries: c.queries.clone(),
             predicted_ratio,
@@ -311,12 +311,42 @@ fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
         });
     }
     let migration_sql = read_or(&folder.join("migration.sql"), || {
-        crate::advise::migration_sql(a, crate::pg::SCHEMA)
+        crate::advise::migration_sql(a, &a.schema)
     })?;
     let rollback_sql = read_or(&folder.join("rollback.sql"), || {
-        crate::advise::rollback_sql(a, crate::pg::SCHEMA)
+        crate::advise::rollback_sql(a, &a.schema)
     })?;
+    let remedies_sql = read_or(&folder.join("remedies.sql"), || {
+        crate::advise::remedies_sql(a)
+    })?;
+    let remedies = a
+        .remedies
+        .iter()
+        .map(|r| {
+            let effect = r.measured.as_ref().map_or_else(
+                || "not measured (advise --verify measures it)".to_string(),
+                |m| {
+                    format!(
+                        "{:.2} ms → {:.2} ms, {:.2}× [{:.2}, {:.2}]{}",
+                        m.before_p50_ms,
+                        m.after_p50_ms,
+                        m.ratio.ratio,
+                        m.ratio.lo,
+                        m.ratio.hi,
+                        if m.same_rows {
+                            ""
+                        } else {
+                            "; row counts differ: check the rewrite"
+                        }
+                    )
+                },
+            );
+            (r.query.clone(), r.change.clone(), effect)
+        })
+        .collect();
     Ok(AdviceView {
+        remedies,
+        remedies_sql,
         method: a.method.clone(),
         weights_from: a.weights_from.clone(),
         base_cost: a.selection.base_cost,

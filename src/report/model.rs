@@ -125,6 +125,11 @@ pub struct AdviceView {
     pub verified: bool,
     /// RLS findings with their remedies: (query, finding).
     pub rls_findings: Vec<(String, FindingView)>,
+    /// Remedies for non-leakproof predicates: (query, change, measured
+    /// effect or why not).
+    pub remedies: Vec<(String, String, String)>,
+    /// remedies.sql (from the folder, else regenerated).
+    pub remedies_sql: String,
     /// Indexes that can go.
     pub drops: Vec<DropView>,
     /// migration.sql (from the folder, else regenerated).
