@@ -1086,7 +1086,9 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     let prisma_dir = folder.join("prisma");
     let _ = std::fs::remove_dir_all(&prisma_dir);
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    for (dir, sql) in crate::advise::prisma::migrations(&kept_defs, &advice.schema, &stamp) {
+    for (dir, sql) in
+        crate::advise::prisma::migrations(&kept_defs, &advice.schema, &stamp, &advice.partitioned)
+    {
         let d = prisma_dir.join("migrations").join(dir);
         std::fs::create_dir_all(&d).map_err(|e| Error::io("creating", &d, e))?;
         std::fs::write(d.join("migration.sql"), sql).map_err(|e| Error::io("writing", &d, e))?;
@@ -1112,12 +1114,14 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         target.require_ddl("building the recommended indexes (--apply)")?;
         let admin = crate::pg::connect(&target.admin()).await?;
         for d in &kept_defs {
-            let sql = d.create_concurrently_sql(&advice.schema);
-            admin
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| Error::from_pg(sql.clone(), e))?;
-            println!("  applied: {sql}");
+            let parts = advice.partitioned.get(&d.table).map(Vec::as_slice);
+            for sql in d.migration_statements(&advice.schema, parts) {
+                admin
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| Error::from_pg(sql.clone(), e))?;
+                println!("  applied: {sql}");
+            }
         }
     }
     if !args.apply {

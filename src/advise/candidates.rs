@@ -145,6 +145,37 @@ impl IndexDef {
         )
     }
 
+    /// The statements that build this index without blocking writes: one
+    /// `CREATE INDEX CONCURRENTLY IF NOT EXISTS`, or on a partitioned table
+    /// (which refuses CONCURRENTLY) the index on the parent alone (`ON
+    /// ONLY`, invalid until complete), each partition's built concurrently,
+    /// then attached.
+    pub fn migration_statements(&self, schema: &str, partitions: Option<&[String]>) -> Vec<String> {
+        let Some(parts) = partitions else {
+            return vec![self.create_concurrently_sql(schema)];
+        };
+        let mut out = vec![
+            self.create_sql(schema)
+                .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)
+                .replacen(" ON ", " ON ONLY ", 1),
+        ];
+        for part in parts {
+            let child = IndexDef {
+                table: part.clone(),
+                ..self.clone()
+            };
+            out.push(child.create_concurrently_sql(schema));
+            out.push(format!(
+                "ALTER INDEX {}.{} ATTACH PARTITION {}.{}",
+                sql_ident(schema),
+                self.name(),
+                sql_ident(schema),
+                child.name()
+            ));
+        }
+        out
+    }
+
     /// Whether this index's leading columns are exactly `other`'s columns
     /// (so this one serves every lookup `other` serves).
     pub fn covers_prefix(&self, other: &IndexDef) -> bool {
@@ -616,6 +647,36 @@ mod tests {
         assert_eq!(
             c.create_sql("crm"),
             "CREATE INDEX customers_tenant_id_lower_email_idx ON crm.customers (tenant_id, lower(email))"
+        );
+    }
+
+    #[test]
+    fn a_partitioned_table_gets_its_index_per_partition_then_attached() {
+        let d = IndexDef {
+            table: "events".into(),
+            columns: vec![IndexColumn {
+                name: "blog_id".into(),
+                desc: false,
+            }],
+            predicate: None,
+            include: Vec::new(),
+        };
+        assert_eq!(
+            d.migration_statements("public", None),
+            [
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_blog_id_idx ON public.events (blog_id)"
+            ]
+        );
+        let parts = ["events_0".to_string(), "events_1".to_string()];
+        assert_eq!(
+            d.migration_statements("public", Some(&parts)),
+            [
+                "CREATE INDEX IF NOT EXISTS events_blog_id_idx ON ONLY public.events (blog_id)",
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_0_blog_id_idx ON public.events_0 (blog_id)",
+                "ALTER INDEX public.events_blog_id_idx ATTACH PARTITION public.events_0_blog_id_idx",
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_1_blog_id_idx ON public.events_1 (blog_id)",
+                "ALTER INDEX public.events_blog_id_idx ATTACH PARTITION public.events_1_blog_id_idx",
+            ]
         );
     }
 

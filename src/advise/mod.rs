@@ -293,6 +293,11 @@ pub struct Advice {
     /// their measured effect.
     #[serde(default)]
     pub remedies: Vec<remedy::Remedy>,
+    /// Partitioned tables among the chosen indexes' tables, with their leaf
+    /// partitions: their migration builds each partition's index
+    /// concurrently and attaches it (a partitioned table refuses CONCURRENTLY).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partitioned: BTreeMap<String, Vec<String>>,
     /// The schema the recommended indexes go in (where the workload's tables are).
     #[serde(default = "default_schema")]
     pub schema: String,
@@ -346,7 +351,7 @@ pub async fn advise(
         .query(
             "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
              JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
                AND (a.atttypid = 'numeric'::regtype OR a.attname = 'tenant_id')",
             &[&schema],
         )
@@ -355,7 +360,7 @@ pub async fn advise(
     let tables: HashSet<String> = admin
         .query(
             "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')",
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p')",
             &[&schema],
         )
         .await
@@ -369,7 +374,7 @@ pub async fn advise(
             "SELECT c.relname::text, a.attname::text, t.typname::text FROM pg_attribute a \
              JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_type t ON t.oid = a.atttypid \
-             WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped",
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
             &[&schema],
         )
         .await
@@ -403,19 +408,68 @@ pub async fn advise(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let candidates: Vec<IndexDef> = workload_candidates(
+    // Partition → its partitioned root: a plan reads the partitions it pruned
+    // to, but the index belongs on the root (every partition gets one).
+    let parent_rows = admin
+        .query(
+            "SELECT c.relname::text, p.relname::text FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+             JOIN pg_namespace n ON n.oid = p.relnamespace \
+             WHERE n.nspname = $1 AND p.relkind = 'p'",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| crate::error::Error::from_pg("reading partitions", e))?;
+    let parent_of: BTreeMap<String, String> =
+        parent_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let root = |table: &str| {
+        let mut t = table.to_string();
+        // Bounded: partition trees are shallow, and a cycle is impossible.
+        for _ in 0..8 {
+            match parent_of.get(&t) {
+                Some(p) => t = p.clone(),
+                None => break,
+            }
+        }
+        t
+    };
+    let mut partitions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for leaf in parent_of.keys() {
+        if !parent_of.values().any(|p| p == leaf) {
+            partitions.entry(root(leaf)).or_default().push(leaf.clone());
+        }
+    }
+    // A partition the SQL names itself keeps its own index.
+    let named_in_sql = |table: &str| {
+        plans.queries.iter().any(|q| {
+            q.tenants.iter().any(|t| {
+                t.statements
+                    .iter()
+                    .any(|s| remedy::find_word(&s.sql, table).is_some())
+            })
+        })
+    };
+    let mut mapped: Vec<IndexDef> = Vec::new();
+    for (mut d, _) in workload_candidates(
         plans,
         &numeric,
         &tenant_tables,
         "tenant_id",
         &low_cardinality,
-    )
-    .into_iter()
-    .map(|(d, _)| d)
-    // Tables of other schemas (a workload touching several) are left out:
-    // the indexes go in one schema.
-    .filter(|d| tables.contains(&d.table) && !already_served(d, &existing))
-    .collect();
+    ) {
+        if !named_in_sql(&d.table) {
+            d.table = root(&d.table);
+        }
+        if !mapped.contains(&d) {
+            mapped.push(d);
+        }
+    }
+    let candidates: Vec<IndexDef> = mapped
+        .into_iter()
+        // Tables of other schemas (a workload touching several) are left out:
+        // the indexes go in one schema.
+        .filter(|d| tables.contains(&d.table) && !already_served(d, &existing))
+        .collect();
     let candidates = with_prefixes(candidates, &tenant_tables, &existing);
 
     // Each query weighs by how often it ran (the run's counts) when a run is
@@ -450,11 +504,14 @@ pub async fn advise(
                 if let Some(plan) = tp.statements.get(k).and_then(|s| s.plan.as_ref()) {
                     for n in plan.plan.walk() {
                         if let Some(rel) = &n.relation {
-                            if !tables.contains(rel) {
-                                tables.push(rel.clone());
+                            // A partition's indexes come from its root's.
+                            for t in [rel.clone(), root(rel)] {
+                                if !tables.contains(&t) {
+                                    tables.push(t);
+                                }
                             }
                             if n.node_type == "ModifyTable" {
-                                writes = Some(rel.clone());
+                                writes = Some(root(rel));
                             }
                         }
                     }
@@ -559,6 +616,10 @@ pub async fn advise(
         verified: None,
         drops,
         schema: schema_name.clone(),
+        partitioned: partitions
+            .into_iter()
+            .filter(|(t, _)| recommended.iter().any(|d| &d.table == t))
+            .collect(),
         remedies,
         weights_from: if use_counts {
             "transaction counts of the run's results.json".into()
@@ -594,11 +655,19 @@ pub fn migration_sql(advice: &Advice, schema: &str) -> String {
          -- and DROP INDEX CONCURRENTLY each before running this file again.\n\n",
     );
     for c in advice.kept() {
-        let create = c.def.create_concurrently_sql(schema);
-        out.push_str(&format!(
-            "-- serves: {}\n{create};\n\n",
-            c.queries.join(", ")
-        ));
+        let parts = advice.partitioned.get(&c.def.table).map(Vec::as_slice);
+        out.push_str(&format!("-- serves: {}\n", c.queries.join(", ")));
+        if parts.is_some() {
+            out.push_str(&format!(
+                "-- {} is partitioned (CREATE INDEX CONCURRENTLY is refused on it): the index on\n\
+                 -- the parent alone, each partition's built concurrently, then attached.\n",
+                c.def.table
+            ));
+        }
+        for statement in c.def.migration_statements(schema, parts) {
+            out.push_str(&format!("{statement};\n"));
+        }
+        out.push('\n');
     }
     out
 }
@@ -609,8 +678,15 @@ pub fn rollback_sql(advice: &Advice, schema: &str) -> String {
         "-- crmbench rollback of migration.sql (run outside a transaction block).\n\n",
     );
     for c in advice.kept().rev() {
+        // A partitioned index cannot be dropped concurrently; dropping it
+        // drops its partitions' indexes too.
+        let concurrently = if advice.partitioned.contains_key(&c.def.table) {
+            ""
+        } else {
+            "CONCURRENTLY "
+        };
         out.push_str(&format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS {}.{};\n",
+            "DROP INDEX {concurrently}IF EXISTS {}.{};\n",
             candidates::sql_ident(schema),
             c.def.name()
         ));

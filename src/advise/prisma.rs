@@ -211,18 +211,34 @@ pub fn expressible(def: &IndexDef) -> bool {
 }
 
 /// One (folder name, migration.sql) per index, each statement alone.
-pub fn migrations(defs: &[IndexDef], schema: &str, stamp: &str) -> Vec<(String, String)> {
+/// `partitioned` names the partitioned tables: one statement cannot build
+/// their index concurrently, so theirs is a plain CREATE INDEX (it blocks
+/// writes while it builds; migration.sql has the concurrent form).
+pub fn migrations(
+    defs: &[IndexDef],
+    schema: &str,
+    stamp: &str,
+    partitioned: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<(String, String)> {
     defs.iter()
         .enumerate()
         .map(|(i, d)| {
-            let sql = d.create_concurrently_sql(schema);
-            (
-                format!("{stamp}{:02}_crmbench_{}", i + 1, d.name()),
+            let text = if partitioned.contains_key(&d.table) {
+                format!(
+                    "-- crmbench: {} is partitioned, where CREATE INDEX CONCURRENTLY is refused: this\n\
+                     -- builds every partition's index in one statement and blocks writes meanwhile.\n\
+                     -- migration.sql has the non-blocking form (ON ONLY + per partition + ATTACH).\n{};\n",
+                    d.table,
+                    d.create_sql(schema)
+                )
+            } else {
                 format!(
                     "-- crmbench: alone in its migration so Prisma Migrate does not wrap it in a\n\
-                     -- transaction (CREATE INDEX CONCURRENTLY cannot run inside one).\n{sql};\n"
-                ),
-            )
+                     -- transaction (CREATE INDEX CONCURRENTLY cannot run inside one).\n{};\n",
+                    d.create_concurrently_sql(schema)
+                )
+            };
+            (format!("{stamp}{:02}_crmbench_{}", i + 1, d.name()), text)
         })
         .collect()
 }
@@ -258,7 +274,7 @@ mod tests {
             index_line(&d, &Names::default()),
             "@@index([tenantId, placedAt(sort: Desc)], map: \"orders_tenant_id_placed_at_idx\")"
         );
-        let m = migrations(&[d], "crm", "20260101000000");
+        let m = migrations(&[d], "crm", "20260101000000", &Default::default());
         assert_eq!(m[0].1.matches("IF NOT EXISTS").count(), 1);
         assert!(m[0].0.starts_with("2026010100000001_crmbench_"));
     }

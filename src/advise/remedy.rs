@@ -210,7 +210,7 @@ fn ilike_prefix_to_range(sql: &str, column: &str) -> Option<(String, String, Str
 }
 
 /// Position of `word` in `s` as a whole identifier.
-fn find_word(s: &str, word: &str) -> Option<usize> {
+pub(crate) fn find_word(s: &str, word: &str) -> Option<usize> {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut from = 0;
     while let Some(i) = s[from..].find(word) {
