@@ -139,12 +139,16 @@ enum Command {
     /// (marked partial). Exit codes: 0 done, 1 a query's error rate exceeded
     /// --max-error-rate or the --self-check failed, 2 an error.
     Run(RunArgs),
-    /// Capture every query's executed plan, for a big and a small tenant, as
+    /// Capture executed plans of every query, with findings, into plans.json.
+    ///
+    /// Every query's executed plan, for a big and a small tenant, as
     /// the workload's role with the tenant set (row-level security in force),
     /// in transactions that are rolled back; print findings and write
     /// plans.json (plan trees, fingerprints, findings) into the run folder.
     Explain(ExplainArgs),
-    /// Recommend a set of indexes for the whole workload: candidates read from
+    /// Recommend indexes for the whole workload, proven with paired runs (--verify).
+    ///
+    /// Candidates are read from
     /// the run folder's plans.json (captured first when missing), costed with
     /// HypoPG what-if plans as the workload's role with the tenant set (row-level
     /// security in force), chosen greedily by benefit per byte under
@@ -153,10 +157,11 @@ enum Command {
     /// runs; only indexes that make a query they were chosen for ≥10% faster
     /// (whole interval) without slowing any query >10% are kept. The database
     /// itself is never changed. Writes advice.json, migration.sql (kept
-    /// indexes) and rollback.sql.
+    /// indexes), rollback.sql, remedies.sql and prisma/.
     Advise(AdviseArgs),
-    /// Write a tuning report (HTML, Markdown, JSON) from a run folder's
-    /// files, never opening a database.
+    /// Write a tuning report (HTML, Markdown, JSON) from a run folder's files.
+    ///
+    /// Never opens a database.
     ///
     /// report.html is self-contained (inline CSS and SVG plots, nothing
     /// loaded from the network) and prints well; report.md holds the same in
@@ -176,7 +181,9 @@ enum Command {
     /// before/after plot per verified index with the paired ratio and its
     /// interval), migration and rollback SQL, Prisma lines, and drop advice.
     Report(ReportArgs),
-    /// Everything, end to end, in one command: start the private PostgreSQL
+    /// Everything end to end: dataset, replay, plans, advice, report.
+    ///
+    /// Starts the private PostgreSQL
     /// (when the server binaries are missing, the error says what to
     /// install), generate the CRM dataset into its own database
     /// `crmbench_demo` (never your `crmbench` one; --database picks another),
@@ -190,8 +197,10 @@ enum Command {
     /// Exit codes: 0 done, 1 the replay's error rate exceeded its limit, 2 an
     /// error (the step is named).
     Demo(DemoArgs),
-    /// The CI regression gate: compare a paired run, or two separate runs, and
-    /// exit 0 (pass), 1 (regression) or 2 (error or undecidable input). Reads
+    /// The CI regression gate: a verdict from run files, exit 0/1/2.
+    ///
+    /// Compares a paired run, or two separate runs, and
+    /// exits 0 (pass), 1 (regression) or 2 (error or undecidable input). Reads
     /// files only; never opens a database.
     ///
     /// `compare PAIRED` — one run made with `run --candidate-url` (the
