@@ -14,6 +14,7 @@
 # Prints counts; every compare JSON stays in $OUT for a closer look.
 #
 #   bash benches/gate_false_alarms.sh [PAIRS] [DURATION] [SCALE] [CLIENTS]   (5 20s 0.01 2)
+#   SLOW_DURATION=90s bash benches/…   longer trigger runs (default: DURATION)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-5}; DURATION=${2:-20s}; SCALE=${3:-0.01}; CLIENTS=${4:-2}
@@ -94,7 +95,7 @@ psql -qX "$(url $SLOW)" -c "
   CREATE TRIGGER customer_history AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION customer_history_fn()" >/dev/null
 slow_p95=0; slow_p50=0; SLOW_RUNS=${SLOW_RUNS:-3}
 for i in $(seq 1 "$SLOW_RUNS"); do
-  run "slow$i" --candidate-url "$(url $SLOW)" --seed $((20 + i))
+  DURATION=${SLOW_DURATION:-$DURATION} run "slow$i" --candidate-url "$(url $SLOW)" --seed $((20 + i))
   c95=$(gate "slow$i" "$OUT/slow$i")
   c50=$(gate "slow$i-p50" "$OUT/slow$i" --metric p50)
   [ "$c95" = 1 ] && slow_p95=$((slow_p95 + 1))
