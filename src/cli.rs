@@ -1209,24 +1209,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     if !advice.remedies.is_empty() {
         println!("  remedies (schema changes that make the predicate indexable for the app role):");
         for r in &advice.remedies {
-            let effect = r.measured.as_ref().map_or_else(
-                || "not measured (add --verify)".to_string(),
-                |m| {
-                    format!(
-                        "measured {:.2} ms → {:.2} ms, {:.2}× [{:.2}, {:.2}]{}",
-                        m.before_p50_ms,
-                        m.after_p50_ms,
-                        m.ratio.ratio,
-                        m.ratio.lo,
-                        m.ratio.hi,
-                        if m.same_rows {
-                            ""
-                        } else {
-                            " (row counts differ: check the rewrite)"
-                        }
-                    )
-                },
-            );
+            let effect = r.effect();
             println!("    {}: {}; {effect}", r.query, r.change);
         }
     }

@@ -53,6 +53,28 @@ pub struct RemedyMeasured {
     pub same_rows: bool,
 }
 
+impl Remedy {
+    /// Its measured effect in one line, or that it was not measured.
+    pub fn effect(&self) -> String {
+        match &self.measured {
+            None => "not measured (advise --verify measures it)".to_string(),
+            Some(m) => format!(
+                "{:.2} ms → {:.2} ms, {:.2}× [{:.2}, {:.2}]{}",
+                m.before_p50_ms,
+                m.after_p50_ms,
+                m.ratio.ratio,
+                m.ratio.lo,
+                m.ratio.hi,
+                if m.same_rows {
+                    ""
+                } else {
+                    "; row counts differ: check the rewrite"
+                }
+            ),
+        }
+    }
+}
+
 /// The remedies for one statement: `columns` lists (table, column, type)
 /// of the tables its plan reads.
 pub fn propose(

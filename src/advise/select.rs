@@ -123,11 +123,13 @@ pub struct Step {
     pub size: i64,
 }
 
-/// The search: greedy twice — by gain per byte (Extend's rule) and by plain
+/// The search: greedy passes by gain per byte (Extend's rule) and by plain
 /// gain (a pure ratio rule wastes a small `--max-indexes` on small, cheap
-/// indexes) — keeping the better, then single swaps (one chosen index for one
-/// left out) while they lower the cost within the limits. Every step must save
-/// at least [`MIN_GAIN`] of the cost. Returns the base cost and the steps.
+/// indexes), from nothing and from each of the [`SEEDS`] best single indexes,
+/// keeping the best; then local search — drop one chosen index and refill,
+/// or swap one for one left out — while it lowers the cost within the
+/// limits. Every step must save at least [`MIN_GAIN`] of the cost. Returns
+/// the base cost and the steps.
 pub async fn search<O: Oracle>(
     oracle: &mut O,
     n: usize,
@@ -136,25 +138,10 @@ pub async fn search<O: Oracle>(
 ) -> Result<(f64, Vec<Step>)> {
     let base = oracle.cost(&[]).await?;
     let mut best: Option<(f64, Vec<usize>)> = None;
-    for per_byte in [true, false] {
-        let config = greedy_pass(
-            oracle,
-            n,
-            max_indexes,
-            budget_bytes,
-            Vec::new(),
-            per_byte,
-            None,
-        )
-        .await?;
-        let cost = oracle.cost(&config).await?;
-        if best.as_ref().is_none_or(|b| cost < b.0) {
-            best = Some((cost, config));
-        }
-    }
-    // Seeded passes: start from each of the most helpful single indexes
-    // (partial enumeration: a pair that only pays together is found when
-    // one of them is the seed).
+    // Unseeded passes first, then seeded ones: start from each of the most
+    // helpful single indexes (partial enumeration: a pair that only pays
+    // together is found when one of them is the seed).
+    let mut starts: Vec<Vec<usize>> = vec![Vec::new()];
     let mut alone = Vec::new();
     for i in 0..n {
         let size = oracle.size(i).await?.max(1);
@@ -163,17 +150,21 @@ pub async fn search<O: Oracle>(
         }
     }
     alone.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for &(c, seed) in alone.iter().take(SEEDS) {
-        if c >= base {
-            break;
-        }
+    starts.extend(
+        alone
+            .iter()
+            .take(SEEDS)
+            .filter(|(c, _)| *c < base)
+            .map(|&(_, seed)| vec![seed]),
+    );
+    for start in starts {
         for per_byte in [true, false] {
             let config = greedy_pass(
                 oracle,
                 n,
                 max_indexes,
                 budget_bytes,
-                vec![seed],
+                start.clone(),
                 per_byte,
                 None,
             )

@@ -323,24 +323,7 @@ fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
         .remedies
         .iter()
         .map(|r| {
-            let effect = r.measured.as_ref().map_or_else(
-                || "not measured (advise --verify measures it)".to_string(),
-                |m| {
-                    format!(
-                        "{:.2} ms → {:.2} ms, {:.2}× [{:.2}, {:.2}]{}",
-                        m.before_p50_ms,
-                        m.after_p50_ms,
-                        m.ratio.ratio,
-                        m.ratio.lo,
-                        m.ratio.hi,
-                        if m.same_rows {
-                            ""
-                        } else {
-                            "; row counts differ: check the rewrite"
-                        }
-                    )
-                },
-            );
+            let effect = r.effect();
             (r.query.clone(), r.change.clone(), effect)
         })
         .collect();
