@@ -73,7 +73,19 @@ pub async fn clone_database(target: &Target, to: &str, replace: bool) -> Result<
         quote_ident(to),
         quote_ident(&from)
     );
-    client.batch_execute(&sql).await.map_err(|e| {
+    // A session crmbench itself just closed can take a moment to leave the
+    // server: wait up to 3 s for the source to be free before giving up.
+    let mut tries = 0;
+    let created = loop {
+        match client.batch_execute(&sql).await {
+            Err(e) if tries < 15 && e.as_db_error().map(|d| d.code().code()) == Some("55006") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => break other,
+        }
+    };
+    created.map_err(|e| {
         let err = Error::from_pg(sql.clone(), e);
         if err.sqlstate() == Some("55006") {
             Error::Usage {
