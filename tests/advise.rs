@@ -275,15 +275,7 @@ async fn without_hypopg_real_indexes_on_a_clone_reach_the_same_recommendation() 
     assert_eq!(defs(&hypo), defs(&real));
     assert!(real.method.contains("real indexes"), "{}", real.method);
     // The clone is gone and nothing was built on the database itself.
-    let admin = pg::connect(&target.admin_to("postgres")).await.unwrap();
-    let clones: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'crmbench_whatif_%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let clones = common::databases_like(&target, "crmbench_whatif_%").await;
     assert_eq!(clones, 0);
     let name = &real.selection.chosen[0].def.name();
     let built: i64 = pg::connect(&target.admin())

@@ -98,15 +98,7 @@ async fn verify_keeps_what_pays_reverts_what_does_not_and_leaves_nothing() {
         verified[1].reason
     );
 
-    let admin = pg::connect(&target.admin_to("postgres")).await.unwrap();
-    let clones: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'crmbench_verify_%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let clones = common::databases_like(&target, "crmbench_verify_%").await;
     assert_eq!(clones, 0, "verification clones left behind");
     let admin = pg::connect(&target.admin()).await.unwrap();
     assert_eq!(

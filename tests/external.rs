@@ -177,14 +177,6 @@ async fn advise_verifies_a_clients_schema_over_a_url() {
     let migration = std::fs::read_to_string(out.join("migration.sql")).unwrap();
     assert!(migration.contains("ON shop.items (category"), "{migration}");
     // No verification clone is left on the server.
-    let admin = pg::connect(&target.admin_to("postgres")).await.unwrap();
-    let clones: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'crmbench_verify_%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let clones = common::databases_like(&target, "crmbench_verify_%").await;
     assert_eq!(clones, 0);
 }

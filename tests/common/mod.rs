@@ -167,3 +167,18 @@ role = "crmbench_app"
 tenant_setting = "app.current_tenant_id"
 tenants = "SELECT t.id::text, count(c.id) FROM crm.tenants t LEFT JOIN crm.customers c ON c.tenant_id = t.id GROUP BY t.id"
 "#;
+
+/// How many databases of `target`'s server have a name LIKE `pattern`
+/// (e.g. clones a command must not leave behind).
+pub async fn databases_like(target: &Target, pattern: &str) -> i64 {
+    pg::connect(&target.admin_to("postgres"))
+        .await
+        .expect("connect")
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+            &[&pattern],
+        )
+        .await
+        .expect("count databases")
+        .get(0)
+}
