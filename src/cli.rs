@@ -1016,14 +1016,13 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         .or_else(|| latest.is_dir().then_some(latest));
     let folder = crate::runfolder::prepare(out.as_deref(), "advise")?;
     let plans_path = folder.join("plans.json");
-    let plans: crate::explain::PlansFile = if plans_path.exists() {
-        let text = std::fs::read_to_string(&plans_path)
-            .map_err(|e| Error::io("reading", &plans_path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Json {
-            action: "parsing",
-            path: plans_path.clone(),
-            source: e,
-        })?
+    let captured = crate::report::load_optional(
+        &plans_path,
+        crate::explain::FORMAT_VERSION,
+        "crmbench explain",
+    )?;
+    let plans: crate::explain::PlansFile = if let Some(plans) = captured {
+        plans
     } else {
         eprintln!(
             "advise: no plans.json in {}: capturing plans first",
@@ -1294,14 +1293,11 @@ async fn demo_command(args: DemoArgs, opts: &TargetOptions) -> anyhow::Result<u8
     }
     let results = crate::results::Results::load(&folder)?;
     let advice_path = folder.join("advice.json");
-    let advice: Option<crate::advise::Advice> = match std::fs::read_to_string(&advice_path) {
-        Ok(text) => Some(serde_json::from_str(&text).map_err(|e| Error::Json {
-            action: "parsing",
-            path: advice_path.clone(),
-            source: e,
-        })?),
-        Err(_) => None,
-    };
+    let advice: Option<crate::advise::Advice> = crate::report::load_optional(
+        &advice_path,
+        crate::advise::FORMAT_VERSION,
+        "crmbench advise",
+    )?;
     println!(
         "\ncrmbench demo: done. The report: {}",
         folder.join("report.html").display()

@@ -131,7 +131,8 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 
 /// A versioned JSON file that may be absent: `None` then; any other problem
 /// (unreadable, malformed, another format_version) is an error naming it.
-fn load_optional<T: DeserializeOwned>(
+/// `writer` is the command that writes it (named in the fix).
+pub fn load_optional<T: DeserializeOwned>(
     path: &Path,
     version: u32,
     writer: &str,
