@@ -1,7 +1,9 @@
 //! PostgreSQL plumbing shared by every stage: finding binaries, the private
-//! server, targets and connections, roles, and password redaction.
+//! server, targets and connections (connection strings parsed as libpq does),
+//! roles, and password redaction.
 
 pub mod binaries;
+pub mod conninfo;
 pub mod private;
 pub mod redact;
 pub mod roles;

@@ -1,103 +1,129 @@
-//! Hiding passwords in connection strings before anything is printed or saved.
+//! Describing a connection for people: a parsed [`ConnInfo`] rendered in the
+//! form it was written in (URL or key=value), with every secret option
+//! replaced by [`MASK`]. Built from the parsed options only, so what is shown
+//! is what the driver uses, and a password can never show through a text
+//! pattern that guessed wrong where it ends.
+
+use super::conninfo::{ConnInfo, SECRET_OPTIONS, Syntax, quote};
 
 /// What a password is replaced with.
 pub const MASK: &str = "***";
 
-/// Redact a PostgreSQL URL (`postgres://user:pw@host/db?password=pw`) or a
-/// key=value connection string (`host=x password=pw`). Anything else is
-/// returned unchanged.
+/// What is shown for a connection string that cannot be read at all.
+pub const UNREADABLE: &str = "<a connection string that cannot be read>";
+
+/// Parse `conn` and describe it with its secrets hidden; a string that cannot
+/// be parsed is not shown at all.
 pub fn redact(conn: &str) -> String {
-    if let Some(scheme_end) = conn.find("://") {
-        redact_url(conn, scheme_end + 3)
-    } else {
-        redact_keyword_value(conn)
-    }
+    ConnInfo::parse(conn).map_or_else(|_| UNREADABLE.into(), |info| render(&info))
 }
 
-fn redact_url(url: &str, authority_start: usize) -> String {
-    let (head, rest) = url.split_at(authority_start);
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(colon) => format!("{}:{MASK}{}", &userinfo[..colon], &authority[at..]),
-                None => authority.to_string(),
-            }
-        }
-        None => authority.to_string(),
-    };
-    let tail = match tail.find('?') {
-        Some(q) => {
-            let (path, query) = tail.split_at(q + 1);
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}={MASK}"),
-                    _ => pair.to_string(),
-                })
-                .collect();
-            format!("{path}{}", query.join("&"))
-        }
-        None => tail.to_string(),
-    };
-    format!("{head}{authority}{tail}")
-}
-
-fn redact_keyword_value(conn: &str) -> String {
-    // Values may be quoted with single quotes and contain spaces.
-    let mut out = String::with_capacity(conn.len());
-    let mut rest = conn;
-    while let Some(pos) = find_password_key(rest) {
-        out.push_str(&rest[..pos]);
-        let after_key = &rest[pos..];
-        let eq = after_key
-            .find('=')
-            .map(|i| i + 1)
-            .unwrap_or(after_key.len());
-        let value = after_key[eq..].trim_start();
-        let skipped_ws = after_key[eq..].len() - value.len();
-        out.push_str(&after_key[..eq + skipped_ws]);
-        let value_len = if let Some(quoted) = value.strip_prefix('\'') {
-            let mut end = 0;
-            let mut escaped = false;
-            for (i, c) in quoted.char_indices() {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == '\'' {
-                    end = i + 1;
-                    break;
+/// Describe parsed options in their original form, secrets hidden.
+pub fn render(info: &ConnInfo) -> String {
+    match info.syntax() {
+        Syntax::Url(scheme) => render_url(scheme, info),
+        Syntax::KeyValue => info
+            .options()
+            .map(|(k, v)| {
+                if SECRET_OPTIONS.contains(&k) {
+                    format!("{k}={MASK}")
+                } else if v.is_empty()
+                    || v.contains(|c: char| c.is_whitespace() || "'\\".contains(c))
+                {
+                    format!("{k}={}", quote(v))
+                } else {
+                    format!("{k}={v}")
                 }
-                end = i + c.len_utf8();
-            }
-            1 + end
-        } else {
-            value.find(char::is_whitespace).unwrap_or(value.len())
-        };
-        out.push_str(MASK);
-        rest = &after_key[eq + skipped_ws + value_len..];
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
     }
-    out.push_str(rest);
+}
+
+/// `scheme://user:***@host:port,host:port/dbname?other=options`.
+fn render_url(scheme: &str, info: &ConnInfo) -> String {
+    let mut out = format!("{scheme}://");
+    let user = info.get("user");
+    let has_password = info.get("password").is_some();
+    if user.is_some() || has_password {
+        out.push_str(&encode(user.unwrap_or(""), ""));
+        if has_password {
+            out.push(':');
+            out.push_str(MASK);
+        }
+        out.push('@');
+    }
+    let netloc = netloc(info);
+    if let Some(n) = &netloc {
+        out.push_str(n);
+    }
+    if let Some(db) = info.get("dbname") {
+        out.push('/');
+        out.push_str(&encode(db, ""));
+    }
+    let query: Vec<String> = info
+        .options()
+        .filter(|(k, _)| match *k {
+            "user" | "password" | "dbname" => false,
+            "host" | "port" => netloc.is_none(),
+            _ => true,
+        })
+        .map(|(k, v)| {
+            if SECRET_OPTIONS.contains(&k) {
+                format!("{k}={MASK}")
+            } else {
+                format!("{k}={}", encode(v, "/:,"))
+            }
+        })
+        .collect();
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(&query.join("&"));
+    }
     out
 }
 
-/// Byte offset of a `password` keyword followed by `=`, at a word start.
-fn find_password_key(s: &str) -> Option<usize> {
-    let lower = s.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find("password") {
-        let at = from + i;
-        let word_start = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
-        let after = lower[at + "password".len()..].trim_start();
-        if word_start && after.starts_with('=') {
-            return Some(at);
-        }
-        from = at + 1;
+/// `host:port,...` when every host is a TCP name and each has its own port
+/// (or none has one); `None` puts host and port in the query instead.
+fn netloc(info: &ConnInfo) -> Option<String> {
+    let hosts: Vec<&str> = info.get("host")?.split(',').collect();
+    let ports: Vec<&str> = info
+        .get("port")
+        .map(|p| p.split(',').collect())
+        .unwrap_or_default();
+    if hosts.iter().any(|h| h.starts_with('/')) || !(ports.is_empty() || ports.len() == hosts.len())
+    {
+        return None;
     }
-    None
+    let parts: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = if h.contains(':') {
+                format!("[{}]", encode(h, ":"))
+            } else {
+                encode(h, "")
+            };
+            match ports.get(i).filter(|p| !p.is_empty()) {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            }
+        })
+        .collect();
+    Some(parts.join(","))
+}
+
+/// Percent-encode all but unreserved characters and those in `keep`.
+fn encode(text: &str, keep: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.as_bytes().contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -113,22 +139,41 @@ mod tests {
     }
 
     #[test]
-    fn hides_password_with_at_sign_in_it() {
-        let r = redact("postgresql://bob:p@ss@host/db");
-        assert!(!r.contains("p@ss"), "{r}");
-        assert!(r.ends_with("@host/db"), "{r}");
+    fn hides_password_with_slash_and_question_mark_percent_encoded() {
+        let r = redact("postgresql://u:Sl%2FashPw%3F9@host/db");
+        assert_eq!(r, "postgresql://u:***@host/db");
+    }
+
+    #[test]
+    fn hides_raw_question_mark_and_hash_in_password() {
+        let r = redact("postgresql://u:Qm?x#Hash9@host:5432/db");
+        assert_eq!(r, "postgresql://u:***@host:5432/db");
+    }
+
+    #[test]
+    fn refused_url_is_not_shown() {
+        assert_eq!(redact("postgresql://u:Sl/ashPw?9@host/db"), UNREADABLE);
+        assert_eq!(redact("postgresql://bob:p@ss@host/db"), UNREADABLE);
     }
 
     #[test]
     fn hides_query_password() {
-        let r = redact("postgresql:///crm?host=/tmp&password=hunter2&user=x");
-        assert_eq!(r, "postgresql:///crm?host=/tmp&password=***&user=x");
+        let r = redact("postgresql:///crm?host=/tmp&password=hunter2&sslmode=disable&user=x");
+        assert_eq!(r, "postgresql://x:***@/crm?host=/tmp&sslmode=disable");
+        assert_eq!(
+            redact("postgresql://h/db?sslpassword=k3y&application_name=a%20b"),
+            "postgresql://h/db?sslpassword=***&application_name=a%20b"
+        );
     }
 
     #[test]
     fn keeps_url_without_password() {
         let url = "postgresql://crmbench_admin@/crmbench?host=/var/tmp/crmbench-0/run&port=54329";
         assert_eq!(redact(url), url);
+        assert_eq!(
+            redact("postgresql://[::1]:5433,h2:5434/db"),
+            "postgresql://[::1]:5433,h2:5434/db"
+        );
     }
 
     #[test]
@@ -138,8 +183,8 @@ mod tests {
             "host=localhost password=*** user=me"
         );
         assert_eq!(
-            redact("user=me password = 'a b\\'c' dbname=x"),
-            "user=me password = *** dbname=x"
+            redact("user=me password = 'a b\\'c' dbname=x application_name='my app'"),
+            "user=me password=*** dbname=x application_name='my app'"
         );
     }
 }

@@ -1,10 +1,11 @@
 //! Where crmbench works: its private server (the default) or any server given
 //! by `--database-url` / `DATABASE_URL`, which crmbench never starts or stops.
 
-use std::str::FromStr;
+use std::fmt;
 
 use tokio_postgres::{Client, Config, NoTls};
 
+use super::conninfo::ConnInfo;
 use super::private::{self, PrivateOptions, PrivateServer, StartOutcome};
 use super::redact::redact;
 use super::roles;
@@ -13,8 +14,8 @@ use crate::error::{Error, Result, describe_chain};
 /// The PostgreSQL schema that holds crmbench's tables.
 pub const SCHEMA: &str = "crm";
 
-/// How the user chose a target.
-#[derive(Debug, Clone, Default)]
+/// How the user chose a target. `Debug` shows the URL redacted.
+#[derive(Clone, Default)]
 pub struct TargetOptions {
     /// `--database-url` / `DATABASE_URL`: an existing server.
     pub database_url: Option<String>,
@@ -24,6 +25,17 @@ pub struct TargetOptions {
     pub private: PrivateOptions,
     /// `--database`: work on this database instead of the default one.
     pub database: Option<String>,
+}
+
+impl fmt::Debug for TargetOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetOptions")
+            .field("database_url", &self.database_url.as_deref().map(redact))
+            .field("allow_ddl", &self.allow_ddl)
+            .field("private", &self.private)
+            .field("database", &self.database)
+            .finish()
+    }
 }
 
 /// A resolved target.
@@ -40,10 +52,12 @@ pub enum Target {
     External(External),
 }
 
-/// A server given by URL.
+/// A server given by URL (or key=value string). Only its parsed form is kept:
+/// the driver's configuration and a description with the password hidden.
 #[derive(Debug, Clone)]
 pub struct External {
     config: Config,
+    /// Rendered from the parsed options, password hidden.
     redacted: String,
     database: String,
     allow_ddl: bool,
@@ -175,8 +189,9 @@ impl Target {
     /// The privileged connection to another database on the same server.
     pub fn admin_to(&self, database: &str) -> ConnSpec {
         match self {
+            // The private server's URLs carry no password (socket, trust).
             Target::Private { server: s, .. } => ConnSpec {
-                label: redact(&s.url(private::SUPERUSER, database)),
+                label: s.url(private::SUPERUSER, database),
                 config: with_search_path(s.config(private::SUPERUSER, database)),
                 set_role: None,
             },
@@ -196,7 +211,7 @@ impl Target {
     pub fn app(&self) -> ConnSpec {
         match self {
             Target::Private { server: s, .. } => ConnSpec {
-                label: redact(&s.url(roles::APP, self.database())),
+                label: s.url(roles::APP, self.database()),
                 config: with_search_path(s.config(roles::APP, self.database())),
                 set_role: None,
             },
@@ -210,12 +225,12 @@ impl Target {
 }
 
 impl External {
+    /// Everything shown about the target comes from the parsed options;
+    /// errors never quote the text (it holds the password).
     fn parse(url: &str, allow_ddl: bool) -> Result<External> {
-        let redacted = redact(url);
-        let config = Config::from_str(url).map_err(|e| Error::Usage {
-            message: format!("cannot parse --database-url {redacted}: {e}"),
-            fix: "use a URL like postgresql://user:password@host:5432/dbname".into(),
-        })?;
+        let info = ConnInfo::parse(url)?;
+        let config = info.config()?;
+        let redacted = info.to_string();
         let database = config
             .get_dbname()
             .or(config.get_user())
@@ -315,6 +330,36 @@ mod tests {
         };
         let err = Target::resolve(&opts, true).unwrap_err();
         assert!(!err.to_string().contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn url_with_unencoded_slash_in_password_is_refused_without_echo() {
+        let opts = TargetOptions {
+            database_url: Some("postgresql://u:Sl/ashPw?9@host/db".into()),
+            ..Default::default()
+        };
+        let err = Target::resolve(&opts, true).unwrap_err();
+        let text = format!("{err} {}", err.fix().unwrap_or_default());
+        assert!(text.contains("percent-encode"), "{text}");
+        for piece in ["Sl/", "ashPw", "?9"] {
+            assert!(!text.contains(piece), "{text}");
+        }
+        assert!(!format!("{opts:?}").contains("ashPw"));
+    }
+
+    #[test]
+    fn percent_encoded_password_reaches_the_driver_and_nothing_else() {
+        let opts = TargetOptions {
+            database_url: Some("postgresql://u:Sl%2FashPw%3F9@127.0.0.1:1/shop".into()),
+            ..Default::default()
+        };
+        let (t, _) = Target::resolve(&opts, true).unwrap();
+        assert_eq!(t.describe(), "postgresql://u:***@127.0.0.1:1/shop");
+        assert_eq!(
+            t.admin().config.get_password(),
+            Some("Sl/ashPw?9".as_bytes())
+        );
+        assert!(!format!("{t:?} {opts:?}").contains("ashPw"));
     }
 
     #[test]
