@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::explain::PlansFile;
 use crate::results::{QueryResult, RatioCi, Results, SideStats};
+use crate::runfolder::RunFolder;
 use verdict::{NewError, QueryVerdict, Verdict};
 
 /// Version of compare's JSON output.
@@ -229,7 +230,7 @@ pub fn compare(opts: &CompareOptions) -> Result<Comparison> {
 }
 
 fn load(path: &Path) -> Result<Results> {
-    let r = Results::load(path)?;
+    let r: Results = crate::runfolder::read_file(path)?;
     if let Some(reason) = &r.partial {
         return Err(Error::Usage {
             message: format!(
@@ -511,54 +512,21 @@ fn folder_of(path: &Path) -> PathBuf {
     if path.is_dir() {
         path.to_path_buf()
     } else {
+        // A bare file name's parent is "": the current folder.
         path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 }
 
 /// plans.json of a folder, when there is one.
 fn load_plans(folder: &Path) -> Result<Option<PlansFile>> {
-    let file = folder.join("plans.json");
-    if !file.exists() {
-        return Ok(None);
-    }
-    read_plans(&file).map(Some)
+    RunFolder::open(folder)?.read_optional()
 }
 
 /// plans.json at `path` (a file or a folder holding one), which must exist.
 fn load_plans_required(path: &Path) -> Result<PlansFile> {
-    let file = if path.is_dir() {
-        path.join("plans.json")
-    } else {
-        path.to_path_buf()
-    };
-    read_plans(&file)
-}
-
-fn read_plans(file: &Path) -> Result<PlansFile> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io("reading", file, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
-        action: "parsing",
-        path: file.to_path_buf(),
-        source: e,
-    })?;
-    let version = value.get("format_version").and_then(|v| v.as_u64());
-    if version != Some(u64::from(crate::explain::FORMAT_VERSION)) {
-        return Err(Error::Usage {
-            message: format!(
-                "{}: format_version {} is not one this crmbench reads ({})",
-                file.display(),
-                version.map_or_else(|| "missing".to_string(), |v| v.to_string()),
-                crate::explain::FORMAT_VERSION
-            ),
-            fix: "capture the plans again with this crmbench (`crmbench explain`)".into(),
-        });
-    }
-    serde_json::from_value(value).map_err(|e| Error::Json {
-        action: "reading",
-        path: file.to_path_buf(),
-        source: e,
-    })
+    crate::runfolder::read_file(path)
 }
 
 /// Statements whose executed plan fingerprint differs, matched by query name,
