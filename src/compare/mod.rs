@@ -348,6 +348,40 @@ fn separate(
         })
         .collect();
     let level = 1.0 - (1.0 - SEPARATE_CONFIDENCE) / matched.len().max(1) as f64;
+    let (rows, errors) = separate_rows(opts, current_path, &matched, level, threshold)?;
+    let throughput = separate_throughput(base, current, threshold, opts.seed);
+    let notes = separate_notes(base, current, &rows, &throughput, threshold);
+    let plans = match (
+        load_plans(&folder_of(&opts.base))?,
+        load_plans(&folder_of(current_path))?,
+    ) {
+        (Some(a), Some(b)) => Some((Some(a), b)),
+        _ => None,
+    };
+    finish(
+        opts,
+        InputKind::Separate,
+        (&opts.base, current_path),
+        threshold,
+        level,
+        rows,
+        (added, removed),
+        Some(throughput),
+        errors,
+        plans,
+        notes,
+    )
+}
+
+/// Per matched query: the ratio of its per-interval series with a seeded
+/// bootstrap interval at `level`, its verdict, and the SQLSTATEs it newly raised.
+fn separate_rows(
+    opts: &CompareOptions,
+    current_path: &Path,
+    matched: &[(&QueryResult, &QueryResult)],
+    level: f64,
+    threshold: f64,
+) -> Result<(Vec<QueryRow>, Vec<NewError>)> {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (qi, (b, c)) in matched.iter().enumerate() {
@@ -377,6 +411,11 @@ fn separate(
             opts.max_error_rate,
         ));
     }
+    Ok((rows, errors))
+}
+
+/// Whole-run throughput of two separate runs, from their summed series.
+fn separate_throughput(base: &Results, current: &Results, threshold: f64, seed: u64) -> Throughput {
     let series = |r: &Results| {
         let all: Vec<&[crate::results::IntervalStats]> = r
             .queries
@@ -386,15 +425,26 @@ fn separate(
         separate::total_series(&all)
     };
     let tps = |r: &Results| r.queries.iter().map(|q| q.baseline.tps).sum::<f64>();
-    let change = separate::throughput_ratio(&series(base), &series(current), 0.95, opts.seed);
-    let throughput = Throughput {
+    let change = separate::throughput_ratio(&series(base), &series(current), 0.95, seed);
+    Throughput {
         base_tps: tps(base),
         current_tps: tps(current),
         dropped: change
             .as_ref()
             .is_some_and(|c| verdict::throughput_dropped(c, threshold)),
         change,
-    };
+    }
+}
+
+/// What a reader of a separate-run verdict should know: the drift caveat,
+/// a shift common to most queries, and inputs that differ.
+fn separate_notes(
+    base: &Results,
+    current: &Results,
+    rows: &[QueryRow],
+    throughput: &Throughput,
+    threshold: f64,
+) -> Vec<String> {
     let mut notes = vec![format!(
         "separate runs: the interval holds the noise within each run, not the drift between \
          runs; the default threshold is {:.0}% for that reason",
@@ -426,26 +476,7 @@ fn separate(
     if base.driver.clients != current.driver.clients || base.driver.rate != current.driver.rate {
         notes.push("the load differs (clients or rate)".into());
     }
-    let plans = match (
-        load_plans(&folder_of(&opts.base))?,
-        load_plans(&folder_of(current_path))?,
-    ) {
-        (Some(a), Some(b)) => Some((Some(a), b)),
-        _ => None,
-    };
-    finish(
-        opts,
-        InputKind::Separate,
-        (&opts.base, current_path),
-        threshold,
-        level,
-        rows,
-        (added, removed),
-        Some(throughput),
-        errors,
-        plans,
-        notes,
-    )
+    notes
 }
 
 #[allow(clippy::too_many_arguments)]
