@@ -200,57 +200,7 @@ fn finding_view(f: &crate::explain::findings::Finding) -> FindingView {
 /// Only the fields the report shows are read here, in one place, so fields
 /// added to advice.json later change nothing in the writers.
 fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
-    let path = folder.join("advice.json");
-    let mut indexes = Vec::new();
-    let mut previous = a.selection.base_cost;
-    for c in &a.selection.chosen {
-        let name = c.def.name();
-        let verified = a
-            .verified
-            .as_ref()
-            .and_then(|v| v.iter().find(|x| x.index == name));
-        let predicted_ratio = match verified {
-            Some(v) => v.predicted_ratio,
-            None if previous > 0.0 => c.cost_after / previous,
-            None => 1.0,
-        };
-        previous = c.cost_after;
-        let verification = verified
-            .map(|v| {
-                let measured = v
-                    .measured
-                    .iter()
-                    .map(|m| {
-                        let what = format!("index {name}, query {}", m.query);
-                        Ok(MeasuredView {
-                            query: m.query.clone(),
-                            p50: m.p50,
-                            p95: m.p95,
-                            before: decode(&m.baseline_histogram, &path, &what)?,
-                            after: decode(&m.candidate_histogram, &path, &what)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok::<_, Error>(Verification {
-                    kept: v.kept,
-                    reason: v.reason.clone(),
-                    measured,
-                })
-            })
-            .transpose()?;
-        indexes.push(IndexView {
-            create_sql: c.def.create_sql(&a.schema),
-            name,
-            queries: c.queries.clone(),
-            predicted_ratio,
-            estimated_bytes: if c.estimated_bytes > 0 {
-                c.estimated_bytes
-            } else {
-                c.hypopg_bytes
-            },
-            verification,
-        });
-    }
+    let indexes = index_views(&folder.join("advice.json"), a)?;
     let migration_sql = read_or(&folder.join("migration.sql"), || {
         crate::advise::migration_sql(a, &a.schema)
     })?;
@@ -295,6 +245,70 @@ fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
         migration_sql,
         rollback_sql,
         prisma: prisma_files(&folder.join("prisma"), folder)?,
+    })
+}
+
+/// The chosen indexes, each with the cost ratio it was predicted to bring
+/// (the verified one, else its step in the greedy selection) and its
+/// measured verification.
+fn index_views(path: &Path, a: &Advice) -> Result<Vec<IndexView>> {
+    let mut indexes = Vec::new();
+    let mut previous = a.selection.base_cost;
+    for c in &a.selection.chosen {
+        let name = c.def.name();
+        let verified = a
+            .verified
+            .as_ref()
+            .and_then(|v| v.iter().find(|x| x.index == name));
+        let predicted_ratio = match verified {
+            Some(v) => v.predicted_ratio,
+            None if previous > 0.0 => c.cost_after / previous,
+            None => 1.0,
+        };
+        previous = c.cost_after;
+        let verification = verified
+            .map(|v| verification_view(path, &name, v))
+            .transpose()?;
+        indexes.push(IndexView {
+            create_sql: c.def.create_sql(&a.schema),
+            name,
+            queries: c.queries.clone(),
+            predicted_ratio,
+            estimated_bytes: if c.estimated_bytes > 0 {
+                c.estimated_bytes
+            } else {
+                c.hypopg_bytes
+            },
+            verification,
+        });
+    }
+    Ok(indexes)
+}
+
+/// One index's paired verification, its histograms decoded.
+fn verification_view(
+    path: &Path,
+    name: &str,
+    v: &crate::advise::verify::Verified,
+) -> Result<Verification> {
+    let measured = v
+        .measured
+        .iter()
+        .map(|m| {
+            let what = format!("index {name}, query {}", m.query);
+            Ok(MeasuredView {
+                query: m.query.clone(),
+                p50: m.p50,
+                p95: m.p95,
+                before: decode(&m.baseline_histogram, path, &what)?,
+                after: decode(&m.candidate_histogram, path, &what)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Verification {
+        kept: v.kept,
+        reason: v.reason.clone(),
+        measured,
     })
 }
 
