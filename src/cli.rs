@@ -1015,12 +1015,8 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         .clone()
         .or_else(|| latest.is_dir().then_some(latest));
     let folder = crate::runfolder::prepare(out.as_deref(), "advise")?;
-    let plans_path = folder.join("plans.json");
-    let captured = crate::report::load_optional(
-        &plans_path,
-        crate::explain::FORMAT_VERSION,
-        "crmbench explain",
-    )?;
+    let run_folder = crate::runfolder::RunFolder::open(&folder)?;
+    let captured = run_folder.read_optional()?;
     let plans: crate::explain::PlansFile = if let Some(plans) = captured {
         plans
     } else {
@@ -1038,11 +1034,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         seed: args.seed,
         no_hypopg: args.no_hypopg,
     };
-    let results = folder
-        .join("results.json")
-        .exists()
-        .then(|| crate::results::Results::load(&folder))
-        .transpose()?;
+    let results: Option<crate::results::Results> = run_folder.read_optional()?;
     let schema = crate::advise::workload_schema(&plans);
     let catalog_before =
         crate::advise::index_catalog(&crate::pg::connect(&target.admin()).await?, &schema).await?;
@@ -1291,13 +1283,9 @@ async fn demo_command(args: DemoArgs, opts: &TargetOptions) -> anyhow::Result<u8
             code = step_code;
         }
     }
-    let results = crate::results::Results::load(&folder)?;
-    let advice_path = folder.join("advice.json");
-    let advice: Option<crate::advise::Advice> = crate::report::load_optional(
-        &advice_path,
-        crate::advise::FORMAT_VERSION,
-        "crmbench advise",
-    )?;
+    let run_folder = crate::runfolder::RunFolder::open(&folder)?;
+    let results: crate::results::Results = run_folder.read()?;
+    let advice: Option<crate::advise::Advice> = run_folder.read_optional()?;
     println!(
         "\ncrmbench demo: done. The report: {}",
         folder.join("report.html").display()
@@ -1321,7 +1309,8 @@ fn report_command(args: &ReportArgs) -> Result<()> {
         }
     }
     let model = crate::report::load(&args.input)?;
-    for path in crate::report::write(&args.input, &model, &formats)? {
+    let folder = crate::runfolder::RunFolder::open(&args.input)?;
+    for path in crate::report::write(&folder, &model, &formats)? {
         println!("  written: {}", path.display());
     }
     Ok(())

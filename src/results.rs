@@ -1,16 +1,16 @@
 //! The contract between stages: `results.json` as typed structs with a
 //! `format_version`. `run` writes it; `report`, `compare` and `advise` read it
-//! through [`Results::load`], which names the file in every error.
+//! through the run folder's one versioned reader
+//! ([`crate::runfolder::RunFolder::read`], [`crate::runfolder::read_file`]),
+//! which names the file in every error.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
 use crate::stats::Summary;
 
-/// Version of the results format this crmbench writes and reads.
+/// Version of the results format this crmbench writes (it also reads the one before).
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A whole run.
@@ -223,49 +223,6 @@ pub struct StatementStats {
 }
 
 impl Results {
-    /// Load and check a results file (or the `results.json` of a run folder).
-    pub fn load(path: &Path) -> Result<Results> {
-        let file = if path.is_dir() {
-            path.join("results.json")
-        } else {
-            path.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&file).map_err(|e| Error::io("reading", &file, e))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
-            action: "parsing",
-            path: file.clone(),
-            source: e,
-        })?;
-        match value.get("format_version").and_then(|v| v.as_u64()) {
-            Some(v) if v == u64::from(FORMAT_VERSION) => {}
-            Some(v) => {
-                return Err(Error::Usage {
-                    message: format!(
-                        "{}: format_version {v} is not one this crmbench reads ({FORMAT_VERSION})",
-                        file.display()
-                    ),
-                    fix:
-                        "re-run the benchmark with this crmbench, or use the crmbench that wrote it"
-                            .into(),
-                });
-            }
-            None => {
-                return Err(Error::Usage {
-                    message: format!(
-                        "{}: no format_version: not a crmbench results file",
-                        file.display()
-                    ),
-                    fix: "pass a results.json written by `crmbench run`".into(),
-                });
-            }
-        }
-        serde_json::from_value(value).map_err(|e| Error::Json {
-            action: "reading",
-            path: file,
-            source: e,
-        })
-    }
-
     /// Total errors across queries (baseline side).
     pub fn error_count(&self) -> u64 {
         self.queries

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crmbench::pg::{self, Target};
 use crmbench::results::Results;
+use crmbench::runfolder::{RunFolder, read_file};
 
 async fn dataset(db: &str) -> Target {
     common::generated(db, 0.002, 3).await
@@ -52,8 +53,9 @@ async fn built_in_workload_runs_clean_under_rls_and_round_trips() {
     );
     // The contract: what is written loads back identically.
     let dir = tempfile::tempdir().unwrap();
-    crmbench::runfolder::write_json(dir.path(), "results.json", r).unwrap();
-    let back = Results::load(dir.path()).unwrap();
+    let folder = RunFolder::open(dir.path()).unwrap();
+    folder.write(r).unwrap();
+    let back: Results = folder.read().unwrap();
     assert_eq!(&back, r);
     let h = crmbench::stats::decode(&back.queries[0].baseline.histogram).unwrap();
     assert_eq!(h.len(), back.queries[0].baseline.count);
@@ -174,7 +176,7 @@ async fn exit_codes_name_the_failing_query() {
     );
     assert!(!stderr.contains("fine:"), "{stderr}");
     // The results were written anyway.
-    Results::load(&out_dir).unwrap();
+    read_file::<Results>(&out_dir).unwrap();
 
     let (_d2, unknown) = common::write_workload(&format!(
         "name = \"bad\"\n{CONTEXT}\n[[query]]\nname = \"typo\"\nkind = \"read\"\n\
@@ -195,7 +197,7 @@ fn every_results_fixture_loads() {
     let mut n = 0;
     for entry in std::fs::read_dir("fixtures/results").unwrap() {
         let path = entry.unwrap().path();
-        let r = Results::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let r: Results = read_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!r.queries.is_empty());
         n += 1;
     }

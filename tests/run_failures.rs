@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crmbench::pg;
 use crmbench::results::Results;
+use crmbench::runfolder::read_file;
 
 async fn dataset(db: &str) {
     common::generated(db, 0.002, 5).await;
@@ -55,7 +56,7 @@ async fn ctrl_c_writes_partial_results() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("ended early"), "{stderr}");
-    let r = Results::load(dir.path()).unwrap();
+    let r: Results = read_file(dir.path()).unwrap();
     assert_eq!(r.partial.as_deref(), Some("interrupted (Ctrl-C)"));
     assert!(r.queries.iter().map(|q| q.baseline.count).sum::<u64>() > 100);
     assert!(r.measured_seconds < 30.0);
@@ -98,7 +99,7 @@ async fn a_killed_backend_is_counted_and_the_client_reconnects() {
     assert!(!killed.is_empty(), "no benchmark backend to kill");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let r = Results::load(dir.path()).unwrap();
+    let r: Results = read_file(dir.path()).unwrap();
     assert!(r.partial.is_none(), "{:?} {stderr}", r.partial);
     let lost: u64 = r
         .queries

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::explain::PlansFile;
 use crate::results::{QueryResult, RatioCi, Results, SideStats};
+use crate::runfolder::RunFolder;
 use verdict::{NewError, QueryVerdict, Verdict};
 
 /// Version of compare's JSON output.
@@ -229,7 +230,7 @@ pub fn compare(opts: &CompareOptions) -> Result<Comparison> {
 }
 
 fn load(path: &Path) -> Result<Results> {
-    let r = Results::load(path)?;
+    let r: Results = crate::runfolder::read_file(path)?;
     if let Some(reason) = &r.partial {
         return Err(Error::Usage {
             message: format!(
@@ -347,6 +348,40 @@ fn separate(
         })
         .collect();
     let level = 1.0 - (1.0 - SEPARATE_CONFIDENCE) / matched.len().max(1) as f64;
+    let (rows, errors) = separate_rows(opts, current_path, &matched, level, threshold)?;
+    let throughput = separate_throughput(base, current, threshold, opts.seed);
+    let notes = separate_notes(base, current, &rows, &throughput, threshold);
+    let plans = match (
+        load_plans(&folder_of(&opts.base))?,
+        load_plans(&folder_of(current_path))?,
+    ) {
+        (Some(a), Some(b)) => Some((Some(a), b)),
+        _ => None,
+    };
+    finish(
+        opts,
+        InputKind::Separate,
+        (&opts.base, current_path),
+        threshold,
+        level,
+        rows,
+        (added, removed),
+        Some(throughput),
+        errors,
+        plans,
+        notes,
+    )
+}
+
+/// Per matched query: the ratio of its per-interval series with a seeded
+/// bootstrap interval at `level`, its verdict, and the SQLSTATEs it newly raised.
+fn separate_rows(
+    opts: &CompareOptions,
+    current_path: &Path,
+    matched: &[(&QueryResult, &QueryResult)],
+    level: f64,
+    threshold: f64,
+) -> Result<(Vec<QueryRow>, Vec<NewError>)> {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (qi, (b, c)) in matched.iter().enumerate() {
@@ -376,6 +411,11 @@ fn separate(
             opts.max_error_rate,
         ));
     }
+    Ok((rows, errors))
+}
+
+/// Whole-run throughput of two separate runs, from their summed series.
+fn separate_throughput(base: &Results, current: &Results, threshold: f64, seed: u64) -> Throughput {
     let series = |r: &Results| {
         let all: Vec<&[crate::results::IntervalStats]> = r
             .queries
@@ -385,15 +425,26 @@ fn separate(
         separate::total_series(&all)
     };
     let tps = |r: &Results| r.queries.iter().map(|q| q.baseline.tps).sum::<f64>();
-    let change = separate::throughput_ratio(&series(base), &series(current), 0.95, opts.seed);
-    let throughput = Throughput {
+    let change = separate::throughput_ratio(&series(base), &series(current), 0.95, seed);
+    Throughput {
         base_tps: tps(base),
         current_tps: tps(current),
         dropped: change
             .as_ref()
             .is_some_and(|c| verdict::throughput_dropped(c, threshold)),
         change,
-    };
+    }
+}
+
+/// What a reader of a separate-run verdict should know: the drift caveat,
+/// a shift common to most queries, and inputs that differ.
+fn separate_notes(
+    base: &Results,
+    current: &Results,
+    rows: &[QueryRow],
+    throughput: &Throughput,
+    threshold: f64,
+) -> Vec<String> {
     let mut notes = vec![format!(
         "separate runs: the interval holds the noise within each run, not the drift between \
          runs; the default threshold is {:.0}% for that reason",
@@ -425,26 +476,7 @@ fn separate(
     if base.driver.clients != current.driver.clients || base.driver.rate != current.driver.rate {
         notes.push("the load differs (clients or rate)".into());
     }
-    let plans = match (
-        load_plans(&folder_of(&opts.base))?,
-        load_plans(&folder_of(current_path))?,
-    ) {
-        (Some(a), Some(b)) => Some((Some(a), b)),
-        _ => None,
-    };
-    finish(
-        opts,
-        InputKind::Separate,
-        (&opts.base, current_path),
-        threshold,
-        level,
-        rows,
-        (added, removed),
-        Some(throughput),
-        errors,
-        plans,
-        notes,
-    )
+    notes
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -511,54 +543,21 @@ fn folder_of(path: &Path) -> PathBuf {
     if path.is_dir() {
         path.to_path_buf()
     } else {
+        // A bare file name's parent is "": the current folder.
         path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 }
 
 /// plans.json of a folder, when there is one.
 fn load_plans(folder: &Path) -> Result<Option<PlansFile>> {
-    let file = folder.join("plans.json");
-    if !file.exists() {
-        return Ok(None);
-    }
-    read_plans(&file).map(Some)
+    RunFolder::open(folder)?.read_optional()
 }
 
 /// plans.json at `path` (a file or a folder holding one), which must exist.
 fn load_plans_required(path: &Path) -> Result<PlansFile> {
-    let file = if path.is_dir() {
-        path.join("plans.json")
-    } else {
-        path.to_path_buf()
-    };
-    read_plans(&file)
-}
-
-fn read_plans(file: &Path) -> Result<PlansFile> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io("reading", file, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
-        action: "parsing",
-        path: file.to_path_buf(),
-        source: e,
-    })?;
-    let version = value.get("format_version").and_then(|v| v.as_u64());
-    if version != Some(u64::from(crate::explain::FORMAT_VERSION)) {
-        return Err(Error::Usage {
-            message: format!(
-                "{}: format_version {} is not one this crmbench reads ({})",
-                file.display(),
-                version.map_or_else(|| "missing".to_string(), |v| v.to_string()),
-                crate::explain::FORMAT_VERSION
-            ),
-            fix: "capture the plans again with this crmbench (`crmbench explain`)".into(),
-        });
-    }
-    serde_json::from_value(value).map_err(|e| Error::Json {
-        action: "reading",
-        path: file.to_path_buf(),
-        source: e,
-    })
+    crate::runfolder::read_file(path)
 }
 
 /// Statements whose executed plan fingerprint differs, matched by query name,

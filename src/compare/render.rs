@@ -39,44 +39,8 @@ pub fn markdown(c: &Comparison) -> String {
         Verdict::Undecidable => "UNDECIDABLE",
     };
     let mut out = format!("## crmbench compare: {headline}\n\n");
-    match c.kind {
-        InputKind::Paired => out.push_str(&format!(
-            "Paired run `{}` (baseline and candidate interleaved in one time window). \
-             A query regresses when the whole {:.1}% interval of its candidate/baseline {} \
-             lies above +{:.0}%.\n\n",
-            c.base,
-            c.level * 100.0,
-            c.metric,
-            c.threshold * 100.0
-        )),
-        InputKind::Separate => out.push_str(&format!(
-            "**Verdict from separate runs** `{}` → `{}`: their drift is not in the interval, \
-             so treat changes inside ±{:.0}% as noise. A query regresses when the whole {:.1}% \
-             interval of its {} ratio lies above +{:.0}%.\n\n",
-            c.base,
-            c.current,
-            crate::compare::SEPARATE_THRESHOLD * 100.0,
-            c.level * 100.0,
-            c.metric,
-            c.threshold * 100.0
-        )),
-    }
-    out.push_str(&format!(
-        "| query | baseline {m} | current {m} | change [interval] | verdict |\n",
-        m = c.metric
-    ));
-    out.push_str("|---|---:|---:|---|---|\n");
-    for q in &c.queries {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            q.name,
-            ms(q.base_us),
-            ms(q.current_us),
-            change(q.change.as_ref()),
-            query_verdict(q.verdict)
-        ));
-    }
-    out.push('\n');
+    out.push_str(&intro(c));
+    out.push_str(&query_table(c));
     if let Some(t) = &c.throughput {
         out.push_str(&format!(
             "Throughput: {:.1} → {:.1} transactions/s, change {}{}\n\n",
@@ -99,50 +63,111 @@ pub fn markdown(c: &Comparison) -> String {
     if !c.removed.is_empty() {
         out.push_str(&format!("Removed queries: {}\n\n", c.removed.join(", ")));
     }
-    if !c.new_errors.is_empty() {
-        out.push_str("New errors:\n");
-        for e in &c.new_errors {
-            out.push_str(&format!(
-                "- {}: SQLSTATE {} × {} ({:.2}% of transactions{})\n",
-                e.query,
-                e.sqlstate,
-                e.count,
-                e.rate * 100.0,
-                if e.over_limit {
-                    ", above --max-error-rate"
-                } else {
-                    ""
-                }
-            ));
-        }
-        out.push('\n');
-    }
-    if !c.plan_changes.is_empty() {
-        out.push_str(&format!(
-            "Plan changes ({}):\n\n",
-            if c.reasons.iter().any(|r| r.ends_with("plan changed")) {
-                "failing the gate: --fail-on-plan-change"
-            } else {
-                "reported only; statistics sampling can change a plan too"
-            }
-        ));
-        for p in &c.plan_changes {
-            out.push_str(&format!(
-                "- {} ({} tenant, statement {}): {} → {}\n  - before: `{}`\n  - after: `{}`\n",
-                p.query,
-                p.tenant,
-                p.statement,
-                p.base_fingerprint,
-                p.current_fingerprint,
-                p.base_shape,
-                p.current_shape
-            ));
-        }
-        out.push('\n');
-    }
+    out.push_str(&new_errors(c));
+    out.push_str(&plan_changes(c));
     for n in &c.notes {
         out.push_str(&format!("_Note: {n}._\n"));
     }
+    out
+}
+
+/// What was compared and the rule a regression is called by.
+fn intro(c: &Comparison) -> String {
+    match c.kind {
+        InputKind::Paired => format!(
+            "Paired run `{}` (baseline and candidate interleaved in one time window). \
+             A query regresses when the whole {:.1}% interval of its candidate/baseline {} \
+             lies above +{:.0}%.\n\n",
+            c.base,
+            c.level * 100.0,
+            c.metric,
+            c.threshold * 100.0
+        ),
+        InputKind::Separate => format!(
+            "**Verdict from separate runs** `{}` → `{}`: their drift is not in the interval, \
+             so treat changes inside ±{:.0}% as noise. A query regresses when the whole {:.1}% \
+             interval of its {} ratio lies above +{:.0}%.\n\n",
+            c.base,
+            c.current,
+            crate::compare::SEPARATE_THRESHOLD * 100.0,
+            c.level * 100.0,
+            c.metric,
+            c.threshold * 100.0
+        ),
+    }
+}
+
+/// One row per matched query.
+fn query_table(c: &Comparison) -> String {
+    let mut out = format!(
+        "| query | baseline {m} | current {m} | change [interval] | verdict |\n",
+        m = c.metric
+    );
+    out.push_str("|---|---:|---:|---|---|\n");
+    for q in &c.queries {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            q.name,
+            ms(q.base_us),
+            ms(q.current_us),
+            change(q.change.as_ref()),
+            query_verdict(q.verdict)
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// SQLSTATEs the current side raised and the baseline did not (empty when none).
+fn new_errors(c: &Comparison) -> String {
+    if c.new_errors.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("New errors:\n");
+    for e in &c.new_errors {
+        out.push_str(&format!(
+            "- {}: SQLSTATE {} × {} ({:.2}% of transactions{})\n",
+            e.query,
+            e.sqlstate,
+            e.count,
+            e.rate * 100.0,
+            if e.over_limit {
+                ", above --max-error-rate"
+            } else {
+                ""
+            }
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// Statements whose plan changed, before and after (empty when none).
+fn plan_changes(c: &Comparison) -> String {
+    if c.plan_changes.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "Plan changes ({}):\n\n",
+        if c.reasons.iter().any(|r| r.ends_with("plan changed")) {
+            "failing the gate: --fail-on-plan-change"
+        } else {
+            "reported only; statistics sampling can change a plan too"
+        }
+    );
+    for p in &c.plan_changes {
+        out.push_str(&format!(
+            "- {} ({} tenant, statement {}): {} → {}\n  - before: `{}`\n  - after: `{}`\n",
+            p.query,
+            p.tenant,
+            p.statement,
+            p.base_fingerprint,
+            p.current_fingerprint,
+            p.base_shape,
+            p.current_shape
+        ));
+    }
+    out.push('\n');
     out
 }
 
@@ -210,6 +235,58 @@ mod tests {
         );
         assert!(md.contains("Added queries: new_q"));
         assert!(md.contains("Removed queries: old_q"));
+    }
+
+    /// Every section, in order, byte for byte (pinned when `markdown` was
+    /// split into its sections).
+    #[test]
+    fn markdown_with_every_section() {
+        use crate::compare::verdict::NewError;
+        use crate::compare::{PlanChange, Throughput};
+        let mut c = sample(InputKind::Paired, QueryVerdict::Regression, Verdict::Fail);
+        c.throughput = Some(Throughput {
+            base_tps: 10.0,
+            current_tps: 8.0,
+            change: Some(RatioCi {
+                ratio: 0.8,
+                lo: 0.7,
+                hi: 0.9,
+            }),
+            dropped: true,
+        });
+        c.new_errors = vec![NewError {
+            query: "q".into(),
+            sqlstate: "40001".into(),
+            count: 3,
+            rate: 0.01,
+            over_limit: true,
+        }];
+        c.plan_changes = vec![PlanChange {
+            query: "q".into(),
+            tenant: "big".into(),
+            statement: 0,
+            base_fingerprint: "a".into(),
+            current_fingerprint: "b".into(),
+            base_shape: "x".into(),
+            current_shape: "y".into(),
+        }];
+        c.reasons.push("q: plan changed".into());
+        c.notes = vec!["n1".into(), "n2".into()];
+        let expected = "## crmbench compare: FAIL\n\n\
+            Paired run `a/results.json` (baseline and candidate interleaved in one time window). \
+            A query regresses when the whole 97.5% interval of its candidate/baseline p95 lies \
+            above +10%.\n\n\
+            | query | baseline p95 | current p95 | change [interval] | verdict |\n\
+            |---|---:|---:|---|---|\n\
+            | slow_q | 1.00 ms | 1.25 ms | +25.0% [+15.0%, +30.0%] | **REGRESSION** |\n\n\
+            Throughput: 10.0 → 8.0 transactions/s, change -20.0% [-30.0%, -10.0%] — **DROPPED**\n\n\
+            **FAIL:**\n- slow_q: p95 regression\n- q: plan changed\n\n\
+            Added queries: new_q\n\nRemoved queries: old_q\n\n\
+            New errors:\n- q: SQLSTATE 40001 × 3 (1.00% of transactions, above --max-error-rate)\n\n\
+            Plan changes (failing the gate: --fail-on-plan-change):\n\n\
+            - q (big tenant, statement 0): a → b\n  - before: `x`\n  - after: `y`\n\n\
+            _Note: n1._\n_Note: n2._\n";
+        assert_eq!(markdown(&c), expected);
     }
 
     #[test]

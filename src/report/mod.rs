@@ -14,12 +14,11 @@ pub mod plots;
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-
 use crate::advise::Advice;
 use crate::error::{Error, Result};
 use crate::explain::PlansFile;
 use crate::results::Results;
+use crate::runfolder::RunFolder;
 pub use model::ReportModel;
 use model::{
     AdviceView, DropView, Environment, FindingView, IndexView, MeasuredView, QueryFindings,
@@ -71,17 +70,10 @@ pub fn load(folder: &Path) -> Result<ReportModel> {
                 .into(),
         });
     }
-    let results = Results::load(&results_path)?;
-    let plans: Option<PlansFile> = load_optional(
-        &folder.join("plans.json"),
-        crate::explain::FORMAT_VERSION,
-        "crmbench explain",
-    )?;
-    let advice: Option<Advice> = load_optional(
-        &folder.join("advice.json"),
-        crate::advise::FORMAT_VERSION,
-        "crmbench advise",
-    )?;
+    let run = RunFolder::open(folder)?;
+    let results: Results = run.read()?;
+    let plans: Option<PlansFile> = run.read_optional()?;
+    let advice: Option<Advice> = run.read_optional()?;
     let advice = advice.map(|a| advice_view(folder, &a)).transpose()?;
     Ok(ReportModel {
         folder: folder.display().to_string(),
@@ -93,79 +85,27 @@ pub fn load(folder: &Path) -> Result<ReportModel> {
     })
 }
 
-/// Write the chosen formats into `folder`; returns the files written.
-pub fn write(folder: &Path, model: &ReportModel, formats: &[Format]) -> Result<Vec<PathBuf>> {
+/// Write the chosen formats into `folder` (through its writer: atomic, with
+/// its modes); returns the files written.
+pub fn write(folder: &RunFolder, model: &ReportModel, formats: &[Format]) -> Result<Vec<PathBuf>> {
     let plots = plots::render_all(model)?;
     let mut written = Vec::new();
     for format in formats {
         match format {
             Format::Html => {
-                let path = folder.join("report.html");
-                write_file(&path, &html::render(model, &plots))?;
-                written.push(path);
+                written.push(folder.write_text("report.html", &html::render(model, &plots))?);
             }
             Format::Markdown => {
-                let dir = folder.join(FILES_DIR);
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+                folder.create_dir(FILES_DIR)?;
                 for p in &plots {
-                    let path = dir.join(&p.file_name);
-                    write_file(&path, &p.svg)?;
+                    folder.write_text(Path::new(FILES_DIR).join(&p.file_name), &p.svg)?;
                 }
-                let path = folder.join("report.md");
-                write_file(&path, &markdown::render(model, &plots))?;
-                written.push(path);
+                written.push(folder.write_text("report.md", &markdown::render(model, &plots))?);
             }
-            Format::Json => {
-                let path = folder.join("report.json");
-                write_file(&path, &json::render(model, &path)?)?;
-                written.push(path);
-            }
+            Format::Json => written.push(folder.write(&json::summary(model))?),
         }
     }
     Ok(written)
-}
-
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::io("writing", path, e))
-}
-
-/// A versioned JSON file that may be absent: `None` then; any other problem
-/// (unreadable, malformed, another format_version) is an error naming it.
-/// `writer` is the command that writes it (named in the fix).
-pub fn load_optional<T: DeserializeOwned>(
-    path: &Path,
-    version: u32,
-    writer: &str,
-) -> Result<Option<T>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
-        action: "parsing",
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    match value.get("format_version").and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(version) => {}
-        found => {
-            return Err(Error::Usage {
-                message: format!(
-                    "{}: format_version {} is not one this crmbench reads ({version})",
-                    path.display(),
-                    found.map_or("missing".to_string(), |v| v.to_string())
-                ),
-                fix: format!("re-run `{writer}` with this crmbench, or remove the file"),
-            });
-        }
-    }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|e| Error::Json {
-            action: "reading",
-            path: path.to_path_buf(),
-            source: e,
-        })
 }
 
 fn environment(r: &Results) -> Environment {
@@ -260,57 +200,7 @@ fn finding_view(f: &crate::explain::findings::Finding) -> FindingView {
 /// Only the fields the report shows are read here, in one place, so fields
 /// added to advice.json later change nothing in the writers.
 fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
-    let path = folder.join("advice.json");
-    let mut indexes = Vec::new();
-    let mut previous = a.selection.base_cost;
-    for c in &a.selection.chosen {
-        let name = c.def.name();
-        let verified = a
-            .verified
-            .as_ref()
-            .and_then(|v| v.iter().find(|x| x.index == name));
-        let predicted_ratio = match verified {
-            Some(v) => v.predicted_ratio,
-            None if previous > 0.0 => c.cost_after / previous,
-            None => 1.0,
-        };
-        previous = c.cost_after;
-        let verification = verified
-            .map(|v| {
-                let measured = v
-                    .measured
-                    .iter()
-                    .map(|m| {
-                        let what = format!("index {name}, query {}", m.query);
-                        Ok(MeasuredView {
-                            query: m.query.clone(),
-                            p50: m.p50,
-                            p95: m.p95,
-                            before: decode(&m.baseline_histogram, &path, &what)?,
-                            after: decode(&m.candidate_histogram, &path, &what)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok::<_, Error>(Verification {
-                    kept: v.kept,
-                    reason: v.reason.clone(),
-                    measured,
-                })
-            })
-            .transpose()?;
-        indexes.push(IndexView {
-            create_sql: c.def.create_sql(&a.schema),
-            name,
-            queries: c.queries.clone(),
-            predicted_ratio,
-            estimated_bytes: if c.estimated_bytes > 0 {
-                c.estimated_bytes
-            } else {
-                c.hypopg_bytes
-            },
-            verification,
-        });
-    }
+    let indexes = index_views(&folder.join("advice.json"), a)?;
     let migration_sql = read_or(&folder.join("migration.sql"), || {
         crate::advise::migration_sql(a, &a.schema)
     })?;
@@ -355,6 +245,70 @@ fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
         migration_sql,
         rollback_sql,
         prisma: prisma_files(&folder.join("prisma"), folder)?,
+    })
+}
+
+/// The chosen indexes, each with the cost ratio it was predicted to bring
+/// (the verified one, else its step in the greedy selection) and its
+/// measured verification.
+fn index_views(path: &Path, a: &Advice) -> Result<Vec<IndexView>> {
+    let mut indexes = Vec::new();
+    let mut previous = a.selection.base_cost;
+    for c in &a.selection.chosen {
+        let name = c.def.name();
+        let verified = a
+            .verified
+            .as_ref()
+            .and_then(|v| v.iter().find(|x| x.index == name));
+        let predicted_ratio = match verified {
+            Some(v) => v.predicted_ratio,
+            None if previous > 0.0 => c.cost_after / previous,
+            None => 1.0,
+        };
+        previous = c.cost_after;
+        let verification = verified
+            .map(|v| verification_view(path, &name, v))
+            .transpose()?;
+        indexes.push(IndexView {
+            create_sql: c.def.create_sql(&a.schema),
+            name,
+            queries: c.queries.clone(),
+            predicted_ratio,
+            estimated_bytes: if c.estimated_bytes > 0 {
+                c.estimated_bytes
+            } else {
+                c.hypopg_bytes
+            },
+            verification,
+        });
+    }
+    Ok(indexes)
+}
+
+/// One index's paired verification, its histograms decoded.
+fn verification_view(
+    path: &Path,
+    name: &str,
+    v: &crate::advise::verify::Verified,
+) -> Result<Verification> {
+    let measured = v
+        .measured
+        .iter()
+        .map(|m| {
+            let what = format!("index {name}, query {}", m.query);
+            Ok(MeasuredView {
+                query: m.query.clone(),
+                p50: m.p50,
+                p95: m.p95,
+                before: decode(&m.baseline_histogram, path, &what)?,
+                after: decode(&m.candidate_histogram, path, &what)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Verification {
+        kept: v.kept,
+        reason: v.reason.clone(),
+        measured,
     })
 }
 
@@ -404,18 +358,37 @@ mod tests {
         assert!(err.to_string().contains("pdf"));
     }
 
+    /// Issue 21 item 3: report.html, report.md, report.json and the SVGs
+    /// were written world-readable; they go through the run folder's writer.
     #[test]
-    fn an_absent_optional_file_is_none_and_a_foreign_version_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plans.json");
-        let none: Option<serde_json::Value> = load_optional(&path, 1, "x").unwrap();
-        assert!(none.is_none());
-        std::fs::write(&path, r#"{"format_version": 7}"#).unwrap();
-        let err = load_optional::<serde_json::Value>(&path, 1, "x").unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("plans.json") && text.contains("format_version 7"),
-            "{text}"
-        );
+    fn report_files_take_the_folders_access() {
+        use crate::runfolder::Access;
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs/complete");
+        for (access, dir_mode, file_mode) in [
+            (Access::Private, 0o700, 0o600),
+            (Access::Shareable, 0o755, 0o644),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            for name in ["results.json", "plans.json", "advice.json"] {
+                std::fs::copy(fixture.join(name), tmp.path().join(name)).unwrap();
+            }
+            let model = load(tmp.path()).unwrap();
+            let folder = RunFolder::open(tmp.path()).unwrap().with_access(access);
+            let written = write(&folder, &model, &Format::ALL).unwrap();
+            assert_eq!(written.len(), 3);
+            for path in &written {
+                assert_eq!(mode(path), file_mode, "{}", path.display());
+            }
+            let svgs = tmp.path().join(FILES_DIR);
+            assert_eq!(mode(&svgs), dir_mode);
+            let mut n = 0;
+            for entry in std::fs::read_dir(&svgs).unwrap() {
+                assert_eq!(mode(&entry.unwrap().path()), file_mode);
+                n += 1;
+            }
+            assert!(n > 0, "no SVG written");
+        }
     }
 }
