@@ -1,7 +1,9 @@
 //! PostgreSQL plumbing shared by every stage: finding binaries, the private
-//! server, targets and connections, roles, and password redaction.
+//! server and the `pg` commands that manage it, targets and connections,
+//! roles, settings, and password redaction.
 
 pub mod binaries;
+pub mod manage;
 pub mod private;
 pub mod redact;
 pub mod roles;
