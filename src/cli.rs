@@ -1,15 +1,18 @@
-//! The command line: clap definitions (the only module that imports clap) and
-//! dispatch to the library's stages. `--help` on every command is the manual.
+//! The command line: clap definitions (the only module that imports clap),
+//! each closed set of values a `ValueEnum` mapped to the library's own type,
+//! and a mapping from each command to its stage's functions, whose text it
+//! prints. `--help` on every command is the manual.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
-use crate::pg::private::{self, PrivateOptions, PrivateServer, StartOutcome};
-use crate::pg::{self, Target, TargetOptions, roles, settings};
+use crate::pg::private::PrivateOptions;
+use crate::pg::{self, Target, TargetOptions};
 use crate::schema;
 
 /// Exit code of a successful command.
@@ -34,19 +37,29 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "crmbench", version, max_term_width = 100)]
 pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, display_order = 100)]
+    verbose: u8,
+
+    // After `verbose`: its heading would otherwise apply to `verbose` too.
     #[command(flatten)]
     target: TargetArgs,
-
-    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
 
     #[command(subcommand)]
     command: Command,
 }
 
-/// Where to work: shared by every command.
+/// `--help`'s heading of the connection options, apart from a command's own.
+const CONNECTION_OPTIONS: &str = "Connection options";
+
+/// Commands that never open a database: the connection options are hidden
+/// from their `--help` (and still accepted, for scripts that pass them to
+/// every command).
+const FILE_ONLY_COMMANDS: [&str; 2] = ["report", "compare"];
+
+/// Where to work: shared by every command that opens a database.
 #[derive(Debug, Args)]
+#[command(next_help_heading = CONNECTION_OPTIONS)]
 struct TargetArgs {
     /// Work on an existing server instead of the private one, e.g.
     /// postgresql://user:password@host:5432/dbname. Its password is never printed.
@@ -265,9 +278,10 @@ struct ReportArgs {
         long,
         value_name = "LIST",
         default_value = "md,html,json",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = Trimmed::<ReportFormat>::default()
     )]
-    format: Vec<String>,
+    format: Vec<ReportFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -283,11 +297,11 @@ struct CompareArgs {
     /// The percentile gated: p95, or p50 (the typical transaction: much
     /// narrower intervals where the tail is mostly other queries' interference),
     /// or p99 (needs long runs).
-    #[arg(long, default_value = "p95", value_parser = ["p50", "p95", "p99"])]
-    metric: String,
-    /// md (Markdown) or json.
-    #[arg(long, default_value = "md", value_parser = ["md", "json"])]
-    format: String,
+    #[arg(long, value_enum, default_value_t = Metric::P95)]
+    metric: Metric,
+    /// Markdown or JSON.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
+    format: CompareFormat,
     /// Fail (exit 1) when a plan fingerprint changed.
     #[arg(long)]
     fail_on_plan_change: bool,
@@ -378,9 +392,9 @@ struct RunArgs {
     /// Open loop: transactions per second over all clients.
     #[arg(long)]
     rate: Option<f64>,
-    /// Open-loop arrivals: poisson or uniform.
-    #[arg(long, default_value = "poisson")]
-    arrivals: String,
+    /// Open-loop arrivals.
+    #[arg(long, value_enum, default_value_t = Arrivals::Poisson)]
+    arrivals: Arrivals,
     /// Seed of every parameter stream.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -406,12 +420,10 @@ struct RunArgs {
     /// Validate the workload against the server and stop.
     #[arg(long)]
     check: bool,
-    /// prepared (extended protocol, statements prepared once per connection;
-    /// a tenant-framed transaction is pipelined) or simple (each transaction
-    /// sent as one text message with literals: one round trip). Poolers in
-    /// transaction mode (pgbouncer) break prepared statements: use simple there.
-    #[arg(long, default_value = "prepared")]
-    protocol: String,
+    /// How statements are sent. Poolers in transaction mode (pgbouncer) break
+    /// prepared statements: use simple there.
+    #[arg(long, value_enum, default_value_t = Protocol::Prepared)]
+    protocol: Protocol,
     /// Run folder [default: reports/<timestamp>-run].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -454,6 +466,119 @@ fn parse_fraction(text: &str) -> std::result::Result<f64, String> {
         return Err(format!("`{text}` is not between 0% and 100%"));
     }
     Ok(v)
+}
+
+/// `run --arrivals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Arrivals {
+    /// Exponential gaps between arrivals.
+    Poisson,
+    /// Even gaps.
+    Uniform,
+}
+
+impl From<Arrivals> for crate::run::driver::Arrivals {
+    fn from(a: Arrivals) -> Self {
+        match a {
+            Arrivals::Poisson => Self::Poisson,
+            Arrivals::Uniform => Self::Uniform,
+        }
+    }
+}
+
+/// `run --protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// Extended protocol, statements prepared once per connection; a
+    /// tenant-framed transaction is pipelined.
+    Prepared,
+    /// Each transaction sent as one text message with literals: one round trip.
+    Simple,
+}
+
+/// `report --format`: one item of its comma-separated list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    /// report.md, with its plots in report-files/.
+    #[value(alias = "markdown")]
+    Md,
+    /// report.html, self-contained.
+    Html,
+    /// report.json, the summary.
+    Json,
+}
+
+impl From<ReportFormat> for crate::report::Format {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Md => Self::Markdown,
+            ReportFormat::Html => Self::Html,
+            ReportFormat::Json => Self::Json,
+        }
+    }
+}
+
+/// `compare --metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Metric {
+    /// Median.
+    P50,
+    /// 95th percentile.
+    P95,
+    /// 99th percentile.
+    P99,
+}
+
+impl From<Metric> for crate::compare::Metric {
+    fn from(m: Metric) -> Self {
+        match m {
+            Metric::P50 => Self::P50,
+            Metric::P95 => Self::P95,
+            Metric::P99 => Self::P99,
+        }
+    }
+}
+
+/// `compare --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CompareFormat {
+    /// Markdown.
+    Md,
+    /// JSON.
+    Json,
+}
+
+/// A `ValueEnum`'s parser that forgives spaces around an item of a
+/// comma-separated list (`--format "md, html"`), with clap's own errors.
+#[derive(Clone)]
+struct Trimmed<E>(std::marker::PhantomData<E>);
+
+impl<E> Default for Trimmed<E> {
+    fn default() -> Self {
+        Trimmed(std::marker::PhantomData)
+    }
+}
+
+impl<E: ValueEnum + Clone + Send + Sync + 'static> TypedValueParser for Trimmed<E> {
+    type Value = E;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> std::result::Result<E, clap::Error> {
+        let value = value.to_str().map_or(value, |v| OsStr::new(v.trim()));
+        EnumValueParser::<E>::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            E::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -545,7 +670,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -563,13 +688,38 @@ where
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(execute(cli.command, &cli.target.options())) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             report_error(&e);
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The clap command, with the connection options hidden in
+/// [`FILE_ONLY_COMMANDS`]: a command that has an argument of a global one's
+/// id does not get the global one, and its value still reaches [`Cli`].
+fn command() -> clap::Command {
+    let cmd = Cli::command();
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(CONNECTION_OPTIONS))
+        .map(|a| a.clone().hide(true))
+        .collect();
+    FILE_ONLY_COMMANDS.into_iter().fold(cmd, |cmd, name| {
+        cmd.mut_subcommand(name, |sub| sub.args(hidden.iter().cloned()))
+    })
+}
+
+/// As `Cli::try_parse_from`, on [`command`].
+fn parse<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut matches = command().try_get_matches_from(args)?;
+    Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command()))
 }
 
 fn report_error(e: &anyhow::Error) {
@@ -603,280 +753,100 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    execute(cli.command, &cli.target.options()).await
-}
-
 async fn execute(command: Command, opts: &TargetOptions) -> anyhow::Result<u8> {
-    let opts = opts.clone();
     match command {
-        Command::Demo(args) => return demo_command(args, &opts).await,
-        Command::Pg(cmd) => pg_command(cmd, &opts).await?,
-        Command::Schema(cmd) => schema_command(cmd, &opts).await?,
-        Command::Generate(args) => generate_command(args, &opts).await?,
-        Command::Run(args) => return Ok(run_command(args, &opts).await?),
-        Command::Explain(args) => explain_command(args, &opts).await?,
-        Command::Advise(args) => advise_command(args, &opts).await?,
+        Command::Demo(args) => return demo_command(args, opts).await,
+        Command::Pg(cmd) => print!("{}", pg_command(cmd, opts).await?),
+        Command::Schema(cmd) => print!("{}", schema_command(cmd, opts).await?),
+        Command::Generate(args) => generate_command(args, opts).await?,
+        Command::Run(args) => return Ok(run_command(args, opts).await?),
+        Command::Explain(args) => explain_command(args, opts).await?,
+        Command::Advise(args) => advise_command(args, opts).await?,
         Command::Report(args) => report_command(&args)?,
         Command::Compare(args) => return Ok(compare_command(args)?),
     }
     Ok(EXIT_OK)
 }
 
-fn refuse_external(opts: &TargetOptions, what: &str) -> Result<()> {
-    if opts.database_url.is_some() {
-        return Err(Error::Usage {
-            message: format!(
-                "`crmbench pg {what}` manages the private server only; crmbench never starts, \
-                 stops or describes a server given by --database-url / DATABASE_URL"
-            ),
-            fix: "unset DATABASE_URL or drop --database-url for this command".into(),
-        });
-    }
-    Ok(())
-}
-
-async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<()> {
+/// The text a `pg` command prints.
+async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<String> {
     match cmd {
-        PgCommand::Start => {
-            refuse_external(opts, "start")?;
-            let (target, outcome) = Target::resolve(opts, true)?;
-            pg::bootstrap_private(&target).await?;
-            let Target::Private { server, database } = &target else {
-                return Ok(());
-            };
-            let verb = match outcome {
-                Some(StartOutcome::Initialised) => "initialised and started",
-                Some(StartOutcome::Started) => "started",
-                _ => "already running; reused",
-            };
-            println!(
-                "crmbench: private PostgreSQL {} {verb} on port {} (data: {})",
-                server.state().binaries.major,
-                server.port(),
-                server.base_dir().display()
-            );
-            println!("  connect:   psql \"$(crmbench pg url)\"");
-            println!("  admin URL: {}", server.url(private::SUPERUSER, database));
-            println!("  app URL:   {}", server.url(roles::APP, database));
-            println!("  stop:      crmbench pg stop");
-        }
-        PgCommand::Stop => {
-            refuse_external(opts, "stop")?;
-            match PrivateServer::open(&opts.private)? {
-                None => println!("crmbench: no private server here; nothing to stop"),
-                Some(server) => {
-                    if server.stop()? {
-                        println!("crmbench: private server on port {} stopped", server.port());
-                    } else {
-                        println!(
-                            "crmbench: private server on port {} was not running",
-                            server.port()
-                        );
-                    }
-                }
-            }
-        }
-        PgCommand::Status => {
-            refuse_external(opts, "status")?;
-            status(opts).await?;
-        }
-        PgCommand::Url { app } => {
-            refuse_external(opts, "url")?;
-            let (target, _) = Target::resolve(opts, false)?;
-            if let Target::Private { server, database } = &target {
-                let user = if app { roles::APP } else { private::SUPERUSER };
-                println!("{}", server.url(user, database));
-            }
-        }
+        PgCommand::Start => pg::manage::start(opts).await,
+        PgCommand::Stop => pg::manage::stop(opts),
+        PgCommand::Status => pg::manage::status(opts).await,
+        PgCommand::Url { app } => pg::manage::url(opts, app),
     }
-    Ok(())
 }
 
-async fn status(opts: &TargetOptions) -> Result<()> {
-    let Some(server) = PrivateServer::open(&opts.private)? else {
-        let base = opts
-            .private
-            .base_dir
-            .clone()
-            .unwrap_or_else(private::default_base_dir);
-        println!("private server: not created (folder {})", base.display());
-        println!("  start it with: crmbench pg start");
-        return Ok(());
-    };
-    let running = server.is_running()?;
-    println!(
-        "private server: {}",
-        if running { "running" } else { "stopped" }
-    );
-    println!(
-        "  PostgreSQL:  {} ({})",
-        server.state().binaries.major,
-        server.state().binaries.bindir.display()
-    );
-    println!("  port:        {}", server.port());
-    println!("  socket dir:  {}", server.socket_dir().display());
-    println!("  data dir:    {}", server.data_dir().display());
-    println!("  log:         {}", server.log_path().display());
-    if let Some(user) = &server.state().server_user {
-        println!("  runs as:     OS user {user}");
-    }
-    println!(
-        "  admin URL:   {}",
-        server.url(private::SUPERUSER, private::DATABASE)
-    );
-    if running {
-        let target = Target::private(server);
-        let client = pg::connect(&target.admin_to("postgres")).await?;
-        println!("  settings in force:");
-        for name in settings::REPORTED {
-            let row = client
-                .query_opt(
-                    "SELECT setting, coalesce(unit, '') FROM pg_settings WHERE name = $1",
-                    &[name],
-                )
-                .await
-                .map_err(|e| Error::from_pg("reading pg_settings", e))?;
-            if let Some(row) = row {
-                let (value, unit): (String, String) = (row.get(0), row.get(1));
-                let shown = settings::with_unit(&value, &unit);
-                println!("    {name:<32} {shown}");
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> Result<()> {
+/// The text a `schema` command prints.
+async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> Result<String> {
     let (target, _) = Target::resolve(opts, true)?;
-    match cmd {
+    Ok(match cmd {
         SchemaCommand::Create { replace } => {
             let report = schema::create(&target, &schema::CreateOptions { replace }).await?;
-            println!(
-                "crmbench: CRM schema {} in database {} on {}: {} tables, row-level security forced",
-                if report.replaced {
-                    "recreated"
-                } else {
-                    "created"
-                },
-                target.database(),
-                target.describe(),
-                report.tables
-            );
-            for ext in &report.extensions {
-                println!("  extension {:<20} {}", ext.name, ext.note);
-            }
+            report.render(target.database(), &target.describe())
         }
-        SchemaCommand::Drop => match schema::drop(&target).await? {
-            schema::DropOutcome::Dropped => {
-                println!(
-                    "crmbench: schema crm dropped from database {}",
-                    target.database()
-                )
-            }
-            schema::DropOutcome::Absent => {
-                println!(
-                    "crmbench: database {} has no schema crm; nothing dropped",
-                    target.database()
-                )
-            }
-        },
+        SchemaCommand::Drop => schema::drop(&target).await?.render(target.database()),
         SchemaCommand::Clone { to, replace } => {
-            let r = schema::clone::clone_database(&target, &to, replace).await?;
-            println!(
-                "crmbench: database {} cloned to {} ({:.0} MB in {:.1} s); use it with --database {}",
-                r.from,
-                r.to,
-                r.bytes as f64 / 1e6,
-                r.seconds,
-                r.to
-            );
+            schema::clone::clone_database(&target, &to, replace)
+                .await?
+                .render()
         }
         SchemaCommand::DropClone { name } => {
-            if schema::clone::drop_database(&target, &name).await? {
-                println!("crmbench: database {name} dropped");
-            } else {
-                println!("crmbench: no database {name}; nothing dropped");
-            }
+            let dropped = schema::clone::drop_database(&target, &name).await?;
+            schema::clone::render_drop(&name, dropped)
         }
         SchemaCommand::Checksum { json } => {
             let client = pg::connect(&target.admin()).await?;
             let sums = crate::generate::checksum::checksums(&client).await?;
             if json {
-                println!("{}", to_json(&sums)?);
+                to_json(&sums)?
             } else {
-                for (table, c) in &sums {
-                    println!("{table:<20} {:>10} {}", c.rows, c.md5);
-                }
+                crate::generate::checksum::render_table(&sums)
             }
         }
         SchemaCommand::Show { json } => {
             let report = schema::show::show(&target).await?;
             if json {
-                println!("{}", to_json(&report)?);
+                to_json(&report)?
             } else {
-                print!("{}", report.render());
+                report.render()
             }
         }
-    }
-    Ok(())
+    })
 }
 
+/// Pretty JSON and a newline, as `--json` prints it.
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string_pretty(value).map_err(|e| Error::Usage {
-        message: format!("serializing output: {e}"),
-        fix: String::new(),
-    })
+    serde_json::to_string_pretty(value)
+        .map(|text| text + "\n")
+        .map_err(|e| Error::Usage {
+            message: format!("serializing output: {e}"),
+            fix: String::new(),
+        })
 }
 
 async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let options = crate::generate::GenerateOptions {
         scale: args.scale,
         seed: args.seed,
-        jobs,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         replace: args.replace,
         quiet: args.quiet,
-        out: args.out.clone(),
+        out: args.out,
     };
     let report = crate::generate::generate(&target, &options).await?;
-    let folder = crate::runfolder::prepare(args.out.as_deref(), "generate")?;
-    let path = crate::runfolder::write_json(&folder, "generate.json", &report)?;
-    if !args.quiet {
-        println!(
-            "{:<20} {:>10} {:>10} {:>8} {:>8}",
-            "table", "rows", "MB", "load s", "index s"
-        );
-        for t in &report.tables {
-            println!(
-                "{:<20} {:>10} {:>10.1} {:>8.2} {:>8.2}",
-                t.table,
-                t.rows,
-                t.bytes as f64 / 1e6,
-                t.load_seconds,
-                t.index_seconds
-            );
-        }
+    let path = crate::generate::write_report(&report, &options)?;
+    if !options.quiet {
+        print!("{}", crate::generate::render_table(&report));
     }
-    println!(
-        "crmbench: generated seed {} scale {} on {}: {} tenants, {} rows, {:.0} MB in {:.1} s \
-         ({:.0} rows/s, {:.1} MB/s; load+indexes {:.1} s, foreign keys+RLS {:.1} s)",
-        report.seed,
-        report.scale,
-        target.describe(),
-        report.tenants,
-        report.total_rows,
-        report.total_bytes as f64 / 1e6,
-        report.total_seconds,
-        report.rows_per_second,
-        report.mb_per_second,
-        report.load_seconds,
-        report.build_seconds
+    print!(
+        "{}",
+        crate::generate::render_summary(&report, &target.describe(), &path)
     );
-    println!("  report: {}", path.display());
     Ok(())
 }
 
@@ -897,16 +867,7 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         );
         return Ok(EXIT_OK);
     }
-    let arrivals = match args.arrivals.as_str() {
-        "poisson" => crate::run::driver::Arrivals::Poisson,
-        "uniform" => crate::run::driver::Arrivals::Uniform,
-        other => {
-            return Err(Error::Usage {
-                message: format!("--arrivals {other} is not known"),
-                fix: "use poisson or uniform".into(),
-            });
-        }
-    };
+    let arrivals = args.arrivals.into();
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err(Error::Usage {
             message: "--rate must be a positive number of transactions per second".into(),
@@ -930,16 +891,7 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         max_error_rate: args.max_error_rate,
         interval: args.interval.max(std::time::Duration::from_millis(100)),
         max_tries: args.max_tries,
-        simple: match args.protocol.as_str() {
-            "prepared" => false,
-            "simple" => true,
-            other => {
-                return Err(Error::Usage {
-                    message: format!("--protocol {other} is not known"),
-                    fix: "use prepared or simple".into(),
-                });
-            }
-        },
+        simple: args.protocol == Protocol::Simple,
         quiet: args.quiet,
     };
     let outcome = crate::run::run(&target, &options).await?;
@@ -1219,91 +1171,51 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     Ok(())
 }
 
+/// The demo's advise step: `crmbench advise --verify --verify-duration D
+/// --out FOLDER`, with advise's defaults otherwise.
+// TODO(lead): switch to advise::run_advise after merge.
+pub(crate) async fn demo_advise(
+    opts: &TargetOptions,
+    folder: &Path,
+    verify_duration: std::time::Duration,
+) -> Result<()> {
+    let args = AdviseArgs {
+        workload: crate::workload::BUILT_IN_PATH.into(),
+        max_indexes: 8,
+        budget_mb: 1024.0,
+        seed: 1,
+        verify: true,
+        no_hypopg: false,
+        apply: false,
+        verify_duration,
+        verify_clients: 4,
+        prisma_schema: None,
+        out: Some(folder.to_path_buf()),
+    };
+    advise_command(args, opts).await
+}
+
 async fn demo_command(args: DemoArgs, opts: &TargetOptions) -> anyhow::Result<u8> {
-    let mut opts = opts.clone();
-    if opts.database.is_none() && opts.database_url.is_none() {
-        opts.database = Some(crate::demo::DATABASE.into());
-    }
-    let folder = crate::runfolder::prepare(args.out.as_deref(), "demo")?;
-    let dir = folder.display().to_string();
-    let secs = |d: std::time::Duration| format!("{}s", d.as_secs().max(1));
-    let steps: Vec<Vec<String>> = [
-        vec![
-            "generate".to_string(),
-            "--scale".into(),
-            args.scale.to_string(),
-            "--seed".into(),
-            args.seed.to_string(),
-            "--replace".into(),
-            "--quiet".into(),
-        ],
-        vec![
-            "run".into(),
-            "--fresh".into(),
-            "--duration".into(),
-            secs(args.duration),
-            "--warmup".into(),
-            "5s".into(),
-            "--seed".into(),
-            args.seed.to_string(),
-        ],
-        vec!["explain".into()],
-        vec![
-            "advise".into(),
-            "--verify".into(),
-            "--verify-duration".into(),
-            secs(args.verify_duration),
-        ],
-    ]
-    .into_iter()
-    .map(|mut step| {
-        step.extend(["--out".to_string(), dir.clone()]);
-        step
-    })
-    .chain(std::iter::once(vec![
-        "report".into(),
-        "--in".into(),
-        dir.clone(),
-    ]))
-    .collect();
-    let mut code = EXIT_OK;
-    for (i, step) in steps.iter().enumerate() {
-        eprintln!(
-            "\ndemo [{}/{}]: crmbench {}",
-            i + 1,
-            steps.len(),
-            step.join(" ")
-        );
-        let cli = Cli::try_parse_from(std::iter::once("crmbench".to_string()).chain(step.clone()))?;
-        let step_code = Box::pin(execute(cli.command, &opts))
-            .await
-            .map_err(|e| e.context(format!("demo step `crmbench {}`", step[0])))?;
-        if step_code != EXIT_OK {
-            eprintln!("demo: `crmbench {}` exited {step_code}; going on", step[0]);
-            code = step_code;
-        }
-    }
-    let run_folder = crate::runfolder::RunFolder::open(&folder)?;
-    let results: crate::results::Results = run_folder.read()?;
-    let advice: Option<crate::advise::Advice> = run_folder.read_optional()?;
-    println!(
-        "\ncrmbench demo: done. The report: {}",
-        folder.join("report.html").display()
-    );
-    println!("Read first:");
-    for (i, line) in crate::demo::highlights(&results, advice.as_ref())
-        .iter()
-        .enumerate()
-    {
-        println!("  {}. {line}", i + 1);
-    }
-    Ok(code)
+    let options = crate::demo::DemoOptions {
+        scale: args.scale,
+        seed: args.seed,
+        duration: args.duration,
+        verify_duration: args.verify_duration,
+        out: args.out,
+    };
+    crate::demo::demo(opts, &options)
+        .await
+        .map_err(|e| match e {
+            crate::demo::DemoError::Step { step, source } => {
+                anyhow::Error::new(source).context(format!("demo step `crmbench {step}`"))
+            }
+            crate::demo::DemoError::Other(e) => e.into(),
+        })
 }
 
 fn report_command(args: &ReportArgs) -> Result<()> {
-    let mut formats = Vec::new();
-    for f in &args.format {
-        let format = crate::report::Format::parse(f)?;
+    let mut formats: Vec<crate::report::Format> = Vec::new();
+    for format in args.format.iter().map(|&f| f.into()) {
         if !formats.contains(&format) {
             formats.push(format);
         }
@@ -1321,17 +1233,16 @@ fn compare_command(args: CompareArgs) -> Result<u8> {
         base: args.base,
         current: args.current,
         threshold: args.threshold,
-        metric: crate::compare::Metric::parse(&args.metric).unwrap_or_default(),
+        metric: args.metric.into(),
         max_error_rate: args.max_error_rate,
         fail_on_plan_change: args.fail_on_plan_change,
         candidate_plans: args.candidate_plans,
         seed: args.seed,
     })?;
     let markdown = crate::compare::render::markdown(&comparison);
-    if args.format == "json" {
-        println!("{}", crate::compare::render::json(&comparison));
-    } else {
-        print!("{markdown}");
+    match args.format {
+        CompareFormat::Json => println!("{}", crate::compare::render::json(&comparison)),
+        CompareFormat::Md => print!("{markdown}"),
     }
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         use std::io::Write as _;

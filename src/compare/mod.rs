@@ -80,13 +80,6 @@ impl Metric {
         }
     }
 
-    /// Parse [`Metric::name`]'s output.
-    pub fn parse(text: &str) -> Option<Metric> {
-        [Metric::P50, Metric::P95, Metric::P99]
-            .into_iter()
-            .find(|m| m.name() == text)
-    }
-
     fn quantile(self) -> f64 {
         match self {
             Metric::P50 => 0.50,

@@ -24,6 +24,29 @@ pub struct CloneReport {
     pub seconds: f64,
 }
 
+impl CloneReport {
+    /// What `schema clone` prints.
+    pub fn render(&self) -> String {
+        format!(
+            "crmbench: database {} cloned to {} ({:.0} MB in {:.1} s); use it with --database {}\n",
+            self.from,
+            self.to,
+            self.bytes as f64 / 1e6,
+            self.seconds,
+            self.to
+        )
+    }
+}
+
+/// What `schema drop-clone` prints: whether database `name` was `dropped`.
+pub fn render_drop(name: &str, dropped: bool) -> String {
+    if dropped {
+        format!("crmbench: database {name} dropped\n")
+    } else {
+        format!("crmbench: no database {name}; nothing dropped\n")
+    }
+}
+
 /// Whether `db` exists, and whether crmbench created it (its comment marker).
 pub async fn database_state(client: &Client, db: &str) -> Result<Option<bool>> {
     let row = client
