@@ -4,7 +4,7 @@
 //! prints. `--help` on every command is the manual.
 
 use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
@@ -954,245 +954,30 @@ async fn explain_command(args: ExplainArgs, opts: &TargetOptions) -> Result<()> 
 
 async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
-    // Read first: a wrong path should fail before minutes of costing.
-    let prisma_names = match &args.prisma_schema {
-        Some(path) => crate::advise::prisma::Names::parse(
-            &std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?,
-        ),
-        None => crate::advise::prisma::Names::default(),
-    };
-    let latest = PathBuf::from(crate::runfolder::REPORTS).join("latest");
-    let out = args
-        .out
-        .clone()
-        .or_else(|| latest.is_dir().then_some(latest));
-    let folder = crate::runfolder::prepare(out.as_deref(), "advise")?;
-    let run_folder = crate::runfolder::RunFolder::open(&folder)?;
-    let captured = run_folder.read_optional()?;
-    let plans: crate::explain::PlansFile = if let Some(plans) = captured {
-        plans
-    } else {
-        eprintln!(
-            "advise: no plans.json in {}: capturing plans first",
-            folder.display()
-        );
-        let plans = crate::explain::explain(&target, &args.workload, args.seed).await?;
-        crate::runfolder::write_json(&folder, "plans.json", &plans)?;
-        plans
-    };
-    let options = crate::advise::AdviseOptions {
+    let request = crate::advise::AdviseRequest {
+        workload: args.workload,
         max_indexes: args.max_indexes,
         budget_mb: args.budget_mb,
         seed: args.seed,
+        verify: args.verify,
         no_hypopg: args.no_hypopg,
+        apply: args.apply,
+        verify_duration: args.verify_duration,
+        verify_clients: args.verify_clients,
+        prisma_schema: args.prisma_schema,
+        out: args.out,
+        access: crate::runfolder::Access::Private,
     };
-    let results: Option<crate::results::Results> = run_folder.read_optional()?;
-    let schema = crate::advise::workload_schema(&plans);
-    let catalog_before =
-        crate::advise::index_catalog(&crate::pg::connect(&target.admin()).await?, &schema).await?;
-    let mut advice =
-        crate::advise::advise(&target, &args.workload, &plans, results.as_ref(), &options).await?;
-    if args.verify && !advice.selection.chosen.is_empty() {
-        eprintln!(
-            "advise: verifying {} index(es) with paired runs of {:?} each on clones",
-            advice.selection.chosen.len(),
-            args.verify_duration
-        );
-        let verified = crate::advise::verify::verify(
-            &target,
-            &advice.selection.chosen,
-            advice.selection.base_cost,
-            &crate::advise::verify::VerifyOptions {
-                workload: args.workload.clone(),
-                duration: args.verify_duration,
-                clients: args.verify_clients.max(1),
-                seed: args.seed,
-                schema: advice.schema.clone(),
-            },
-        )
+    let run = crate::advise::run_advise(&target, &request, &mut |sql| println!("  applied: {sql}"))
         .await?;
-        advice.verified = Some(verified);
+    if let Some(check) = &run.catalog {
+        println!("  {check}");
     }
-    if args.verify && !advice.remedies.is_empty() {
-        eprintln!(
-            "advise: measuring {} remed{} for non-leakproof predicates on a clone",
-            advice.remedies.len(),
-            if advice.remedies.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            }
-        );
-        crate::advise::remedy_measure::measure(
-            &target,
-            &args.workload,
-            &mut advice.remedies,
-            args.seed,
-        )
-        .await?;
-    }
-    crate::runfolder::write_json(&folder, "advice.json", &advice)?;
-    // Prisma users: @@index lines and one migration folder per index.
-    let kept_defs: Vec<crate::advise::candidates::IndexDef> =
-        advice.kept().map(|c| c.def.clone()).collect();
-    let prisma_dir = folder.join("prisma");
-    let _ = std::fs::remove_dir_all(&prisma_dir);
-    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    for (dir, sql) in
-        crate::advise::prisma::migrations(&kept_defs, &advice.schema, &stamp, &advice.partitioned)
-    {
-        let d = prisma_dir.join("migrations").join(dir);
-        std::fs::create_dir_all(&d).map_err(|e| Error::io("creating", &d, e))?;
-        std::fs::write(d.join("migration.sql"), sql).map_err(|e| Error::io("writing", &d, e))?;
-    }
-    std::fs::create_dir_all(&prisma_dir).map_err(|e| Error::io("creating", &prisma_dir, e))?;
-    let lines = prisma_dir.join("indexes.prisma");
-    std::fs::write(
-        &lines,
-        crate::advise::prisma::schema_lines(&kept_defs, &prisma_names),
-    )
-    .map_err(|e| Error::io("writing", &lines, e))?;
-    if let Some(given) = &args.prisma_schema {
-        // The user's schema with the lines in place, to diff or copy over.
-        let text = std::fs::read_to_string(given).map_err(|e| Error::io("reading", given, e))?;
-        let patched = prisma_dir.join("schema.prisma");
-        std::fs::write(
-            &patched,
-            crate::advise::prisma::add_to_schema(&text, &kept_defs, &prisma_names),
-        )
-        .map_err(|e| Error::io("writing", &patched, e))?;
-    }
-    if args.apply {
-        target.require_ddl("building the recommended indexes (--apply)")?;
-        let admin = crate::pg::connect(&target.admin()).await?;
-        for d in &kept_defs {
-            let parts = advice.partitioned.get(&d.table).map(Vec::as_slice);
-            for sql in d.migration_statements(&advice.schema, parts) {
-                admin
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| Error::from_pg(sql.clone(), e))?;
-                println!("  applied: {sql}");
-            }
-        }
-    }
-    if !args.apply {
-        // Costing and verification work on HypoPG sessions and clones only:
-        // prove the database ends with exactly the indexes it had.
-        let after =
-            crate::advise::index_catalog(&crate::pg::connect(&target.admin()).await?, &schema)
-                .await?;
-        if after != catalog_before {
-            return Err(Error::Usage {
-                message: format!(
-                    "the indexes of schema {schema} changed while advise ran (before: {}, after: {})",
-                    catalog_before.len(),
-                    after.len()
-                ),
-                fix: "another session changed the schema meanwhile; run advise again on a quiet database"
-                    .into(),
-            });
-        }
-        println!(
-            "  catalog check: schema {schema} has exactly the {} indexes it had before",
-            after.len()
-        );
-    }
-    for (name, text) in [
-        (
-            "migration.sql",
-            crate::advise::migration_sql(&advice, &advice.schema),
-        ),
-        (
-            "rollback.sql",
-            crate::advise::rollback_sql(&advice, &advice.schema),
-        ),
-        ("remedies.sql", crate::advise::remedies_sql(&advice)),
-    ] {
-        let path = folder.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))?;
-    }
-    let sel = &advice.selection;
-    println!(
-        "crmbench: {} index{} recommended; weighted what-if cost {:.1} → {:.1} ({:.0}% lower), {} what-if plans in {:.1} s, as {}",
-        sel.chosen.len(),
-        if sel.chosen.len() == 1 { "" } else { "es" },
-        sel.base_cost,
-        sel.final_cost,
-        if sel.base_cost > 0.0 {
-            100.0 * (1.0 - sel.final_cost / sel.base_cost)
-        } else {
-            0.0
-        },
-        advice.whatif_calls,
-        advice.whatif_seconds,
-        advice.method
-    );
-    for c in &sel.chosen {
-        println!(
-            "  {}  ({:.1} → {:.1}; serves {})",
-            c.def.create_sql(&advice.schema),
-            c.cost_before,
-            c.cost_after,
-            c.queries.join(", ")
-        );
-    }
-    if let Some(verified) = &advice.verified {
-        println!("  paired verification (candidate/baseline with its interval):");
-        for v in verified {
-            println!("    {:<48} {}", v.index, v.reason);
-        }
-    }
-    if !advice.drops.is_empty() {
-        println!("  indexes that can go:");
-        for d in &advice.drops {
-            println!("    {:<40} {}", d.index, d.reason);
-        }
-    }
-    if !advice.remedies.is_empty() {
-        println!("  remedies (schema changes that make the predicate indexable for the app role):");
-        for r in &advice.remedies {
-            let effect = r.effect();
-            println!("    {}: {}; {effect}", r.query, r.change);
-        }
-    }
-    if !advice.rls_findings.is_empty() {
-        println!(
-            "  row-level security keeps these predicates from using any index (fix the schema, not the indexes):"
-        );
-        for (q, f) in &advice.rls_findings {
-            println!("    {q}: {}", f.hint);
-        }
-    }
-    println!(
-        "  written: {}/{{advice.json, migration.sql, rollback.sql, remedies.sql, prisma/}}",
-        folder.display()
+    print!(
+        "{}",
+        crate::advise::render_summary(&run.advice, &run.folder)
     );
     Ok(())
-}
-
-/// The demo's advise step: `crmbench advise --verify --verify-duration D
-/// --out FOLDER`, with advise's defaults otherwise.
-// TODO(lead): switch to advise::run_advise after merge.
-pub(crate) async fn demo_advise(
-    opts: &TargetOptions,
-    folder: &Path,
-    verify_duration: std::time::Duration,
-) -> Result<()> {
-    let args = AdviseArgs {
-        workload: crate::workload::BUILT_IN_PATH.into(),
-        max_indexes: 8,
-        budget_mb: 1024.0,
-        seed: 1,
-        verify: true,
-        no_hypopg: false,
-        apply: false,
-        verify_duration,
-        verify_clients: 4,
-        prisma_schema: None,
-        out: Some(folder.to_path_buf()),
-    };
-    advise_command(args, opts).await
 }
 
 async fn demo_command(args: DemoArgs, opts: &TargetOptions) -> anyhow::Result<u8> {

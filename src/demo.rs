@@ -107,11 +107,7 @@ pub async fn demo(target: &TargetOptions, opts: &DemoOptions) -> Result<u8, Demo
                 "--verify --verify-duration {}s --out {dir}",
                 verify_secs.as_secs()
             ),
-            async {
-                // TODO(lead): switch to advise::run_advise after merge.
-                crate::cli::demo_advise(t, &folder, verify_secs).await?;
-                Ok(EXIT_OK)
-            },
+            advise_step(t, &folder, verify_secs),
         )
         .await?;
     steps
@@ -252,6 +248,39 @@ async fn explain_step(target: &TargetOptions, folder: &Path) -> Result<u8> {
     let path = runfolder::write_json(folder, "plans.json", &file)?;
     print!("{}", crate::explain::render_summary(&file));
     println!("  plans: {}", path.display());
+    Ok(EXIT_OK)
+}
+
+/// `crmbench advise --verify --verify-duration D --out FOLDER`, with
+/// advise's defaults otherwise.
+async fn advise_step(
+    target: &TargetOptions,
+    folder: &Path,
+    verify_duration: std::time::Duration,
+) -> Result<u8> {
+    let (target, _) = Target::resolve(target, true)?;
+    let request = crate::advise::AdviseRequest {
+        workload: crate::workload::BUILT_IN_PATH.into(),
+        max_indexes: 8,
+        budget_mb: 1024.0,
+        seed: STAGE_SEED,
+        verify: true,
+        no_hypopg: false,
+        apply: false,
+        verify_duration,
+        verify_clients: 4,
+        prisma_schema: None,
+        out: Some(folder.to_path_buf()),
+        access: crate::runfolder::Access::Private,
+    };
+    let run = crate::advise::run_advise(&target, &request, &mut |_| {}).await?;
+    if let Some(check) = &run.catalog {
+        println!("  {check}");
+    }
+    print!(
+        "{}",
+        crate::advise::render_summary(&run.advice, &run.folder)
+    );
     Ok(EXIT_OK)
 }
 
