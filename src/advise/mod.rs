@@ -339,7 +339,7 @@ pub async fn advise(
     results: Option<&crate::results::Results>,
     opts: &AdviseOptions,
 ) -> crate::error::Result<Advice> {
-    use crate::generate::rng::{Prng, tag};
+    use crate::rng::{Prng, tag};
     use crate::workload::Param;
     use crate::workload::params::Value;
 

@@ -11,9 +11,9 @@ use tokio_postgres::types::ToSql;
 
 use super::remedy::{Remedy, RemedyMeasured};
 use crate::error::{Error, Result};
-use crate::generate::rng::{Prng, tag};
 use crate::pg::{self, Target};
 use crate::results::RatioCi;
+use crate::rng::{Prng, tag};
 use crate::schema::clone;
 use crate::workload::Param;
 use crate::workload::params::Value;

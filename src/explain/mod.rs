@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::generate::rng::{Prng, tag};
 use crate::pg::{self, Target};
 use crate::results::WorkloadInfo;
+use crate::rng::{Prng, tag};
 use crate::workload::params::{Pools, Value, collect_refs};
 use crate::workload::{Query, Workload};
 use findings::{Finding, FindingKind};

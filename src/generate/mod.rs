@@ -14,7 +14,6 @@ pub mod ddl;
 pub mod domain;
 pub mod plan;
 pub mod progress;
-pub mod rng;
 pub mod rows;
 
 use std::collections::BTreeMap;

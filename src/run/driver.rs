@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, TxError};
 use crate::error::{Error, Result};
-use crate::generate::rng::{Prng, tag};
 use crate::pg::ConnSpec;
+use crate::rng::{Prng, tag};
 use crate::stats::{self, Hist};
 use crate::workload::params::{Pools, Value};
 use crate::workload::{Param, Workload};

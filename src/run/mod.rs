@@ -17,12 +17,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::generate::rng::Prng;
 use crate::pg::{self, ConnSpec, Target, roles};
 use crate::results::{
     DatasetInfo, DriverInfo, FORMAT_VERSION, IntervalStats, QueryResult, Results, SideStats,
     StatementLatency, WorkloadInfo,
 };
+use crate::rng::Prng;
 use crate::stats;
 use crate::workload::params::Pools;
 use crate::workload::{Kind, Workload, check};
