@@ -16,6 +16,7 @@ use crate::results::RatioCi;
 use crate::rng::{Prng, tag};
 use crate::schema::clone;
 use crate::workload::Param;
+use crate::workload::frame::TenantFrame;
 use crate::workload::params::Value;
 
 /// Executions of each side per remedy.
@@ -69,12 +70,10 @@ async fn measure_on(
     let before = pg::connect(&crate::run::workload_spec(target, &workload)).await?;
     let after = pg::connect(&crate::run::workload_spec(remedied, &workload)).await?;
     let (tenant, _) = pools.tenants.big_and_small();
-    if let Some(setting) = &workload.context.tenant_setting {
-        for c in [&before, &after] {
-            c.query("SELECT set_config($1, $2, false)", &[setting, &tenant])
-                .await
-                .map_err(|e| Error::from_pg("setting the tenant", e))?;
-        }
+    // For the session, not a frame per execution: each execution is timed alone.
+    let frame = TenantFrame::for_workload(&workload);
+    for c in [&before, &after] {
+        frame.set_for_session(c, tenant).await?;
     }
     for r in remedies.iter_mut() {
         let Some(query) = workload.queries.iter().find(|q| q.name == r.query) else {
