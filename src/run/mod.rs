@@ -6,6 +6,7 @@
 //! paired: the same transaction, same parameters, to both databases in random
 //! order, and reports candidate/baseline ratios with confidence intervals.
 
+mod client;
 pub mod conn;
 pub mod driver;
 pub mod paired;
