@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::pg::private::{self, PrivateOptions, PrivateServer, StartOutcome};
 use crate::pg::{self, Target, TargetOptions, roles, settings};
 use crate::schema;
+use crate::workload::context::WorkloadContext;
 
 /// Exit code of a successful command.
 pub const EXIT_OK: u8 = 0;
@@ -883,13 +884,13 @@ async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()
 async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
     let (target, _) = Target::resolve(opts, true)?;
     if args.check {
-        let (workload, _) = crate::run::prepare(&target, &args.workload).await?;
+        let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
         println!(
             "crmbench: {} is valid: {} queries prepared on {} as {}",
             args.workload.display(),
-            workload.queries.len(),
+            ctx.workload().queries.len(),
             target.describe(),
-            workload
+            ctx.workload()
                 .context
                 .role
                 .as_deref()
@@ -943,8 +944,7 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         quiet: args.quiet,
     };
     let outcome = crate::run::run(&target, &options).await?;
-    let folder = crate::runfolder::prepare(args.out.as_deref(), "run")?;
-    let path = crate::runfolder::write_json(&folder, "results.json", &outcome.results)?;
+    let path = crate::run::write_outcome(args.out.as_deref(), &outcome)?;
     print!("{}", crate::run::render_table(&outcome.results));
     println!("  results: {}", path.display());
     if let Some(reason) = &outcome.results.partial {
@@ -952,9 +952,8 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
             "error: the run ended early ({reason}); the results gathered so far are in {}",
             path.display()
         );
-        return Ok(EXIT_ERROR);
+        return Ok(outcome.exit_code());
     }
-    let mut code = EXIT_OK;
     if !outcome.error_rate_exceeded.is_empty() {
         eprintln!(
             "crmbench: {} quer{} failed more often than --max-error-rate {:.2}%:",
@@ -969,7 +968,6 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         for line in &outcome.error_rate_exceeded {
             eprintln!("  {line}");
         }
-        code = EXIT_FAILED;
     }
     if args.self_check {
         if outcome.self_check_failed.is_empty() {
@@ -979,22 +977,15 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
             for line in &outcome.self_check_failed {
                 eprintln!("  {line}");
             }
-            code = EXIT_FAILED;
         }
     }
-    Ok(code)
+    Ok(outcome.exit_code())
 }
 
 async fn explain_command(args: ExplainArgs, opts: &TargetOptions) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
     let file = crate::explain::explain(&target, &args.workload, args.seed).await?;
-    let latest = PathBuf::from(crate::runfolder::REPORTS).join("latest");
-    let out = args
-        .out
-        .clone()
-        .or_else(|| latest.is_dir().then_some(latest));
-    let folder = crate::runfolder::prepare(out.as_deref(), "explain")?;
-    let path = crate::runfolder::write_json(&folder, "plans.json", &file)?;
+    let path = crate::explain::write_plans(args.out.as_deref(), &file)?;
     print!("{}", crate::explain::render_summary(&file));
     println!("  plans: {}", path.display());
     Ok(())

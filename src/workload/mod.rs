@@ -5,6 +5,7 @@
 //! before anything runs; errors name the file, the line and the query.
 
 pub mod check;
+pub mod context;
 pub mod frame;
 pub mod params;
 
