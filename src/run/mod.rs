@@ -7,13 +7,13 @@
 //! order, and reports candidate/baseline ratios with confidence intervals.
 
 mod client;
-pub mod collect;
+mod collect;
 pub mod conn;
 pub mod driver;
-pub mod outcome;
+mod outcome;
 pub mod paired;
 pub mod pgstat;
-pub mod window;
+mod window;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,7 +30,7 @@ pub use outcome::{RunOutcome, write_outcome};
 /// Options of `run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Workload file.
+    /// Workload file (read by [`run`]; [`run_with`] takes it prepared).
     pub workload: PathBuf,
     /// Connections per side.
     pub clients: usize,
