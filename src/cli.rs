@@ -13,7 +13,9 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use crate::error::{Error, Result};
 use crate::pg::private::PrivateOptions;
 use crate::pg::{self, Target, TargetOptions};
+use crate::runfolder::Access;
 use crate::schema;
+use crate::workload::context::WorkloadContext;
 
 /// Exit code of a successful command.
 pub const EXIT_OK: u8 = 0;
@@ -40,6 +42,12 @@ pub struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, display_order = 100)]
     verbose: u8,
+
+    /// Write run folders readable by others (0755 folders, 0644 files).
+    /// By default they are private (0700, 0600): they hold sampled values
+    /// of the data (e-mails, names) and the server's settings.
+    #[arg(long, global = true, display_order = 101)]
+    shareable: bool,
 
     // After `verbose`: its heading would otherwise apply to `verbose` too.
     #[command(flatten)]
@@ -688,7 +696,12 @@ where
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(execute(cli.command, &cli.target.options())) {
+    let access = if cli.shareable {
+        Access::Shareable
+    } else {
+        Access::Private
+    };
+    match runtime.block_on(execute(cli.command, &cli.target.options(), access)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             report_error(&e);
@@ -753,16 +766,16 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-async fn execute(command: Command, opts: &TargetOptions) -> anyhow::Result<u8> {
+async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyhow::Result<u8> {
     match command {
-        Command::Demo(args) => return demo_command(args, opts).await,
+        Command::Demo(args) => return demo_command(args, opts, access).await,
         Command::Pg(cmd) => print!("{}", pg_command(cmd, opts).await?),
         Command::Schema(cmd) => print!("{}", schema_command(cmd, opts).await?),
-        Command::Generate(args) => generate_command(args, opts).await?,
-        Command::Run(args) => return Ok(run_command(args, opts).await?),
-        Command::Explain(args) => explain_command(args, opts).await?,
-        Command::Advise(args) => advise_command(args, opts).await?,
-        Command::Report(args) => report_command(&args)?,
+        Command::Generate(args) => generate_command(args, opts, access).await?,
+        Command::Run(args) => return Ok(run_command(args, opts, access).await?),
+        Command::Explain(args) => explain_command(args, opts, access).await?,
+        Command::Advise(args) => advise_command(args, opts, access).await?,
+        Command::Report(args) => report_command(&args, access)?,
         Command::Compare(args) => return Ok(compare_command(args)?),
     }
     Ok(EXIT_OK)
@@ -826,7 +839,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
         })
 }
 
-async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()> {
+async fn generate_command(args: GenerateArgs, opts: &TargetOptions, access: Access) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
     let options = crate::generate::GenerateOptions {
         scale: args.scale,
@@ -837,6 +850,7 @@ async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()
         replace: args.replace,
         quiet: args.quiet,
         out: args.out,
+        access,
     };
     let report = crate::generate::generate(&target, &options).await?;
     let path = crate::generate::write_report(&report, &options)?;
@@ -850,16 +864,16 @@ async fn generate_command(args: GenerateArgs, opts: &TargetOptions) -> Result<()
     Ok(())
 }
 
-async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
+async fn run_command(args: RunArgs, opts: &TargetOptions, access: Access) -> Result<u8> {
     let (target, _) = Target::resolve(opts, true)?;
     if args.check {
-        let (workload, _) = crate::run::prepare(&target, &args.workload).await?;
+        let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
         println!(
             "crmbench: {} is valid: {} queries prepared on {} as {}",
             args.workload.display(),
-            workload.queries.len(),
+            ctx.workload().queries.len(),
             target.describe(),
-            workload
+            ctx.workload()
                 .context
                 .role
                 .as_deref()
@@ -895,64 +909,29 @@ async fn run_command(args: RunArgs, opts: &TargetOptions) -> Result<u8> {
         quiet: args.quiet,
     };
     let outcome = crate::run::run(&target, &options).await?;
-    let folder = crate::runfolder::prepare(args.out.as_deref(), "run")?;
-    let path = crate::runfolder::write_json(&folder, "results.json", &outcome.results)?;
+    let path = crate::run::write_outcome(args.out.as_deref(), &outcome, access)?;
     print!("{}", crate::run::render_table(&outcome.results));
     println!("  results: {}", path.display());
-    if let Some(reason) = &outcome.results.partial {
-        eprintln!(
-            "error: the run ended early ({reason}); the results gathered so far are in {}",
-            path.display()
-        );
-        return Ok(EXIT_ERROR);
+    let ending = outcome.ending(&path, args.max_error_rate, args.self_check);
+    for line in &ending.stderr {
+        eprintln!("{line}");
     }
-    let mut code = EXIT_OK;
-    if !outcome.error_rate_exceeded.is_empty() {
-        eprintln!(
-            "crmbench: {} quer{} failed more often than --max-error-rate {:.2}%:",
-            outcome.error_rate_exceeded.len(),
-            if outcome.error_rate_exceeded.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            },
-            args.max_error_rate * 100.0
-        );
-        for line in &outcome.error_rate_exceeded {
-            eprintln!("  {line}");
-        }
-        code = EXIT_FAILED;
+    for line in &ending.stdout {
+        println!("{line}");
     }
-    if args.self_check {
-        if outcome.self_check_failed.is_empty() {
-            println!("crmbench: A/A self-check passed: every interval contains 1.00");
-        } else {
-            eprintln!("crmbench: A/A self-check FAILED:");
-            for line in &outcome.self_check_failed {
-                eprintln!("  {line}");
-            }
-            code = EXIT_FAILED;
-        }
-    }
-    Ok(code)
+    Ok(outcome.exit_code())
 }
 
-async fn explain_command(args: ExplainArgs, opts: &TargetOptions) -> Result<()> {
+async fn explain_command(args: ExplainArgs, opts: &TargetOptions, access: Access) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
     let file = crate::explain::explain(&target, &args.workload, args.seed).await?;
-    let latest = PathBuf::from(crate::runfolder::REPORTS).join("latest");
-    let out = args
-        .out
-        .clone()
-        .or_else(|| latest.is_dir().then_some(latest));
-    let folder = crate::runfolder::prepare(out.as_deref(), "explain")?;
-    let path = crate::runfolder::write_json(&folder, "plans.json", &file)?;
+    let path = crate::explain::write_plans(args.out.as_deref(), &file, access)?;
     print!("{}", crate::explain::render_summary(&file));
     println!("  plans: {}", path.display());
     Ok(())
 }
 
-async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
+async fn advise_command(args: AdviseArgs, opts: &TargetOptions, access: Access) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
     let request = crate::advise::AdviseRequest {
         workload: args.workload,
@@ -966,7 +945,7 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
         verify_clients: args.verify_clients,
         prisma_schema: args.prisma_schema,
         out: args.out,
-        access: crate::runfolder::Access::Private,
+        access,
     };
     let run = crate::advise::run_advise(&target, &request, &mut |sql| println!("  applied: {sql}"))
         .await?;
@@ -980,13 +959,14 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions) -> Result<()> {
     Ok(())
 }
 
-async fn demo_command(args: DemoArgs, opts: &TargetOptions) -> anyhow::Result<u8> {
+async fn demo_command(args: DemoArgs, opts: &TargetOptions, access: Access) -> anyhow::Result<u8> {
     let options = crate::demo::DemoOptions {
         scale: args.scale,
         seed: args.seed,
         duration: args.duration,
         verify_duration: args.verify_duration,
         out: args.out,
+        access,
     };
     crate::demo::demo(opts, &options)
         .await
@@ -998,7 +978,7 @@ async fn demo_command(args: DemoArgs, opts: &TargetOptions) -> anyhow::Result<u8
         })
 }
 
-fn report_command(args: &ReportArgs) -> Result<()> {
+fn report_command(args: &ReportArgs, access: Access) -> Result<()> {
     let mut formats: Vec<crate::report::Format> = Vec::new();
     for format in args.format.iter().map(|&f| f.into()) {
         if !formats.contains(&format) {
@@ -1006,7 +986,7 @@ fn report_command(args: &ReportArgs) -> Result<()> {
         }
     }
     let model = crate::report::load(&args.input)?;
-    let folder = crate::runfolder::RunFolder::open(&args.input)?;
+    let folder = crate::runfolder::RunFolder::open(&args.input)?.with_access(access);
     for path in crate::report::write(&folder, &model, &formats)? {
         println!("  written: {}", path.display());
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::advise::Advice;
-use crate::cli::{EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use crate::cli::EXIT_OK;
 use crate::error::{Error, Result};
 use crate::pg::{Target, TargetOptions};
 use crate::results::Results;
@@ -41,6 +41,8 @@ pub struct DemoOptions {
     pub verify_duration: Duration,
     /// Run folder; `None`: `reports/<time>-demo`, linked from `reports/latest`.
     pub out: Option<PathBuf>,
+    /// Who may read the run folder's files.
+    pub access: runfolder::Access,
 }
 
 /// Why the demo stopped.
@@ -67,7 +69,9 @@ pub async fn demo(target: &TargetOptions, opts: &DemoOptions) -> Result<u8, Demo
     if target.database.is_none() && target.database_url.is_none() {
         target.database = Some(DATABASE.into());
     }
-    let folder = runfolder::prepare(opts.out.as_deref(), "demo")?;
+    let folder = runfolder::RunFolder::prepare(opts.out.as_deref(), "demo", opts.access)?;
+    let access = opts.access;
+    let folder = folder.into_path();
     let dir = folder.display().to_string();
     let (secs, verify_secs) = (
         whole_seconds(opts.duration),
@@ -94,11 +98,15 @@ pub async fn demo(target: &TargetOptions, opts: &DemoOptions) -> Result<u8, Demo
                 WARMUP.as_secs(),
                 opts.seed
             ),
-            run_step(t, opts.seed, secs, &folder),
+            run_step(t, opts.seed, secs, &folder, access),
         )
         .await?;
     steps
-        .run("explain", format!("--out {dir}"), explain_step(t, &folder))
+        .run(
+            "explain",
+            format!("--out {dir}"),
+            explain_step(t, &folder, access),
+        )
         .await?;
     steps
         .run(
@@ -107,11 +115,15 @@ pub async fn demo(target: &TargetOptions, opts: &DemoOptions) -> Result<u8, Demo
                 "--verify --verify-duration {}s --out {dir}",
                 verify_secs.as_secs()
             ),
-            advise_step(t, &folder, verify_secs),
+            advise_step(t, &folder, verify_secs, access),
         )
         .await?;
     steps
-        .run("report", format!("--in {dir}"), report_step(&folder))
+        .run(
+            "report",
+            format!("--in {dir}"),
+            report_step(&folder, access),
+        )
         .await?;
     print_highlights(&folder)?;
     Ok(steps.code)
@@ -172,6 +184,7 @@ async fn generate_step(target: &TargetOptions, opts: &DemoOptions, folder: &Path
         replace: true,
         quiet: true,
         out: Some(folder.to_path_buf()),
+        access: opts.access,
     };
     let report = crate::generate::generate(&target, &options).await?;
     let path = crate::generate::write_report(&report, &options)?;
@@ -188,6 +201,7 @@ async fn run_step(
     seed: u64,
     duration: Duration,
     folder: &Path,
+    access: runfolder::Access,
 ) -> Result<u8> {
     const CLIENTS: usize = 8;
     const MAX_ERROR_RATE: f64 = 0.01;
@@ -213,39 +227,25 @@ async fn run_step(
         quiet: false,
     };
     let outcome = crate::run::run(&target, &options).await?;
-    // TODO(lead): after the merge, the run stage's own writer and summary
-    // (moved out of cli's run_command) replace the lines below.
-    let path = runfolder::write_json(folder, "results.json", &outcome.results)?;
+    let path = crate::run::write_outcome(Some(folder), &outcome, access)?;
     print!("{}", crate::run::render_table(&outcome.results));
     println!("  results: {}", path.display());
-    if let Some(reason) = &outcome.results.partial {
-        eprintln!(
-            "error: the run ended early ({reason}); the results gathered so far are in {}",
-            path.display()
-        );
-        return Ok(EXIT_ERROR);
+    let ending = outcome.ending(&path, MAX_ERROR_RATE, false);
+    for line in &ending.stderr {
+        eprintln!("{line}");
     }
-    let exceeded = &outcome.error_rate_exceeded;
-    if exceeded.is_empty() {
-        return Ok(EXIT_OK);
-    }
-    eprintln!(
-        "crmbench: {} quer{} failed more often than --max-error-rate {:.2}%:",
-        exceeded.len(),
-        if exceeded.len() == 1 { "y" } else { "ies" },
-        MAX_ERROR_RATE * 100.0
-    );
-    for line in exceeded {
-        eprintln!("  {line}");
-    }
-    Ok(EXIT_FAILED)
+    Ok(outcome.exit_code())
 }
 
-async fn explain_step(target: &TargetOptions, folder: &Path) -> Result<u8> {
+async fn explain_step(
+    target: &TargetOptions,
+    folder: &Path,
+    access: runfolder::Access,
+) -> Result<u8> {
     let (target, _) = Target::resolve(target, true)?;
     let workload = Path::new(crate::workload::BUILT_IN_PATH);
     let file = crate::explain::explain(&target, workload, STAGE_SEED).await?;
-    let path = runfolder::write_json(folder, "plans.json", &file)?;
+    let path = crate::explain::write_plans(Some(folder), &file, access)?;
     print!("{}", crate::explain::render_summary(&file));
     println!("  plans: {}", path.display());
     Ok(EXIT_OK)
@@ -257,6 +257,7 @@ async fn advise_step(
     target: &TargetOptions,
     folder: &Path,
     verify_duration: std::time::Duration,
+    access: runfolder::Access,
 ) -> Result<u8> {
     let (target, _) = Target::resolve(target, true)?;
     let request = crate::advise::AdviseRequest {
@@ -271,7 +272,7 @@ async fn advise_step(
         verify_clients: 4,
         prisma_schema: None,
         out: Some(folder.to_path_buf()),
-        access: crate::runfolder::Access::Private,
+        access,
     };
     let run = crate::advise::run_advise(&target, &request, &mut |_| {}).await?;
     if let Some(check) = &run.catalog {
@@ -284,9 +285,9 @@ async fn advise_step(
     Ok(EXIT_OK)
 }
 
-async fn report_step(folder: &Path) -> Result<u8> {
+async fn report_step(folder: &Path, access: runfolder::Access) -> Result<u8> {
     let model = crate::report::load(folder)?;
-    let run_folder = runfolder::RunFolder::open(folder)?;
+    let run_folder = runfolder::RunFolder::open(folder)?.with_access(access);
     for path in crate::report::write(&run_folder, &model, &crate::report::Format::ALL)? {
         println!("  written: {}", path.display());
     }

@@ -40,6 +40,7 @@ pub mod generate;
 pub mod pg;
 pub mod report;
 pub mod results;
+pub mod rng;
 pub mod run;
 pub mod runfolder;
 pub mod schema;

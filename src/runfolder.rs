@@ -129,6 +129,18 @@ impl RunFolder {
         }
     }
 
+    /// The folder of a stage that adds to a run: `out`, else `reports/latest`
+    /// when it exists (the newest run, whose results and plans it reads),
+    /// else a new folder.
+    pub fn prepare_or_latest(out: Option<&Path>, stage: &str, access: Access) -> Result<RunFolder> {
+        let latest = Path::new(REPORTS).join(LATEST);
+        match out {
+            Some(dir) => RunFolder::open_or_create(dir, access),
+            None if latest.is_dir() => RunFolder::open_or_create(&latest, access),
+            None => RunFolder::create_new(Path::new(REPORTS), stage, access),
+        }
+    }
+
     /// A new folder `<reports>/<UTC stamp>-<stage>`, created exclusively: when
     /// another run took that name in the same second, `-2`, `-3` … is added.
     /// `<reports>/latest` is re-pointed at it atomically.
@@ -434,24 +446,6 @@ fn point_latest(reports: &Path, name: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io("linking", &latest, e)
     })
-}
-
-/// compatibility: remove after merge (use [`RunFolder::prepare`]). The run
-/// folder's path, private.
-#[doc(hidden)]
-pub fn prepare(out: Option<&Path>, stage: &str) -> Result<PathBuf> {
-    RunFolder::prepare(out, stage, Access::Private).map(RunFolder::into_path)
-}
-
-/// compatibility: remove after merge (use [`RunFolder::write`]). `value` as
-/// pretty JSON in `dir/name`, atomically, private.
-#[doc(hidden)]
-pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<PathBuf> {
-    let folder = RunFolder {
-        dir: dir.to_path_buf(),
-        access: Access::Private,
-    };
-    folder.write_serialized(name, value)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::explain::PlansFile;
 use crate::pg::Target;
 use crate::runfolder::RunFolder;
+use crate::workload::context::WorkloadContext;
 
 /// What to advise on and how: the options of `crmbench advise`.
 #[derive(Debug, Clone)]
@@ -111,22 +112,18 @@ pub async fn run_advise(
         "advise",
         req.access,
     )?;
-    let plans = plans_in(target, &folder, &req.workload, req.seed).await?;
+    // The workload is loaded, checked and sampled once for every step.
+    let ctx = WorkloadContext::prepare(target, &req.workload).await?;
+    let plans = plans_in(&ctx, target, &folder, req.seed).await?;
     let results: Option<crate::results::Results> = folder.read_optional()?;
     let schema = super::workload_schema(&plans);
     let catalog_before =
         catalog::index_catalog(&crate::pg::connect(&target.admin()).await?, &schema).await?;
-    let mut advice = super::advise(
-        target,
-        &req.workload,
-        &plans,
-        results.as_ref(),
-        &req.options(),
-    )
-    .await?;
+    let mut advice =
+        super::advise_with(&ctx, target, &plans, results.as_ref(), &req.options()).await?;
     if req.verify {
-        verify_indexes(target, req, &mut advice).await?;
-        measure_remedies(target, req, &mut advice).await?;
+        verify_indexes(&ctx, target, req, &mut advice).await?;
+        measure_remedies(&ctx, target, req, &mut advice).await?;
     }
     artifacts::write_artifacts(&folder, &advice, &names, prisma_text.as_deref())?;
     let (applied, catalog) = if req.apply {
@@ -154,9 +151,9 @@ fn default_folder(out: Option<&Path>) -> Option<PathBuf> {
 
 /// The folder's plans.json, or plans captured now (and written there).
 async fn plans_in(
+    ctx: &WorkloadContext,
     target: &Target,
     folder: &RunFolder,
-    workload: &Path,
     seed: u64,
 ) -> Result<PlansFile> {
     if let Some(plans) = folder.read_optional()? {
@@ -166,13 +163,18 @@ async fn plans_in(
         "advise: no plans.json in {}: capturing plans first",
         folder.path().display()
     );
-    let plans = crate::explain::explain(target, workload, seed).await?;
+    let plans = crate::explain::explain_with(ctx, target, seed).await?;
     folder.write(&plans)?;
     Ok(plans)
 }
 
 /// Paired before/after runs of each chosen index on clones.
-async fn verify_indexes(target: &Target, req: &AdviseRequest, advice: &mut Advice) -> Result<()> {
+async fn verify_indexes(
+    ctx: &WorkloadContext,
+    target: &Target,
+    req: &AdviseRequest,
+    advice: &mut Advice,
+) -> Result<()> {
     if advice.selection.chosen.is_empty() {
         return Ok(());
     }
@@ -181,7 +183,8 @@ async fn verify_indexes(target: &Target, req: &AdviseRequest, advice: &mut Advic
         advice.selection.chosen.len(),
         req.verify_duration
     );
-    let verified = verify::verify(
+    let verified = verify::verify_with(
+        ctx,
         target,
         &advice.selection.chosen,
         advice.selection.base_cost,
@@ -199,7 +202,12 @@ async fn verify_indexes(target: &Target, req: &AdviseRequest, advice: &mut Advic
 }
 
 /// Each remedy's effect, measured on a clone.
-async fn measure_remedies(target: &Target, req: &AdviseRequest, advice: &mut Advice) -> Result<()> {
+async fn measure_remedies(
+    ctx: &WorkloadContext,
+    target: &Target,
+    req: &AdviseRequest,
+    advice: &mut Advice,
+) -> Result<()> {
     if advice.remedies.is_empty() {
         return Ok(());
     }
@@ -212,7 +220,7 @@ async fn measure_remedies(target: &Target, req: &AdviseRequest, advice: &mut Adv
             "ies"
         }
     );
-    remedy_measure::measure(target, &req.workload, &mut advice.remedies, req.seed).await
+    remedy_measure::measure_with(ctx, target, &mut advice.remedies, req.seed).await
 }
 
 /// Build the kept indexes on `target` with migration.sql's statements

@@ -6,8 +6,8 @@
 use super::catalog::Partitions;
 use super::select::Item;
 use crate::explain::{PlansFile, QueryPlans};
-use crate::generate::rng::{Prng, tag};
 use crate::results::Results;
+use crate::rng::{Prng, tag};
 use crate::workload::params::{Pools, Value};
 use crate::workload::{Param, Statement, Workload};
 

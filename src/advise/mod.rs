@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::explain::PlansFile;
 use crate::explain::findings::NumericColumns;
+use crate::workload::context::WorkloadContext;
 use candidates::IndexDef;
 
 /// Candidates for a whole workload, each with the queries it serves; a
@@ -337,17 +338,29 @@ pub async fn advise(
     results: Option<&crate::results::Results>,
     opts: &AdviseOptions,
 ) -> crate::error::Result<Advice> {
-    let (workload, pools) = crate::run::prepare(target, path).await?;
+    let ctx = WorkloadContext::prepare(target, path).await?;
+    advise_with(&ctx, target, plans, results, opts).await
+}
+
+/// [`advise`] for a workload already prepared (loaded, checked, sampled).
+pub async fn advise_with(
+    ctx: &WorkloadContext,
+    target: &crate::pg::Target,
+    plans: &PlansFile,
+    results: Option<&crate::results::Results>,
+    opts: &AdviseOptions,
+) -> crate::error::Result<Advice> {
+    let (workload, pools) = (ctx.workload(), ctx.pools());
     let admin = crate::pg::connect(&target.admin()).await?;
     let schema = workload_schema(plans);
     let catalog = catalog::SchemaCatalog::read(&admin, &schema).await?;
     let candidates = candidates_on(plans, &catalog);
     // Each query weighs by how often it ran (the run's counts) when a run is
     // at hand, else by the workload's weights.
-    let (weights, use_counts) = items::query_weights(&workload, results);
+    let (weights, use_counts) = items::query_weights(workload, results);
     let items = items::weighted_items(
-        &workload,
-        &pools,
+        workload,
+        pools,
         plans,
         &catalog.partitions,
         &weights,

@@ -445,7 +445,7 @@ pub async fn greedy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::rng::Prng;
+    use crate::rng::Prng;
 
     /// A workload model: queries with base costs and weights; candidates with
     /// sizes, each cutting some queries' cost to a factor (the best index

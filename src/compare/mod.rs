@@ -378,7 +378,7 @@ fn separate_rows(
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (qi, (b, c)) in matched.iter().enumerate() {
-        let seed = crate::generate::rng::derive(&[opts.seed, qi as u64]);
+        let seed = crate::rng::derive(&[opts.seed, qi as u64]);
         let change = separate::percentile_ratio(
             &b.baseline.intervals,
             &c.baseline.intervals,

@@ -14,7 +14,6 @@ pub mod ddl;
 pub mod domain;
 pub mod plan;
 pub mod progress;
-pub mod rng;
 pub mod rows;
 
 use std::collections::BTreeMap;
@@ -57,6 +56,8 @@ pub struct GenerateOptions {
     pub quiet: bool,
     /// Run folder for `generate.json`.
     pub out: Option<PathBuf>,
+    /// Who may read the run folder's files.
+    pub access: crate::runfolder::Access,
 }
 
 /// One table's figures.
@@ -324,8 +325,8 @@ async fn mark_complete(
 
 /// Write `generate.json` into the run folder (`opts.out`, or a new one).
 pub fn write_report(report: &GenerateReport, opts: &GenerateOptions) -> Result<PathBuf> {
-    let folder = crate::runfolder::prepare(opts.out.as_deref(), "generate")?;
-    crate::runfolder::write_json(&folder, "generate.json", report)
+    crate::runfolder::RunFolder::prepare(opts.out.as_deref(), "generate", opts.access)?
+        .write(report)
 }
 
 /// The per-table lines `crmbench generate` prints (unless `--quiet`).
@@ -742,6 +743,7 @@ mod tests {
             replace: false,
             quiet: true,
             out: None,
+            access: crate::runfolder::Access::Private,
         }
     }
 
