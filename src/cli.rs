@@ -833,7 +833,7 @@ async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> Result<Stri
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string_pretty(value)
         .map(|text| text + "\n")
-        .map_err(|e| Error::Usage {
+        .map_err(|e| Error::Internal {
             message: format!("serializing output: {e}"),
             fix: String::new(),
         })

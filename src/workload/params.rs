@@ -209,7 +209,7 @@ impl Pools {
                         ),
                     })?;
                 if rows.is_empty() {
-                    return Err(Error::Usage {
+                    return Err(Error::State {
                         message: "the tenants query returned no rows: the database holds no data"
                             .into(),
                         fix: "run `crmbench generate` first".into(),
