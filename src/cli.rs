@@ -639,7 +639,11 @@ enum SchemaCommand {
         #[arg(long)]
         replace: bool,
     },
-    /// Drop the CRM schema, only if it carries crmbench's marker.
+    /// Drop the CRM schema, only if it carries crmbench's marker. With
+    /// --database NAME, then drop database NAME itself too when crmbench
+    /// created it (a dataset made by generate or schema create, the demo's
+    /// crmbench_demo): its data is lost. A database crmbench did not create
+    /// is kept.
     Drop,
     /// Print tables, row counts, sizes, indexes and row-level security state.
     Show {
@@ -658,11 +662,22 @@ enum SchemaCommand {
         #[arg(long)]
         replace: bool,
     },
-    /// Drop a database made by `schema clone` (never one crmbench did not create).
+    /// Drop a database made by `schema clone` (or a working copy left by a
+    /// crmbench that is gone). Refuses anything else, datasets included:
+    /// `schema drop --database NAME` drops a dataset.
     DropClone {
         /// Name of the clone.
         name: String,
     },
+    /// Drop the working copies crmbench made for itself (run --fresh,
+    /// advise --verify, --no-hypopg, remedy measurement) whose owner is gone.
+    ///
+    /// A command holds a lease on each copy while it works (an advisory lock
+    /// on the server, so this works for workers on other machines and on a
+    /// --database-url server); a copy whose lease is free was left by a
+    /// command that was killed. Copies in use are left alone; clones made by
+    /// `schema clone` are kept. Every command that clones runs this first.
+    Gc,
     /// Print a content checksum (rows and md5) of every CRM table: equal
     /// checksums mean equal data, whatever the physical row order.
     Checksum {
@@ -686,6 +701,14 @@ where
         }
     };
     init_tracing(cli.verbose);
+    // Commands that load, measure or clone stop cleanly on SIGINT, SIGTERM
+    // and SIGHUP alike: partial results written, copies dropped, exit 2.
+    if cli.command.stops_cleanly() {
+        if let Err(e) = crate::signals::install() {
+            report_error(&e.into());
+            return ExitCode::from(EXIT_ERROR);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -707,6 +730,16 @@ where
             report_error(&e);
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+impl Command {
+    /// Whether the command heeds stop signals itself ([`crate::signals`]).
+    fn stops_cleanly(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_) | Command::Generate(_) | Command::Demo(_)
+        )
     }
 }
 
@@ -799,16 +832,25 @@ async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> Result<Stri
             let report = schema::create(&target, &schema::CreateOptions { replace }).await?;
             report.render(target.database(), &target.describe())
         }
-        SchemaCommand::Drop => schema::drop(&target).await?.render(target.database()),
+        SchemaCommand::Drop => {
+            let mut out = schema::drop(&target).await?.render(target.database());
+            if opts.database.is_some() {
+                out += &schema::drop_dataset(&target)
+                    .await?
+                    .render(target.database());
+            }
+            out
+        }
         SchemaCommand::Clone { to, replace } => {
             schema::clone::clone_database(&target, &to, replace)
                 .await?
                 .render()
         }
         SchemaCommand::DropClone { name } => {
-            let dropped = schema::clone::drop_database(&target, &name).await?;
+            let dropped = schema::clone::drop_clone(&target, &name).await?;
             schema::clone::render_drop(&name, dropped)
         }
+        SchemaCommand::Gc => schema::gc::gc(&target).await?.render(),
         SchemaCommand::Checksum { json } => {
             let client = pg::connect(&target.admin()).await?;
             let sums = crate::generate::checksum::checksums(&client).await?;
