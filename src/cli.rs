@@ -738,7 +738,7 @@ impl Command {
     fn stops_cleanly(&self) -> bool {
         matches!(
             self,
-            Command::Run(_) | Command::Generate(_) | Command::Demo(_)
+            Command::Run(_) | Command::Generate(_) | Command::Advise(_) | Command::Demo(_)
         )
     }
 }
@@ -807,7 +807,7 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Generate(args) => generate_command(args, opts, access).await?,
         Command::Run(args) => return Ok(run_command(args, opts, access).await?),
         Command::Explain(args) => explain_command(args, opts, access).await?,
-        Command::Advise(args) => advise_command(args, opts, access).await?,
+        Command::Advise(args) => return Ok(advise_command(args, opts, access).await?),
         Command::Report(args) => report_command(&args, access)?,
         Command::Compare(args) => return Ok(compare_command(args)?),
     }
@@ -973,7 +973,7 @@ async fn explain_command(args: ExplainArgs, opts: &TargetOptions, access: Access
     Ok(())
 }
 
-async fn advise_command(args: AdviseArgs, opts: &TargetOptions, access: Access) -> Result<()> {
+async fn advise_command(args: AdviseArgs, opts: &TargetOptions, access: Access) -> Result<u8> {
     let (target, _) = Target::resolve(opts, true)?;
     let request = crate::advise::AdviseRequest {
         workload: args.workload,
@@ -998,7 +998,20 @@ async fn advise_command(args: AdviseArgs, opts: &TargetOptions, access: Access) 
         "{}",
         crate::advise::render_summary(&run.advice, &run.folder)
     );
-    Ok(())
+    Ok(advise_ending(&run))
+}
+
+/// The exit code of an advise run; an advise cut short says so (exit 2).
+pub(crate) fn advise_ending(run: &crate::advise::AdviseRun) -> u8 {
+    let Some(reason) = &run.advice.partial else {
+        return EXIT_OK;
+    };
+    eprintln!(
+        "error: advise ended early ({reason}); what was decided so far is in {} (marked \
+         partial); nothing was applied",
+        run.folder.join("advice.json").display()
+    );
+    EXIT_ERROR
 }
 
 async fn demo_command(args: DemoArgs, opts: &TargetOptions, access: Access) -> anyhow::Result<u8> {

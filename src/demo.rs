@@ -294,7 +294,7 @@ async fn advise_step(
         "{}",
         crate::advise::render_summary(&run.advice, &run.folder)
     );
-    Ok(EXIT_OK)
+    Ok(crate::cli::advise_ending(&run))
 }
 
 async fn report_step(folder: &Path, access: runfolder::Access) -> Result<u8> {

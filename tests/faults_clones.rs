@@ -1,8 +1,10 @@
-//! Databases crmbench makes for itself, and stop signals (issue 17, items 1
-//! and 9): SIGTERM and SIGHUP stop `run --fresh` like Ctrl-C (partial
-//! results, exit 2, the copy dropped); `schema gc` drops a copy whose owner
-//! was killed and keeps one whose owner holds its lease; `schema
-//! drop-clone` refuses a dataset, `schema drop --database` drops it.
+//! Databases crmbench makes for itself, and stop signals (issue 17, items 1,
+//! 2, 9): SIGTERM and SIGHUP stop `run --fresh` like Ctrl-C (partial
+//! results, exit 2, the copy dropped); SIGINT and SIGTERM stop `advise
+//! --verify` (partial advice, exit 2, no verification copy left); `schema
+//! gc` drops a copy whose owner was killed and keeps one whose owner holds
+//! its lease; `schema drop-clone` refuses a dataset, `schema drop
+//! --database` drops it.
 //!
 //! The tests share one dataset and take turns (a copy needs its source
 //! free of sessions, and one test's gc must not collect another's leftover).
@@ -21,6 +23,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crmbench::advise::Advice;
 use crmbench::pg::{self, Target};
 use crmbench::results::Results;
 use crmbench::runfolder::read_file;
@@ -196,6 +199,46 @@ async fn sigterm_and_sighup_during_run_fresh_keep_partial_results_and_drop_the_c
             working_copies("crmbench_fresh_%").await,
             Vec::<String>::new(),
             "{name} left the fresh copy"
+        );
+    }
+}
+
+/// Failed before the fix: SIGINT was ignored (verification ran on, exit 0,
+/// full advice); SIGTERM killed advise and leaked its crmbench_verify_*
+/// copies.
+#[tokio::test]
+async fn sigint_and_sigterm_during_advise_verify_keep_partial_advice_and_drop_the_copies() {
+    let _turn = turn();
+    for (signal, name) in [(Signal::SIGINT, "Ctrl-C"), (Signal::SIGTERM, "SIGTERM")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = crmbench(&[
+            "--database",
+            MAIN,
+            "advise",
+            "--verify",
+            "--verify-duration",
+            "30s",
+            "--verify-clients",
+            "2",
+        ]);
+        cmd.arg("--out").arg(dir.path());
+        let mut advise = Running::spawn(cmd);
+        advise.wait_for("advise: verifying");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        advise.signal(signal);
+        let (code, stderr) = advise.finish();
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains("advise ended early"), "{name}: {stderr}");
+        let advice: Advice = read_file(dir.path()).unwrap();
+        let partial = advice.partial.as_deref().unwrap_or_default();
+        assert!(
+            partial.starts_with(&format!("interrupted ({name})")),
+            "{name}: {partial:?}"
+        );
+        assert_eq!(
+            working_copies("crmbench_verify_%").await,
+            Vec::<String>::new(),
+            "{name} left verification copies"
         );
     }
 }

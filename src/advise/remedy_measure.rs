@@ -73,6 +73,10 @@ async fn measure_on(
         tenant,
     };
     for r in remedies.iter_mut() {
+        // Asked to stop: the remedies measured so far keep their numbers.
+        if crate::signals::stopped().is_some() {
+            break;
+        }
         let Some(query) = ctx.workload().queries.iter().find(|q| q.name == r.query) else {
             continue;
         };

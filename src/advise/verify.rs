@@ -8,7 +8,8 @@
 //! query's p95 got >10% slower with the whole interval (lower bound above
 //! 1.1); then the next index starts from the kept state. The benchmark
 //! database itself is never touched: everything happens on working copies
-//! (leased, see [`crate::schema::gc`]), dropped at the end.
+//! (leased, see [`crate::schema::gc`]), dropped at the end — also when a
+//! stop signal ends verification early.
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use crate::pg::{self, Target};
 use crate::results::{QueryResult, RatioCi};
 use crate::run::{self, RunOptions};
 use crate::schema::clone::{Purpose, WorkingCopy};
+use crate::signals;
 use crate::workload::context::WorkloadContext;
 
 /// Faster than this ratio (upper bound) counts as a win: ≥ 10% faster.
@@ -124,7 +126,9 @@ pub async fn verify(
 }
 
 /// [`verify`] with the workload already prepared on `target`
-/// (`opts.workload` is not read).
+/// (`opts.workload` is not read). A stop signal ([`crate::signals`]) ends
+/// it early: the indexes decided so far are returned (the one under test
+/// when it came is left out) and the clones are dropped all the same.
 pub async fn verify_with(
     ctx: &WorkloadContext,
     target: &Target,
@@ -138,7 +142,8 @@ pub async fn verify_with(
     result
 }
 
-/// Verify each index in turn on `state` (the kept state's copy).
+/// Verify each index in turn on `state` (the kept state's copy), until done
+/// or asked to stop.
 async fn verify_on(
     ctx: &WorkloadContext,
     state: &Target,
@@ -149,10 +154,15 @@ async fn verify_on(
     let mut out = Vec::new();
     let mut previous_cost = base_cost;
     for c in chosen {
+        if signals::stopped().is_some() {
+            break;
+        }
         let candidate = WorkingCopy::create(state, Purpose::VerifyCandidate).await?;
         let measured = measure_index(ctx, state, &candidate, c, opts).await;
         candidate.remove_or_warn().await;
-        let (sql, queries) = measured?;
+        let Some((sql, queries)) = measured? else {
+            break;
+        };
         let (kept, reason) = decide(c, &queries);
         if kept {
             build(state, &sql, &format!("{} on the kept state", c.def.name())).await?;
@@ -175,14 +185,15 @@ async fn verify_on(
 }
 
 /// Build `c` on `candidate` and run the paired run against `state`: the
-/// index's DDL and the run's per-query results.
+/// index's DDL and the run's per-query results, or `None` when a stop
+/// signal cut the run short (nothing to decide on).
 async fn measure_index(
     ctx: &WorkloadContext,
     state: &Target,
     candidate: &WorkingCopy,
     c: &Chosen,
     opts: &VerifyOptions,
-) -> Result<(String, Vec<QueryResult>)> {
+) -> Result<Option<(String, Vec<QueryResult>)>> {
     let sql = c.def.create_sql(&opts.schema);
     build(
         &candidate.target(),
@@ -192,7 +203,10 @@ async fn measure_index(
     .await?;
     let run_opts = paired_run(opts, candidate.name());
     let outcome = run::run_with(ctx, state, &run_opts).await?;
-    Ok((sql, outcome.results.queries))
+    if signals::stopped().is_some() {
+        return Ok(None);
+    }
+    Ok(Some((sql, outcome.results.queries)))
 }
 
 /// The paired run of one index: the state as baseline, `candidate_db` as
