@@ -1,10 +1,10 @@
 //! Databases crmbench makes for itself, and stop signals (issue 17, items 1,
-//! 2, 9): SIGTERM and SIGHUP stop `run --fresh` like Ctrl-C (partial
+//! 2, 8, 9): SIGTERM and SIGHUP stop `run --fresh` like Ctrl-C (partial
 //! results, exit 2, the copy dropped); SIGINT and SIGTERM stop `advise
 //! --verify` (partial advice, exit 2, no verification copy left); `schema
 //! gc` drops a copy whose owner was killed and keeps one whose owner holds
-//! its lease; `schema drop-clone` refuses a dataset, `schema drop
-//! --database` drops it.
+//! its lease; a mistyped --database is refused, not created; `schema
+//! drop-clone` refuses a dataset, `schema drop --database` drops it.
 //!
 //! The tests share one dataset and take turns (a copy needs its source
 //! free of sessions, and one test's gc must not collect another's leftover).
@@ -290,6 +290,31 @@ async fn gc_drops_a_killed_owners_copy_and_keeps_a_held_one() {
     let name = held.name().to_string();
     held.remove().await.unwrap();
     assert!(!exists(&name).await);
+}
+
+/// Failed before the fix: the typo silently became an empty database and
+/// the error was `relation "crm.tenants" does not exist`.
+#[tokio::test]
+async fn a_mistyped_database_is_refused_with_the_known_ones_and_not_created() {
+    let _turn = turn();
+    let out_dir = tempfile::tempdir().unwrap();
+    for command in [&["explain"][..], &["run", "--duration", "1s"][..]] {
+        let out = crmbench(&["--database", "fc_mian"])
+            .args(command)
+            .arg("--out")
+            .arg(out_dir.path())
+            .output()
+            .unwrap();
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {text}");
+        assert!(
+            text.contains("database fc_mian does not exist"),
+            "{command:?}: {text}"
+        );
+        assert!(text.contains("fc_main (dataset)"), "{command:?}: {text}");
+        assert!(!text.contains("crm.tenants"), "{command:?}: {text}");
+        assert!(!exists("fc_mian").await, "{command:?} created the typo");
+    }
 }
 
 /// Failed before the fix: drop-clone dropped any database crmbench made,

@@ -22,15 +22,30 @@ use crate::error::{Error, Result};
 pub const DATABASE_MARKER: &str = marker::PREFIX;
 
 /// On the private server: make sure the roles and the benchmark database
-/// exist, creating the database (marked a dataset) when missing.
-/// Idempotent; runs after every start.
+/// exist, creating the database (marked a dataset) when missing. Only the
+/// commands that make a dataset call it (`generate`, `schema create`, `pg
+/// start`); the others call [`bootstrap_roles`] and refuse a database that
+/// is not there. Idempotent.
 pub async fn bootstrap_private(target: &Target) -> Result<()> {
+    bootstrap(target, true).await
+}
+
+/// On the private server: make sure the roles exist (a missing database is
+/// not created: connecting to it fails with [`Error::NoSuchDatabase`]).
+pub async fn bootstrap_roles(target: &Target) -> Result<()> {
+    bootstrap(target, false).await
+}
+
+async fn bootstrap(target: &Target, create_database: bool) -> Result<()> {
     let Target::Private { .. } = target else {
         return Ok(());
     };
     let client = connect(&target.admin_to("postgres")).await?;
     roles::ensure(target, &client).await?;
-    create_dataset(&client, target.database()).await?;
+    let db = target.database();
+    if create_database {
+        create_dataset(&client, db).await?;
+    }
     set_search_paths(&client).await
 }
 
