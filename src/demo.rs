@@ -167,6 +167,18 @@ impl Steps {
             step: command,
             source,
         })?;
+        // A stop signal ends the demo after the step it came in (which kept
+        // what it had, marked partial).
+        if let Some(signal) = crate::signals::stopped() {
+            return Err(DemoError::Step {
+                step: command,
+                source: Error::Interrupted {
+                    during: format!(
+                        "running the demo ({signal}); its run folder holds what was done"
+                    ),
+                },
+            });
+        }
         if code != EXIT_OK {
             eprintln!("demo: `crmbench {command}` exited {code}; going on");
             self.code = code;
@@ -282,7 +294,7 @@ async fn advise_step(
         "{}",
         crate::advise::render_summary(&run.advice, &run.folder)
     );
-    Ok(EXIT_OK)
+    Ok(run.exit_code())
 }
 
 async fn report_step(folder: &Path, access: runfolder::Access) -> Result<u8> {

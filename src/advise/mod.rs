@@ -288,6 +288,11 @@ pub struct Advice {
     /// The schema the recommended indexes go in (where the workload's tables are).
     #[serde(default = "default_schema")]
     pub schema: String,
+    /// Why the advice is incomplete, when a stop signal ended `advise`
+    /// early (e.g. "interrupted (Ctrl-C) during verification"): `verified`
+    /// and the remedies' measurements hold what was decided before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
 }
 
 fn default_schema() -> String {
@@ -413,6 +418,7 @@ pub async fn advise_with(
         } else {
             "the workload file's weights".into()
         },
+        partial: None,
     })
 }
 

@@ -33,16 +33,25 @@ pub(super) async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> 
             let report = schema::create(&target, &schema::CreateOptions { replace }).await?;
             report.render(target.database(), &target.describe())
         }
-        SchemaCommand::Drop => schema::drop(&target).await?.render(target.database()),
+        SchemaCommand::Drop => {
+            let mut out = schema::drop(&target).await?.render(target.database());
+            if opts.database.is_some() {
+                out += &schema::drop_dataset(&target)
+                    .await?
+                    .render(target.database());
+            }
+            out
+        }
         SchemaCommand::Clone { to, replace } => {
             schema::clone::clone_database(&target, &to, replace)
                 .await?
                 .render()
         }
         SchemaCommand::DropClone { name } => {
-            let dropped = schema::clone::drop_database(&target, &name).await?;
+            let dropped = schema::clone::drop_clone(&target, &name).await?;
             schema::clone::render_drop(&name, dropped)
         }
+        SchemaCommand::Gc => schema::gc::gc(&target).await?.render(),
         SchemaCommand::Checksum { json } => {
             let client = pg::connect(&target.admin()).await?;
             let sums = crate::generate::checksum::checksums(&client).await?;
@@ -177,7 +186,7 @@ pub(super) async fn advise_command(
     args: AdviseArgs,
     opts: &TargetOptions,
     access: Access,
-) -> Result<()> {
+) -> Result<u8> {
     let (target, _) = Target::resolve(opts, true)?;
     let request = crate::advise::AdviseRequest {
         workload: args.workload,
@@ -202,7 +211,7 @@ pub(super) async fn advise_command(
         "{}",
         crate::advise::render_summary(&run.advice, &run.folder)
     );
-    Ok(())
+    Ok(run.exit_code())
 }
 
 pub(super) async fn demo_command(

@@ -21,6 +21,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::pg::{self, Target};
 use crate::results::{DatasetInfo, Results};
+use crate::schema::clone::{Purpose, WorkingCopy};
 use crate::workload::context::WorkloadContext;
 use driver::{Arrivals, DriverConfig};
 pub use outcome::{RunOutcome, write_outcome};
@@ -82,19 +83,14 @@ pub async fn run_with(
     opts: &RunOptions,
 ) -> Result<RunOutcome> {
     check_options(opts)?;
-    let fresh_name = format!("crmbench_fresh_{}", std::process::id());
-    let run_target = if opts.fresh {
-        crate::schema::clone::clone_database(target, &fresh_name, true).await?;
-        target.on_database(&fresh_name)
-    } else {
-        target.on_database(target.database())
-    };
-    let result = run_on(ctx, &run_target, target, opts).await;
-    if opts.fresh {
-        if let Err(e) = crate::schema::clone::drop_database(target, &fresh_name).await {
-            tracing::warn!("could not drop the fresh clone {fresh_name}: {e}");
-        }
+    if !opts.fresh {
+        return run_on(ctx, target, target, opts).await;
     }
+    // Held by its lease while the run works: a killed run's copy is
+    // dropped by the next `schema gc`.
+    let copy = WorkingCopy::create(target, Purpose::FreshRun).await?;
+    let result = run_on(ctx, &copy.target(), target, opts).await;
+    copy.remove_or_warn().await;
     result
 }
 

@@ -1,7 +1,8 @@
 //! The measurement window: start the driver, let it warm up unrecorded, then
 //! open the window (a snapshot of the server's counters, the wall-clock
 //! start) and feed every interval to the collector with a progress line,
-//! until the duration is over, Ctrl-C, or an error stops the clients; then
+//! until the duration is over, a stop signal ([`crate::signals`]: Ctrl-C,
+//! SIGTERM, SIGHUP), or an error stops the clients; then
 //! stop the driver, count what finished after the last tick, and take the
 //! server's counters again. A run that fails before its first transaction is
 //! an error; one that fails later is kept, marked partial.
@@ -132,13 +133,14 @@ async fn tick_until_done(
     let mut tick = tokio::time::interval(opts.interval);
     tick.tick().await;
     let mut last_done = 0u64;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // SIGINT, SIGTERM or SIGHUP (one that came before the window too).
+    let stop = crate::signals::stop_requested();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = &mut ctrl_c => {
-                partial = Some("interrupted (Ctrl-C)".into());
+            signal = &mut stop => {
+                partial = Some(format!("interrupted ({signal})"));
             }
         }
         if let Some(fatal) = shared.fatal.lock().ok().and_then(|f| f.clone()) {

@@ -29,10 +29,11 @@ pub struct WorkloadContext {
 impl WorkloadContext {
     /// Load the workload at `path`, sample its pools on `target` and check
     /// every statement there (what `run --check` does). On the private
-    /// server the roles and the benchmark database are made sure of first.
+    /// server the roles are made sure of first; a missing database is
+    /// refused ([`crate::Error::NoSuchDatabase`]), never created.
     pub async fn prepare(target: &Target, path: &Path) -> Result<WorkloadContext> {
         let workload = Workload::load(path)?;
-        pg::bootstrap_private(target).await?;
+        pg::bootstrap_roles(target).await?;
         let admin = pg::connect(&target.admin()).await?;
         let pools = Pools::load(&admin, &workload).await?;
         let spec = spec_for(target, &workload);
