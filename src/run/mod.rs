@@ -23,7 +23,7 @@ use crate::pg::{self, Target};
 use crate::results::{DatasetInfo, Results};
 use crate::workload::context::WorkloadContext;
 use driver::{Arrivals, DriverConfig};
-pub use outcome::{RunOutcome, write_outcome};
+pub use outcome::{RunOutcome, check_room, save_outcome, write_outcome};
 
 /// Options of `run`.
 #[derive(Debug, Clone)]
@@ -98,7 +98,8 @@ pub async fn run_with(
     result
 }
 
-fn check_options(opts: &RunOptions) -> Result<()> {
+/// Refuse options no run can use (before any work).
+pub fn check_options(opts: &RunOptions) -> Result<()> {
     if opts.clients == 0 || opts.threads == 0 {
         return Err(Error::Usage {
             message: "--clients and --threads must be at least 1".into(),

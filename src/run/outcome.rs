@@ -12,7 +12,7 @@ use super::collect::Collector;
 use super::driver::SideSlot;
 use super::paired;
 use super::window::Measured;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::results::{
     DatasetInfo, DriverInfo, FORMAT_VERSION, IntervalStats, QueryResult, Results, ServerInfo,
     SideStats, StatementLatency, WorkloadInfo,
@@ -101,6 +101,59 @@ pub fn write_outcome(
     access: runfolder::Access,
 ) -> Result<PathBuf> {
     runfolder::RunFolder::prepare(out, "run", access)?.write(&outcome.results)
+}
+
+/// [`write_outcome`]; when the run folder cannot take the file after all (a
+/// full disk), the results go to [`runfolder::write_fallback`] and the
+/// error says where they are.
+pub fn save_outcome(
+    out: Option<&Path>,
+    outcome: &RunOutcome,
+    access: runfolder::Access,
+) -> Result<PathBuf> {
+    let failed = match write_outcome(out, outcome, access) {
+        Ok(path) => return Ok(path),
+        Err(e) => e,
+    };
+    let fix = failed
+        .fix()
+        .unwrap_or_else(|| "check the run folder, or pass --out DIR elsewhere".into());
+    let message = match runfolder::write_fallback(&outcome.results) {
+        Ok(saved) => format!(
+            "{failed}; the results are saved in {} instead",
+            saved.display()
+        ),
+        Err(also) => format!("{failed}; the results could not be saved elsewhere either: {also}"),
+    };
+    Err(Error::Usage { message, fix })
+}
+
+/// Check, before measuring, that the run folder (`out`, else the default
+/// folder's parent) can take the results of running `workload` with `opts`.
+pub fn check_room(out: Option<&Path>, workload: &Workload, opts: &RunOptions) -> Result<()> {
+    let dir = out.unwrap_or(Path::new(runfolder::REPORTS));
+    runfolder::check_room(dir, results_bytes(workload, opts))
+}
+
+/// A generous estimate of results.json's size: per query and side a
+/// histogram and the series, per statement a histogram, and the server's
+/// statistics.
+fn results_bytes(workload: &Workload, opts: &RunOptions) -> u64 {
+    const KIB: u64 = 1024;
+    let paired = opts.candidate_url.is_some() || opts.candidate_database.is_some();
+    let sides = if paired || opts.self_check { 2 } else { 1 };
+    let interval = opts.interval.as_secs_f64().max(0.1);
+    let intervals = (opts.duration.as_secs_f64() / interval).ceil() as u64 + 2;
+    let queries = workload.queries.len() as u64;
+    let statements: u64 = workload
+        .queries
+        .iter()
+        .map(|q| q.statements.len() as u64)
+        .sum();
+    let per_side = 16 * KIB + intervals.saturating_mul(256);
+    (256 * KIB)
+        .saturating_add(queries.saturating_mul(sides).saturating_mul(per_side))
+        .saturating_add(statements * 8 * KIB)
 }
 
 /// How the run was set up, as the results record it.
