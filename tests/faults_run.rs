@@ -1,5 +1,6 @@
 //! A run that meets a fault (issue 17): a full disk under `--out` (a small
-//! tmpfs, mounted as root). Every test failed before its fix.
+//! tmpfs, mounted as root), a killed statistics connection. Every test
+//! failed before its fix.
 
 #![allow(clippy::unwrap_used)]
 
@@ -188,4 +189,80 @@ async fn a_disk_full_at_the_end_prints_the_table_and_keeps_the_results_elsewhere
         "a temp file was left in {}",
         out_dir.display()
     );
+}
+
+/// End crmbench's statistics session on `db`; how many were ended.
+async fn kill_stats_session(admin: &tokio_postgres::Client, db: &str) -> usize {
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND application_name = 'crmbench-stats'",
+            &[&db],
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+// Before the fix the session had no name of its own, and a killed one left
+// index_usage and statements empty without a word.
+#[tokio::test]
+async fn a_killed_statistics_connection_is_replaced() {
+    dataset("fault_stats_kill").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = run_command("fault_stats_kill", dir.path(), &["--duration", "3s"]);
+    let child = spawn(cmd);
+    let admin = admin().await;
+    wait_for_clients(&admin, "fault_stats_kill").await;
+    assert_eq!(kill_stats_session(&admin, "fault_stats_kill").await, 1);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let r: Results = read_file(dir.path()).unwrap();
+    assert!(r.stats_missing.is_none(), "{:?}", r.stats_missing);
+    assert!(
+        r.index_usage.iter().any(|u| u.scans > 0),
+        "{:?}",
+        r.index_usage
+    );
+}
+
+// Before the fix the sections came out empty with no reason given.
+#[tokio::test]
+async fn statistics_that_cannot_be_read_again_are_marked_missing() {
+    let db = "fault_stats_gone";
+    dataset(db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = run_command(db, dir.path(), &["--duration", "2s"]);
+    let child = spawn(cmd);
+    let admin = admin().await;
+    wait_for_clients(&admin, db).await;
+    // The clients keep their sessions; a new one (the statistics') is refused.
+    admin
+        .batch_execute(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    assert_eq!(kill_stats_session(&admin, db).await, 1);
+    let out = child.wait_with_output().unwrap();
+    admin
+        .batch_execute(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("statistics"), "no warning: {stderr}");
+    let r: Results = read_file(dir.path()).unwrap();
+    let reason = r.stats_missing.expect("stats_missing");
+    assert!(
+        reason.contains("not currently accepting connections"),
+        "{reason}"
+    );
+    let report = Command::new(env!("CARGO_BIN_EXE_crmbench"))
+        .args(["report", "--format", "md", "--in"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", text(&report).1);
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("statistics are missing"), "{md}");
 }

@@ -117,7 +117,8 @@ async fn run_on(
     original: &Target,
     opts: &RunOptions,
 ) -> Result<RunOutcome> {
-    let admin = pg::connect(&target.admin()).await?;
+    let mut stats = pgstat::StatsConn::open(&target.admin()).await?;
+    let admin = stats.client();
     let candidate = candidate_target(target, opts)?;
     let baseline_spec = ctx.spec_on(target);
     let candidate_spec = match (&candidate, opts.self_check) {
@@ -144,9 +145,9 @@ async fn run_on(
         opts.self_check
             .then(|| "the baseline itself (A/A self-check)".into())
     });
-    let server = pgstat::server_info(&admin, original.describe(), candidate_label).await;
-    let dataset = dataset_info(&admin).await;
-    let measured = window::measure(&admin, config, opts).await?;
+    let server = pgstat::server_info(admin, original.describe(), candidate_label).await;
+    let dataset = dataset_info(admin).await;
+    let measured = window::measure(&mut stats, config, opts).await?;
     let setup = outcome::Setup {
         threads,
         paired,

@@ -2,7 +2,8 @@
 //! collected (per query and side: count, errors, throughput, percentiles,
 //! histograms and series; paired ratios at a Bonferroni-adjusted level), the
 //! queries over `--max-error-rate`, the A/A intervals that miss 1.00, the
-//! exit code all that means, and `results.json` in the run folder — so the
+//! exit code all that means (missing server statistics warn, they do not
+//! fail a run), and `results.json` in the run folder — so the
 //! CLI, `demo`, tests and library callers get the same files and codes.
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,12 @@ impl RunOutcome {
     /// ended early, queries over `max_error_rate`, the A/A self-check.
     pub fn ending(&self, results_path: &Path, max_error_rate: f64, self_check: bool) -> Ending {
         let mut end = Ending::default();
+        if let Some(reason) = &self.results.stats_missing {
+            end.stderr.push(format!(
+                "warning: the server's statistics over the window are missing ({reason}): \
+                 no index usage or statement statistics in the results"
+            ));
+        }
         if let Some(reason) = &self.results.partial {
             end.stderr.push(format!(
                 "error: the run ended early ({reason}); the results gathered so far are in {}",
@@ -211,6 +218,7 @@ pub(super) fn assemble(
         queries,
         index_usage: measured.index_usage,
         statements: measured.statements,
+        stats_missing: measured.stats_missing,
     };
     RunOutcome {
         results,
