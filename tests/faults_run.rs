@@ -1,6 +1,8 @@
 //! A run that meets a fault (issue 17): a full disk under `--out` (a small
-//! tmpfs, mounted as root), a killed statistics connection. Every test
-//! failed before its fix.
+//! tmpfs, mounted as root), a killed statistics connection, parameter
+//! ranges and rates that used to panic a driver thread (a panic in a client
+//! itself is pinned by a unit test in `run::driver`). Every test failed
+//! before its fix.
 
 #![allow(clippy::unwrap_used)]
 
@@ -265,4 +267,55 @@ async fn statistics_that_cannot_be_read_again_are_marked_missing() {
     assert!(report.status.success(), "{}", text(&report).1);
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("statistics are missing"), "{md}");
+}
+
+// Before the fix: exit 0, count 0 and `partial: null` (the driver thread
+// panicked on a date chrono cannot hold).
+#[tokio::test]
+async fn a_date_range_out_of_reach_is_refused_at_its_line() {
+    dataset("fault_days").await;
+    let (_keep, workload) = common::write_workload(&format!(
+        "name = \"days\"\n{}\n[[query]]\nname = \"old\"\nkind = \"read\"\nweight = 1\n\
+         sql = \"SELECT count(*) FROM crm.orders WHERE created_at < $1::timestamptz\"\n\
+         params = [{{ days_ago = [1e8, 1e9] }}]\n",
+        common::CONTEXT
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_command(
+        "fault_days",
+        dir.path(),
+        &["--duration", "2s", "--workload", &workload],
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("{workload}:12:")) && stderr.contains("days_ago"),
+        "{stderr}"
+    );
+}
+
+// Before the fix: exit 0 with nothing measured (the pacer panicked on a gap
+// no clock can hold).
+#[tokio::test]
+async fn a_rate_too_small_to_run_anything_is_refused() {
+    dataset("fault_rate").await;
+    let dir = tempfile::tempdir().unwrap();
+    for rate in ["1e-300", "0.01"] {
+        let out = run_command(
+            "fault_rate",
+            dir.path(),
+            &["--duration", "2s", "--rate", rate],
+        )
+        .output()
+        .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--rate {rate}: {stdout}{stderr}"
+        );
+        assert!(stderr.contains("--rate"), "{stderr}");
+    }
 }

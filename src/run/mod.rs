@@ -106,7 +106,34 @@ pub fn check_options(opts: &RunOptions) -> Result<()> {
             fix: "e.g. --clients 8 --threads 2".into(),
         });
     }
+    if let Some(rate) = opts.rate {
+        check_rate(rate, opts.warmup + opts.duration)?;
+    }
     Ok(())
+}
+
+/// An open-loop rate must be a number whose first arrival (1/rate seconds
+/// on average) falls within the run.
+fn check_rate(rate: f64, run: Duration) -> Result<()> {
+    let seconds = run.as_secs_f64().max(1e-3);
+    if rate.is_finite() && rate > 0.0 && 1.0 / rate <= seconds {
+        return Ok(());
+    }
+    let shown = if rate.abs() >= 1e-3 {
+        rate.to_string()
+    } else {
+        format!("{rate:e}")
+    };
+    Err(Error::Usage {
+        message: format!(
+            "--rate {shown}: at this rate the first transaction is not expected within the \
+             run ({seconds:.1} s of warm-up and measurement)"
+        ),
+        fix: format!(
+            "give --rate at least {:.3} transactions/s, or omit it for closed loop",
+            1.0 / seconds
+        ),
+    })
 }
 
 /// Run on `target` (the benchmark database or its fresh clone); `original`

@@ -132,6 +132,9 @@ impl Window {
         &self,
         stats: &mut StatsConn,
     ) -> std::result::Result<(Vec<IndexUsage>, Vec<StatementStats>), String> {
+        if self.since.is_none() {
+            return Err("the run ended before the window opened".into());
+        }
         let before = self.before.as_ref().map_err(Clone::clone)?;
         let after = stats
             .snapshot()
@@ -176,7 +179,8 @@ async fn tick_until_done(
             }
         }
         if let Some(fatal) = shared.fatal.lock().ok().and_then(|f| f.clone()) {
-            if window.since.is_none() && shared.done.load(Ordering::Relaxed) == 0 {
+            let panicked = shared.panicked.load(Ordering::Relaxed);
+            if window.since.is_none() && shared.done.load(Ordering::Relaxed) == 0 && !panicked {
                 return Err(fatal);
             }
             partial.get_or_insert(format!("stopped by an error: {fatal}"));
