@@ -377,7 +377,10 @@ pub async fn advise_with(
     let drops = drops::advise_drops(
         &schema,
         &catalog.current_indexes,
-        results.map(|r| r.index_usage.as_slice()),
+        // Usage the run could not read says nothing about an index.
+        results
+            .filter(|r| r.stats_missing.is_none())
+            .map(|r| r.index_usage.as_slice()),
         &recommended,
     );
     let remedies = remedies_for(

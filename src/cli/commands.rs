@@ -155,9 +155,13 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         simple: args.protocol == Protocol::Simple,
         quiet: args.quiet,
     };
-    let outcome = crate::run::run(&target, &options).await?;
-    let path = crate::run::write_outcome(args.out.as_deref(), &outcome, access)?;
+    crate::run::check_options(&options)?;
+    let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    crate::run::check_room(args.out.as_deref(), ctx.workload(), &options)?;
+    let outcome = crate::run::run_with(&ctx, &target, &options).await?;
+    // The table first: on a full disk it is what the user still gets.
     print!("{}", crate::run::render_table(&outcome.results));
+    let path = crate::run::save_outcome(args.out.as_deref(), &outcome, access)?;
     println!("  results: {}", path.display());
     let ending = outcome.ending(&path, args.max_error_rate, args.self_check);
     for line in &ending.stderr {

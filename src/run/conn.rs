@@ -84,6 +84,19 @@ impl TxError {
     }
 }
 
+/// Whether a failure to connect or prepare means the server is away for
+/// now, so trying again later may work: refused or dropped (down,
+/// restarting), or a session ended or refused by a restart — 57P01 admin
+/// shutdown, 57P02 crash shutdown, 57P03 cannot connect now (recovering
+/// after a crash, starting up).
+pub fn server_unavailable(e: &Error) -> bool {
+    match e {
+        Error::ConnectionRefused { .. } | Error::ConnectionLost { .. } => true,
+        Error::Server { sqlstate, .. } => matches!(sqlstate.as_str(), "57P01" | "57P02" | "57P03"),
+        _ => false,
+    }
+}
+
 impl Conn {
     /// Connect and prepare the frame and every statement of the workload
     /// (`simple`: send statements as text with literals instead, one message

@@ -24,7 +24,7 @@ use crate::results::{DatasetInfo, Results};
 use crate::schema::clone::{Purpose, WorkingCopy};
 use crate::workload::context::WorkloadContext;
 use driver::{Arrivals, DriverConfig};
-pub use outcome::{RunOutcome, write_outcome};
+pub use outcome::{RunOutcome, check_room, save_outcome, write_outcome};
 
 /// Options of `run`.
 #[derive(Debug, Clone)]
@@ -94,14 +94,42 @@ pub async fn run_with(
     result
 }
 
-fn check_options(opts: &RunOptions) -> Result<()> {
+/// Refuse options no run can use (before any work).
+pub fn check_options(opts: &RunOptions) -> Result<()> {
     if opts.clients == 0 || opts.threads == 0 {
         return Err(Error::Usage {
             message: "--clients and --threads must be at least 1".into(),
             fix: "e.g. --clients 8 --threads 2".into(),
         });
     }
+    if let Some(rate) = opts.rate {
+        check_rate(rate, opts.warmup + opts.duration)?;
+    }
     Ok(())
+}
+
+/// An open-loop rate must be a number whose first arrival (1/rate seconds
+/// on average) falls within the run.
+fn check_rate(rate: f64, run: Duration) -> Result<()> {
+    let seconds = run.as_secs_f64().max(1e-3);
+    if rate.is_finite() && rate > 0.0 && 1.0 / rate <= seconds {
+        return Ok(());
+    }
+    let shown = if rate.abs() >= 1e-3 {
+        rate.to_string()
+    } else {
+        format!("{rate:e}")
+    };
+    Err(Error::Usage {
+        message: format!(
+            "--rate {shown}: at this rate the first transaction is not expected within the \
+             run ({seconds:.1} s of warm-up and measurement)"
+        ),
+        fix: format!(
+            "give --rate at least {:.3} transactions/s, or omit it for closed loop",
+            1.0 / seconds
+        ),
+    })
 }
 
 /// Run on `target` (the benchmark database or its fresh clone); `original`
@@ -112,7 +140,8 @@ async fn run_on(
     original: &Target,
     opts: &RunOptions,
 ) -> Result<RunOutcome> {
-    let admin = pg::connect(&target.admin()).await?;
+    let mut stats = pgstat::StatsConn::open(&target.admin()).await?;
+    let admin = stats.client();
     let candidate = candidate_target(target, opts)?;
     let baseline_spec = ctx.spec_on(target);
     let candidate_spec = match (&candidate, opts.self_check) {
@@ -139,9 +168,9 @@ async fn run_on(
         opts.self_check
             .then(|| "the baseline itself (A/A self-check)".into())
     });
-    let server = pgstat::server_info(&admin, original.describe(), candidate_label).await;
-    let dataset = dataset_info(&admin).await;
-    let measured = window::measure(&admin, config, opts).await?;
+    let server = pgstat::server_info(admin, original.describe(), candidate_label).await;
+    let dataset = dataset_info(admin).await;
+    let measured = window::measure(&mut stats, config, opts).await?;
     let setup = outcome::Setup {
         threads,
         paired,

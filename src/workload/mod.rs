@@ -417,7 +417,11 @@ impl SourceFile<'_> {
         let params = params
             .into_iter()
             .enumerate()
-            .map(|(k, p)| convert(p).map_err(|m| err(format!("parameter ${}: {m}", k + 1))))
+            .map(|(k, p)| {
+                convert(p)
+                    .and_then(|p| params::check_range(&p).map(|()| p))
+                    .map_err(|m| err(format!("parameter ${}: {m}", k + 1)))
+            })
             .collect::<Result<Vec<_>>>()?;
         if i == 0 && params.iter().any(|p| matches!(p, Param::Ref(_))) {
             return Err(err(

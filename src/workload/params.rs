@@ -2,7 +2,9 @@
 //! pools drawn from the loaded data per tenant, and one value per generator.
 //! Values are sent as text and typed by the server, as psql does, so any
 //! workload on any schema works without declaring types; values returned by
-//! an earlier statement travel back in the server's own binary form.
+//! an earlier statement travel back in the server's own binary form. A
+//! generator's range is checked when the file is read ([`check_range`]), so
+//! no draw can overflow a clock, a calendar or an integer during a run.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -18,6 +20,34 @@ use crate::rng::{Prng, power_law_rank};
 
 /// Rows kept per tenant in a sample pool.
 pub const SAMPLES_PER_TENANT: i64 = 2000;
+
+/// Farthest back a `days_ago` generator reaches: about 1000 years, so every
+/// timestamp has a four-digit year the server reads.
+pub const MAX_DAYS_AGO: f64 = 365_000.0;
+
+/// Check that every value `param` can produce is one the generators and the
+/// server can hold: finite floats, an `int` range of at most 2^64 - 1
+/// values, `days_ago` within [`MAX_DAYS_AGO`]. The error says what is wrong
+/// (the caller adds file, line and `$n`).
+pub fn check_range(param: &Param) -> std::result::Result<(), String> {
+    match *param {
+        Param::Int { lo, hi, .. } if lo == i64::MIN && hi == i64::MAX => Err(format!(
+            "int = [{lo}, {hi}]: a range of 2^64 values; leave out one end"
+        )),
+        Param::Float { lo, hi, .. }
+            if !(lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()) =>
+        {
+            Err(format!("float = [{lo}, {hi}]: give finite bounds"))
+        }
+        Param::DaysAgo { lo, hi } if !(lo.is_finite() && hi.is_finite()) => {
+            Err(format!("days_ago = [{lo}, {hi}]: give finite bounds"))
+        }
+        Param::DaysAgo { lo, hi } if lo.abs().max(hi.abs()) > MAX_DAYS_AGO => Err(format!(
+            "days_ago = [{lo}, {hi}]: at most {MAX_DAYS_AGO} days (about 1000 years) back"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,7 +332,8 @@ impl Pools {
                 }
             }
             Param::Int { lo, hi, dist } => {
-                let span = (hi - lo) as u64 + 1;
+                // i128: the span of [i64::MIN + 1, i64::MAX] overflows i64.
+                let span = u64::try_from(i128::from(*hi) - i128::from(*lo) + 1).unwrap_or(u64::MAX);
                 let offset = match dist {
                     Dist::Uniform => rng.below(span),
                     Dist::Zipf => power_law_rank(rng.unit(), span, 1.0),
@@ -310,7 +341,7 @@ impl Pools {
                         .floor()
                         .clamp(0.0, (span - 1) as f64) as u64,
                 };
-                Value::Text((lo + offset as i64).to_string())
+                Value::Text((i128::from(*lo) + i128::from(offset)).to_string())
             }
             Param::Float { lo, hi, dist } => {
                 let u = match dist {
@@ -324,7 +355,10 @@ impl Pools {
                 let days = lo + (hi - lo) * rng.unit();
                 let end =
                     Utc.from_utc_datetime(&self.epoch.and_hms_opt(23, 59, 59).unwrap_or_default());
-                let at = end - Duration::seconds((days * 86_400.0) as i64);
+                // check_range keeps this in reach; out of it, the epoch itself.
+                let at = Duration::try_seconds((days * 86_400.0) as i64)
+                    .and_then(|back| end.checked_sub_signed(back))
+                    .unwrap_or(end);
                 Value::Text(at.format("%Y-%m-%d %H:%M:%S+00").to_string())
             }
             Param::Choice(items) => Value::Text(rng.pick(items).clone()),
@@ -446,5 +480,63 @@ mod tests {
             ts.starts_with("2025-12") || ts.starts_with("2025-11"),
             "{ts}"
         );
+    }
+
+    #[test]
+    fn ranges_no_generator_can_hold_are_refused() {
+        let days = |lo, hi| check_range(&Param::DaysAgo { lo, hi });
+        assert!(days(0.0, 730.0).is_ok());
+        assert!(days(1e8, 1e9).unwrap_err().contains("1000 years"));
+        assert!(days(0.0, f64::INFINITY).unwrap_err().contains("finite"));
+        assert!(days(f64::NAN, 1.0).unwrap_err().contains("finite"));
+        let float = |lo, hi| {
+            check_range(&Param::Float {
+                lo,
+                hi,
+                dist: Dist::Uniform,
+            })
+        };
+        assert!(float(-1.0, 1.0).is_ok());
+        assert!(float(-f64::MAX, f64::MAX).is_err());
+        assert!(float(0.0, f64::NAN).is_err());
+        let int = |lo, hi| {
+            check_range(&Param::Int {
+                lo,
+                hi,
+                dist: Dist::Uniform,
+            })
+        };
+        assert!(int(i64::MIN, i64::MAX).is_err());
+        assert!(int(i64::MIN + 1, i64::MAX).is_ok());
+    }
+
+    #[test]
+    fn the_widest_ranges_allowed_draw_without_overflow() {
+        let pools = Pools::for_bench(TenantPool::none());
+        let mut rng = Prng::for_parts(&[3]);
+        let none = HashMap::new();
+        for p in [
+            Param::Int {
+                lo: i64::MIN + 1,
+                hi: i64::MAX,
+                dist: Dist::Uniform,
+            },
+            Param::Int {
+                lo: i64::MIN + 1,
+                hi: i64::MAX,
+                dist: Dist::Gaussian,
+            },
+            Param::DaysAgo {
+                lo: 0.0,
+                hi: MAX_DAYS_AGO,
+            },
+        ] {
+            for _ in 0..1000 {
+                assert!(matches!(
+                    pools.value(&p, &mut rng, "", &none),
+                    Value::Text(_)
+                ));
+            }
+        }
     }
 }
