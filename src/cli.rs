@@ -873,11 +873,7 @@ async fn run_command(args: RunArgs, opts: &TargetOptions, access: Access) -> Res
             args.workload.display(),
             ctx.workload().queries.len(),
             target.describe(),
-            ctx.workload()
-                .context
-                .role
-                .as_deref()
-                .unwrap_or("the connecting user")
+            ctx.runs_as()
         );
         return Ok(EXIT_OK);
     }

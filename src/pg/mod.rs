@@ -53,7 +53,7 @@ pub async fn bootstrap_private(target: &Target) -> Result<()> {
             .map_err(|e| Error::from_pg(sql.clone(), e))?;
     }
     // psql users of `pg url` find the CRM tables without qualifying them.
-    for role in [private::SUPERUSER, roles::OWNER, roles::APP] {
+    for role in [private::SUPERUSER, roles::OWNER, roles::APP, roles::SAMPLER] {
         let already: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
