@@ -11,6 +11,7 @@ use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
+use crate::explain::SampledValues;
 use crate::pg::private::PrivateOptions;
 use crate::pg::{self, Target, TargetOptions};
 use crate::runfolder::Access;
@@ -375,6 +376,14 @@ struct ExplainArgs {
     /// Seed of the parameter values.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// In plans.json, replace the values drawn from the data (tenant ids,
+    /// sample and ref parameters) by '<redacted>' [default: on for
+    /// --database-url targets, off for the private server].
+    #[arg(long, overrides_with = "no_redact_values")]
+    redact_values: bool,
+    /// Keep the sampled values in plans.json.
+    #[arg(long, overrides_with = "redact_values")]
+    no_redact_values: bool,
     /// Run folder [default: reports/latest when it exists, else a new one].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -920,7 +929,13 @@ async fn run_command(args: RunArgs, opts: &TargetOptions, access: Access) -> Res
 
 async fn explain_command(args: ExplainArgs, opts: &TargetOptions, access: Access) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
-    let file = crate::explain::explain(&target, &args.workload, args.seed).await?;
+    let redaction = match (args.redact_values, args.no_redact_values) {
+        (true, _) => SampledValues::Redact,
+        (_, true) => SampledValues::Keep,
+        _ => SampledValues::default_for(&target),
+    };
+    let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    let file = crate::explain::explain_with(&ctx, &target, args.seed, redaction).await?;
     let path = crate::explain::write_plans(args.out.as_deref(), &file, access)?;
     print!("{}", crate::explain::render_summary(&file));
     println!("  plans: {}", path.display());

@@ -3,21 +3,27 @@
 //! superuser, logged in as itself on the private server — so none can read a
 //! server file or write anything; `sample` names are names and nothing else;
 //! a workload without `role` runs as the application role, never the
-//! superuser.
+//! superuser; run folders are private unless --shareable; and explain on a
+//! --database-url target keeps the values it drew from the data out of
+//! plans.json, from which the advisor still advises the same indexes.
 //!
-//! Every test fails on crmbench before this fix: the tenants query read
-//! /etc/passwd as the superuser, the sample injection sampled /etc/passwd
-//! and the catalog's password hashes, the role-less workload ran as
-//! crmbench_admin (and dropped the table).
+//! Every test but the mode bits fails on crmbench before this fix: the
+//! tenants query read /etc/passwd as the superuser, the sample injection
+//! sampled /etc/passwd and the catalog's password hashes, the role-less
+//! workload ran as crmbench_admin (and dropped the table), plans.json held
+//! the customers' emails and the tenant ids. The mode bits came with
+//! `--shareable` (src/runfolder.rs) and are pinned here end to end.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use assert_cmd::Command;
+use crmbench::pg::private::SUPERUSER;
 use crmbench::pg::{self, Target};
 
 /// The shared CRM dataset (nothing here may change it).
@@ -52,6 +58,20 @@ fn on_private(db: &str) -> Command {
         .env_remove("DATABASE_URL")
         .env("NO_COLOR", "1")
         .args(["--database", db]);
+    cmd
+}
+
+/// crmbench on `db` of the test cluster given as a --database-url target.
+fn on_url(db: &str) -> Command {
+    let mut cmd = Command::cargo_bin("crmbench").unwrap();
+    cmd.env(
+        "CRMBENCH_DATA_DIR",
+        "/nonexistent/crmbench-must-not-be-used",
+    )
+    .env_remove("DATABASE_URL")
+    .env("NO_COLOR", "1")
+    .arg("--database-url")
+    .arg(common::cluster().server.url(SUPERUSER, db));
     cmd
 }
 
@@ -257,4 +277,128 @@ async fn a_workload_without_role_runs_as_the_app_role_never_the_superuser() {
     let (code, text) = check("hostile_norole", as_admin);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("is a superuser"), "{text}");
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn run_folders_are_private_unless_shareable() {
+    data();
+    let dir = tempfile::tempdir().unwrap();
+    let (_w, workload) = common::write_workload(&tiny_workload());
+    for (shareable, folder_mode, file_mode) in [(false, 0o700, 0o600), (true, 0o755, 0o644)] {
+        let out = dir.path().join(format!("explain-{shareable}"));
+        let mut cmd = on_private(DATA);
+        if shareable {
+            cmd.arg("--shareable");
+        }
+        cmd.args(["explain", "--workload", &workload])
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        assert_eq!(mode(&out), folder_mode, "--shareable {shareable}");
+        assert_eq!(
+            mode(&out.join("plans.json")),
+            file_mode,
+            "--shareable {shareable}"
+        );
+    }
+}
+
+/// Lookups by sampled emails: a tenant, a pattern, and a ref to a row id.
+fn tiny_workload() -> String {
+    format!(
+        "name = \"lookups\"\n{}\n\
+         [[query]]\nname = \"by_email\"\nkind = \"read\"\n\
+         sql = \"SELECT id, email FROM customers WHERE tenant_id = $1 AND email = $2\"\n\
+         params = [{{ tenant = true }}, {{ sample = \"customers.email\" }}]\n\
+         [[query]]\nname = \"by_suffix\"\nkind = \"read\"\n\
+         sql = \"SELECT id FROM customers WHERE email LIKE '%' || $1\"\n\
+         params = [{{ sample = \"customers.email\" }}]\n\
+         [[query]]\nname = \"chain\"\nkind = \"read\"\n  [[query.statements]]\n\
+         sql = \"SELECT id FROM customers WHERE email = $1\"\n\
+         params = [{{ sample = \"customers.email\" }}]\n  [[query.statements]]\n\
+         sql = \"SELECT email FROM customers WHERE id = $1\"\nparams = [{{ ref = \"id\" }}]\n",
+        common::CONTEXT
+    )
+}
+
+/// Every email and tenant id of the dataset found in `text`.
+fn sampled_values_in(text: &str, secrets: &[String]) -> Vec<String> {
+    secrets
+        .iter()
+        .filter(|s| text.contains(s.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The `CREATE INDEX` statements advise chose from the plans.json in `folder`.
+fn advise_from(folder: &Path, workload: &str) -> Vec<String> {
+    on_url(DATA)
+        .args(["advise", "--workload", workload])
+        .arg("--out")
+        .arg(folder)
+        .assert()
+        .success();
+    let advice: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("advice.json")).unwrap())
+            .unwrap();
+    let mut chosen: Vec<String> = advice["selection"]["chosen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["create_sql"].as_str().unwrap_or_default().to_string())
+        .collect();
+    chosen.sort();
+    chosen
+}
+
+#[tokio::test]
+async fn explain_on_a_url_keeps_sampled_values_out_of_plans_json() {
+    let target = data();
+    let admin = pg::connect(&target.admin()).await.unwrap();
+    let secrets: Vec<String> = admin
+        .query(
+            "SELECT email FROM crm.customers UNION ALL SELECT id::text FROM crm.tenants",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (_w, workload) = common::write_workload(&tiny_workload());
+    let explain = |mut cmd: Command, flag: Option<&str>, name: &str| {
+        let out = dir.path().join(name);
+        cmd.args(["explain", "--workload", &workload]);
+        if let Some(flag) = flag {
+            cmd.arg(flag);
+        }
+        cmd.arg("--out").arg(&out).assert().success();
+        std::fs::read_to_string(out.join("plans.json")).unwrap()
+    };
+    // Default on a URL target: redacted.
+    let redacted = explain(on_url(DATA), None, "url");
+    assert_eq!(sampled_values_in(&redacted, &secrets), Vec::<String>::new());
+    assert!(redacted.contains("'<redacted>'::text"), "{redacted}");
+    // The control: kept, the plans show customers' emails.
+    let kept = explain(on_url(DATA), Some("--no-redact-values"), "kept");
+    assert!(!sampled_values_in(&kept, &secrets).is_empty());
+    // Asked for on the private server.
+    let asked = explain(on_private(DATA), Some("--redact-values"), "private");
+    assert_eq!(sampled_values_in(&asked, &secrets), Vec::<String>::new());
+
+    // The advisor reads columns, not values: the same indexes either way.
+    let from_redacted = advise_from(&dir.path().join("url"), &workload);
+    assert!(!from_redacted.is_empty());
+    assert_eq!(
+        from_redacted,
+        advise_from(&dir.path().join("kept"), &workload)
+    );
+    let advice = std::fs::read_to_string(dir.path().join("url/advice.json")).unwrap();
+    assert_eq!(sampled_values_in(&advice, &secrets), Vec::<String>::new());
 }
