@@ -28,7 +28,7 @@
 //! - [`results`]: `results.json`, the typed contract between `run` and the stages that read it.
 //! - [`runfolder`]: the run folder every stage reads from and writes into.
 //! - [`error`]: the library's error kinds, each with what to do about it.
-//! - `rng`: the seeded random streams every stage derives its values from.
+//! - [`rng`]: the seeded random streams every stage derives its values from.
 
 pub mod advise;
 pub mod cli;

@@ -173,7 +173,7 @@ impl RunFolder {
                 Err(e) => return Err(Error::io("creating run folder", &dir, e)),
             }
         }
-        Err(Error::Usage {
+        Err(Error::State {
             message: format!(
                 "{}: {MAX_SUFFIX} run folders named {stamp}-{stage} already exist",
                 reports.display()
@@ -301,7 +301,7 @@ impl RunFolder {
     fn inside(&self, name: &Path) -> Result<PathBuf> {
         let plain = name.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain || name.as_os_str().is_empty() {
-            return Err(Error::Usage {
+            return Err(Error::Internal {
                 message: format!(
                     "{}: not a file name inside the run folder {}",
                     name.display(),
@@ -360,7 +360,7 @@ fn check_version<T: RunFile>(file: &Path, value: &mut serde_json::Value) -> Resu
             } else {
                 newest.to_string()
             };
-            return Err(Error::Usage {
+            return Err(Error::RunFile {
                 message: format!(
                     "{}: format_version {v} is not one this crmbench reads ({reads})",
                     file.display()
@@ -372,7 +372,7 @@ fn check_version<T: RunFile>(file: &Path, value: &mut serde_json::Value) -> Resu
             });
         }
         None => {
-            return Err(Error::Usage {
+            return Err(Error::RunFile {
                 message: format!(
                     "{}: no format_version: not a crmbench {} file",
                     file.display(),

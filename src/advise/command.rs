@@ -260,7 +260,7 @@ pub async fn check_catalog_unchanged(
 ) -> Result<CatalogCheck> {
     let after = catalog::index_catalog(&crate::pg::connect(&target.admin()).await?, schema).await?;
     if after != before {
-        return Err(Error::Usage {
+        return Err(Error::State {
             message: format!(
                 "the indexes of schema {schema} changed while advise ran (before: {}, after: {})",
                 before.len(),

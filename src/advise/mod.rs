@@ -203,22 +203,10 @@ pub fn already_served(candidate: &IndexDef, existing: &[IndexDef]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::candidates::IndexColumn;
     use super::*;
 
     fn def(table: &str, cols: &[&str]) -> IndexDef {
-        IndexDef {
-            include: Vec::new(),
-            predicate: None,
-            table: table.into(),
-            columns: cols
-                .iter()
-                .map(|c| IndexColumn {
-                    name: c.to_string(),
-                    desc: false,
-                })
-                .collect(),
-        }
+        IndexDef::on(table, cols)
     }
 
     #[test]

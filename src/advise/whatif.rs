@@ -62,7 +62,7 @@ impl WhatIf {
             .map_err(|e| Error::from_pg("checking for hypopg", e))?
             .get(0);
         if !has {
-            return Err(Error::Usage {
+            return Err(Error::State {
                 message: format!("HypoPG is not installed in database {}", target.database()),
                 fix: "apt-get install postgresql-15-hypopg and `crmbench schema create`/`generate` again \
                       (or --allow-ddl on an external server), or advise with real indexes"
@@ -245,7 +245,7 @@ impl WhatIf {
         self.frame.rollback(&self.client, "what-if costing").await?;
         let row = result.map_err(|e| Error::from_pg(format!("EXPLAIN {sql}"), e))?;
         let json: serde_json::Value = row.get(0);
-        let plan = Explained::parse(&json).map_err(|m| Error::Usage {
+        let plan = Explained::parse(&json).map_err(|m| Error::Internal {
             message: m,
             fix: String::new(),
         })?;

@@ -225,7 +225,7 @@ pub fn compare(opts: &CompareOptions) -> Result<Comparison> {
 fn load(path: &Path) -> Result<Results> {
     let r: Results = crate::runfolder::read_file(path)?;
     if let Some(reason) = &r.partial {
-        return Err(Error::Usage {
+        return Err(Error::RunFile {
             message: format!(
                 "{}: a partial run ({reason}): it cannot decide",
                 path.display()
@@ -238,7 +238,7 @@ fn load(path: &Path) -> Result<Results> {
 
 /// The metric of a side from its histogram, the source of truth in the file.
 fn hist_value(path: &Path, query: &str, side: &SideStats, metric: Metric) -> Result<u64> {
-    let h = crate::stats::decode(&side.histogram).map_err(|e| Error::Usage {
+    let h = crate::stats::decode(&side.histogram).map_err(|e| Error::RunFile {
         message: format!("{}: query `{query}`: {e}", path.display()),
         fix: "the results file is damaged: re-run the benchmark".into(),
     })?;
@@ -263,7 +263,7 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
     let mut level = 0.0_f64;
     for q in &run.queries {
         let Some(cand) = &q.candidate else {
-            return Err(Error::Usage {
+            return Err(Error::RunFile {
                 message: format!(
                     "{}: query `{}` has no candidate side in a paired run",
                     path.display(),

@@ -94,7 +94,7 @@ pub async fn load_table(
     }
     match TABLES.iter().find(|t| t.name == table) {
         Some(t) if !t.is_generated() => Ok(0),
-        _ => Err(Error::Usage {
+        _ => Err(Error::Internal {
             message: format!("no generator for table {table}"),
             fix: String::new(),
         }),

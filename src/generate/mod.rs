@@ -307,7 +307,7 @@ async fn mark_complete(
     admin: &tokio_postgres::Client,
     report: &GenerateReport,
 ) -> Result<()> {
-    let details = serde_json::to_value(report).map_err(|e| Error::Usage {
+    let details = serde_json::to_value(report).map_err(|e| Error::Internal {
         message: format!("serializing the load report: {e}"),
         fix: String::new(),
     })?;
@@ -404,7 +404,7 @@ async fn prepare_schema(
             if tenants == 0 {
                 drop().await
             } else {
-                Err(Error::Usage {
+                Err(Error::State {
                     message: format!(
                         "schema {SCHEMA} in database {} holds {tenants} tenants that crmbench did not generate",
                         target.database()
@@ -417,7 +417,7 @@ async fn prepare_schema(
             complete: false,
             seed,
             scale,
-        } => Err(Error::Usage {
+        } => Err(Error::State {
             message: format!(
                 "database {} holds an INCOMPLETE dataset (seed {}, scale {}): an earlier load was interrupted",
                 target.database(),
@@ -426,7 +426,7 @@ async fn prepare_schema(
             ),
             fix: "pass --replace to reload it".into(),
         }),
-        Ownership::Ours { seed, scale, .. } => Err(Error::Usage {
+        Ownership::Ours { seed, scale, .. } => Err(Error::State {
             message: format!(
                 "database {} already holds a dataset (seed {}, scale {})",
                 target.database(),
@@ -455,7 +455,7 @@ fn check_disk(target: &Target, expected_bytes: f64) -> Result<()> {
     // Room for the data, the index builds' sort files, and WAL.
     let needed = expected_bytes * 1.3;
     if free < needed {
-        return Err(Error::Usage {
+        return Err(Error::State {
             message: format!(
                 "not enough free disk in {}: the dataset needs about {:.1} GB, {:.1} GB are free",
                 dir.display(),
@@ -572,7 +572,7 @@ async fn run_load(
             let mut first_error = None;
             for h in handles {
                 let result = h.join().unwrap_or_else(|_| {
-                    Err(Error::Usage {
+                    Err(Error::Internal {
                         message: "a loader thread panicked".into(),
                         fix: "report this as a bug".into(),
                     })
@@ -599,7 +599,7 @@ async fn run_load(
         }
     };
     progress.update(state.rows.load(Ordering::Relaxed));
-    result.map_err(|e| Error::Usage {
+    result.map_err(|e| Error::Internal {
         message: format!("the load was aborted: {e}"),
         fix: String::new(),
     })??;
@@ -687,7 +687,7 @@ async fn build_foreign_keys(spec: &ConnSpec, jobs: usize) -> Result<()> {
         });
     }
     while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| Error::Usage {
+        joined.map_err(|e| Error::Internal {
             message: format!("a foreign key validation task failed: {e}"),
             fix: String::new(),
         })??;

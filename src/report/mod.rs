@@ -48,7 +48,7 @@ impl Format {
 pub fn load(folder: &Path) -> Result<ReportModel> {
     let results_path = folder.join("results.json");
     if !results_path.is_file() {
-        return Err(Error::Usage {
+        return Err(Error::State {
             message: format!(
                 "{}: no results.json: not a run folder with a measured run",
                 results_path.display()
@@ -137,7 +137,7 @@ fn environment(r: &Results) -> Environment {
 }
 
 fn decode(text: &str, path: &Path, what: &str) -> Result<crate::stats::Hist> {
-    crate::stats::decode(text).map_err(|e| Error::Usage {
+    crate::stats::decode(text).map_err(|e| Error::RunFile {
         message: format!("{}: {what}: {e}", path.display()),
         fix: "the file is damaged: re-run the stage that wrote it".into(),
     })

@@ -283,7 +283,7 @@ pub(super) async fn wait_stop(shared: &Shared) {
 /// an error when one of them panicked.
 pub fn join(handles: Vec<std::thread::JoinHandle<()>>) -> Result<()> {
     for h in handles {
-        h.join().map_err(|_| Error::Usage {
+        h.join().map_err(|_| Error::Internal {
             message: "a driver thread panicked".into(),
             fix: "report this as a bug".into(),
         })?;

@@ -60,7 +60,7 @@ pub async fn measure(admin: &Client, config: DriverConfig, opts: &RunOptions) ->
             Ok(partial) => partial,
             Err(fatal) => {
                 let _ = driver.stop().await;
-                return Err(Error::Usage {
+                return Err(Error::State {
                     message: format!("the run could not start: {fatal}"),
                     fix: "check the server and the workload (`crmbench run --check`)".into(),
                 });
@@ -193,7 +193,7 @@ impl Running {
         let handles = std::mem::take(&mut self.handles);
         tokio::task::spawn_blocking(move || driver::join(handles))
             .await
-            .map_err(|e| Error::Usage {
+            .map_err(|e| Error::Internal {
                 message: e.to_string(),
                 fix: String::new(),
             })?

@@ -78,7 +78,7 @@ pub async fn clone_database(target: &Target, to: &str, replace: bool) -> Result<
             drop_database(target, to).await?;
         }
         Some(true) => {
-            return Err(Error::Usage {
+            return Err(Error::State {
                 message: format!("database {to} already exists"),
                 fix: "pass --replace to recreate it, or pick another name".into(),
             });
@@ -111,7 +111,7 @@ pub async fn clone_database(target: &Target, to: &str, replace: bool) -> Result<
     created.map_err(|e| {
         let err = Error::from_pg(sql.clone(), e);
         if err.sqlstate() == Some("55006") {
-            Error::Usage {
+            Error::State {
                 message: format!("{err}"),
                 fix: format!(
                     "PostgreSQL copies a database only while nobody is connected to it: close other \
@@ -148,7 +148,7 @@ pub async fn clone_database(target: &Target, to: &str, replace: bool) -> Result<
 /// Drop database `db`, only if crmbench created it and it is not the main one.
 pub async fn drop_database(target: &Target, db: &str) -> Result<bool> {
     if db == target.database() {
-        return Err(Error::Usage {
+        return Err(Error::State {
             message: format!("{db} is the benchmark database itself"),
             fix: "use `crmbench schema drop` to remove its schema".into(),
         });

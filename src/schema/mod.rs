@@ -203,7 +203,7 @@ pub async fn create(target: &Target, opts: &CreateOptions) -> Result<CreateRepor
             replaced = true;
         }
         Ownership::Ours { .. } => {
-            return Err(Error::Usage {
+            return Err(Error::State {
                 message: format!(
                     "the CRM schema already exists in database {}",
                     target.database()

@@ -400,7 +400,7 @@ async fn load_tenants(sampler: &Client, workload: &Workload, sql: &str) -> Resul
             ),
         })?;
     if rows.is_empty() {
-        return Err(Error::Usage {
+        return Err(Error::State {
             message: "the tenants query returned no rows: the database holds no data".into(),
             fix: "run `crmbench generate` first".into(),
         });
