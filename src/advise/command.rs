@@ -200,7 +200,8 @@ async fn plans_in(
         "advise: no plans.json in {}: capturing plans first",
         folder.path().display()
     );
-    let plans = crate::explain::explain_with(ctx, target, seed).await?;
+    let values = crate::explain::SampledValues::default_for(target);
+    let plans = crate::explain::explain_with(ctx, target, seed, values).await?;
     folder.write(&plans)?;
     Ok(plans)
 }

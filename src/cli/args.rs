@@ -363,6 +363,14 @@ pub(super) struct ExplainArgs {
     /// Seed of the parameter values.
     #[arg(long, default_value_t = 1)]
     pub(super) seed: u64,
+    /// In plans.json, replace the values drawn from the data (tenant ids,
+    /// sample and ref parameters) by '<redacted>' [default: on for
+    /// --database-url targets, off for the private server].
+    #[arg(long, overrides_with = "no_redact_values")]
+    pub(super) redact_values: bool,
+    /// Keep the sampled values in plans.json.
+    #[arg(long, overrides_with = "redact_values")]
+    pub(super) no_redact_values: bool,
     /// Run folder [default: reports/latest when it exists, else a new one].
     #[arg(long)]
     pub(super) out: Option<PathBuf>,

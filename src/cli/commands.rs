@@ -10,6 +10,7 @@ use super::args::{
 };
 use super::values::{CompareFormat, Protocol};
 use crate::error::{Error, Result};
+use crate::explain::SampledValues;
 use crate::pg::{self, Target, TargetOptions};
 use crate::runfolder::Access;
 use crate::schema;
@@ -120,11 +121,7 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
             args.workload.display(),
             ctx.workload().queries.len(),
             target.describe(),
-            ctx.workload()
-                .context
-                .role
-                .as_deref()
-                .unwrap_or("the connecting user")
+            ctx.runs_as()
         );
         return Ok(EXIT_OK);
     }
@@ -179,7 +176,13 @@ pub(super) async fn explain_command(
     access: Access,
 ) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
-    let file = crate::explain::explain(&target, &args.workload, args.seed).await?;
+    let redaction = match (args.redact_values, args.no_redact_values) {
+        (true, _) => SampledValues::Redact,
+        (_, true) => SampledValues::Keep,
+        _ => SampledValues::default_for(&target),
+    };
+    let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    let file = crate::explain::explain_with(&ctx, &target, args.seed, redaction).await?;
     let path = crate::explain::write_plans(args.out.as_deref(), &file, access)?;
     print!("{}", crate::explain::render_summary(&file));
     println!("  plans: {}", path.display());

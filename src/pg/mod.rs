@@ -72,7 +72,7 @@ async fn create_dataset(client: &tokio_postgres::Client, db: &str) -> Result<()>
 
 async fn set_search_paths(client: &tokio_postgres::Client) -> Result<()> {
     // psql users of `pg url` find the CRM tables without qualifying them.
-    for role in [private::SUPERUSER, roles::OWNER, roles::APP] {
+    for role in [private::SUPERUSER, roles::OWNER, roles::APP, roles::SAMPLER] {
         let already: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \

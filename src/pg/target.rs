@@ -210,15 +210,29 @@ impl Target {
 
     /// The application role's connection: RLS applies to it.
     pub fn app(&self) -> ConnSpec {
+        self.as_role(roles::APP)
+    }
+
+    /// The sampler's connection ([`roles::SAMPLER`]): tenant discovery and
+    /// sampling.
+    pub fn sampler(&self) -> ConnSpec {
+        self.as_role(roles::SAMPLER)
+    }
+
+    /// A connection as `role`. On the private server crmbench logs in as the
+    /// role itself (trust over its socket), so the session's user is the
+    /// role and SQL cannot switch back to the superuser; on a URL target the
+    /// URL's user switches to it with `SET ROLE` (all crmbench has there).
+    pub fn as_role(&self, role: &str) -> ConnSpec {
         match self {
             Target::Private { server: s, .. } => ConnSpec {
-                label: s.url(roles::APP, self.database()),
-                config: with_search_path(s.config(roles::APP, self.database())),
+                label: s.url(role, self.database()),
+                config: with_search_path(s.config(role, self.database())),
                 set_role: None,
             },
             Target::External(_) => {
                 let mut spec = self.admin();
-                spec.set_role = Some(roles::APP.into());
+                spec.set_role = Some(role.into());
                 spec
             }
         }

@@ -211,42 +211,47 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// Load the tenant pool and every sample pool the workload uses, as the
-    /// admin connection (it sees every tenant).
-    pub async fn load(admin: &Client, workload: &Workload) -> Result<Pools> {
-        let tenants = match (&workload.context.tenant_setting, &workload.context.tenants) {
-            (None, _) => TenantPool::none(),
-            (Some(_), None) => {
-                return Err(Error::Workload {
-                    file: workload.path.clone(),
-                    line: 0,
-                    query: None,
-                    message: "[context] sets tenant_setting but gives no `tenants` query".into(),
-                });
+    /// Load the tenant pool and every sample pool the workload uses on
+    /// `sampler` — a connection as [`crate::pg::roles::SAMPLER`], which sees
+    /// every tenant and may only read — inside one READ ONLY transaction
+    /// with a [`SAMPLING_TIMEOUT`] (nothing is kept: it is rolled back).
+    /// `epoch` is the dataset's "today" ([`dataset_epoch`]).
+    pub async fn load(sampler: &Client, workload: &Workload, epoch: NaiveDate) -> Result<Pools> {
+        sampler
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                 SET LOCAL statement_timeout = '{}s'",
+                SAMPLING_TIMEOUT.as_secs()
+            ))
+            .await
+            .map_err(|e| Error::from_pg("starting the read-only sampling transaction", e))?;
+        let loaded = Pools::load_in(sampler, workload, epoch).await;
+        // Whatever the workload's SQL did, nothing of it is kept.
+        let ended = sampler
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| Error::from_pg("ending the sampling transaction", e));
+        let pools = loaded?;
+        ended?;
+        Ok(pools)
+    }
+
+    /// Pools of a workload that reads nothing from the data: no tenants
+    /// query, no `sample` parameter ([`needs_sampling`] is false).
+    pub fn without_sampling(epoch: NaiveDate) -> Pools {
+        Pools {
+            tenants: TenantPool::none(),
+            samples: HashMap::new(),
+            epoch,
+        }
+    }
+
+    async fn load_in(sampler: &Client, workload: &Workload, epoch: NaiveDate) -> Result<Pools> {
+        let tenants = match &workload.context.tenants {
+            Some(sql) if workload.context.tenant_setting.is_some() => {
+                load_tenants(sampler, workload, sql).await?
             }
-            (Some(_), Some(sql)) => {
-                let wrapped = format!("SELECT t.id::text, t.w::float8 FROM ({sql}) AS t(id, w)");
-                let rows = admin
-                    .query(&wrapped, &[])
-                    .await
-                    .map_err(|e| Error::Workload {
-                        file: workload.path.clone(),
-                        line: 0,
-                        query: None,
-                        message: format!(
-                            "[context] tenants query failed: {}",
-                            Error::from_pg("", e)
-                        ),
-                    })?;
-                if rows.is_empty() {
-                    return Err(Error::State {
-                        message: "the tenants query returned no rows: the database holds no data"
-                            .into(),
-                        fix: "run `crmbench generate` first".into(),
-                    });
-                }
-                TenantPool::new(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-            }
+            _ => TenantPool::none(),
         };
         let mut samples = HashMap::new();
         for q in &workload.queries {
@@ -259,7 +264,7 @@ impl Pools {
                     if samples.contains_key(&key) {
                         continue;
                     }
-                    let pool = load_sample(admin, workload, table, column)
+                    let pool = load_sample(sampler, workload, table, column)
                         .await
                         .map_err(|e| Error::Workload {
                             file: workload.path.clone(),
@@ -271,16 +276,6 @@ impl Pools {
                 }
             }
         }
-        let epoch = admin
-            .query_opt(
-                "SELECT epoch FROM crm.crmbench_meta WHERE to_regclass('crm.crmbench_meta') IS NOT NULL",
-                &[],
-            )
-            .await
-            .ok()
-            .flatten()
-            .and_then(|r| r.get::<_, Option<NaiveDate>>(0))
-            .unwrap_or_else(|| Utc::now().date_naive());
         Ok(Pools {
             tenants,
             samples,
@@ -376,12 +371,101 @@ fn gaussian(rng: &mut Prng) -> f64 {
     (0.5 + z / 6.0).clamp(0.0, 1.0)
 }
 
+/// Longest a tenants or sample query may run (the sampler's
+/// `statement_timeout`): a workload's SQL cannot hold the server forever.
+pub const SAMPLING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether `workload` reads from the data before it runs: a tenants query
+/// (with a tenant setting) or a `sample` parameter. Only then is the sampler
+/// needed.
+pub fn needs_sampling(workload: &Workload) -> bool {
+    workload.context.tenant_setting.is_some()
+        || workload
+            .queries
+            .iter()
+            .flat_map(|q| &q.statements)
+            .flat_map(|s| &s.params)
+            .any(|p| matches!(p, Param::Sample { .. }))
+}
+
+/// A workload that sets a tenant must say how to list the tenants.
+pub fn check_tenants_query(workload: &Workload) -> Result<()> {
+    if workload.context.tenant_setting.is_some() && workload.context.tenants.is_none() {
+        return Err(Error::Workload {
+            file: workload.path.clone(),
+            line: 0,
+            query: None,
+            message: "[context] sets tenant_setting but gives no `tenants` query".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The dataset's "today" from crmbench's marker (`days_ago` counts back
+/// from it), else today. Fixed SQL, read as the admin connection.
+pub async fn dataset_epoch(admin: &Client) -> NaiveDate {
+    admin
+        .query_opt(
+            "SELECT epoch FROM crm.crmbench_meta WHERE to_regclass('crm.crmbench_meta') IS NOT NULL",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.get::<_, Option<NaiveDate>>(0))
+        .unwrap_or_else(|| Utc::now().date_naive())
+}
+
+/// The workload's `[context].tenants` query, run as the sampler.
+async fn load_tenants(sampler: &Client, workload: &Workload, sql: &str) -> Result<TenantPool> {
+    let wrapped = format!("SELECT t.id::text, t.w::float8 FROM ({sql}) AS t(id, w)");
+    let rows = sampler
+        .query(&wrapped, &[])
+        .await
+        .map_err(|e| Error::Workload {
+            file: workload.path.clone(),
+            line: 0,
+            query: None,
+            message: format!(
+                "[context] tenants query failed: {} (it runs as {}: read-only, SELECT on the \
+                 workload's schemas only)",
+                server_says(e),
+                crate::pg::roles::SAMPLER
+            ),
+        })?;
+    if rows.is_empty() {
+        return Err(Error::State {
+            message: "the tenants query returned no rows: the database holds no data".into(),
+            fix: "run `crmbench generate` first".into(),
+        });
+    }
+    Ok(TenantPool::new(
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    ))
+}
+
+/// What the server said, without crmbench's context.
+fn server_says(e: tokio_postgres::Error) -> String {
+    match Error::from_pg("", e) {
+        Error::Server {
+            message, sqlstate, ..
+        } => format!("{message} (SQLSTATE {sqlstate})"),
+        other => other.to_string(),
+    }
+}
+
 async fn load_sample(
-    admin: &Client,
+    sampler: &Client,
     workload: &Workload,
     table: &str,
     column: &str,
 ) -> std::result::Result<SamplePool, String> {
+    // The names were checked as SQL names when the file was read; quoted
+    // here, so a name is only ever a name.
+    let (Some(table), Some(column)) = (super::quoted_name(table), super::quoted_name(column))
+    else {
+        return Err("not a table.column name".into());
+    };
     // Deterministic choice of rows (hash order), so a seed replays the same stream.
     let sql = if workload.context.tenant_setting.is_some() {
         format!(
@@ -396,7 +480,7 @@ async fn load_sample(
             SAMPLES_PER_TENANT * 10
         )
     };
-    let rows = admin
+    let rows = sampler
         .query(&sql, &[])
         .await
         .map_err(|e| Error::from_pg("sampling", e).to_string())?;
