@@ -8,6 +8,7 @@
 //! fails before its first transaction is an error; one that fails later is
 //! kept, marked partial.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -38,6 +39,8 @@ pub struct Measured {
     pub statements: Vec<StatementStats>,
     /// Why the two are empty, when the server's counters could not be read.
     pub stats_missing: Option<String>,
+    /// Failed reconnection attempts by code.
+    pub reconnect_errors: BTreeMap<String, u64>,
 }
 
 /// Run the driver with `config` and measure, as `opts` says; `stats` reads
@@ -88,6 +91,12 @@ pub async fn measure(
         Ok((index_usage, statements)) => (index_usage, statements, None),
         Err(reason) => (Vec::new(), Vec::new(), Some(reason)),
     };
+    let reconnect_errors = driver
+        .shared
+        .reconnect_errors
+        .lock()
+        .map(|counts| counts.clone())
+        .unwrap_or_default();
     Ok(Measured {
         collected,
         partial,
@@ -96,6 +105,7 @@ pub async fn measure(
         index_usage,
         statements,
         stats_missing,
+        reconnect_errors,
     })
 }
 
