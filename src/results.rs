@@ -49,6 +49,11 @@ pub struct Results {
     /// empty): the reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats_missing: Option<String>,
+    /// Failed attempts of clients to reconnect while the server was away
+    /// (restarting, recovering after a crash), by SQLSTATE or crmbench code;
+    /// the transactions the outage failed are counted per query.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reconnect_errors: BTreeMap<String, u64>,
 }
 
 /// The generated dataset, from `crm.crmbench_meta`.

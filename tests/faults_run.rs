@@ -1,8 +1,10 @@
 //! A run that meets a fault (issue 17): a full disk under `--out` (a small
 //! tmpfs, mounted as root), a killed statistics connection, parameter
 //! ranges and rates that used to panic a driver thread (a panic in a client
-//! itself is pinned by a unit test in `run::driver`). Every test failed
-//! before its fix.
+//! itself is pinned by a unit test in `run::driver`), a backend crash
+//! (`kill -9`: the server restarts every backend and recovers). Every test
+//! failed before its fix. The crash test takes the cluster for itself (it
+//! ends every session on the server); the others share it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +17,10 @@ use std::time::{Duration, Instant};
 use crmbench::pg::{self, Target};
 use crmbench::results::Results;
 use crmbench::runfolder::read_file;
+
+/// Shared by the tests that only need the server up; taken whole by the one
+/// that crashes it.
+static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 async fn dataset(db: &str) {
     common::generated(db, 0.001, 7).await;
@@ -137,6 +143,7 @@ fn files_like(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 // everything on the full disk.
 #[tokio::test]
 async fn a_full_disk_under_out_is_refused_before_measuring() {
+    let _server = SERVER.read().await;
     dataset("fault_disk_early").await;
     let disk = Tmpfs::mount("64k");
     let out_dir = disk.path().join("run");
@@ -159,6 +166,7 @@ async fn a_full_disk_under_out_is_refused_before_measuring() {
 // error named no other place.
 #[tokio::test]
 async fn a_disk_full_at_the_end_prints_the_table_and_keeps_the_results_elsewhere() {
+    let _server = SERVER.read().await;
     dataset("fault_disk_late").await;
     let disk = Tmpfs::mount("4m");
     let out_dir = disk.path().join("run");
@@ -210,6 +218,7 @@ async fn kill_stats_session(admin: &tokio_postgres::Client, db: &str) -> usize {
 // index_usage and statements empty without a word.
 #[tokio::test]
 async fn a_killed_statistics_connection_is_replaced() {
+    let _server = SERVER.read().await;
     dataset("fault_stats_kill").await;
     let dir = tempfile::tempdir().unwrap();
     let cmd = run_command("fault_stats_kill", dir.path(), &["--duration", "3s"]);
@@ -232,6 +241,7 @@ async fn a_killed_statistics_connection_is_replaced() {
 // Before the fix the sections came out empty with no reason given.
 #[tokio::test]
 async fn statistics_that_cannot_be_read_again_are_marked_missing() {
+    let _server = SERVER.read().await;
     let db = "fault_stats_gone";
     dataset(db).await;
     let dir = tempfile::tempdir().unwrap();
@@ -273,6 +283,7 @@ async fn statistics_that_cannot_be_read_again_are_marked_missing() {
 // panicked on a date chrono cannot hold).
 #[tokio::test]
 async fn a_date_range_out_of_reach_is_refused_at_its_line() {
+    let _server = SERVER.read().await;
     dataset("fault_days").await;
     let (_keep, workload) = common::write_workload(&format!(
         "name = \"days\"\n{}\n[[query]]\nname = \"old\"\nkind = \"read\"\nweight = 1\n\
@@ -300,6 +311,7 @@ async fn a_date_range_out_of_reach_is_refused_at_its_line() {
 // no clock can hold).
 #[tokio::test]
 async fn a_rate_too_small_to_run_anything_is_refused() {
+    let _server = SERVER.read().await;
     dataset("fault_rate").await;
     let dir = tempfile::tempdir().unwrap();
     for rate in ["1e-300", "0.01"] {
@@ -318,4 +330,53 @@ async fn a_rate_too_small_to_run_anything_is_refused() {
         );
         assert!(stderr.contains("--rate"), "{stderr}");
     }
+}
+
+// Before the fix the run stopped on 57P03 "the database system is in
+// recovery mode" while the server restarted its backends.
+#[tokio::test]
+async fn a_backend_crash_is_survived_and_counted() {
+    let _server = SERVER.write().await;
+    let db = "fault_crash";
+    dataset(db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = run_command(db, dir.path(), &["--duration", "4s"]);
+    let child = spawn(cmd);
+    let admin = admin().await;
+    wait_for_clients(&admin, db).await;
+    let pid: i32 = admin
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = 'crmbench_app' LIMIT 1",
+            &[&db],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{:?}: {stdout}{stderr}",
+        out.status
+    );
+    let r: Results = read_file(dir.path()).unwrap();
+    assert!(r.partial.is_none(), "{:?}", r.partial);
+    let failed: u64 = r
+        .queries
+        .iter()
+        .map(|q| q.baseline.errors.values().sum::<u64>())
+        .sum();
+    assert!(failed >= 1, "the crash was not counted: {stderr}");
+    let late: u64 = r
+        .queries
+        .iter()
+        .flat_map(|q| q.baseline.intervals.iter().filter(|i| i.t > 3.0))
+        .map(|i| i.count)
+        .sum();
+    assert!(late > 0, "no transaction after the crash: {stderr}");
 }

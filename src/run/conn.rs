@@ -25,6 +25,8 @@ use crate::workload::{Param, Query, Workload};
 pub const CONNECTION_LOST: &str = "crmbench:connection_lost";
 /// Any other driver failure.
 pub const CLIENT_ERROR: &str = "crmbench:client_error";
+/// A connection attempt the server did not answer (down, restarting).
+pub const CONNECTION_REFUSED: &str = "crmbench:connection_refused";
 
 /// A connection with everything prepared.
 pub struct Conn {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::client;
-use super::conn::Conn;
+use super::conn::{CLIENT_ERROR, CONNECTION_LOST, CONNECTION_REFUSED, Conn, server_unavailable};
 use crate::error::{Error, Result};
 use crate::pg::ConnSpec;
 use crate::stats::{self, Hist};
@@ -143,6 +143,8 @@ pub struct Shared {
     /// Set when a client or a driver thread panicked: a failed run, even
     /// before its first transaction.
     pub panicked: AtomicBool,
+    /// Failed attempts to reconnect while the server was away, by code.
+    pub reconnect_errors: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -156,6 +158,7 @@ impl Shared {
                 .collect(),
             fatal: Mutex::new(None),
             panicked: AtomicBool::new(false),
+            reconnect_errors: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -272,9 +275,10 @@ pub(super) fn set_fatal(shared: &Shared, message: String) {
     shared.stop.store(true, Ordering::Relaxed);
 }
 
-/// Open a connection, retrying while the server refuses or drops it (a
-/// restart); `None` when the run stops first or the failure is of another
-/// kind (then fatal).
+/// Open a connection, retrying with backoff while the server is away
+/// (refused or dropped, restarting, recovering after a crash: see
+/// [`server_unavailable`]) and counting each failed try by code; `None`
+/// when the run stops first or the failure is of another kind (then fatal).
 pub(super) async fn open_with_retry(
     spec: &ConnSpec,
     workload: &Workload,
@@ -289,17 +293,27 @@ pub(super) async fn open_with_retry(
                 if shared.stop.load(Ordering::Relaxed) {
                     return None;
                 }
-                if !matches!(
-                    e,
-                    Error::ConnectionRefused { .. } | Error::ConnectionLost { .. }
-                ) {
+                if !server_unavailable(&e) {
                     set_fatal(shared, e.to_string());
                     return None;
+                }
+                if let Ok(mut counts) = shared.reconnect_errors.lock() {
+                    *counts.entry(failure_code(&e)).or_default() += 1;
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
+    }
+}
+
+/// The code a failed connection attempt is counted under: its SQLSTATE, or
+/// crmbench's own for a refused or dropped connection.
+fn failure_code(e: &Error) -> String {
+    match e {
+        Error::ConnectionRefused { .. } => CONNECTION_REFUSED.into(),
+        Error::ConnectionLost { .. } => CONNECTION_LOST.into(),
+        other => other.sqlstate().unwrap_or(CLIENT_ERROR).into(),
     }
 }
 

@@ -69,6 +69,18 @@ impl RunOutcome {
                  no index usage or statement statistics in the results"
             ));
         }
+        let reconnects = &self.results.reconnect_errors;
+        if !reconnects.is_empty() {
+            let tries: Vec<String> = reconnects
+                .iter()
+                .map(|(c, n)| format!("{c} ×{n}"))
+                .collect();
+            end.stderr.push(format!(
+                "crmbench: the server went away during the run; clients reconnected \
+                 (failed tries: {})",
+                tries.join(", ")
+            ));
+        }
         if let Some(reason) = &self.results.partial {
             end.stderr.push(format!(
                 "error: the run ended early ({reason}); the results gathered so far are in {}",
@@ -219,6 +231,7 @@ pub(super) fn assemble(
         index_usage: measured.index_usage,
         statements: measured.statements,
         stats_missing: measured.stats_missing,
+        reconnect_errors: measured.reconnect_errors,
     };
     RunOutcome {
         results,

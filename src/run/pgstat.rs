@@ -62,7 +62,7 @@ impl StatsConn {
     pub async fn snapshot(&mut self) -> std::result::Result<Snapshot, String> {
         match read_snapshot(&self.client).await {
             Ok(snap) => return Ok(snap),
-            Err(e) => tracing::warn!("the statistics session was lost ({e}); reconnecting"),
+            Err(e) => tracing::debug!("the statistics session was lost ({e}); reconnecting"),
         }
         self.reconnect().await?;
         read_snapshot(&self.client).await.map_err(|e| {

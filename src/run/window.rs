@@ -9,6 +9,7 @@
 //! fails before its first transaction is an error; one that fails later is
 //! kept, marked partial.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -39,6 +40,8 @@ pub struct Measured {
     pub statements: Vec<StatementStats>,
     /// Why the two are empty, when the server's counters could not be read.
     pub stats_missing: Option<String>,
+    /// Failed reconnection attempts by code.
+    pub reconnect_errors: BTreeMap<String, u64>,
 }
 
 /// Run the driver with `config` and measure, as `opts` says; `stats` reads
@@ -89,6 +92,12 @@ pub async fn measure(
         Ok((index_usage, statements)) => (index_usage, statements, None),
         Err(reason) => (Vec::new(), Vec::new(), Some(reason)),
     };
+    let reconnect_errors = driver
+        .shared
+        .reconnect_errors
+        .lock()
+        .map(|counts| counts.clone())
+        .unwrap_or_default();
     Ok(Measured {
         collected,
         partial,
@@ -97,6 +106,7 @@ pub async fn measure(
         index_usage,
         statements,
         stats_missing,
+        reconnect_errors,
     })
 }
 
