@@ -20,7 +20,8 @@ pub enum Verdict {
     /// A regression, a throughput drop, a new error above the limit or (with
     /// `--fail-on-plan-change`) a plan change (exit 1).
     Fail,
-    /// The input cannot decide (too few samples) and nothing failed (exit 2).
+    /// The input cannot decide (too few samples, no query in common) and
+    /// nothing failed (exit 2).
     Undecidable,
 }
 
@@ -178,6 +179,11 @@ pub fn decide(f: &Findings<'_>) -> (Verdict, Vec<String>) {
             fails.push(format!("{q}: plan changed"));
         }
     }
+    if f.queries.is_empty() {
+        // Nothing matched (renamed queries, another workload): passing would
+        // gate nothing at all.
+        undecided.push("no query is in both inputs: nothing to compare".to_string());
+    }
     if !fails.is_empty() {
         (Verdict::Fail, fails)
     } else if !undecided.is_empty() {
@@ -331,6 +337,17 @@ mod tests {
         let (added, removed) = added_removed(&["a", "b", "c"], &["b", "c", "d", "e"]);
         assert_eq!(added, vec!["d", "e"]);
         assert_eq!(removed, vec!["a"]);
+    }
+
+    #[test]
+    fn no_query_in_common_is_undecidable_not_a_pass() {
+        let (v, reasons) = decide(&Findings::default());
+        assert_eq!(v, Verdict::Undecidable);
+        assert_eq!(v.exit_code(), 2);
+        assert_eq!(
+            reasons,
+            vec!["no query is in both inputs: nothing to compare"]
+        );
     }
 
     #[test]
