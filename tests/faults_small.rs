@@ -62,3 +62,35 @@ fn compare_with_no_query_in_common_passed_with_exit_0() {
         text(&o)
     );
 }
+
+/// Histograms whose V2 header claims a 4 GiB payload (0xFFFFFFFF bytes):
+/// uncompressed, and inside the compressed form crmbench writes. Made with
+/// Python: `struct.pack('>IIIIQQd', 0x1c849313, 0xFFFFFFFF, 0, 3, 1,
+/// 3600000000, 1.0)`, then `0x1c849314`, the length and `zlib.compress` of it.
+const CLAIMS_4_GB: [&str; 2] = [
+    "HISTE/////8AAAAAAAAAAwAAAAAAAAABAAAAANaTpAA/8AAAAAAAAA==",
+    "HISTFAAAAB94nJNpmSz8HwgYIIAZSjOCiGuTlzDYf4AIAADaUAiD",
+];
+
+#[test]
+fn histogram_header_claiming_4_gb_allocated_it_before_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, hist) in CLAIMS_4_GB.iter().enumerate() {
+        let mut r = load_json(Path::new("fixtures/compare/separate-a/results.json"));
+        r["queries"][0]["baseline"]["histogram"] = Value::from(*hist);
+        let bad = save_results(dir.path(), &format!("bad{i}"), &r);
+        // Under a 1.5 GB address-space limit the 4 GB buffer cannot be had:
+        // before the fix the process aborted (out of memory), now the bytes
+        // present bound it and the error names the input.
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 1500000 && exec \"$0\" compare fixtures/compare/separate-a \"$1\"")
+            .arg(env!("CARGO_BIN_EXE_crmbench"))
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("truncated"), "{}", text(&o));
+        assert!(text(&o).contains(&format!("bad{i}")), "{}", text(&o));
+    }
+}
