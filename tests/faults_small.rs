@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -92,5 +94,50 @@ fn histogram_header_claiming_4_gb_allocated_it_before_failing() {
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         assert!(text(&o).contains("truncated"), "{}", text(&o));
         assert!(text(&o).contains(&format!("bad{i}")), "{}", text(&o));
+    }
+}
+
+/// `n` `crmbench pg start` at once on the private server folder `base`.
+fn start_together(base: &Path, port: u16, n: usize) -> Vec<Output> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_crmbench"))
+                .args(["pg", "start"])
+                .env("CRMBENCH_DATA_DIR", base)
+                .env("CRMBENCH_PG_PORT", port.to_string())
+                .env_remove("DATABASE_URL")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+#[test]
+fn two_pg_starts_at_once_both_failed_on_a_fresh_folder_and_one_on_a_stopped_one() {
+    let base = common::scratch_base("twostarts");
+    let port = common::free_port();
+    for round in ["fresh folder", "stopped cluster"] {
+        let outs = start_together(&base, port, 2);
+        let said: Vec<String> = outs.iter().map(text).collect();
+        for o in &outs {
+            assert_eq!(o.status.code(), Some(0), "{round}: {said:?}");
+        }
+        // The second waited for the first and reused its server.
+        assert!(
+            said.iter().any(|t| t.contains("already running; reused")),
+            "{round}: {said:?}"
+        );
+        let stop = crmbench()
+            .args(["pg", "stop"])
+            .env("CRMBENCH_DATA_DIR", &base)
+            .output()
+            .unwrap();
+        assert!(text(&stop).contains("stopped"), "{}", text(&stop));
     }
 }

@@ -17,6 +17,10 @@ use crate::error::{Error, Result};
 /// Comment that marks a database as created by crmbench.
 pub const DATABASE_MARKER: &str = "created by crmbench";
 
+/// Advisory lock key (in database `postgres`) held while roles and the
+/// benchmark database are made ("crmb" and 1).
+const BOOTSTRAP_LOCK: i64 = 0x6372_6d62_0000_0001;
+
 /// On the private server: make sure the roles and the benchmark database exist.
 /// Idempotent; runs after every start.
 pub async fn bootstrap_private(target: &Target) -> Result<()> {
@@ -24,6 +28,13 @@ pub async fn bootstrap_private(target: &Target) -> Result<()> {
         return Ok(());
     };
     let client = connect(&target.admin_to("postgres")).await?;
+    // Two starts at once (two `pg start`, a `run` beside a `generate`) would
+    // race on CREATE ROLE and CREATE DATABASE: one at a time. The session's
+    // end releases the lock.
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&BOOTSTRAP_LOCK])
+        .await
+        .map_err(|e| Error::from_pg("waiting for another crmbench's bootstrap", e))?;
     roles::ensure(target, &client).await?;
     let db = target.database();
     let exists: i64 = client
