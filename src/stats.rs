@@ -51,7 +51,7 @@ pub fn decode(text: &str) -> Result<Hist, String> {
         .decode(text)
         .map_err(|e| format!("histogram is not base64: {e}"))?;
     let plain = match read_u32(&bytes, 0) {
-        Some(V2_COMPRESSED_COOKIE) => inflate(&bytes[8..], read_u32(&bytes, 4))?,
+        Some(V2_COMPRESSED_COOKIE) => inflate(&bytes)?,
         Some(V2_COOKIE) => bytes,
         _ => return Err("histogram is not an HdrHistogram V2 encoding".into()),
     };
@@ -91,11 +91,13 @@ fn max_plain_len() -> usize {
     V2_HEADER + new_hist().distinct_values() * MAX_VARINT
 }
 
-/// The V2 bytes inside a compressed encoding: the claimed length must be
-/// present, and inflating stops past [`max_plain_len`].
-fn inflate(rest: &[u8], claimed: Option<u32>) -> Result<Vec<u8>, String> {
+/// The V2 bytes inside a compressed encoding (cookie, length, deflated
+/// bytes): the claimed length must be present, and inflating stops past
+/// [`max_plain_len`].
+fn inflate(bytes: &[u8]) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
-    let claimed = claimed.ok_or("histogram is truncated (no length)")? as usize;
+    let claimed = read_u32(bytes, 4).ok_or("histogram is truncated (no length)")? as usize;
+    let rest = bytes.get(8..).unwrap_or_default();
     let deflated = rest.get(..claimed).ok_or_else(|| {
         format!(
             "histogram is truncated: its header claims {claimed} bytes, {} follow",
