@@ -97,7 +97,9 @@ pub fn new_errors(
     current_ok: u64,
     max_error_rate: f64,
 ) -> Vec<NewError> {
-    let total = current_ok + current.values().sum::<u64>();
+    let total = current
+        .values()
+        .fold(current_ok, |a, &b| a.saturating_add(b));
     current
         .iter()
         .filter(|(code, n)| **n > 0 && base.get(*code).copied().unwrap_or(0) == 0)
@@ -322,6 +324,14 @@ mod tests {
         assert_eq!(v, Verdict::Fail);
         assert_eq!(reasons.len(), 1);
         assert!(reasons[0].contains("42703"), "{reasons:?}");
+    }
+
+    #[test]
+    fn error_counts_of_a_damaged_file_do_not_overflow() {
+        let current: BTreeMap<String, u64> =
+            [("a".to_string(), u64::MAX), ("b".to_string(), u64::MAX)].into();
+        let found = new_errors("q", &BTreeMap::new(), &current, u64::MAX, 0.5);
+        assert_eq!(found.len(), 2);
     }
 
     #[test]
