@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use crmbench::generate::rng::Prng;
+use crmbench::rng::Prng;
 use crmbench::stats;
 use crmbench::workload::params::TenantPool;
 use crmbench::workload::{Dist, Param, TenantPick, Workload};

@@ -119,12 +119,43 @@ pub enum Error {
         message: String,
     },
 
-    /// Invalid input from the user (flags, files, environment).
+    /// Invalid input from the user: a flag, a connection string, a value
+    /// out of range.
     #[error("{message}")]
     Usage {
         /// The problem.
         message: String,
         /// The fix.
+        fix: String,
+    },
+
+    /// The server, a database or a folder is not in the state the command
+    /// needs (a dataset already there, no CRM schema, an extension missing,
+    /// a database in use, a change made by someone else meanwhile).
+    #[error("{message}")]
+    State {
+        /// What was found.
+        message: String,
+        /// What to do about it.
+        fix: String,
+    },
+
+    /// A run-folder file crmbench cannot use: damaged, of a format_version
+    /// it does not read, or unable to decide anything (a partial run).
+    #[error("{message}")]
+    RunFile {
+        /// The file and the problem.
+        message: String,
+        /// What to do about it.
+        fix: String,
+    },
+
+    /// A bug in crmbench: a worker thread panicked, an invariant broke.
+    #[error("{message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+        /// A more specific hint than "report it", when there is one.
         fix: String,
     },
 
@@ -177,7 +208,14 @@ impl Error {
             Error::Auth { .. } => Some("check the user and password in the URL".into()),
             Error::MissingPrivilege { fix, .. }
             | Error::PrivateServer { fix, .. }
-            | Error::Usage { fix, .. } => (!fix.is_empty()).then(|| fix.clone()),
+            | Error::Usage { fix, .. }
+            | Error::State { fix, .. }
+            | Error::RunFile { fix, .. } => (!fix.is_empty()).then(|| fix.clone()),
+            Error::Internal { fix, .. } if !fix.is_empty() => Some(fix.clone()),
+            Error::Internal { .. } => Some(
+                "this is a bug in crmbench: please report it with the command and its -v output"
+                    .into(),
+            ),
             Error::NotOurs { .. } => Some(
                 "crmbench only drops what it created (its metadata marker is missing or foreign); \
                  use another database or schema, or remove the objects yourself"

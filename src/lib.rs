@@ -4,17 +4,31 @@
 //! The pipeline (data flows one way; stages talk through files in a run folder):
 //!
 //! ```text
-//! schema ──► generate ──► run ──► explain ──► advise ──► verify ──► report
-//!  (DDL,      (fake,       (work-   (EXPLAIN    (what-if    (apply each   (md, html,
-//!   RLS)       skewed,      load     ANALYZE    with        index for     svg plots,
-//!              COPY)        replay,  JSON,      HypoPG,     real, replay, json, DDL)
-//!                           HDR      findings)  selection)  HDR before/
-//!                           hist.)                           after)
+//! schema ──► generate ──► run ──► explain ──► advise ──► report
+//!  (DDL,      (skewed      (replay,  (EXPLAIN    (what-if      (md, html,
+//!   RLS)       data,        HDR      ANALYZE,    with HypoPG,   json, SVG
+//!              COPY)        latency) findings)   selection,     plots)
+//!                                                paired verify)
+//!                           run ──► compare (the CI gate: files in, verdict out)
 //! ```
 //!
-//! Modules: [`pg`] (private server, targets, connections, roles), [`schema`]
-//! (the CRM DDL and its checks), [`error`] (the error kinds), [`cli`] (the
-//! command line; the only module that knows clap).
+//! Modules, one line each:
+//! - [`cli`]: the command line (clap), mapping each command to its stage; the only module that knows clap.
+//! - [`demo`]: every stage end to end into one run folder, and the findings to read first.
+//! - [`pg`]: PostgreSQL plumbing: binaries, the private server and its `pg` commands, targets, connections, roles.
+//! - [`schema`]: the CRM's DDL and row-level security, its table list, and catalog checks of the tenant rules.
+//! - [`generate`]: the deterministic, skewed multi-tenant dataset, loaded with binary COPY.
+//! - [`workload`]: workload files (TOML): queries, parameter generators, the tenant context, validation.
+//! - [`run`]: the load driver: replays a workload, records HDR latencies, runs paired A/B.
+//! - [`stats`]: latency histograms in µs: record, merge, summarize, encode.
+//! - [`explain`]: executed plans per query under RLS, their fingerprints and findings (`plans.json`).
+//! - [`advise`]: index candidates, what-if costing, selection, drop advice, paired verification, DDL.
+//! - [`report`]: a run folder's files to HTML, Markdown and JSON reports, never a database.
+//! - [`compare`]: the CI regression gate over results files, with exit codes.
+//! - [`results`]: `results.json`, the typed contract between `run` and the stages that read it.
+//! - [`runfolder`]: the run folder every stage reads from and writes into.
+//! - [`error`]: the library's error kinds, each with what to do about it.
+//! - `rng`: the seeded random streams every stage derives its values from.
 
 pub mod advise;
 pub mod cli;
@@ -26,6 +40,7 @@ pub mod generate;
 pub mod pg;
 pub mod report;
 pub mod results;
+pub mod rng;
 pub mod run;
 pub mod runfolder;
 pub mod schema;

@@ -129,6 +129,18 @@ impl RunFolder {
         }
     }
 
+    /// The folder of a stage that adds to a run: `out`, else `reports/latest`
+    /// when it exists (the newest run, whose results and plans it reads),
+    /// else a new folder.
+    pub fn prepare_or_latest(out: Option<&Path>, stage: &str, access: Access) -> Result<RunFolder> {
+        let latest = Path::new(REPORTS).join(LATEST);
+        match out {
+            Some(dir) => RunFolder::open_or_create(dir, access),
+            None if latest.is_dir() => RunFolder::open_or_create(&latest, access),
+            None => RunFolder::create_new(Path::new(REPORTS), stage, access),
+        }
+    }
+
     /// A new folder `<reports>/<UTC stamp>-<stage>`, created exclusively: when
     /// another run took that name in the same second, `-2`, `-3` … is added.
     /// `<reports>/latest` is re-pointed at it atomically.
@@ -161,7 +173,7 @@ impl RunFolder {
                 Err(e) => return Err(Error::io("creating run folder", &dir, e)),
             }
         }
-        Err(Error::Usage {
+        Err(Error::State {
             message: format!(
                 "{}: {MAX_SUFFIX} run folders named {stamp}-{stage} already exist",
                 reports.display()
@@ -289,7 +301,7 @@ impl RunFolder {
     fn inside(&self, name: &Path) -> Result<PathBuf> {
         let plain = name.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain || name.as_os_str().is_empty() {
-            return Err(Error::Usage {
+            return Err(Error::Internal {
                 message: format!(
                     "{}: not a file name inside the run folder {}",
                     name.display(),
@@ -348,7 +360,7 @@ fn check_version<T: RunFile>(file: &Path, value: &mut serde_json::Value) -> Resu
             } else {
                 newest.to_string()
             };
-            return Err(Error::Usage {
+            return Err(Error::RunFile {
                 message: format!(
                     "{}: format_version {v} is not one this crmbench reads ({reads})",
                     file.display()
@@ -360,7 +372,7 @@ fn check_version<T: RunFile>(file: &Path, value: &mut serde_json::Value) -> Resu
             });
         }
         None => {
-            return Err(Error::Usage {
+            return Err(Error::RunFile {
                 message: format!(
                     "{}: no format_version: not a crmbench {} file",
                     file.display(),
@@ -434,24 +446,6 @@ fn point_latest(reports: &Path, name: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io("linking", &latest, e)
     })
-}
-
-/// compatibility: remove after merge (use [`RunFolder::prepare`]). The run
-/// folder's path, private.
-#[doc(hidden)]
-pub fn prepare(out: Option<&Path>, stage: &str) -> Result<PathBuf> {
-    RunFolder::prepare(out, stage, Access::Private).map(RunFolder::into_path)
-}
-
-/// compatibility: remove after merge (use [`RunFolder::write`]). `value` as
-/// pretty JSON in `dir/name`, atomically, private.
-#[doc(hidden)]
-pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<PathBuf> {
-    let folder = RunFolder {
-        dir: dir.to_path_buf(),
-        access: Access::Private,
-    };
-    folder.write_serialized(name, value)
 }
 
 #[cfg(test)]

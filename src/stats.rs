@@ -221,7 +221,7 @@ pub fn summarize(h: &Hist) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::rng::Prng;
+    use crate::rng::Prng;
 
     #[test]
     fn merge_equals_histogram_of_the_union() {

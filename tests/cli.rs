@@ -177,6 +177,49 @@ fn errors_exit_2_with_one_clear_line() {
 }
 
 #[test]
+fn help_shows_connection_options_apart_and_only_where_a_database_is_opened() {
+    let cwd = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let out = Command::cargo_bin("crmbench")
+            .unwrap()
+            .current_dir(cwd.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for command in ["report", "compare"] {
+        let text = help(&[command, "--help"]);
+        assert!(!text.contains("--database-url"), "{command}:\n{text}");
+        assert!(!text.contains("Connection options"), "{command}:\n{text}");
+    }
+    let run = help(&["run", "--help"]);
+    let (own, connection) = run
+        .split_once("\nConnection options:\n")
+        .unwrap_or_else(|| panic!("no connection heading:\n{run}"));
+    assert!(connection.contains("--database-url"), "{run}");
+    assert!(!own.contains("--database-url"), "{run}");
+    assert!(own.contains("--workload"), "{run}");
+
+    // Hidden is not refused: a script passing the URL to every command works,
+    // before or after the command's name.
+    for args in [
+        ["report", "--database-url", "postgres://u@127.0.0.1:1/x"],
+        ["--database-url", "postgres://u@127.0.0.1:1/x", "report"],
+    ] {
+        Command::cargo_bin("crmbench")
+            .unwrap()
+            .current_dir(cwd.path())
+            .args(args)
+            .args(["--in", "missing"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("no results.json"));
+    }
+}
+
+#[test]
 fn as_root_a_data_dir_the_server_user_cannot_reach_is_refused() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: only meaningful as root");

@@ -23,6 +23,7 @@ fn opts(jobs: usize) -> GenerateOptions {
         replace: false,
         quiet: true,
         out: None,
+        access: Default::default(),
     }
 }
 

@@ -229,7 +229,9 @@ fn malformed_results_and_unknown_formats_are_refused() {
         .args(["--format", "md,pdf"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("--format pdf"));
+        .stderr(predicate::str::contains(
+            "invalid value 'pdf' for '--format",
+        ));
     std::fs::write(dir.join("results.json"), "{ not json").unwrap();
     report(&dir)
         .assert()

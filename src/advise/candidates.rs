@@ -409,6 +409,9 @@ fn collect(
     }
 }
 
+/// PostgreSQL's system columns: never index columns.
+const SYSTEM_COLUMNS: [&str; 6] = ["ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"];
+
 /// Add the columns a scan reads to `entry.reads`; any expression or a missing
 /// output list makes the set unknown (no index-only scan can be planned for).
 fn record_reads(entry: &mut Needs, output: Option<&[String]>, conds: &[String]) {
@@ -419,6 +422,9 @@ fn record_reads(entry: &mut Needs, output: Option<&[String]>, conds: &[String]) 
     let mut cols: Vec<String> = entry.reads.take().unwrap_or_default();
     for item in output {
         match column_name(item) {
+            // A system column (the `ctid` an UPDATE's scan passes up) comes
+            // with every index tuple, and INCLUDE refuses one (0A000).
+            Some(c) if SYSTEM_COLUMNS.contains(&c.as_str()) => {}
             Some(c) => {
                 if !cols.contains(&c) {
                     cols.push(c)
@@ -544,6 +550,20 @@ pub fn candidate(table: &str, needs: &Needs, tenant_column: Option<&str>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan under an UPDATE passes `ctid` up: it was proposed as an
+    /// INCLUDE column, and CREATE INDEX failed with "index creation on
+    /// system columns is not supported" (tests/advise.rs, now and then).
+    #[test]
+    fn a_covering_candidate_never_includes_ctid() {
+        let mut entry = Needs::default();
+        record_reads(
+            &mut entry,
+            Some(&["d.stage_id".to_string(), "d.ctid".to_string()]),
+            &[],
+        );
+        assert_eq!(entry.reads, Some(vec!["stage_id".to_string()]));
+    }
 
     #[test]
     fn splits_conjuncts_at_the_top_level_only() {

@@ -1,9 +1,17 @@
-//! The index advisor (in progress): candidates read from the captured plans.
-//! What-if costing with HypoPG as the app role, selection under a budget with
-//! write costs, drop advice and paired verification build on this.
+//! The index advisor: from the plans `explain` captured, candidate indexes
+//! (with partial, covering and prefix variants), what-if costing with HypoPG
+//! as the workload's app role with the tenant set (or real indexes on a
+//! clone), a greedy selection under `--max-indexes` and `--budget-mb` that
+//! counts write costs, drop advice, remedies for predicates row-level
+//! security keeps from any index, paired verification on clones, and the
+//! files a DBA or a Prisma user applies ([`run_advise`] runs it all).
 
+pub mod artifacts;
 pub mod candidates;
+pub mod catalog;
+pub mod command;
 pub mod drops;
+pub mod items;
 pub mod prisma;
 pub mod remedy;
 pub mod remedy_measure;
@@ -12,10 +20,19 @@ pub mod size;
 pub mod verify;
 pub mod whatif;
 
+pub use artifacts::{
+    migration_sql, remedies_sql, render_summary, rollback_sql, write_artifacts, write_sql,
+};
+pub use catalog::index_catalog;
+pub use command::{
+    AdviseRequest, AdviseRun, CatalogCheck, apply, check_catalog_unchanged, run_advise,
+};
+
 use std::collections::{BTreeMap, HashSet};
 
 use crate::explain::PlansFile;
 use crate::explain::findings::NumericColumns;
+use crate::workload::context::WorkloadContext;
 use candidates::IndexDef;
 
 /// Candidates for a whole workload, each with the queries it serves; a
@@ -149,7 +166,9 @@ pub fn remedies_for(
                     .filter(|(t, _, _)| t == table)
                     .cloned()
                     .collect();
-                let tenant = tenant_tables.contains(table).then_some("tenant_id");
+                let tenant = tenant_tables
+                    .contains(table)
+                    .then_some(catalog::TENANT_COLUMN);
                 for r in remedy::propose(&q.name, s.index, &s.sql, schema, tenant, &columns) {
                     if !out
                         .iter()
@@ -162,26 +181,6 @@ pub fn remedies_for(
         }
     }
     out
-}
-
-/// Every index of `schema` with its definition, sorted: `advise` compares
-/// this before and after to prove the database ends as it began.
-pub async fn index_catalog(
-    client: &tokio_postgres::Client,
-    schema: &str,
-) -> crate::error::Result<Vec<(String, String)>> {
-    Ok(client
-        .query(
-            "SELECT ic.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
-             JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace \
-             WHERE n.nspname = $1 ORDER BY 1",
-            &[&schema],
-        )
-        .await
-        .map_err(|e| crate::error::Error::from_pg("listing indexes", e))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
 }
 
 /// Whether an existing index already leads with the candidate's columns
@@ -339,257 +338,61 @@ pub async fn advise(
     results: Option<&crate::results::Results>,
     opts: &AdviseOptions,
 ) -> crate::error::Result<Advice> {
-    use crate::generate::rng::{Prng, tag};
-    use crate::workload::Param;
-    use crate::workload::params::Value;
+    let ctx = WorkloadContext::prepare(target, path).await?;
+    advise_with(&ctx, target, plans, results, opts).await
+}
 
-    let (workload, pools) = crate::run::prepare(target, path).await?;
+/// [`advise`] for a workload already prepared (loaded, checked, sampled).
+pub async fn advise_with(
+    ctx: &WorkloadContext,
+    target: &crate::pg::Target,
+    plans: &PlansFile,
+    results: Option<&crate::results::Results>,
+    opts: &AdviseOptions,
+) -> crate::error::Result<Advice> {
+    let (workload, pools) = (ctx.workload(), ctx.pools());
     let admin = crate::pg::connect(&target.admin()).await?;
-    let schema_name = workload_schema(plans);
-    let schema = schema_name.as_str();
-    let tables: HashSet<String> = admin
-        .query(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p')",
-            &[&schema],
-        )
-        .await
-        .map_err(|e| crate::error::Error::from_pg("listing tables", e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    // Column types of every table: numeric comparisons are not leakproof,
-    // tenant_id marks a tenant table, and remedies rewrite numeric and text
-    // predicates.
-    let typed_columns: Vec<(String, String, String)> = admin
-        .query(
-            "SELECT c.relname::text, a.attname::text, t.typname::text FROM pg_attribute a \
-             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_type t ON t.oid = a.atttypid \
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
-            &[&schema],
-        )
-        .await
-        .map_err(|e| crate::error::Error::from_pg("reading column types", e))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    let mut numeric = NumericColumns::new();
-    let mut tenant_tables = HashSet::new();
-    for (table, column, ty) in &typed_columns {
-        if column == "tenant_id" {
-            tenant_tables.insert(table.clone());
-        } else if ty == "numeric" {
-            numeric
-                .entry(table.clone())
-                .or_default()
-                .push(column.clone());
-        }
-    }
-    // Read once: candidates skip what these serve; drop advice judges them.
-    let current_indexes = drops::existing(&admin, schema).await?;
-    let existing: Vec<IndexDef> = current_indexes.iter().map(|e| e.def.clone()).collect();
-    // Columns with a handful of values (statuses, kinds): a constant on one of
-    // them in the SQL is a partial-index candidate.
-    let low_cardinality: HashSet<(String, String)> = admin
-        .query(
-            "SELECT tablename::text, attname::text FROM pg_stats \
-             WHERE schemaname = $1 AND n_distinct BETWEEN 1 AND 20",
-            &[&schema],
-        )
-        .await
-        .map_err(|e| crate::error::Error::from_pg("reading pg_stats", e))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    // Partition → its partitioned root: a plan reads the partitions it pruned
-    // to, but the index belongs on the root (every partition gets one).
-    let parent_rows = admin
-        .query(
-            "SELECT c.relname::text, p.relname::text FROM pg_inherits i \
-             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
-             JOIN pg_namespace n ON n.oid = p.relnamespace \
-             WHERE n.nspname = $1 AND p.relkind = 'p'",
-            &[&schema],
-        )
-        .await
-        .map_err(|e| crate::error::Error::from_pg("reading partitions", e))?;
-    let parent_of: BTreeMap<String, String> =
-        parent_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let root = |table: &str| {
-        let mut t = table.to_string();
-        // Bounded: partition trees are shallow, and a cycle is impossible.
-        for _ in 0..8 {
-            match parent_of.get(&t) {
-                Some(p) => t = p.clone(),
-                None => break,
-            }
-        }
-        t
-    };
-    let mut partitions: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for leaf in parent_of.keys() {
-        if !parent_of.values().any(|p| p == leaf) {
-            partitions.entry(root(leaf)).or_default().push(leaf.clone());
-        }
-    }
-    // A partition the SQL names itself keeps its own index.
-    let named_in_sql = |table: &str| {
-        plans.queries.iter().any(|q| {
-            q.tenants.iter().any(|t| {
-                t.statements
-                    .iter()
-                    .any(|s| remedy::find_word(&s.sql, table).is_some())
-            })
-        })
-    };
-    let mut mapped: Vec<IndexDef> = Vec::new();
-    for (mut d, _) in workload_candidates(
-        plans,
-        &numeric,
-        &tenant_tables,
-        "tenant_id",
-        &low_cardinality,
-    ) {
-        if !named_in_sql(&d.table) {
-            d.table = root(&d.table);
-        }
-        if !mapped.contains(&d) {
-            mapped.push(d);
-        }
-    }
-    let candidates: Vec<IndexDef> = mapped
-        .into_iter()
-        // Tables of other schemas (a workload touching several) are left out:
-        // the indexes go in one schema.
-        .filter(|d| tables.contains(&d.table) && !already_served(d, &existing))
-        .collect();
-    let candidates = with_prefixes(candidates, &tenant_tables, &existing);
-
+    let schema = workload_schema(plans);
+    let catalog = catalog::SchemaCatalog::read(&admin, &schema).await?;
+    let candidates = candidates_on(plans, &catalog);
     // Each query weighs by how often it ran (the run's counts) when a run is
     // at hand, else by the workload's weights.
-    let counted = |name: &str| {
-        results
-            .and_then(|r| r.queries.iter().find(|q| q.name == name))
-            .map(|q| q.baseline.count as f64)
-    };
-    let use_counts = results.is_some_and(|r| r.queries.iter().any(|q| q.baseline.count > 0));
-    let weight_of = |q: &crate::workload::Query| {
-        if use_counts {
-            counted(&q.name).unwrap_or(0.0)
-        } else {
-            f64::from(q.weight)
-        }
-    };
-    let total_weight: f64 = workload
-        .queries
-        .iter()
-        .map(weight_of)
-        .sum::<f64>()
-        .max(1e-9);
-    let (big, small) = pools.tenants.big_and_small();
-    let mut items = Vec::new();
-    for (qi, q) in workload.queries.iter().enumerate() {
-        let qp = plans.queries.iter().find(|p| p.name == q.name);
-        for (k, st) in q.statements.iter().enumerate() {
-            let mut tables = Vec::new();
-            let mut writes = None;
-            for tp in qp.map(|p| p.tenants.as_slice()).unwrap_or_default() {
-                if let Some(plan) = tp.statements.get(k).and_then(|s| s.plan.as_ref()) {
-                    for n in plan.plan.walk() {
-                        if let Some(rel) = &n.relation {
-                            // A partition's indexes come from its root's.
-                            for t in [rel.clone(), root(rel)] {
-                                if !tables.contains(&t) {
-                                    tables.push(t);
-                                }
-                            }
-                            if n.node_type == "ModifyTable" {
-                                writes = Some(root(rel));
-                            }
-                        }
-                    }
-                }
-            }
-            let mut samples = Vec::new();
-            for (class, tenant) in [("big", big), ("small", small)] {
-                let mut rng =
-                    Prng::for_parts(&[opts.seed, tag("advise"), qi as u64, k as u64, tag(class)]);
-                let values: Vec<Value> = st
-                    .params
-                    .iter()
-                    .map(|p| match p {
-                        Param::Ref(_) => Value::Null,
-                        other => pools.value(other, &mut rng, tenant, &Default::default()),
-                    })
-                    .collect();
-                samples.push((tenant.to_string(), values));
-            }
-            items.push(select::Item {
-                query: q.name.clone(),
-                sql: st.sql.clone(),
-                weight: weight_of(q) / total_weight,
-                samples,
-                tables,
-                writes,
-            });
-        }
-    }
+    let (weights, use_counts) = items::query_weights(workload, results);
+    let items = items::weighted_items(
+        workload,
+        pools,
+        plans,
+        &catalog.partitions,
+        &weights,
+        opts.seed,
+    );
     let started = std::time::Instant::now();
-    let has_hypopg: bool = admin
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')",
-            &[],
-        )
-        .await
-        .map_err(|e| crate::error::Error::from_pg("checking for hypopg", e))?
-        .get(0);
+    let has_hypopg = catalog::has_hypopg(&admin).await?;
     // A clone needs the database without sessions: let ours go first.
     drop(admin);
-    let (role, setting) = (
-        workload.context.role.as_deref(),
-        workload.context.tenant_setting.as_deref(),
-    );
-    let mut whatif = if opts.no_hypopg || !has_hypopg {
-        if !opts.no_hypopg {
-            eprintln!(
-                "advise: HypoPG is not installed here: costing with real indexes on a clone instead"
-            );
-        }
-        whatif::WhatIf::open_real(target, role, setting, schema).await?
-    } else {
-        whatif::WhatIf::open(target, role, setting, schema).await?
-    };
-    let method_used = whatif.method();
-    let selection = select::greedy(
-        &mut whatif,
+    let (selection, method_used, calls) = select_indexes(
+        target,
+        &workload.context,
+        &schema,
+        has_hypopg,
+        opts,
         &items,
         &candidates,
-        opts.max_indexes,
-        (opts.budget_mb * 1e6) as i64,
     )
-    .await;
-    let calls = whatif.calls;
-    whatif.close().await?;
-    let selection = selection?;
+    .await?;
     let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
     let drops = drops::advise_drops(
-        schema,
-        &current_indexes,
+        &schema,
+        &catalog.current_indexes,
         results.map(|r| r.index_usage.as_slice()),
         &recommended,
     );
-    let remedies = remedies_for(plans, schema, &typed_columns, &tenant_tables);
-    let rls_findings = plans
-        .queries
-        .iter()
-        .flat_map(|q| {
-            q.findings
-                .iter()
-                .filter(|f| f.kind == crate::explain::findings::FindingKind::RlsNonLeakproof)
-                .map(|f| (q.name.clone(), f.clone()))
-        })
-        .collect();
+    let remedies = remedies_for(
+        plans,
+        &schema,
+        &catalog.typed_columns,
+        &catalog.tenant_tables,
+    );
     Ok(Advice {
         format_version: FORMAT_VERSION,
         crmbench_version: env!("CARGO_PKG_VERSION").into(),
@@ -606,14 +409,16 @@ pub async fn advise(
         selection,
         whatif_calls: calls,
         whatif_seconds: started.elapsed().as_secs_f64(),
-        rls_findings,
+        rls_findings: rls_findings(plans),
         verified: None,
         drops,
-        schema: schema_name.clone(),
-        partitioned: partitions
+        partitioned: catalog
+            .partitions
+            .leaves_by_root()
             .into_iter()
             .filter(|(t, _)| recommended.iter().any(|d| &d.table == t))
             .collect(),
+        schema,
         remedies,
         weights_from: if use_counts {
             "transaction counts of the run's results.json".into()
@@ -621,6 +426,101 @@ pub async fn advise(
             "the workload file's weights".into()
         },
     })
+}
+
+/// The candidates worth costing: the plans' candidates moved from a
+/// partition to its root (unless the SQL names the partition itself), on
+/// tables of `schema` only (the indexes go in one schema), none an existing
+/// index serves, with their short prefixes added.
+fn candidates_on(plans: &PlansFile, catalog: &catalog::SchemaCatalog) -> Vec<IndexDef> {
+    let existing: Vec<IndexDef> = catalog
+        .current_indexes
+        .iter()
+        .map(|e| e.def.clone())
+        .collect();
+    // A partition the SQL names itself keeps its own index.
+    let named_in_sql = |table: &str| {
+        plans.queries.iter().any(|q| {
+            q.tenants.iter().any(|t| {
+                t.statements
+                    .iter()
+                    .any(|s| remedy::find_word(&s.sql, table).is_some())
+            })
+        })
+    };
+    let mut mapped: Vec<IndexDef> = Vec::new();
+    for (mut d, _) in workload_candidates(
+        plans,
+        &catalog.numeric,
+        &catalog.tenant_tables,
+        catalog::TENANT_COLUMN,
+        &catalog.low_cardinality,
+    ) {
+        if !named_in_sql(&d.table) {
+            d.table = catalog.partitions.root(&d.table);
+        }
+        if !mapped.contains(&d) {
+            mapped.push(d);
+        }
+    }
+    let candidates: Vec<IndexDef> = mapped
+        .into_iter()
+        .filter(|d| catalog.tables.contains(&d.table) && !already_served(d, &existing))
+        .collect();
+    with_prefixes(candidates, &catalog.tenant_tables, &existing)
+}
+
+/// The greedy selection, costed as the workload's role with its tenant
+/// setting: with HypoPG when it is installed and wanted, else with real
+/// indexes on a clone. Returns the selection, the method's name and the
+/// EXPLAIN calls made.
+async fn select_indexes(
+    target: &crate::pg::Target,
+    context: &crate::workload::Context,
+    schema: &str,
+    has_hypopg: bool,
+    opts: &AdviseOptions,
+    items: &[select::Item],
+    candidates: &[IndexDef],
+) -> crate::error::Result<(select::Selection, &'static str, u64)> {
+    let (role, setting) = (context.role.as_deref(), context.tenant_setting.as_deref());
+    let mut whatif = if opts.no_hypopg || !has_hypopg {
+        if !opts.no_hypopg {
+            eprintln!(
+                "advise: HypoPG is not installed here: costing with real indexes on a clone instead"
+            );
+        }
+        whatif::WhatIf::open_real(target, role, setting, schema).await?
+    } else {
+        whatif::WhatIf::open(target, role, setting, schema).await?
+    };
+    let method_used = whatif.method();
+    let selection = select::greedy(
+        &mut whatif,
+        items,
+        candidates,
+        opts.max_indexes,
+        (opts.budget_mb * 1e6) as i64,
+    )
+    .await;
+    let calls = whatif.calls;
+    // Close even when the search failed: a real-index clone must go.
+    whatif.close().await?;
+    Ok((selection?, method_used, calls))
+}
+
+/// The plans' non-leakproof findings, by query: not index problems.
+fn rls_findings(plans: &PlansFile) -> Vec<(String, crate::explain::findings::Finding)> {
+    plans
+        .queries
+        .iter()
+        .flat_map(|q| {
+            q.findings
+                .iter()
+                .filter(|f| f.kind == crate::explain::findings::FindingKind::RlsNonLeakproof)
+                .map(|f| (q.name.clone(), f.clone()))
+        })
+        .collect()
 }
 
 impl Advice {
@@ -633,90 +533,4 @@ impl Advice {
                 .is_none_or(|v| v.iter().any(|x| x.index == c.def.name() && x.kept))
         })
     }
-}
-
-/// `migration.sql`: one `CREATE INDEX CONCURRENTLY IF NOT EXISTS` per
-/// statement, with what a DBA must know to run it.
-pub fn migration_sql(advice: &Advice, schema: &str) -> String {
-    let mut out = String::from(
-        "-- crmbench index migration.\n\
-         -- Run OUTSIDE a transaction block (CREATE INDEX CONCURRENTLY refuses to run in one;\n\
-         -- psql -f runs each statement on its own). Lock: SHARE UPDATE EXCLUSIVE on the table,\n\
-         -- so reads and writes go on while each index builds.\n\
-         -- A failed concurrent build leaves an INVALID index that IF NOT EXISTS would then skip\n\
-         -- silently; list them with:\n\
-         --   SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid;\n\
-         -- and DROP INDEX CONCURRENTLY each before running this file again.\n\n",
-    );
-    for c in advice.kept() {
-        let parts = advice.partitioned.get(&c.def.table).map(Vec::as_slice);
-        out.push_str(&format!("-- serves: {}\n", c.queries.join(", ")));
-        if parts.is_some() {
-            out.push_str(&format!(
-                "-- {} is partitioned (CREATE INDEX CONCURRENTLY is refused on it): the index on\n\
-                 -- the parent alone, each partition's built concurrently, then attached.\n",
-                c.def.table
-            ));
-        }
-        for statement in c.def.migration_statements(schema, parts) {
-            out.push_str(&format!("{statement};\n"));
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// `rollback.sql`: the matching drops, in reverse order.
-pub fn rollback_sql(advice: &Advice, schema: &str) -> String {
-    let mut out = String::from(
-        "-- crmbench rollback of migration.sql (run outside a transaction block).\n\n",
-    );
-    for c in advice.kept().rev() {
-        // A partitioned index cannot be dropped concurrently; dropping it
-        // drops its partitions' indexes too.
-        let concurrently = if advice.partitioned.contains_key(&c.def.table) {
-            ""
-        } else {
-            "CONCURRENTLY "
-        };
-        out.push_str(&format!(
-            "DROP INDEX {concurrently}IF EXISTS {}.{};\n",
-            candidates::sql_ident(schema),
-            c.def.name()
-        ));
-    }
-    out
-}
-
-/// `remedies.sql`: each remedy's migration and the statement rewritten to
-/// use it, with the measured effect when there is one.
-pub fn remedies_sql(advice: &Advice) -> String {
-    let mut out = String::from(
-        "-- crmbench remedies: schema changes that make a predicate leakproof, so the\n\
-         -- application role can use an index under row-level security. Review each:\n\
-         -- ALTER TABLE … ADD COLUMN … STORED rewrites the table under an ACCESS\n\
-         -- EXCLUSIVE lock; the CREATE INDEX CONCURRENTLY must run outside a transaction;\n\
-         -- the application must then send the rewritten statement.\n\n",
-    );
-    if advice.remedies.is_empty() {
-        out.push_str("-- none: no non-leakproof predicate with a mechanical remedy.\n");
-    }
-    for r in &advice.remedies {
-        out.push_str(&format!("-- {}: {}\n", r.query, r.change));
-        if let Some(m) = &r.measured {
-            out.push_str(&format!(
-                "-- measured (app role, tenant set, {} runs each): {:.2} ms → {:.2} ms, ratio {:.2} [{:.2}, {:.2}]\n",
-                m.iterations, m.before_p50_ms, m.after_p50_ms, m.ratio.ratio, m.ratio.lo, m.ratio.hi
-            ));
-        }
-        for m in &r.migration {
-            out.push_str(&format!("{m};\n"));
-        }
-        out.push_str("-- the statement, rewritten:\n");
-        for line in r.rewritten_sql.trim().lines() {
-            out.push_str(&format!("--   {line}\n"));
-        }
-        out.push('\n');
-    }
-    out
 }

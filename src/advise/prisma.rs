@@ -146,34 +146,39 @@ pub fn schema_lines(defs: &[IndexDef], names: &Names) -> String {
     tables.sort_unstable();
     tables.dedup();
     for t in tables {
-        out.push_str(&format!("model {} {{ // table {t}\n", names.model(t)));
-        for d in defs.iter().filter(|d| d.table == t) {
-            let expression = d.columns.iter().any(|c| c.name.contains('('));
-            let raw = |why: &str| {
-                format!(
-                    "  // {why}; keep it as raw SQL in its migration: {}\n",
-                    d.create_sql("<schema>")
-                )
-            };
-            if expression {
-                out.push_str(&raw("expression index, not expressible with @@index"));
-            } else if !d.include.is_empty() {
-                out.push_str(&raw(
-                    "covering index (INCLUDE), not expressible with @@index",
-                ));
-            } else if d.predicate.is_some() {
-                // Prisma expresses partial indexes only with the
-                // partialIndexes preview feature: give the SQL instead.
-                out.push_str(&raw(
-                    "partial index, not expressible without previewFeatures = [\"partialIndexes\"]",
-                ));
-            } else {
-                out.push_str(&format!("  {}\n", index_line(d, names)));
-            }
-        }
-        out.push_str("}\n\n");
+        let body: String = defs
+            .iter()
+            .filter(|d| d.table == t)
+            .map(|d| model_line(d, names))
+            .collect();
+        out.push_str(&format!(
+            "model {} {{ // table {t}\n{body}}}\n\n",
+            names.model(t)
+        ));
     }
     out
+}
+
+/// One index's line inside its model: the `@@index` line, or a comment
+/// with the SQL when `@@index` cannot say it.
+fn model_line(d: &IndexDef, names: &Names) -> String {
+    let raw = |why: &str| {
+        format!(
+            "  // {why}; keep it as raw SQL in its migration: {}\n",
+            d.create_sql("<schema>")
+        )
+    };
+    if d.columns.iter().any(|c| c.name.contains('(')) {
+        raw("expression index, not expressible with @@index")
+    } else if !d.include.is_empty() {
+        raw("covering index (INCLUDE), not expressible with @@index")
+    } else if d.predicate.is_some() {
+        // Prisma expresses partial indexes only with the partialIndexes
+        // preview feature: give the SQL instead.
+        raw("partial index, not expressible without previewFeatures = [\"partialIndexes\"]")
+    } else {
+        format!("  {}\n", index_line(d, names))
+    }
 }
 
 /// `schema` (a schema.prisma's text) with each expressible index's

@@ -11,11 +11,12 @@ use tokio_postgres::types::ToSql;
 
 use super::remedy::{Remedy, RemedyMeasured};
 use crate::error::{Error, Result};
-use crate::generate::rng::{Prng, tag};
 use crate::pg::{self, Target};
 use crate::results::RatioCi;
+use crate::rng::{Prng, tag};
 use crate::schema::clone;
 use crate::workload::Param;
+use crate::workload::context::WorkloadContext;
 use crate::workload::params::Value;
 
 /// Executions of each side per remedy.
@@ -31,9 +32,23 @@ pub async fn measure(
     if remedies.is_empty() {
         return Ok(());
     }
+    let ctx = WorkloadContext::prepare(target, path).await?;
+    measure_with(&ctx, target, remedies, seed).await
+}
+
+/// [`measure`] with the workload already prepared on `target`.
+pub async fn measure_with(
+    ctx: &WorkloadContext,
+    target: &Target,
+    remedies: &mut [Remedy],
+    seed: u64,
+) -> Result<()> {
+    if remedies.is_empty() {
+        return Ok(());
+    }
     let db = format!("crmbench_remedy_{}", std::process::id());
     clone::clone_database(target, &db, true).await?;
-    let result = measure_on(target, &target.on_database(&db), path, remedies, seed).await;
+    let result = measure_on(ctx, target, &target.on_database(&db), remedies, seed).await;
     if let Err(e) = clone::drop_database(target, &db).await {
         tracing::warn!("could not drop the remedy clone {db}: {e}");
     }
@@ -41,16 +56,46 @@ pub async fn measure(
 }
 
 async fn measure_on(
+    ctx: &WorkloadContext,
     target: &Target,
     remedied: &Target,
-    path: &std::path::Path,
     remedies: &mut [Remedy],
     seed: u64,
 ) -> Result<()> {
-    let (workload, pools) = crate::run::prepare(target, path).await?;
+    apply_migrations(remedied, remedies).await?;
+    let before = pg::connect(&ctx.spec_on(target)).await?;
+    let after = pg::connect(&ctx.spec_on(remedied)).await?;
+    let (tenant, _) = ctx.pools().tenants.big_and_small();
+    // For the session, not a frame per execution: each execution is timed alone.
+    for c in [&before, &after] {
+        ctx.frame().set_for_session(c, tenant).await?;
+    }
+    let sides = Sides {
+        before: &before,
+        after: &after,
+        tenant,
+    };
+    for r in remedies.iter_mut() {
+        let Some(query) = ctx.workload().queries.iter().find(|q| q.name == r.query) else {
+            continue;
+        };
+        let Some(st) = query.statements.get(r.statement) else {
+            continue;
+        };
+        if st.params.iter().any(|p| matches!(p, Param::Ref(_))) {
+            continue; // needs an earlier statement's result
+        }
+        r.measured = Some(measure_one(ctx, &sides, r, &st.params, &st.sql, seed).await?);
+    }
+    Ok(())
+}
+
+/// Every remedy's migration (each distinct statement once) on the clone,
+/// then fresh statistics.
+async fn apply_migrations(remedied: &Target, remedies: &[Remedy]) -> Result<()> {
     let admin = pg::connect(&remedied.admin()).await?;
     let mut applied: Vec<String> = Vec::new();
-    for r in remedies.iter() {
+    for r in remedies {
         for sql in &r.migration {
             if applied.contains(sql) {
                 continue;
@@ -65,62 +110,62 @@ async fn measure_on(
     admin
         .batch_execute("ANALYZE")
         .await
-        .map_err(|e| Error::from_pg("ANALYZE on the remedy clone", e))?;
-    let before = pg::connect(&crate::run::workload_spec(target, &workload)).await?;
-    let after = pg::connect(&crate::run::workload_spec(remedied, &workload)).await?;
-    let (tenant, _) = pools.tenants.big_and_small();
-    if let Some(setting) = &workload.context.tenant_setting {
-        for c in [&before, &after] {
-            c.query("SELECT set_config($1, $2, false)", &[setting, &tenant])
-                .await
-                .map_err(|e| Error::from_pg("setting the tenant", e))?;
-        }
-    }
-    for r in remedies.iter_mut() {
-        let Some(query) = workload.queries.iter().find(|q| q.name == r.query) else {
-            continue;
+        .map_err(|e| Error::from_pg("ANALYZE on the remedy clone", e))
+}
+
+/// The two sessions a remedy is measured on, with the tenant set.
+struct Sides<'a> {
+    before: &'a Client,
+    after: &'a Client,
+    tenant: &'a str,
+}
+
+/// [`ITERATIONS`] executions of the original `sql` and of `r`'s rewrite,
+/// interleaved in seeded random order with the same parameters.
+async fn measure_one(
+    ctx: &WorkloadContext,
+    sides: &Sides<'_>,
+    r: &Remedy,
+    params: &[Param],
+    sql: &str,
+    seed: u64,
+) -> Result<RemedyMeasured> {
+    let (before, after) = (sides.before, sides.after);
+    let orig = before
+        .prepare(sql)
+        .await
+        .map_err(|e| Error::from_pg(format!("preparing `{}`", r.query), e))?;
+    let rewritten = after.prepare(&r.rewritten_sql).await.map_err(|e| {
+        Error::from_pg(
+            format!("preparing the rewritten `{}` on the clone", r.query),
+            e,
+        )
+    })?;
+    let mut times = Vec::with_capacity(ITERATIONS);
+    let mut same_rows = true;
+    let mut order = Prng::for_parts(&[seed, tag("remedy-order"), tag(&r.query)]);
+    for i in 0..ITERATIONS {
+        let mut rng = Prng::for_parts(&[seed, tag("remedy"), tag(&r.query), i as u64]);
+        let values: Vec<Value> = params
+            .iter()
+            .map(|p| {
+                ctx.pools()
+                    .value(p, &mut rng, sides.tenant, &Default::default())
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let (b, a) = if order.chance(0.5) {
+            let b = timed(before, &orig, &params).await?;
+            (b, timed(after, &rewritten, &params).await?)
+        } else {
+            let a = timed(after, &rewritten, &params).await?;
+            (timed(before, &orig, &params).await?, a)
         };
-        let Some(st) = query.statements.get(r.statement) else {
-            continue;
-        };
-        if st.params.iter().any(|p| matches!(p, Param::Ref(_))) {
-            continue; // needs an earlier statement's result
-        }
-        let orig = before
-            .prepare(&st.sql)
-            .await
-            .map_err(|e| Error::from_pg(format!("preparing `{}`", r.query), e))?;
-        let rewritten = after.prepare(&r.rewritten_sql).await.map_err(|e| {
-            Error::from_pg(
-                format!("preparing the rewritten `{}` on the clone", r.query),
-                e,
-            )
-        })?;
-        let mut times = Vec::with_capacity(ITERATIONS);
-        let mut same_rows = true;
-        let mut order = Prng::for_parts(&[seed, tag("remedy-order"), tag(&r.query)]);
-        for i in 0..ITERATIONS {
-            let mut rng = Prng::for_parts(&[seed, tag("remedy"), tag(&r.query), i as u64]);
-            let values: Vec<Value> = st
-                .params
-                .iter()
-                .map(|p| pools.value(p, &mut rng, tenant, &Default::default()))
-                .collect();
-            let params: Vec<&(dyn ToSql + Sync)> =
-                values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            let (b, a) = if order.chance(0.5) {
-                let b = timed(&before, &orig, &params).await?;
-                (b, timed(&after, &rewritten, &params).await?)
-            } else {
-                let a = timed(&after, &rewritten, &params).await?;
-                (timed(&before, &orig, &params).await?, a)
-            };
-            same_rows &= a.1 == b.1;
-            times.push((b.0, a.0));
-        }
-        r.measured = Some(summarize(&times, same_rows, seed));
+        same_rows &= a.1 == b.1;
+        times.push((b.0, a.0));
     }
-    Ok(())
+    Ok(summarize(&times, same_rows, seed))
 }
 
 /// (ms, rows) of one execution.

@@ -123,6 +123,15 @@ pub struct Step {
     pub size: i64,
 }
 
+/// The limits every pass of the search keeps.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Number of candidates.
+    n: usize,
+    max_indexes: usize,
+    budget_bytes: i64,
+}
+
 /// The search: greedy passes by gain per byte (Extend's rule) and by plain
 /// gain (a pure ratio rule wastes a small `--max-indexes` on small, cheap
 /// indexes), from nothing and from each of the [`SEEDS`] best single indexes,
@@ -136,16 +145,51 @@ pub async fn search<O: Oracle>(
     max_indexes: usize,
     budget_bytes: i64,
 ) -> Result<(f64, Vec<Step>)> {
+    let limits = Limits {
+        n,
+        max_indexes,
+        budget_bytes,
+    };
     let base = oracle.cost(&[]).await?;
+    let starts = starts(oracle, limits, base).await?;
     let mut best: Option<(f64, Vec<usize>)> = None;
-    // Unseeded passes first, then seeded ones: start from each of the most
-    // helpful single indexes (partial enumeration: a pair that only pays
-    // together is found when one of them is the seed).
+    for start in starts {
+        for per_byte in [true, false] {
+            let config = greedy_pass(oracle, limits, start.clone(), per_byte, None).await?;
+            let cost = oracle.cost(&config).await?;
+            if best.as_ref().is_none_or(|b| cost < b.0) {
+                best = Some((cost, config));
+            }
+        }
+    }
+    let (mut cost, mut config) = best.unwrap_or((base, Vec::new()));
+    // Local search: a step the first passes could not undo, while it pays.
+    loop {
+        let mut improved = false;
+        if let Some(better) = refill(oracle, limits, cost, &config).await? {
+            (cost, config) = better;
+            improved = true;
+        }
+        if let Some(better) = swap(oracle, limits, cost, &config).await? {
+            (cost, config) = better;
+            improved = true;
+        }
+        if !improved {
+            break;
+        }
+    }
+    Ok((base, in_order(oracle, base, config).await?))
+}
+
+/// Where greedy passes start: from nothing, then from each of the most
+/// helpful single indexes (partial enumeration: a pair that only pays
+/// together is found when one of them is the seed).
+async fn starts<O: Oracle>(oracle: &mut O, limits: Limits, base: f64) -> Result<Vec<Vec<usize>>> {
     let mut starts: Vec<Vec<usize>> = vec![Vec::new()];
     let mut alone = Vec::new();
-    for i in 0..n {
+    for i in 0..limits.n {
         let size = oracle.size(i).await?.max(1);
-        if size <= budget_bytes && max_indexes > 0 {
+        if size <= limits.budget_bytes && limits.max_indexes > 0 {
             alone.push((oracle.cost(&[i]).await?, i));
         }
     }
@@ -157,79 +201,64 @@ pub async fn search<O: Oracle>(
             .filter(|(c, _)| *c < base)
             .map(|&(_, seed)| vec![seed]),
     );
-    for start in starts {
-        for per_byte in [true, false] {
-            let config = greedy_pass(
-                oracle,
-                n,
-                max_indexes,
-                budget_bytes,
-                start.clone(),
-                per_byte,
-                None,
-            )
-            .await?;
-            let cost = oracle.cost(&config).await?;
-            if best.as_ref().is_none_or(|b| cost < b.0) {
-                best = Some((cost, config));
+    Ok(starts)
+}
+
+/// Drop one chosen index and refill greedily, or start over without it:
+/// the first such configuration that saves at least [`MIN_GAIN`] of `cost`.
+async fn refill<O: Oracle>(
+    oracle: &mut O,
+    limits: Limits,
+    cost: f64,
+    config: &[usize],
+) -> Result<Option<(f64, Vec<usize>)>> {
+    for k in 0..config.len() {
+        for (per_byte, restart) in [(true, false), (false, false), (true, true), (false, true)] {
+            let mut start = config.to_vec();
+            let banned = start.remove(k);
+            if restart {
+                start.clear();
+            }
+            let trial = greedy_pass(oracle, limits, start, per_byte, Some(banned)).await?;
+            let c = oracle.cost(&trial).await?;
+            if c < cost - cost * MIN_GAIN {
+                return Ok(Some((c, trial)));
             }
         }
     }
-    let (mut cost, mut config) = best.unwrap_or((base, Vec::new()));
-    // Local search: drop one chosen index and refill greedily (a step the
-    // first pass could not undo), or swap one chosen index for one left out,
-    // while it pays.
-    let mut improved = true;
-    while improved {
-        improved = false;
-        'refill: for k in 0..config.len() {
-            for (per_byte, restart) in [(true, false), (false, false), (true, true), (false, true)]
-            {
-                // Refill the rest, or start over, without the dropped index.
-                let mut start = config.clone();
-                let banned = start.remove(k);
-                if restart {
-                    start.clear();
-                }
-                let trial = greedy_pass(
-                    oracle,
-                    n,
-                    max_indexes,
-                    budget_bytes,
-                    start,
-                    per_byte,
-                    Some(banned),
-                )
-                .await?;
-                let c = oracle.cost(&trial).await?;
-                if c < cost - cost * MIN_GAIN {
-                    (cost, config) = (c, trial);
-                    improved = true;
-                    break 'refill;
-                }
+    Ok(None)
+}
+
+/// Swap one chosen index for one left out: the first swap within the
+/// budget that saves at least [`MIN_GAIN`] of `cost`.
+async fn swap<O: Oracle>(
+    oracle: &mut O,
+    limits: Limits,
+    cost: f64,
+    config: &[usize],
+) -> Result<Option<(f64, Vec<usize>)>> {
+    for k in 0..config.len() {
+        for j in (0..limits.n).filter(|j| !config.contains(j)) {
+            let mut trial = config.to_vec();
+            trial[k] = j;
+            let mut size = 0;
+            for &i in &trial {
+                size += oracle.size(i).await?.max(1);
             }
-        }
-        'swap: for k in 0..config.len() {
-            for j in (0..n).filter(|j| !config.contains(j)) {
-                let mut trial = config.clone();
-                trial[k] = j;
-                let mut size = 0;
-                for &i in &trial {
-                    size += oracle.size(i).await?.max(1);
-                }
-                if size > budget_bytes {
-                    continue;
-                }
-                let c = oracle.cost(&trial).await?;
-                if c < cost - cost * MIN_GAIN {
-                    (cost, config) = (c, trial);
-                    improved = true;
-                    break 'swap;
-                }
+            if size > limits.budget_bytes {
+                continue;
+            }
+            let c = oracle.cost(&trial).await?;
+            if c < cost - cost * MIN_GAIN {
+                return Ok(Some((c, trial)));
             }
         }
     }
-    // Report as steps in the order that lowers the cost most first.
+    Ok(None)
+}
+
+/// `config` as steps, in the order that lowers the cost most first.
+async fn in_order<O: Oracle>(oracle: &mut O, base: f64, config: Vec<usize>) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     let mut remaining = config;
     let mut current_config: Vec<usize> = Vec::new();
@@ -256,18 +285,21 @@ pub async fn search<O: Oracle>(
         current_config.push(i);
         current = c;
     }
-    Ok((base, steps))
+    Ok(steps)
 }
 
 async fn greedy_pass<O: Oracle>(
     oracle: &mut O,
-    n: usize,
-    max_indexes: usize,
-    budget_bytes: i64,
+    limits: Limits,
     start: Vec<usize>,
     per_byte: bool,
     banned: Option<usize>,
 ) -> Result<Vec<usize>> {
+    let Limits {
+        n,
+        max_indexes,
+        budget_bytes,
+    } = limits;
     let mut current = oracle.cost(&start).await?;
     let mut used = 0i64;
     for &i in &start {
@@ -413,7 +445,7 @@ pub async fn greedy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::rng::Prng;
+    use crate::rng::Prng;
 
     /// A workload model: queries with base costs and weights; candidates with
     /// sizes, each cutting some queries' cost to a factor (the best index

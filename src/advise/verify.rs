@@ -20,6 +20,7 @@ use crate::pg::{self, Target};
 use crate::results::{QueryResult, RatioCi};
 use crate::run::{self, RunOptions};
 use crate::schema::clone;
+use crate::workload::context::WorkloadContext;
 
 /// Faster than this ratio (upper bound) counts as a win: ≥ 10% faster.
 pub const KEEP_BELOW: f64 = 1.0 / 1.1;
@@ -118,11 +119,26 @@ pub async fn verify(
     base_cost: f64,
     opts: &VerifyOptions,
 ) -> Result<Vec<Verified>> {
+    let ctx = WorkloadContext::prepare(target, &opts.workload).await?;
+    verify_with(&ctx, target, chosen, base_cost, opts).await
+}
+
+/// [`verify`] with the workload already prepared on `target`
+/// (`opts.workload` is not read).
+pub async fn verify_with(
+    ctx: &WorkloadContext,
+    target: &Target,
+    chosen: &[Chosen],
+    base_cost: f64,
+    opts: &VerifyOptions,
+) -> Result<Vec<Verified>> {
     let pid = std::process::id();
-    let state_db = format!("crmbench_verify_base_{pid}");
-    let cand_db = format!("crmbench_verify_cand_{pid}");
-    let result = verify_on(target, chosen, base_cost, opts, &state_db, &cand_db).await;
-    for db in [&cand_db, &state_db] {
+    let clones = Clones {
+        state: format!("crmbench_verify_base_{pid}"),
+        candidate: format!("crmbench_verify_cand_{pid}"),
+    };
+    let result = verify_on(ctx, target, chosen, base_cost, opts, &clones).await;
+    for db in [&clones.candidate, &clones.state] {
         if let Err(e) = clone::drop_database(target, db).await {
             tracing::warn!("could not drop the verification clone {db}: {e}");
         }
@@ -130,82 +146,41 @@ pub async fn verify(
     result
 }
 
+/// The databases verification works on: the kept state, and the state plus
+/// the index under test.
+struct Clones {
+    state: String,
+    candidate: String,
+}
+
 async fn verify_on(
+    ctx: &WorkloadContext,
     target: &Target,
     chosen: &[Chosen],
     base_cost: f64,
     opts: &VerifyOptions,
-    state_db: &str,
-    cand_db: &str,
+    clones: &Clones,
 ) -> Result<Vec<Verified>> {
-    clone::clone_database(target, state_db, true).await?;
-    let state = target.on_database(state_db);
+    clone::clone_database(target, &clones.state, true).await?;
+    let state = target.on_database(&clones.state);
+    let run_opts = paired_run(opts, &clones.candidate);
     let mut out = Vec::new();
     let mut previous_cost = base_cost;
     for c in chosen {
-        clone::clone_database(&state, cand_db, true).await?;
-        let cand = target.on_database(cand_db);
+        clone::clone_database(&state, &clones.candidate, true).await?;
+        let cand = target.on_database(&clones.candidate);
         let sql = c.def.create_sql(&opts.schema);
-        pg::connect(&cand.admin())
-            .await?
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| {
-                Error::from_pg(
-                    format!("building {} on the candidate clone", c.def.name()),
-                    e,
-                )
-            })?;
-        let run_opts = RunOptions {
-            workload: opts.workload.clone(),
-            clients: opts.clients,
-            threads: opts.clients.min(2),
-            duration: opts.duration,
-            warmup: Duration::from_secs(1),
-            rate: None,
-            arrivals: run::driver::Arrivals::Poisson,
-            seed: opts.seed,
-            fresh: false,
-            candidate_url: None,
-            candidate_database: Some(cand_db.to_string()),
-            self_check: false,
-            max_error_rate: 1.0,
-            interval: Duration::from_millis(500),
-            max_tries: 1,
-            simple: false,
-            quiet: true,
-        };
-        let outcome = run::run(&state, &run_opts).await?;
+        build(
+            &cand,
+            &sql,
+            &format!("{} on the candidate clone", c.def.name()),
+        )
+        .await?;
+        let outcome = run::run_with(ctx, &state, &run_opts).await?;
         let (kept, reason) = decide(c, &outcome.results.queries);
         if kept {
-            pg::connect(&state.admin())
-                .await?
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| {
-                    Error::from_pg(format!("building {} on the kept state", c.def.name()), e)
-                })?;
+            build(&state, &sql, &format!("{} on the kept state", c.def.name())).await?;
         }
-        let measured = outcome
-            .results
-            .queries
-            .iter()
-            .filter(|q| c.queries.contains(&q.name))
-            .filter_map(|q| {
-                let r = q.ratios.as_ref()?;
-                Some(MeasuredQuery {
-                    query: q.name.clone(),
-                    p50: r.p50,
-                    p95: r.p95,
-                    baseline_histogram: q.baseline.histogram.clone(),
-                    candidate_histogram: q
-                        .candidate
-                        .as_ref()
-                        .map(|s| s.histogram.clone())
-                        .unwrap_or_default(),
-                })
-            })
-            .collect();
         out.push(Verified {
             index: c.def.name(),
             create_sql: sql,
@@ -216,10 +191,65 @@ async fn verify_on(
             } else {
                 1.0
             },
-            measured,
+            measured: measured(c, &outcome.results.queries),
         });
         previous_cost = c.cost_after;
-        clone::drop_database(target, cand_db).await?;
+        clone::drop_database(target, &clones.candidate).await?;
     }
     Ok(out)
+}
+
+/// The paired run of one index: the state as baseline, `candidate_db` as
+/// candidate, closed loop, quiet.
+fn paired_run(opts: &VerifyOptions, candidate_db: &str) -> RunOptions {
+    RunOptions {
+        workload: opts.workload.clone(),
+        clients: opts.clients,
+        threads: opts.clients.min(2),
+        duration: opts.duration,
+        warmup: Duration::from_secs(1),
+        rate: None,
+        arrivals: run::driver::Arrivals::Poisson,
+        seed: opts.seed,
+        fresh: false,
+        candidate_url: None,
+        candidate_database: Some(candidate_db.to_string()),
+        self_check: false,
+        max_error_rate: 1.0,
+        interval: Duration::from_millis(500),
+        max_tries: 1,
+        simple: false,
+        quiet: true,
+    }
+}
+
+/// Build an index (`sql`) on `target`; `what` names it in errors.
+async fn build(target: &Target, sql: &str, what: &str) -> Result<()> {
+    pg::connect(&target.admin())
+        .await?
+        .batch_execute(sql)
+        .await
+        .map_err(|e| Error::from_pg(format!("building {what}"), e))
+}
+
+/// The paired ratios of the queries `c` was chosen for.
+fn measured(c: &Chosen, queries: &[QueryResult]) -> Vec<MeasuredQuery> {
+    queries
+        .iter()
+        .filter(|q| c.queries.contains(&q.name))
+        .filter_map(|q| {
+            let r = q.ratios.as_ref()?;
+            Some(MeasuredQuery {
+                query: q.name.clone(),
+                p50: r.p50,
+                p95: r.p95,
+                baseline_histogram: q.baseline.histogram.clone(),
+                candidate_histogram: q
+                    .candidate
+                    .as_ref()
+                    .map(|s| s.histogram.clone())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
 }

@@ -1,10 +1,11 @@
 //! What-if costing with HypoPG on one dedicated connection (hypothetical
 //! indexes live in the session that made them and are seen only by plain
 //! EXPLAIN). Indexes are created as the connecting user; every EXPLAIN runs
-//! after `SET ROLE` to the workload's role with the tenant set, because an
-//! index the owner can use may be useless under row-level security. Every
-//! (statement, tenant, index set) cost is cached; calls are counted; the
-//! session is reset (`hypopg_reset()`, `RESET ROLE`) when done.
+//! inside the workload's tenant frame with `SET LOCAL ROLE` to the workload's
+//! role, because an index the owner can use may be useless under row-level
+//! security; the frame is rolled back, so the role and tenant end with it.
+//! Every (statement, tenant, index set) cost is cached; calls are counted;
+//! the session is reset (`hypopg_reset()`) when done.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,8 @@ use tokio_postgres::Client;
 use super::candidates::IndexDef;
 use crate::error::{Error, Result};
 use crate::explain::plan::Explained;
-use crate::pg::{self, Target, quote_ident};
+use crate::pg::{self, Target};
+use crate::workload::frame::TenantFrame;
 use crate::workload::params::Value;
 
 /// Where candidate indexes live while they are costed.
@@ -33,8 +35,7 @@ enum Mode {
 pub struct WhatIf {
     mode: Mode,
     client: Client,
-    role: Option<String>,
-    setting: Option<String>,
+    frame: TenantFrame,
     schema: String,
     cache: HashMap<(String, String, Vec<IndexDef>), f64>,
     current: Vec<IndexDef>,
@@ -61,7 +62,7 @@ impl WhatIf {
             .map_err(|e| Error::from_pg("checking for hypopg", e))?
             .get(0);
         if !has {
-            return Err(Error::Usage {
+            return Err(Error::State {
                 message: format!("HypoPG is not installed in database {}", target.database()),
                 fix: "apt-get install postgresql-15-hypopg and `crmbench schema create`/`generate` again \
                       (or --allow-ddl on an external server), or advise with real indexes"
@@ -75,8 +76,7 @@ impl WhatIf {
         Ok(WhatIf {
             mode: Mode::HypoPg,
             client,
-            role: role.map(str::to_string),
-            setting: setting.map(str::to_string),
+            frame: TenantFrame::new(setting).with_role(role),
             schema: schema.to_string(),
             cache: HashMap::new(),
             current: Vec::new(),
@@ -110,8 +110,7 @@ impl WhatIf {
                 built: Vec::new(),
             },
             client,
-            role: role.map(str::to_string),
-            setting: setting.map(str::to_string),
+            frame: TenantFrame::new(setting).with_role(role),
             schema: schema.to_string(),
             cache: HashMap::new(),
             current: Vec::new(),
@@ -150,10 +149,6 @@ impl WhatIf {
     /// bytes (HypoPG's estimate, or the real size).
     pub async fn set_indexes(&mut self, defs: &[IndexDef]) -> Result<Vec<i64>> {
         if let Mode::Real { built, .. } = &mut self.mode {
-            self.client
-                .batch_execute("RESET ROLE")
-                .await
-                .map_err(|e| Error::from_pg("RESET ROLE", e))?;
             for old in built.iter().filter(|b| !defs.contains(b)) {
                 let sql = format!(
                     "DROP INDEX IF EXISTS {}.{}",
@@ -192,7 +187,7 @@ impl WhatIf {
             return Ok(sizes);
         }
         self.client
-            .batch_execute("RESET ROLE; SELECT hypopg_reset()")
+            .batch_execute("SELECT hypopg_reset()")
             .await
             .map_err(|e| Error::from_pg("hypopg_reset()", e))?;
         let mut sizes = Vec::with_capacity(defs.len());
@@ -236,18 +231,9 @@ impl WhatIf {
         if indexes != self.current {
             self.set_indexes(&indexes).await?;
         }
-        if let Some(role) = &self.role {
-            self.client
-                .batch_execute(&format!("SET ROLE {}", quote_ident(role)))
-                .await
-                .map_err(|e| Error::from_pg(format!("SET ROLE {role}"), e))?;
-        }
-        if let Some(setting) = &self.setting {
-            self.client
-                .query("SELECT set_config($1, $2, false)", &[setting, &tenant])
-                .await
-                .map_err(|e| Error::from_pg("set_config", e))?;
-        }
+        self.frame
+            .begin(&self.client, tenant, "what-if costing")
+            .await?;
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
             .iter()
             .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
@@ -256,13 +242,10 @@ impl WhatIf {
             .client
             .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &refs)
             .await;
-        self.client
-            .batch_execute("RESET ROLE")
-            .await
-            .map_err(|e| Error::from_pg("RESET ROLE", e))?;
+        self.frame.rollback(&self.client, "what-if costing").await?;
         let row = result.map_err(|e| Error::from_pg(format!("EXPLAIN {sql}"), e))?;
         let json: serde_json::Value = row.get(0);
-        let plan = Explained::parse(&json).map_err(|m| Error::Usage {
+        let plan = Explained::parse(&json).map_err(|m| Error::Internal {
             message: m,
             fix: String::new(),
         })?;
@@ -277,7 +260,7 @@ impl WhatIf {
         match self.mode {
             Mode::HypoPg => self
                 .client
-                .batch_execute("RESET ROLE; SELECT hypopg_reset()")
+                .batch_execute("SELECT hypopg_reset()")
                 .await
                 .map_err(|e| Error::from_pg("hypopg_reset()", e)),
             Mode::Real { target, clone, .. } => {

@@ -80,13 +80,6 @@ impl Metric {
         }
     }
 
-    /// Parse [`Metric::name`]'s output.
-    pub fn parse(text: &str) -> Option<Metric> {
-        [Metric::P50, Metric::P95, Metric::P99]
-            .into_iter()
-            .find(|m| m.name() == text)
-    }
-
     fn quantile(self) -> f64 {
         match self {
             Metric::P50 => 0.50,
@@ -232,7 +225,7 @@ pub fn compare(opts: &CompareOptions) -> Result<Comparison> {
 fn load(path: &Path) -> Result<Results> {
     let r: Results = crate::runfolder::read_file(path)?;
     if let Some(reason) = &r.partial {
-        return Err(Error::Usage {
+        return Err(Error::RunFile {
             message: format!(
                 "{}: a partial run ({reason}): it cannot decide",
                 path.display()
@@ -245,7 +238,7 @@ fn load(path: &Path) -> Result<Results> {
 
 /// The metric of a side from its histogram, the source of truth in the file.
 fn hist_value(path: &Path, query: &str, side: &SideStats, metric: Metric) -> Result<u64> {
-    let h = crate::stats::decode(&side.histogram).map_err(|e| Error::Usage {
+    let h = crate::stats::decode(&side.histogram).map_err(|e| Error::RunFile {
         message: format!("{}: query `{query}`: {e}", path.display()),
         fix: "the results file is damaged: re-run the benchmark".into(),
     })?;
@@ -270,7 +263,7 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
     let mut level = 0.0_f64;
     for q in &run.queries {
         let Some(cand) = &q.candidate else {
-            return Err(Error::Usage {
+            return Err(Error::RunFile {
                 message: format!(
                     "{}: query `{}` has no candidate side in a paired run",
                     path.display(),
@@ -385,7 +378,7 @@ fn separate_rows(
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (qi, (b, c)) in matched.iter().enumerate() {
-        let seed = crate::generate::rng::derive(&[opts.seed, qi as u64]);
+        let seed = crate::rng::derive(&[opts.seed, qi as u64]);
         let change = separate::percentile_ratio(
             &b.baseline.intervals,
             &c.baseline.intervals,

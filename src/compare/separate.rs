@@ -6,8 +6,8 @@
 //! can show is the drift *between* runs (a whole run 20% slower): that is why
 //! separate runs get a wider default threshold and a stated noise band.
 
-use crate::generate::rng::Prng;
 use crate::results::{IntervalStats, RatioCi};
+use crate::rng::Prng;
 
 /// Bootstrap resamples.
 pub const RESAMPLES: usize = 1_000;

@@ -1,24 +1,27 @@
 //! `crmbench explain`: for every query of a workload, for a big and a small
 //! tenant, run `EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)` as the
 //! workload's role with the tenant set (RLS in force), inside a transaction
-//! that is always rolled back; keep the typed plan, its fingerprint and its
-//! findings; write `plans.json`.
+//! (the workload's tenant frame) that is always rolled back; keep the typed
+//! plan, its fingerprint and its findings; write `plans.json`.
 
 pub mod findings;
 pub mod plan;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
 
 use crate::error::{Error, Result};
-use crate::generate::rng::{Prng, tag};
 use crate::pg::{self, Target};
 use crate::results::WorkloadInfo;
-use crate::workload::params::{Pools, Value, collect_refs};
-use crate::workload::{Query, Workload};
+use crate::rng::{Prng, tag};
+use crate::runfolder::{Access, RunFolder};
+use crate::workload::Query;
+use crate::workload::context::WorkloadContext;
+use crate::workload::params::{Value, collect_refs};
 use findings::{Finding, FindingKind};
 use plan::Explained;
 
@@ -85,63 +88,44 @@ pub struct StatementPlan {
 
 /// Explain every query of the workload at `path` on `target`.
 pub async fn explain(target: &Target, path: &Path, seed: u64) -> Result<PlansFile> {
-    let (workload, pools) = crate::run::prepare(target, path).await?;
-    let client = pg::connect(&crate::run::workload_spec(target, &workload)).await?;
+    let ctx = WorkloadContext::prepare(target, path).await?;
+    explain_with(&ctx, target, seed).await
+}
+
+/// Explain every query of `ctx`'s workload on `target`.
+pub async fn explain_with(ctx: &WorkloadContext, target: &Target, seed: u64) -> Result<PlansFile> {
+    let workload = ctx.workload();
+    let client = pg::connect(&ctx.spec_on(target)).await?;
     let rls = workload.context.tenant_setting.is_some();
     let numeric = numeric_columns(&pg::connect(&target.admin()).await?).await?;
     let classes: Vec<(&str, String)> = if rls {
-        let (big, small) = pools.tenants.big_and_small();
+        let (big, small) = ctx.pools().tenants.big_and_small();
         vec![("big", big.to_string()), ("small", small.to_string())]
     } else {
         vec![("all", String::new())]
+    };
+    let session = Session {
+        client: &client,
+        ctx,
+        rls,
+        numeric: &numeric,
     };
     let mut queries = Vec::new();
     for (qi, query) in workload.queries.iter().enumerate() {
         let mut tenants = Vec::new();
         for (class, tenant) in &classes {
             let mut rng = Prng::for_parts(&[seed, tag("explain"), qi as u64, tag(class)]);
-            let ctx = Ctx {
-                client: &client,
-                workload: &workload,
-                pools: &pools,
-                rls,
-                numeric: &numeric,
-            };
-            let statements = explain_query(&ctx, query, tenant, &mut rng).await?;
+            let statements = explain_query(&session, query, tenant, &mut rng).await?;
             tenants.push(TenantPlans {
                 class: class.to_string(),
                 tenant: tenant.clone(),
                 statements,
             });
         }
-        let mut found: Vec<Finding> = Vec::new();
-        for t in &tenants {
-            for s in &t.statements {
-                for f in &s.findings {
-                    if !found.iter().any(|g| g.kind == f.kind && g.node == f.node) {
-                        found.push(f.clone());
-                    }
-                }
-            }
-        }
-        if let [a, b] = tenants.as_slice() {
-            for (sa, sb) in a.statements.iter().zip(&b.statements) {
-                if sa.plan.is_some() && sb.plan.is_some() && sa.fingerprint != sb.fingerprint {
-                    found.push(Finding {
-                        kind: FindingKind::PlansDiffer,
-                        node: format!("statement {}", sa.index + 1),
-                        hint: format!(
-                            "the {} tenant gets `{}`, the {} tenant `{}`: test both when changing indexes",
-                            a.class, sa.shape, b.class, sb.shape
-                        ),
-                    });
-                }
-            }
-        }
         queries.push(QueryPlans {
             name: query.name.clone(),
+            findings: query_findings(&tenants),
             tenants,
-            findings: found,
         });
     }
     Ok(PlansFile {
@@ -158,97 +142,83 @@ pub async fn explain(target: &Target, path: &Path, seed: u64) -> Result<PlansFil
     })
 }
 
-/// What every query's explanation shares.
-struct Ctx<'a> {
+/// Write `plans.json` into the run folder: `out`, else `reports/latest` when
+/// it exists (beside the run's results), else a new folder. Returns the
+/// file's path.
+pub fn write_plans(out: Option<&Path>, file: &PlansFile, access: Access) -> Result<PathBuf> {
+    RunFolder::prepare_or_latest(out, "explain", access)?.write(file)
+}
+
+/// A query's findings across its tenants (each kind and node once), and
+/// where the big and the small tenant get different plans.
+fn query_findings(tenants: &[TenantPlans]) -> Vec<Finding> {
+    let mut found: Vec<Finding> = Vec::new();
+    for t in tenants {
+        for s in &t.statements {
+            for f in &s.findings {
+                if !found.iter().any(|g| g.kind == f.kind && g.node == f.node) {
+                    found.push(f.clone());
+                }
+            }
+        }
+    }
+    if let [a, b] = tenants {
+        for (sa, sb) in a.statements.iter().zip(&b.statements) {
+            if sa.plan.is_some() && sb.plan.is_some() && sa.fingerprint != sb.fingerprint {
+                found.push(Finding {
+                    kind: FindingKind::PlansDiffer,
+                    node: format!("statement {}", sa.index + 1),
+                    hint: format!(
+                        "the {} tenant gets `{}`, the {} tenant `{}`: test both when changing indexes",
+                        a.class, sa.shape, b.class, sb.shape
+                    ),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// What every query's explanation shares: the connection (as the
+/// workload's role), the workload and its pools.
+struct Session<'a> {
     client: &'a Client,
-    workload: &'a Workload,
-    pools: &'a Pools,
+    ctx: &'a WorkloadContext,
     rls: bool,
     numeric: &'a findings::NumericColumns,
 }
 
+/// Explain each statement of `query` for `tenant` inside the workload's
+/// frame, rolled back at the end; a statement whose result a later one needs
+/// also runs for real (inside the same frame).
 async fn explain_query(
-    ctx: &Ctx<'_>,
+    session: &Session<'_>,
     query: &Query,
     tenant: &str,
     rng: &mut Prng,
 ) -> Result<Vec<StatementPlan>> {
-    let Ctx {
-        client,
-        workload,
-        pools,
-        rls,
-        numeric,
-    } = *ctx;
-    let sql_err = |what: &str, e: tokio_postgres::Error| {
-        Error::from_pg(format!("{what} for `{}`", query.name), e)
-    };
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| sql_err("BEGIN", e))?;
-    if let Some(setting) = &workload.context.tenant_setting {
-        client
-            .query("SELECT set_config($1, $2, true)", &[setting, &tenant])
-            .await
-            .map_err(|e| sql_err("set_config", e))?;
-    }
+    let client = session.client;
+    let frame = session.ctx.frame();
+    let context = format!("`{}`", query.name);
+    frame.begin(client, tenant, &context).await?;
     let mut refs: HashMap<String, Value> = HashMap::new();
-    let mut out = Vec::new();
-    let mut failed = false;
+    let mut out: Vec<StatementPlan> = Vec::new();
     for (k, st) in query.statements.iter().enumerate() {
-        let values: Vec<Value> = st
-            .params
-            .iter()
-            .map(|p| pools.value(p, rng, tenant, &refs))
-            .collect();
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-            .iter()
-            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        let mut entry = StatementPlan {
-            index: k,
-            sql: st.sql.clone(),
-            plan: None,
-            shape: String::new(),
-            fingerprint: String::new(),
-            findings: Vec::new(),
-            error: None,
-        };
-        if failed {
+        if out.last().is_some_and(|s| s.error.is_some()) {
+            let mut entry = StatementPlan::empty(k, &st.sql);
             entry.error = Some("not run: an earlier statement failed".into());
             out.push(entry);
             continue;
         }
-        client
-            .batch_execute("SAVEPOINT crmbench_explain")
-            .await
-            .map_err(|e| sql_err("SAVEPOINT", e))?;
-        let explain_sql = format!(
-            "EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) {}",
-            st.sql
-        );
-        match client.query_one(&explain_sql, &params).await {
-            Ok(row) => {
-                let json: serde_json::Value = row.get(0);
-                match Explained::parse(&json) {
-                    Ok(e) => {
-                        entry.shape = e.plan.shape();
-                        entry.fingerprint = e.plan.fingerprint();
-                        entry.findings = findings::findings(&e.plan, rls, numeric);
-                        entry.plan = Some(e);
-                    }
-                    Err(m) => entry.error = Some(m),
-                }
-            }
-            Err(e) => entry.error = Some(Error::from_pg("EXPLAIN", e).to_string()),
-        }
-        client
-            .batch_execute("ROLLBACK TO SAVEPOINT crmbench_explain")
-            .await
-            .map_err(|e| sql_err("ROLLBACK TO SAVEPOINT", e))?;
-        // Later statements may need what this one returns: run it for real
-        // (inside the transaction that is rolled back at the end).
+        let values: Vec<Value> = st
+            .params
+            .iter()
+            .map(|p| session.ctx.pools().value(p, rng, tenant, &refs))
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let mut entry = explain_statement(session, k, &st.sql, &params, &context).await?;
+        // Later statements may need what this one returns.
         let needed = query.statements[k + 1..].iter().any(|s| s.uses_refs());
         if entry.error.is_none() && needed {
             match client.query(&st.sql, &params).await {
@@ -262,14 +232,66 @@ async fn explain_query(
                 }
             }
         }
-        failed = entry.error.is_some();
         out.push(entry);
     }
-    client
-        .batch_execute("ROLLBACK")
-        .await
-        .map_err(|e| sql_err("ROLLBACK", e))?;
+    frame.rollback(client, &context).await?;
     Ok(out)
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)` of one statement
+/// inside a savepoint that is rolled back: its plan, shape, fingerprint and
+/// findings, or why EXPLAIN failed. An error only when the frame broke.
+async fn explain_statement(
+    session: &Session<'_>,
+    index: usize,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    context: &str,
+) -> Result<StatementPlan> {
+    let client = session.client;
+    let sql_err =
+        |what: &str, e: tokio_postgres::Error| Error::from_pg(format!("{what} for {context}"), e);
+    let mut entry = StatementPlan::empty(index, sql);
+    client
+        .batch_execute("SAVEPOINT crmbench_explain")
+        .await
+        .map_err(|e| sql_err("SAVEPOINT", e))?;
+    let explain_sql = format!("EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) {sql}");
+    match client.query_one(&explain_sql, params).await {
+        Ok(row) => {
+            let json: serde_json::Value = row.get(0);
+            match Explained::parse(&json) {
+                Ok(e) => {
+                    entry.shape = e.plan.shape();
+                    entry.fingerprint = e.plan.fingerprint();
+                    entry.findings = findings::findings(&e.plan, session.rls, session.numeric);
+                    entry.plan = Some(e);
+                }
+                Err(m) => entry.error = Some(m),
+            }
+        }
+        Err(e) => entry.error = Some(Error::from_pg("EXPLAIN", e).to_string()),
+    }
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT crmbench_explain")
+        .await
+        .map_err(|e| sql_err("ROLLBACK TO SAVEPOINT", e))?;
+    Ok(entry)
+}
+
+impl StatementPlan {
+    /// Statement `index` with `sql`, not explained yet.
+    fn empty(index: usize, sql: &str) -> StatementPlan {
+        StatementPlan {
+            index,
+            sql: sql.to_string(),
+            plan: None,
+            shape: String::new(),
+            fingerprint: String::new(),
+            findings: Vec::new(),
+            error: None,
+        }
+    }
 }
 
 /// Numeric columns of every user table, by table name.

@@ -53,3 +53,10 @@ pub async fn checksums(client: &Client) -> Result<BTreeMap<String, TableChecksum
     }
     Ok(out)
 }
+
+/// What `schema checksum` prints: one line per table (name, rows, md5).
+pub fn render_table(sums: &BTreeMap<String, TableChecksum>) -> String {
+    sums.iter()
+        .map(|(table, c)| format!("{table:<20} {:>10} {}\n", c.rows, c.md5))
+        .collect()
+}

@@ -12,8 +12,9 @@ use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 
 use super::plan::Plan;
-use super::rows::{self, CopyRow, TableSpec};
+use super::rows::{self, CopyRow, TableSpec, catalog, people, pipeline, sales};
 use crate::error::{Error, Result};
+use crate::schema::tables::{TABLES, Table};
 
 /// Shared counters for progress and cancellation.
 #[derive(Debug, Default)]
@@ -27,70 +28,74 @@ pub struct LoadState {
 /// How often (in rows) a loader checks for cancellation and reports progress.
 const BATCH: u64 = 4096;
 
-/// Every table the generator loads, in dependency order.
-pub const TABLES: [&str; 18] = [
-    "tenants",
-    "stores",
-    "staff",
-    "customers",
-    "categories",
-    "suppliers",
-    "products",
-    "product_variants",
-    "inventory",
-    "orders",
-    "order_items",
-    "payments",
-    "pipeline_stages",
-    "deals",
-    "deal_stage_history",
-    "interactions",
-    "audit_log",
-    "currencies",
-];
+/// Every table `generate` loads (or, for lookups, builds keys on) and reports,
+/// in dependency order: the tenants, their tables in `tables.sql` order, then
+/// the shared lookups, whose rows come from the schema's `lookups.sql`.
+pub fn load_order() -> Vec<&'static str> {
+    let (generated, lookups): (Vec<&Table>, Vec<&Table>) =
+        TABLES.iter().partition(|t| t.is_generated());
+    generated.iter().chain(&lookups).map(|t| t.name).collect()
+}
 
-/// Load one table completely. Returns rows written.
+/// Declares each generated table once, as (COPY spec, row generator): from
+/// that one list come [`SPECS`] and the dispatch in [`load_table`].
+macro_rules! generators {
+    ($($spec:expr => $rows:path),* $(,)?) => {
+        /// The COPY spec of every generated table, in [`load_order`].
+        pub const SPECS: &[TableSpec] = &[$($spec),*];
+
+        /// Load `table` if it has a generator; `None` if it has none.
+        async fn load_generated(
+            client: &mut Client,
+            plan: &Plan,
+            table: &str,
+            state: &Arc<LoadState>,
+        ) -> Result<Option<u64>> {
+            $(
+                if table == $spec.name {
+                    let streams = plan.tenants.iter().map(|t| $rows(plan, t)).collect();
+                    return copy_merged(client, &$spec, streams, state).await.map(Some);
+                }
+            )*
+            Ok(None)
+        }
+    };
+}
+
+generators! {
+    rows::tenants::SPEC => rows::tenants::rows,
+    people::STORES => people::stores,
+    people::STAFF => people::staff,
+    people::CUSTOMERS => people::customers,
+    catalog::CATEGORIES_SPEC => catalog::categories,
+    catalog::SUPPLIERS => catalog::suppliers,
+    catalog::PRODUCTS => catalog::products,
+    catalog::VARIANTS => catalog::variants,
+    catalog::INVENTORY => catalog::inventory,
+    sales::ORDERS => sales::orders,
+    sales::ORDER_ITEMS => sales::order_items,
+    sales::PAYMENTS => sales::payments,
+    pipeline::STAGES_SPEC => pipeline::stages,
+    pipeline::DEALS => pipeline::deals,
+    pipeline::HISTORY => pipeline::history,
+    pipeline::INTERACTIONS => pipeline::interactions,
+    pipeline::AUDIT => pipeline::audit,
+}
+
+/// Load one table completely. Returns rows written (0 for a lookup table).
 pub async fn load_table(
     client: &mut Client,
     plan: &Plan,
     table: &str,
     state: &Arc<LoadState>,
 ) -> Result<u64> {
-    use rows::{catalog, people, pipeline, sales};
-    let p = plan;
-    macro_rules! merged {
-        ($spec:expr, $gen:path) => {
-            copy_merged(
-                client,
-                &$spec,
-                p.tenants.iter().map(|t| $gen(p, t)).collect(),
-                state,
-            )
-            .await
-        };
+    if let Some(written) = load_generated(client, plan, table, state).await? {
+        return Ok(written);
     }
-    match table {
-        "tenants" => merged!(rows::tenants::SPEC, rows::tenants::rows),
-        "stores" => merged!(people::STORES, people::stores),
-        "staff" => merged!(people::STAFF, people::staff),
-        "customers" => merged!(people::CUSTOMERS, people::customers),
-        "categories" => merged!(catalog::CATEGORIES_SPEC, catalog::categories),
-        "suppliers" => merged!(catalog::SUPPLIERS, catalog::suppliers),
-        "products" => merged!(catalog::PRODUCTS, catalog::products),
-        "product_variants" => merged!(catalog::VARIANTS, catalog::variants),
-        "inventory" => merged!(catalog::INVENTORY, catalog::inventory),
-        "orders" => merged!(sales::ORDERS, sales::orders),
-        "order_items" => merged!(sales::ORDER_ITEMS, sales::order_items),
-        "payments" => merged!(sales::PAYMENTS, sales::payments),
-        "pipeline_stages" => merged!(pipeline::STAGES_SPEC, pipeline::stages),
-        "deals" => merged!(pipeline::DEALS, pipeline::deals),
-        "deal_stage_history" => merged!(pipeline::HISTORY, pipeline::history),
-        "interactions" => merged!(pipeline::INTERACTIONS, pipeline::interactions),
-        "audit_log" => merged!(pipeline::AUDIT, pipeline::audit),
-        // Shared lookup rows come from the schema's lookups.sql.
-        "currencies" => Ok(0),
-        other => Err(Error::Usage {
-            message: format!("no generator for table {other}"),
+    match TABLES.iter().find(|t| t.name == table) {
+        Some(t) if !t.is_generated() => Ok(0),
+        _ => Err(Error::Internal {
+            message: format!("no generator for table {table}"),
             fix: String::new(),
         }),
     }
@@ -157,4 +162,24 @@ async fn copy_merged<R: CopyRow, I: Iterator<Item = R>>(
         .await
         .map_err(|e| Error::from_pg(ctx("COMMIT of"), e))?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_generated_table_has_a_generator_in_load_order() {
+        let order = load_order();
+        assert_eq!(order.first(), Some(&"tenants"));
+        assert_eq!(order.last(), Some(&"currencies"));
+        assert_eq!(order.len(), TABLES.len());
+        let specs: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
+        let generated: Vec<&str> = order
+            .iter()
+            .copied()
+            .filter(|n| TABLES.iter().any(|t| t.name == *n && t.is_generated()))
+            .collect();
+        assert_eq!(specs, generated);
+    }
 }

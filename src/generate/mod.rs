@@ -14,11 +14,10 @@ pub mod ddl;
 pub mod domain;
 pub mod plan;
 pub mod progress;
-pub mod rng;
 pub mod rows;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,6 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::pg::{self, ConnSpec, SCHEMA, Target, roles};
+use crate::schema::tables::{TABLES, TENANT_TABLES};
 use crate::schema::{self, Ownership, Step};
 use copy::LoadState;
 use plan::Plan;
@@ -56,6 +56,8 @@ pub struct GenerateOptions {
     pub quiet: bool,
     /// Run folder for `generate.json`.
     pub out: Option<PathBuf>,
+    /// Who may read the run folder's files.
+    pub access: crate::runfolder::Access,
 }
 
 /// One table's figures.
@@ -140,22 +142,83 @@ fn validate(opts: &GenerateOptions) -> Result<()> {
     Ok(())
 }
 
-/// Run `generate` against `target`.
+/// Seconds per table: (COPY, keys + indexes + ANALYZE).
+type TableTimings = BTreeMap<String, (f64, f64)>;
+
+/// Run `generate` against `target`: prepare the database, load, build, and
+/// mark the dataset complete. Writes nothing outside the database; see
+/// [`write_report`] for `generate.json`.
 pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<GenerateReport> {
     validate(opts)?;
     let started = Instant::now();
     let plan = Arc::new(Plan::new(opts.seed, opts.scale));
     let expected_bytes = BYTES_PER_SCALE * opts.scale;
+    let admin = prepare_database(target, opts, &plan, expected_bytes).await?;
+    let loader = loader_spec(target, &admin).await?;
+
+    let total_rows: u64 = copy::load_order().iter().map(|t| plan.rows(t)).sum();
+    let mut progress = Progress::new(total_rows, expected_bytes, opts.quiet);
+    progress.phase(&format!(
+        "{} tenants, {total_rows} rows, ≈{:.0} MB, {} connections",
+        plan.tenants.len(),
+        expected_bytes / 1e6,
+        opts.jobs
+    ));
+    let state = Arc::new(LoadState::default());
+    let load_started = Instant::now();
+    let load = run_load(
+        plan.clone(),
+        loader.clone(),
+        opts.jobs,
+        state.clone(),
+        &mut progress,
+    );
+    let timings = with_interrupt(&state, load).await?;
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    progress.finish();
+
+    progress.phase("adding foreign keys, row-level security, grants; advancing sequences");
+    let build_started = Instant::now();
+    with_interrupt(&state, build_foreign_keys(&loader, opts.jobs)).await?;
+    with_interrupt(&state, advance_sequences(&loader)).await?;
+    let build_seconds = build_started.elapsed().as_secs_f64();
+
+    let tables = table_reports(&admin, &plan, &timings).await?;
+    let report = GenerateReport::new(
+        opts,
+        &plan,
+        tables,
+        &timings,
+        load_seconds,
+        build_seconds,
+        started,
+    );
+    mark_complete(target, &admin, &report).await?;
+    Ok(report)
+}
+
+/// Everything before the load: the server's roles and database, the schema
+/// decision (`--replace`), free disk, then the bare tables and the marker,
+/// committed so that from here on an interruption leaves a dataset marked
+/// incomplete. Returns the admin connection.
+async fn prepare_database(
+    target: &Target,
+    opts: &GenerateOptions,
+    plan: &Plan,
+    expected_bytes: f64,
+) -> Result<tokio_postgres::Client> {
     pg::bootstrap_private(target).await?;
     let admin = pg::connect(&target.admin()).await?;
     schema::check_create_privilege(&admin, target.database()).await?;
     roles::ensure(target, &admin).await?;
     prepare_schema(target, &admin, opts).await?;
     check_disk(target, expected_bytes)?;
+    create_bare(&admin, plan).await?;
+    Ok(admin)
+}
 
-    // Bare tables and the marker, committed before loading starts: from here
-    // on an interruption leaves a dataset marked incomplete.
-    create_bare(&admin, &plan).await?;
+/// The loaders' connection: as the schema owner unless the admin is a superuser.
+async fn loader_spec(target: &Target, admin: &tokio_postgres::Client) -> Result<ConnSpec> {
     let superuser: bool = admin
         .query_one(
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -168,39 +231,17 @@ pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<Generat
     if !superuser {
         loader.set_role = Some(roles::OWNER.into());
     }
+    Ok(loader)
+}
 
-    let total_rows: u64 = copy::TABLES.iter().map(|t| plan.rows(t)).sum();
-    let mut progress = Progress::new(total_rows, expected_bytes, opts.quiet);
-    progress.phase(&format!(
-        "{} tenants, {total_rows} rows, ≈{:.0} MB, {} connections",
-        plan.tenants.len(),
-        expected_bytes / 1e6,
-        opts.jobs
-    ));
-    let state = Arc::new(LoadState::default());
-    let load_started = Instant::now();
-    let load_timings = with_interrupt(
-        &state,
-        run_load(
-            plan.clone(),
-            loader.clone(),
-            opts.jobs,
-            state.clone(),
-            &mut progress,
-        ),
-    )
-    .await?;
-    let load_seconds = load_started.elapsed().as_secs_f64();
-    progress.finish();
-
-    progress.phase("adding foreign keys, row-level security, grants; advancing sequences");
-    let build_started = Instant::now();
-    with_interrupt(&state, build_foreign_keys(&loader, opts.jobs)).await?;
-    with_interrupt(&state, advance_sequences(&loader)).await?;
-    let build_seconds = build_started.elapsed().as_secs_f64();
-
+/// Each table's rows, size on disk and timings, in [`copy::load_order`].
+async fn table_reports(
+    admin: &tokio_postgres::Client,
+    plan: &Plan,
+    timings: &TableTimings,
+) -> Result<Vec<TableReport>> {
     let mut tables = Vec::new();
-    for table in copy::TABLES {
+    for table in copy::load_order() {
         let bytes: i64 = admin
             .query_one(
                 "SELECT pg_total_relation_size(format('crm.%I', $1::text)::regclass)",
@@ -209,47 +250,69 @@ pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<Generat
             .await
             .map_err(|e| Error::from_pg(format!("sizing crm.{table}"), e))?
             .get(0);
+        let generated = TABLES.iter().any(|t| t.name == table && t.is_generated());
         tables.push(TableReport {
             table: table.to_string(),
-            rows: if table == "currencies" {
-                0
-            } else {
-                plan.rows(table)
-            },
+            rows: if generated { plan.rows(table) } else { 0 },
             bytes,
-            load_seconds: load_timings.get(table).map_or(0.0, |t| t.0),
-            index_seconds: load_timings.get(table).map_or(0.0, |t| t.1),
+            load_seconds: timings.get(table).map_or(0.0, |t| t.0),
+            index_seconds: timings.get(table).map_or(0.0, |t| t.1),
         });
     }
-    let total_seconds = started.elapsed().as_secs_f64();
-    let total_bytes: i64 = tables.iter().map(|t| t.bytes).sum();
-    let report = GenerateReport {
-        format_version: 1,
-        crmbench_version: env!("CARGO_PKG_VERSION").into(),
-        generator_version: GENERATOR_VERSION.into(),
-        seed: opts.seed,
-        scale: opts.scale,
-        epoch: plan.epoch().to_string(),
-        jobs: opts.jobs,
-        tenants: plan.tenants.len(),
-        total_rows,
-        total_bytes,
-        load_seconds,
-        copy_seconds: load_timings.values().map(|t| t.0).sum(),
-        index_seconds: load_timings.values().map(|t| t.1).sum(),
-        build_seconds,
-        total_seconds,
-        rows_per_second: total_rows as f64 / total_seconds,
-        mb_per_second: total_bytes as f64 / 1e6 / total_seconds,
-        peak_rss_kb: peak_rss_kb(),
-        tables,
-    };
-    let details = serde_json::to_value(&report).map_err(|e| Error::Usage {
+    Ok(tables)
+}
+
+impl GenerateReport {
+    /// Assemble the report from the phases' figures.
+    fn new(
+        opts: &GenerateOptions,
+        plan: &Plan,
+        tables: Vec<TableReport>,
+        timings: &TableTimings,
+        load_seconds: f64,
+        build_seconds: f64,
+        started: Instant,
+    ) -> GenerateReport {
+        let total_seconds = started.elapsed().as_secs_f64();
+        let total_rows: u64 = tables.iter().map(|t| t.rows).sum();
+        let total_bytes: i64 = tables.iter().map(|t| t.bytes).sum();
+        GenerateReport {
+            format_version: 1,
+            crmbench_version: env!("CARGO_PKG_VERSION").into(),
+            generator_version: GENERATOR_VERSION.into(),
+            seed: opts.seed,
+            scale: opts.scale,
+            epoch: plan.epoch().to_string(),
+            jobs: opts.jobs,
+            tenants: plan.tenants.len(),
+            total_rows,
+            total_bytes,
+            load_seconds,
+            copy_seconds: timings.values().map(|t| t.0).sum(),
+            index_seconds: timings.values().map(|t| t.1).sum(),
+            build_seconds,
+            total_seconds,
+            rows_per_second: total_rows as f64 / total_seconds,
+            mb_per_second: total_bytes as f64 / 1e6 / total_seconds,
+            peak_rss_kb: peak_rss_kb(),
+            tables,
+        }
+    }
+}
+
+/// The last step: extensions as `schema create` adds them, then the marker
+/// says complete, with the report in its details.
+async fn mark_complete(
+    target: &Target,
+    admin: &tokio_postgres::Client,
+    report: &GenerateReport,
+) -> Result<()> {
+    let details = serde_json::to_value(report).map_err(|e| Error::Internal {
         message: format!("serializing the load report: {e}"),
         fix: String::new(),
     })?;
     // As `schema create` does: HypoPG and pg_stat_statements when available.
-    schema::extensions::ensure(target, &admin).await?;
+    schema::extensions::ensure(target, admin).await?;
     admin
         .execute(
             &format!("UPDATE {SCHEMA}.crmbench_meta SET complete = true, details = $1"),
@@ -257,7 +320,52 @@ pub async fn generate(target: &Target, opts: &GenerateOptions) -> Result<Generat
         )
         .await
         .map_err(|e| Error::from_pg("marking the dataset complete", e))?;
-    Ok(report)
+    Ok(())
+}
+
+/// Write `generate.json` into the run folder (`opts.out`, or a new one).
+pub fn write_report(report: &GenerateReport, opts: &GenerateOptions) -> Result<PathBuf> {
+    crate::runfolder::RunFolder::prepare(opts.out.as_deref(), "generate", opts.access)?
+        .write(report)
+}
+
+/// The per-table lines `crmbench generate` prints (unless `--quiet`).
+pub fn render_table(report: &GenerateReport) -> String {
+    let mut out = format!(
+        "{:<20} {:>10} {:>10} {:>8} {:>8}\n",
+        "table", "rows", "MB", "load s", "index s"
+    );
+    for t in &report.tables {
+        out.push_str(&format!(
+            "{:<20} {:>10} {:>10.1} {:>8.2} {:>8.2}\n",
+            t.table,
+            t.rows,
+            t.bytes as f64 / 1e6,
+            t.load_seconds,
+            t.index_seconds
+        ));
+    }
+    out
+}
+
+/// What `crmbench generate` prints after the table: the one-line summary of
+/// a load into `target` (its redacted description) and where the report went.
+pub fn render_summary(report: &GenerateReport, target: &str, written: &Path) -> String {
+    format!(
+        "crmbench: generated seed {} scale {} on {target}: {} tenants, {} rows, {:.0} MB in {:.1} s \
+         ({:.0} rows/s, {:.1} MB/s; load+indexes {:.1} s, foreign keys+RLS {:.1} s)\n  report: {}\n",
+        report.seed,
+        report.scale,
+        report.tenants,
+        report.total_rows,
+        report.total_bytes as f64 / 1e6,
+        report.total_seconds,
+        report.rows_per_second,
+        report.mb_per_second,
+        report.load_seconds,
+        report.build_seconds,
+        written.display()
+    )
 }
 
 /// Decide what to do with what is already there.
@@ -296,7 +404,7 @@ async fn prepare_schema(
             if tenants == 0 {
                 drop().await
             } else {
-                Err(Error::Usage {
+                Err(Error::State {
                     message: format!(
                         "schema {SCHEMA} in database {} holds {tenants} tenants that crmbench did not generate",
                         target.database()
@@ -309,7 +417,7 @@ async fn prepare_schema(
             complete: false,
             seed,
             scale,
-        } => Err(Error::Usage {
+        } => Err(Error::State {
             message: format!(
                 "database {} holds an INCOMPLETE dataset (seed {}, scale {}): an earlier load was interrupted",
                 target.database(),
@@ -318,7 +426,7 @@ async fn prepare_schema(
             ),
             fix: "pass --replace to reload it".into(),
         }),
-        Ownership::Ours { seed, scale, .. } => Err(Error::Usage {
+        Ownership::Ours { seed, scale, .. } => Err(Error::State {
             message: format!(
                 "database {} already holds a dataset (seed {}, scale {})",
                 target.database(),
@@ -347,7 +455,7 @@ fn check_disk(target: &Target, expected_bytes: f64) -> Result<()> {
     // Room for the data, the index builds' sort files, and WAL.
     let needed = expected_bytes * 1.3;
     if free < needed {
-        return Err(Error::Usage {
+        return Err(Error::State {
             message: format!(
                 "not enough free disk in {}: the dataset needs about {:.1} GB, {:.1} GB are free",
                 dir.display(),
@@ -436,8 +544,8 @@ async fn run_load(
     jobs: usize,
     state: Arc<LoadState>,
     progress: &mut Progress,
-) -> Result<BTreeMap<String, (f64, f64)>> {
-    let mut queue: Vec<&'static str> = copy::TABLES.to_vec();
+) -> Result<TableTimings> {
+    let mut queue: Vec<&'static str> = copy::load_order();
     queue.sort_by_key(|t| plan.rows(t)); // popped from the end: largest first
     let queue = Arc::new(Mutex::new(queue));
     let per_table = Arc::new(ddl::post_load_plan().0);
@@ -464,7 +572,7 @@ async fn run_load(
             let mut first_error = None;
             for h in handles {
                 let result = h.join().unwrap_or_else(|_| {
-                    Err(Error::Usage {
+                    Err(Error::Internal {
                         message: "a loader thread panicked".into(),
                         fix: "report this as a bug".into(),
                     })
@@ -491,7 +599,7 @@ async fn run_load(
         }
     };
     progress.update(state.rows.load(Ordering::Relaxed));
-    result.map_err(|e| Error::Usage {
+    result.map_err(|e| Error::Internal {
         message: format!("the load was aborted: {e}"),
         fix: String::new(),
     })??;
@@ -505,7 +613,7 @@ fn load_worker(
     queue: &Mutex<Vec<&'static str>>,
     state: &Arc<LoadState>,
     per_table: &BTreeMap<String, Vec<String>>,
-    timings: &Mutex<BTreeMap<String, (f64, f64)>>,
+    timings: &Mutex<TableTimings>,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -579,7 +687,7 @@ async fn build_foreign_keys(spec: &ConnSpec, jobs: usize) -> Result<()> {
         });
     }
     while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| Error::Usage {
+        joined.map_err(|e| Error::Internal {
             message: format!("a foreign key validation task failed: {e}"),
             fix: String::new(),
         })??;
@@ -599,10 +707,7 @@ async fn build_foreign_keys(spec: &ConnSpec, jobs: usize) -> Result<()> {
 /// Advance identity sequences past the loaded ids.
 async fn advance_sequences(spec: &ConnSpec) -> Result<()> {
     let client = pg::connect(spec).await?;
-    for table in copy::TABLES {
-        if matches!(table, "tenants" | "currencies") {
-            continue;
-        }
+    for table in TENANT_TABLES {
         client
             .batch_execute(&format!(
                 "SELECT setval(pg_get_serial_sequence('crm.{table}', 'id'), \
@@ -638,6 +743,7 @@ mod tests {
             replace: false,
             quiet: true,
             out: None,
+            access: crate::runfolder::Access::Private,
         }
     }
 

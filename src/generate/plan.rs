@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::calendar::{self, Calendar};
 use super::domain;
-use super::rng::{Prng, tag};
 use super::rows;
+use crate::rng::{Prng, tag};
 
 /// Scale-1 sizes; every count is proportional to the scale.
 pub const TENANTS_AT_SCALE_1: f64 = 1000.0;

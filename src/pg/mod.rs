@@ -1,9 +1,11 @@
 //! PostgreSQL plumbing shared by every stage: finding binaries, the private
-//! server, targets and connections (connection strings parsed as libpq does),
-//! roles, and password redaction.
+//! server and the `pg` commands that manage it, targets and connections
+//! (connection strings parsed as libpq does), roles, settings, and password
+//! redaction.
 
 pub mod binaries;
 pub mod conninfo;
+pub mod manage;
 pub mod private;
 pub mod redact;
 pub mod roles;

@@ -30,7 +30,17 @@ pub fn private_server_settings(
     shared_buffers: &str,
     preload: &[&str],
 ) -> Vec<Setting> {
-    let mut out = vec![
+    let mut out = connections(port, socket_dir);
+    out.extend(memory(shared_buffers));
+    out.extend(durability());
+    out.extend(planner_and_logging());
+    out.extend(preloading(preload));
+    out
+}
+
+/// Where the server listens: loopback, its own port and socket folder.
+fn connections(port: u16, socket_dir: &str) -> Vec<Setting> {
+    vec![
         s(
             "listen_addresses",
             "'127.0.0.1'",
@@ -51,6 +61,11 @@ pub fn private_server_settings(
             "200",
             "room for many clients and paired runs",
         ),
+    ]
+}
+
+fn memory(shared_buffers: &str) -> Vec<Setting> {
+    vec![
         s(
             "shared_buffers",
             format!("'{shared_buffers}'"),
@@ -66,6 +81,12 @@ pub fn private_server_settings(
             "'512MB'",
             "faster index builds after loading",
         ),
+    ]
+}
+
+/// Durability traded for speed (disposable data), and WAL kept out of loads.
+fn durability() -> Vec<Setting> {
+    vec![
         s(
             "fsync",
             "off",
@@ -97,6 +118,11 @@ pub fn private_server_settings(
             "'30min'",
             "no periodic checkpoints during short runs",
         ),
+    ]
+}
+
+fn planner_and_logging() -> Vec<Setting> {
+    vec![
         s("random_page_cost", "1.1", "SSD-backed storage"),
         s(
             "jit",
@@ -114,7 +140,12 @@ pub fn private_server_settings(
             "'%m [%p] %q%u@%d '",
             "readable server log",
         ),
-    ];
+    ]
+}
+
+/// Only the libraries this install has: a missing one would stop the server.
+fn preloading(preload: &[&str]) -> Vec<Setting> {
+    let mut out = Vec::new();
     if !preload.is_empty() {
         out.push(s(
             "shared_preload_libraries",

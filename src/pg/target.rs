@@ -99,7 +99,7 @@ impl Target {
         }
         match PrivateServer::open(&opts.private)? {
             Some(server) => Ok((Target::private(server), None)),
-            None => Err(Error::Usage {
+            None => Err(Error::State {
                 message: format!(
                     "no private server has been created in {}",
                     opts.private

@@ -42,26 +42,13 @@ pub enum Format {
 impl Format {
     /// All formats, in the order they are written.
     pub const ALL: [Format; 3] = [Format::Markdown, Format::Html, Format::Json];
-
-    /// Parse `md`, `html` or `json`.
-    pub fn parse(text: &str) -> Result<Format> {
-        match text.trim() {
-            "md" | "markdown" => Ok(Format::Markdown),
-            "html" => Ok(Format::Html),
-            "json" => Ok(Format::Json),
-            other => Err(Error::Usage {
-                message: format!("--format {other} is not known"),
-                fix: "use md, html or json (comma-separated for several)".into(),
-            }),
-        }
-    }
 }
 
 /// Read a run folder into the report's model.
 pub fn load(folder: &Path) -> Result<ReportModel> {
     let results_path = folder.join("results.json");
     if !results_path.is_file() {
-        return Err(Error::Usage {
+        return Err(Error::State {
             message: format!(
                 "{}: no results.json: not a run folder with a measured run",
                 results_path.display()
@@ -150,7 +137,7 @@ fn environment(r: &Results) -> Environment {
 }
 
 fn decode(text: &str, path: &Path, what: &str) -> Result<crate::stats::Hist> {
-    crate::stats::decode(text).map_err(|e| Error::Usage {
+    crate::stats::decode(text).map_err(|e| Error::RunFile {
         message: format!("{}: {what}: {e}", path.display()),
         fix: "the file is damaged: re-run the stage that wrote it".into(),
     })
@@ -348,15 +335,6 @@ fn prisma_files(dir: &Path, base: &Path) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_parse_and_unknown_ones_are_refused() {
-        assert_eq!(Format::parse("md").unwrap(), Format::Markdown);
-        assert_eq!(Format::parse(" html").unwrap(), Format::Html);
-        assert_eq!(Format::parse("json").unwrap(), Format::Json);
-        let err = Format::parse("pdf").unwrap_err();
-        assert!(err.to_string().contains("pdf"));
-    }
 
     /// Issue 21 item 3: report.html, report.md, report.json and the SVGs
     /// were written world-readable; they go through the run folder's writer.

@@ -1,19 +1,23 @@
 //! One benchmark connection and how a transaction runs on it, framed as an
-//! application frames it: `BEGIN`, `set_config(setting, tenant, true)`, the
-//! statements, `COMMIT` — pipelined (sent back to back without waiting) up to
-//! the first statement that needs a value returned by an earlier one, so the
-//! frame costs no extra round trips. All statements are prepared once per
-//! connection (extended protocol). A workload without a tenant setting sends
-//! a single-statement query alone (autocommit), as such an application does.
+//! application frames it (the workload's [`TenantFrame`]: `BEGIN`,
+//! `set_config(setting, tenant, true)`, the statements, `COMMIT`) —
+//! pipelined (sent back to back without waiting) up to the first statement
+//! that needs a value returned by an earlier one, so the frame costs no extra
+//! round trips. All statements are prepared once per connection (extended
+//! protocol). A workload without a tenant setting sends a single-statement
+//! query alone (autocommit), as such an application does.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::Instant;
 
 use futures_util::future::join_all;
-use tokio_postgres::{Client, Statement as Prepared};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement as Prepared};
 
 use crate::error::{Error, Result};
 use crate::pg::{self, ConnSpec};
+use crate::workload::frame::{self, PreparedFrame, TenantFrame};
 use crate::workload::params::{Value, collect_refs};
 use crate::workload::{Param, Query, Workload};
 
@@ -25,12 +29,9 @@ pub const CLIENT_ERROR: &str = "crmbench:client_error";
 /// A connection with everything prepared.
 pub struct Conn {
     client: Client,
-    begin: Prepared,
-    set_tenant: Option<Prepared>,
-    commit: Prepared,
-    rollback: Prepared,
+    frame: TenantFrame,
+    prepared: PreparedFrame,
     statements: Vec<Vec<Prepared>>,
-    setting: Option<String>,
     simple: bool,
 }
 
@@ -84,44 +85,31 @@ impl TxError {
 }
 
 impl Conn {
-    /// Connect and prepare every statement of the workload (`simple`: send
-    /// statements as text with literals instead, one message per segment).
+    /// Connect and prepare the frame and every statement of the workload
+    /// (`simple`: send statements as text with literals instead, one message
+    /// per segment).
     pub async fn open(spec: &ConnSpec, workload: &Workload, simple: bool) -> Result<Conn> {
         let client = pg::connect(spec).await?;
-        let prep = |sql: String| {
-            let client = &client;
-            async move {
-                client
-                    .prepare(&sql)
-                    .await
-                    .map_err(|e| Error::from_pg(format!("preparing `{sql}`"), e))
-            }
-        };
-        let begin = prep("BEGIN".into()).await?;
-        let commit = prep("COMMIT".into()).await?;
-        let rollback = prep("ROLLBACK".into()).await?;
-        let set_tenant = match &workload.context.tenant_setting {
-            Some(_) => Some(prep("SELECT set_config($1, $2, true)".into()).await?),
-            None => None,
-        };
-        // Statements are prepared inside a transaction with a tenant set? No:
-        // PREPARE needs no tenant; RLS applies at execution.
+        let frame = TenantFrame::for_workload(workload);
+        let prepared = frame.prepare(&client).await?;
+        // PREPARE needs no tenant: row-level security applies at execution.
         let mut statements = Vec::with_capacity(workload.queries.len());
         for q in &workload.queries {
             let mut list = Vec::with_capacity(q.statements.len());
             for st in &q.statements {
-                list.push(prep(st.sql.clone()).await?);
+                let prepared = client
+                    .prepare(&st.sql)
+                    .await
+                    .map_err(|e| Error::from_pg(format!("preparing `{}`", st.sql), e))?;
+                list.push(prepared);
             }
             statements.push(list);
         }
         Ok(Conn {
             client,
-            begin,
-            set_tenant,
-            commit,
-            rollback,
+            frame,
+            prepared,
             statements,
-            setting: workload.context.tenant_setting.clone(),
             simple,
         })
     }
@@ -140,99 +128,87 @@ impl Conn {
         if query.statements.len() == 1 {
             return self.run_single(qi, tenant, &values[0]).await;
         }
-        let started = Instant::now();
-        let mut last = started;
-        let mut statement_us = Vec::with_capacity(query.statements.len());
-        let mut refs: HashMap<String, Value> = HashMap::new();
-        let client = &self.client;
-        let n = query.statements.len();
-        // No tenant and a single statement: autocommit, as such an app sends it.
-        let framed = self.setting.is_some() || n > 1;
+        self.run_pipelined(qi, query, tenant, values).await
+    }
 
-        // Segments: a statement with a ref parameter waits for what came before.
-        let mut seg_start = 0;
-        let mut first = true;
-        while seg_start < n {
-            let seg_end = segment_end(query, seg_start);
-            let last_segment = seg_end == n;
-            let bound: Vec<Vec<Value>> = (seg_start..seg_end)
-                .map(|i| {
-                    query.statements[i]
-                        .params
-                        .iter()
-                        .zip(&values[i])
-                        .map(|(p, v)| match p {
-                            Param::Ref(name) => refs.get(name).cloned().unwrap_or(Value::Null),
-                            _ => v.clone(),
-                        })
-                        .collect()
-                })
-                .collect();
-            let tenant_owned = tenant.to_string();
-            let setting = self.setting.clone();
-            let mut frame: Vec<Timed<'_>> = Vec::new();
-            if first && framed {
-                frame.push(Box::pin(timed(client.query(&self.begin, &[]))));
-                if let (Some(set), Some(setting)) = (&self.set_tenant, setting.as_ref()) {
-                    let setting = setting.clone();
-                    let tenant = tenant_owned.clone();
-                    frame.push(Box::pin(async move {
-                        timed(client.query(set, &[&setting, &tenant])).await
-                    }));
+    /// Several prepared statements: each segment is pipelined, the frame's
+    /// opening with the first segment and `COMMIT` with the last.
+    async fn run_pipelined(
+        &self,
+        qi: usize,
+        query: &Query,
+        tenant: &str,
+        values: &[Vec<Value>],
+    ) -> std::result::Result<TxOutcome, TxError> {
+        let n = query.statements.len();
+        let framed = self.frame.frames(n);
+        let mut clock = StatementClock::new(n);
+        let mut refs: HashMap<String, Value> = HashMap::new();
+        let mut start = 0;
+        while start < n {
+            let range = start..segment_end(query, start);
+            let segment = Segment {
+                opens: framed && start == 0,
+                commits: framed && range.end == n,
+                range,
+            };
+            let params = bind(query, values, &refs, segment.range.clone());
+            let (prefix, replies) = self.send_segment(qi, tenant, &segment, params).await;
+            let statements = prefix..prefix + segment.range.len();
+            if let Err(failure) = clock.absorb(replies, statements, &mut refs) {
+                // A COMMIT in the same pipeline already ended the transaction.
+                if !failure.lost() && framed && !segment.commits {
+                    let _ = self.client.query(&self.prepared.rollback, &[]).await;
                 }
+                return Err(failure);
             }
-            let prefix = frame.len();
-            for (k, i) in (seg_start..seg_end).enumerate() {
-                let stmt = &self.statements[qi][i];
-                let params: Vec<Value> = bound[k].clone();
-                frame.push(Box::pin(async move {
-                    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-                        .iter()
-                        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-                        .collect();
-                    timed(client.query(stmt, &refs)).await
+            start = segment.range.end;
+        }
+        Ok(clock.outcome())
+    }
+
+    /// Send one segment back to back and wait for every reply: the frame's
+    /// opening, the statements with `params`, `COMMIT` (as `segment` says).
+    /// Returns where the statements' replies start, and the replies.
+    async fn send_segment<'a>(
+        &'a self,
+        qi: usize,
+        tenant: &'a str,
+        segment: &Segment,
+        params: Vec<Vec<Value>>,
+    ) -> (usize, Vec<Reply>) {
+        let client = &self.client;
+        let mut pipeline: Vec<Timed<'a>> = Vec::with_capacity(segment.range.len() + 3);
+        if segment.opens {
+            pipeline.push(Box::pin(timed(client.query(&self.prepared.begin, &[]))));
+            if let (Some(set), Some(setting)) = (&self.prepared.set_tenant, self.frame.setting()) {
+                pipeline.push(Box::pin(async move {
+                    timed(client.query(set, &[&setting, &tenant])).await
                 }));
             }
-            if last_segment && framed {
-                frame.push(Box::pin(timed(client.query(&self.commit, &[]))));
-            }
-            let results = join_all(frame).await;
-            first = false;
-            // The first real error wins; later ones are "transaction aborted".
-            let mut failure: Option<TxError> = None;
-            for (j, (result, at)) in results.into_iter().enumerate() {
-                match result {
-                    Ok(rows) => {
-                        if j >= prefix && j < prefix + (seg_end - seg_start) {
-                            statement_us.push(micros(at.saturating_duration_since(last)));
-                            last = at;
-                            if let Some(row) = rows.first() {
-                                collect_refs(row, &mut refs);
-                            }
-                        } else {
-                            last = last.max(at);
-                        }
-                    }
-                    Err(e) => {
-                        if failure.is_none() {
-                            failure = Some(TxError::from_pg(&e));
-                        }
-                    }
-                }
-            }
-            if let Some(f) = failure {
-                if !f.lost() && !last_segment && framed {
-                    let _ = self.client.query(&self.rollback, &[]).await;
-                }
-                return Err(f);
-            }
-            seg_start = seg_end;
         }
-        Ok(TxOutcome {
-            total_us: micros(started.elapsed()),
-            statement_us,
-        })
+        let prefix = pipeline.len();
+        let statements = &self.statements[qi][segment.range.clone()];
+        for (stmt, values) in statements.iter().zip(params) {
+            pipeline.push(Box::pin(async move {
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                timed(client.query(stmt, &refs)).await
+            }));
+        }
+        if segment.commits {
+            pipeline.push(Box::pin(timed(client.query(&self.prepared.commit, &[]))));
+        }
+        (prefix, join_all(pipeline).await)
     }
+}
+
+/// Statements sent together (up to one that needs a returned value), and
+/// whether the frame opens or commits with them.
+struct Segment {
+    range: Range<usize>,
+    opens: bool,
+    commits: bool,
 }
 
 /// End (exclusive) of the segment starting at `start`: statements up to the
@@ -244,22 +220,96 @@ fn segment_end(query: &Query, start: usize) -> usize {
         .map_or(query.statements.len(), |k| start + 1 + k)
 }
 
-/// A pipelined request and when its reply arrived.
-type Timed<'a> = std::pin::Pin<
-    Box<
-        dyn std::future::Future<
-                Output = (
-                    std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>,
-                    Instant,
-                ),
-            > + Send
-            + 'a,
-    >,
->;
+/// The values of the statements in `range`, each `ref` parameter taken from
+/// what an earlier statement returned.
+fn bind(
+    query: &Query,
+    values: &[Vec<Value>],
+    refs: &HashMap<String, Value>,
+    range: Range<usize>,
+) -> Vec<Vec<Value>> {
+    range
+        .map(|i| {
+            query.statements[i]
+                .params
+                .iter()
+                .zip(&values[i])
+                .map(|(p, v)| match p {
+                    Param::Ref(name) => refs.get(name).cloned().unwrap_or(Value::Null),
+                    _ => v.clone(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A pipelined request's reply and when it arrived.
+type Reply = (
+    std::result::Result<Vec<Row>, tokio_postgres::Error>,
+    Instant,
+);
+
+/// A pipelined request.
+type Timed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + 'a>>;
+
+/// One transaction's clock: the whole, and each statement from the previous
+/// reply (or the start) to its own reply.
+struct StatementClock {
+    started: Instant,
+    last: Instant,
+    statement_us: Vec<u64>,
+}
+
+impl StatementClock {
+    fn new(statements: usize) -> StatementClock {
+        let started = Instant::now();
+        StatementClock {
+            started,
+            last: started,
+            statement_us: Vec::with_capacity(statements),
+        }
+    }
+
+    /// Take a segment's replies: time the statements' (at `statements` in
+    /// the list) and keep what their first row returns for later refs. The
+    /// first failure is the cause; later ones say the transaction aborted.
+    fn absorb(
+        &mut self,
+        replies: Vec<Reply>,
+        statements: Range<usize>,
+        refs: &mut HashMap<String, Value>,
+    ) -> std::result::Result<(), TxError> {
+        let mut failure: Option<TxError> = None;
+        for (j, (result, at)) in replies.into_iter().enumerate() {
+            match result {
+                Ok(rows) if statements.contains(&j) => {
+                    self.statement_us
+                        .push(micros(at.saturating_duration_since(self.last)));
+                    self.last = at;
+                    if let Some(row) = rows.first() {
+                        collect_refs(row, refs);
+                    }
+                }
+                Ok(_) => self.last = self.last.max(at),
+                Err(e) => {
+                    failure.get_or_insert_with(|| TxError::from_pg(&e));
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn outcome(self) -> TxOutcome {
+        TxOutcome {
+            total_us: micros(self.started.elapsed()),
+            statement_us: self.statement_us,
+        }
+    }
+}
 
 impl Conn {
     /// Simple protocol: each segment (up to a statement that needs a returned
-    /// value) goes as one text message with literals — BEGIN, set_config,
+    /// value) goes as one text message with literals — the frame's opening,
     /// statements, COMMIT — so one round trip and one reply per segment.
     /// Statement latencies are the segment's time.
     async fn run_simple(
@@ -268,71 +318,39 @@ impl Conn {
         tenant: &str,
         values: &[Vec<Value>],
     ) -> std::result::Result<TxOutcome, TxError> {
-        use tokio_postgres::SimpleQueryMessage;
         let n = query.statements.len();
-        let framed = self.setting.is_some() || n > 1;
+        let framed = self.frame.frames(n);
         let started = Instant::now();
         let mut refs: HashMap<String, Value> = HashMap::new();
         let mut statement_us = Vec::with_capacity(n);
-        let mut seg_start = 0;
-        while seg_start < n {
-            let seg_end = segment_end(query, seg_start);
-            let mut text = String::new();
-            if seg_start == 0 && framed {
-                text.push_str("BEGIN;");
-                if let Some(setting) = &self.setting {
-                    text.push_str(&format!(
-                        "SELECT set_config({}, {}, true);",
-                        pg::quote_literal(setting),
-                        pg::quote_literal(tenant)
-                    ));
-                }
-            }
-            for (st, vals) in query.statements[seg_start..seg_end]
-                .iter()
-                .zip(&values[seg_start..seg_end])
-            {
-                let sql = crate::workload::substitute(&st.sql, |k| {
-                    let v = match st.params.get(k - 1) {
-                        Some(Param::Ref(name)) => refs.get(name).cloned().unwrap_or(Value::Null),
-                        _ => vals.get(k - 1).cloned().unwrap_or(Value::Null),
-                    };
-                    match v {
-                        Value::Text(t) => pg::quote_literal(&t),
-                        _ => "NULL".into(),
-                    }
-                });
-                text.push_str(sql.trim().trim_end_matches(';'));
-                text.push(';');
-            }
-            if seg_end == n && framed {
-                text.push_str("COMMIT;");
+        let mut start = 0;
+        while start < n {
+            let end = segment_end(query, start);
+            let mut text = if framed && start == 0 {
+                self.frame.open_text(tenant)
+            } else {
+                String::new()
+            };
+            text.push_str(&with_literals(query, values, &refs, start..end));
+            if framed && end == n {
+                text.push_str(&self.frame.commit_text());
             }
             let seg_started = Instant::now();
             match self.client.simple_query(&text).await {
                 Ok(messages) => {
                     let us = micros(seg_started.elapsed());
-                    statement_us.extend((seg_start..seg_end).map(|_| us));
-                    for m in messages {
-                        if let SimpleQueryMessage::Row(row) = m {
-                            for (c, col) in row.columns().iter().enumerate() {
-                                let v = row
-                                    .get(c)
-                                    .map_or(Value::Null, |t| Value::Text(t.to_string()));
-                                refs.insert(col.name().to_string(), v);
-                            }
-                        }
-                    }
+                    statement_us.extend((start..end).map(|_| us));
+                    collect_simple_refs(messages, &mut refs);
                 }
                 Err(e) => {
                     let err = TxError::from_pg(&e);
                     if !err.lost() && framed {
-                        let _ = self.client.simple_query("ROLLBACK").await;
+                        let _ = self.client.simple_query(frame::ROLLBACK).await;
                     }
                     return Err(err);
                 }
             }
-            seg_start = seg_end;
+            start = end;
         }
         Ok(TxOutcome {
             total_us: micros(started.elapsed()),
@@ -349,14 +367,12 @@ impl Conn {
         tenant: &str,
         values: &[Value],
     ) -> std::result::Result<TxOutcome, TxError> {
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-            .iter()
-            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         let stmt = &self.statements[qi][0];
         let client = &self.client;
         let started = Instant::now();
-        let (Some(set), Some(setting)) = (&self.set_tenant, &self.setting) else {
+        let (Some(set), Some(setting)) = (&self.prepared.set_tenant, self.frame.setting()) else {
             client
                 .execute(stmt, &params)
                 .await
@@ -367,12 +383,12 @@ impl Conn {
                 statement_us: vec![us],
             });
         };
-        let set_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [setting, &tenant];
+        let set_params: [&(dyn ToSql + Sync); 2] = [&setting, &tenant];
         let (begin, set, (result, at), commit) = tokio::join!(
-            client.execute(&self.begin, &[]),
+            client.execute(&self.prepared.begin, &[]),
             timed(client.execute(set, &set_params)),
             timed(client.execute(stmt, &params)),
-            client.execute(&self.commit, &[])
+            client.execute(&self.prepared.commit, &[])
         );
         let (set, set_at) = set;
         // The first failure in order is the cause; later ones follow from it.
@@ -388,6 +404,51 @@ impl Conn {
             total_us: micros(started.elapsed()),
             statement_us: vec![micros(at.saturating_duration_since(set_at))],
         })
+    }
+}
+
+/// The statements in `range` as simple-protocol text: `$n` replaced by
+/// quoted literals (refs from what earlier segments returned), each ended
+/// by `;`.
+fn with_literals(
+    query: &Query,
+    values: &[Vec<Value>],
+    refs: &HashMap<String, Value>,
+    range: Range<usize>,
+) -> String {
+    let mut text = String::new();
+    for (st, vals) in query.statements[range.clone()].iter().zip(&values[range]) {
+        let sql = crate::workload::substitute(&st.sql, |k| {
+            let v = match st.params.get(k - 1) {
+                Some(Param::Ref(name)) => refs.get(name).cloned().unwrap_or(Value::Null),
+                _ => vals.get(k - 1).cloned().unwrap_or(Value::Null),
+            };
+            match v {
+                Value::Text(t) => pg::quote_literal(&t),
+                _ => "NULL".into(),
+            }
+        });
+        text.push_str(sql.trim().trim_end_matches(';'));
+        text.push(';');
+    }
+    text
+}
+
+/// Every column of every row a simple-protocol reply holds, by name (the
+/// last row wins), for later `ref` parameters.
+fn collect_simple_refs(
+    messages: Vec<tokio_postgres::SimpleQueryMessage>,
+    refs: &mut HashMap<String, Value>,
+) {
+    for m in messages {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = m {
+            for (c, col) in row.columns().iter().enumerate() {
+                let v = row
+                    .get(c)
+                    .map_or(Value::Null, |t| Value::Text(t.to_string()));
+                refs.insert(col.name().to_string(), v);
+            }
+        }
     }
 }
 

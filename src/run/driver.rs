@@ -3,24 +3,25 @@
 //! pgbench here where one shared multi-threaded pool reached 0.6–0.7×). Each
 //! client runs closed loop (next transaction when the last returns) or open
 //! loop (intended start times at `--rate`; latency counted from the intended
-//! start, so a stalled server shows in the tail). Clients record into their
-//! thread's interval slot; the ticker swaps the slots every interval.
+//! start, so a stalled server shows in the tail); a client's own loop is in
+//! `run::client`. Clients record into their thread's interval slot; the
+//! ticker swaps the slots every interval.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::conn::{Conn, TxError};
+use super::client;
+use super::conn::Conn;
 use crate::error::{Error, Result};
-use crate::generate::rng::{Prng, tag};
 use crate::pg::ConnSpec;
 use crate::stats::{self, Hist};
-use crate::workload::params::{Pools, Value};
-use crate::workload::{Param, Workload};
+use crate::workload::Workload;
+use crate::workload::params::Pools;
 
 /// Pair samples kept per query per interval slot (reservoir cap is applied by the ticker).
-const PAIRS_PER_SLOT: usize = 4096;
+pub(super) const PAIRS_PER_SLOT: usize = 4096;
 
 /// How arrivals are spaced in open loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,20 +212,23 @@ fn thread_main(t: usize, config: DriverConfig, shared: Arc<Shared>) {
         let mut set = tokio::task::JoinSet::new();
         for c in (t..config.clients).step_by(config.threads) {
             let (config, shared) = (config.clone(), shared.clone());
-            set.spawn(async move { client_main(c, t, config, shared).await });
+            set.spawn(async move { client::client_main(c, t, config, shared).await });
         }
         while set.join_next().await.is_some() {}
     });
 }
 
-fn set_fatal(shared: &Shared, message: String) {
+pub(super) fn set_fatal(shared: &Shared, message: String) {
     if let Ok(mut f) = shared.fatal.lock() {
         f.get_or_insert(message);
     }
     shared.stop.store(true, Ordering::Relaxed);
 }
 
-async fn open_with_retry(
+/// Open a connection, retrying while the server refuses or drops it (a
+/// restart); `None` when the run stops first or the failure is of another
+/// kind (then fatal).
+pub(super) async fn open_with_retry(
     spec: &ConnSpec,
     workload: &Workload,
     shared: &Shared,
@@ -252,165 +256,8 @@ async fn open_with_retry(
     }
 }
 
-async fn client_main(c: usize, t: usize, config: DriverConfig, shared: Arc<Shared>) {
-    let workload = config.workload.clone();
-    let pools = config.pools.clone();
-    let mut rng = Prng::for_parts(&[config.seed, tag("client"), c as u64]);
-    // Every other client opens the candidate's connection first: whatever being
-    // opened first does to a backend (placement, caches) cancels out.
-    let candidate_opens_first = c % 2 == 1;
-    let mut cand = None;
-    if candidate_opens_first {
-        if let Some(spec) = &config.candidate {
-            match initial(spec, &workload, &shared, config.simple).await {
-                Some(c) => cand = Some(c),
-                None => return,
-            }
-        }
-    }
-    let Some(mut base) = initial(&config.baseline, &workload, &shared, config.simple).await else {
-        return;
-    };
-    if !candidate_opens_first {
-        if let Some(spec) = &config.candidate {
-            match initial(spec, &workload, &shared, config.simple).await {
-                Some(c) => cand = Some(c),
-                None => return,
-            }
-        }
-    }
-    let cumulative: Vec<u64> = workload
-        .queries
-        .iter()
-        .scan(0u64, |acc, q| {
-            *acc += u64::from(q.weight);
-            Some(*acc)
-        })
-        .collect();
-    let total_weight = cumulative.last().copied().unwrap_or(1);
-    let per_client_rate = config.rate.map(|r| r / config.clients as f64);
-    let mut next_start = Instant::now();
-    let empty = std::collections::HashMap::new();
-
-    while !shared.stop.load(Ordering::Relaxed) {
-        let intended = match per_client_rate {
-            Some(rate) => {
-                let gap = match config.arrivals {
-                    Arrivals::Poisson => -(1.0 - rng.unit()).ln() / rate,
-                    Arrivals::Uniform => 1.0 / rate,
-                };
-                next_start += Duration::from_secs_f64(gap);
-                let now = Instant::now();
-                if next_start > now {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(next_start.into()) => {}
-                        _ = wait_stop(&shared) => break,
-                    }
-                }
-                Some(next_start)
-            }
-            None => None,
-        };
-        let pick = rng.below(total_weight);
-        let qi = cumulative.partition_point(|&w| w <= pick);
-        let query = &workload.queries[qi];
-        let tenant = pools.tenants.pick(query.tenant, &mut rng).to_string();
-        let values: Vec<Vec<Value>> = query
-            .statements
-            .iter()
-            .map(|st| {
-                st.params
-                    .iter()
-                    .map(|p| match p {
-                        Param::Ref(_) => Value::Null,
-                        _ => pools.value(p, &mut rng, &tenant, &empty),
-                    })
-                    .collect()
-            })
-            .collect();
-        let candidate_first = cand.is_some() && rng.chance(0.5);
-        let mut results: [Option<(std::result::Result<super::conn::TxOutcome, TxError>, u32)>; 2] =
-            [None, None];
-        for side in 0..2 {
-            let is_candidate = (side == 0) == candidate_first;
-            let conn = if is_candidate {
-                cand.as_mut()
-            } else {
-                Some(&mut base)
-            };
-            let Some(conn) = conn else { continue };
-            let mut tries = 0;
-            let outcome = loop {
-                tries += 1;
-                let r = conn.run(qi, query, &tenant, &values).await;
-                match &r {
-                    Err(e) if e.retryable() && tries < config.max_tries => continue,
-                    _ => break r,
-                }
-            };
-            results[usize::from(is_candidate)] = Some((outcome, tries - 1));
-        }
-        // Record into this thread's slot.
-        let paired = cand.is_some();
-        let mut lost = [false, false];
-        if let Ok(mut slot) = shared.slots[t].lock() {
-            let mut pair = [0u32; 2];
-            for (side, result) in results.iter().enumerate() {
-                let Some((outcome, retries)) = result else {
-                    continue;
-                };
-                let s = if side == 1 {
-                    &mut slot.candidate[qi]
-                } else {
-                    &mut slot.baseline[qi]
-                };
-                s.retries += u64::from(*retries);
-                match outcome {
-                    Ok(o) => {
-                        // Open loop, unpaired: from the intended start (no coordinated omission).
-                        let us = match intended {
-                            Some(at) if !paired => {
-                                u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX)
-                            }
-                            _ => o.total_us,
-                        };
-                        stats::record(&mut s.hist, us);
-                        for (h, v) in s.statements.iter_mut().zip(&o.statement_us) {
-                            stats::record(h, *v);
-                        }
-                        pair[side] = u32::try_from(o.total_us).unwrap_or(u32::MAX);
-                    }
-                    Err(e) => {
-                        *s.errors.entry(e.code.clone()).or_default() += 1;
-                        s.messages.insert(e.code.clone(), e.message.clone());
-                        lost[side] = e.lost();
-                    }
-                }
-            }
-            if paired && pair[0] > 0 && pair[1] > 0 && slot.pairs[qi].len() < PAIRS_PER_SLOT {
-                slot.pairs[qi].push((c as u16, pair[0], pair[1]));
-            }
-        }
-        shared.done.fetch_add(1, Ordering::Relaxed);
-        // A killed backend or dropped connection: counted above, then reconnect.
-        if lost[0] {
-            match open_with_retry(&config.baseline, &workload, &shared, config.simple).await {
-                Some(c) => base = c,
-                None => return,
-            }
-        }
-        if lost[1] {
-            if let Some(spec) = &config.candidate {
-                match open_with_retry(spec, &workload, &shared, config.simple).await {
-                    Some(c) => cand = Some(c),
-                    None => return,
-                }
-            }
-        }
-    }
-}
-
-async fn initial(
+/// Open a client's first connection; any failure is fatal to the run.
+pub(super) async fn initial(
     spec: &ConnSpec,
     workload: &Workload,
     shared: &Shared,
@@ -425,16 +272,18 @@ async fn initial(
     }
 }
 
-async fn wait_stop(shared: &Shared) {
+/// Resolve when the run stops.
+pub(super) async fn wait_stop(shared: &Shared) {
     while !shared.stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Run `config` until `shared.stop`; returns when every thread ended.
+/// Wait until every driver thread has ended (after `shared.stop` was set);
+/// an error when one of them panicked.
 pub fn join(handles: Vec<std::thread::JoinHandle<()>>) -> Result<()> {
     for h in handles {
-        h.join().map_err(|_| Error::Usage {
+        h.join().map_err(|_| Error::Internal {
             message: "a driver thread panicked".into(),
             fix: "report this as a bug".into(),
         })?;

@@ -10,8 +10,8 @@
 //! may be a little faster or slower for the whole run, which only resampling
 //! clients shows.
 
-use crate::generate::rng::Prng;
 use crate::results::{RatioCi, Ratios};
+use crate::rng::Prng;
 
 /// Bootstrap resamples.
 pub const RESAMPLES: usize = 400;

@@ -203,20 +203,20 @@ fn default_folders_are_private() {
     assert_eq!(mode(d.path()), 0o700);
 }
 
-/// The compatibility wrappers other stages still call write private files
-/// too (these failed before: 0755-by-umask folders, 0644 files).
+/// A folder given with --out is private too, and so is what is written in
+/// it (these failed before: 0755-by-umask folders, 0644 files).
 #[test]
-fn the_compatibility_wrappers_are_private() {
+fn a_given_out_folder_and_its_files_are_private() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run1");
-    let folder = prepare(Some(&out), "generate").unwrap();
-    assert_eq!(mode(&folder), 0o700);
-    let path = write_json(&folder, "x.json", &serde_json::json!({"a": 1})).unwrap();
+    let folder = RunFolder::prepare(Some(&out), "generate", Access::Private).unwrap();
+    assert_eq!(mode(folder.path()), 0o700);
+    let path = folder.write_text("x.json", "{\"a\": 1}").unwrap();
     assert_eq!(mode(&path), 0o600);
     let back: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(back["a"], 1);
-    assert!(temp_files(&folder).is_empty());
+    assert!(temp_files(folder.path()).is_empty());
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn a_failed_write_names_the_path_and_leaves_no_temp_file() {
     // The target is a directory: the rename over it fails after the temp
     // file was written.
     std::fs::create_dir(folder.join("results.json")).unwrap();
-    let err = write_json(folder.path(), "results.json", &serde_json::json!({})).unwrap_err();
+    let err = folder.write_text("results.json", "{}").unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains(&folder.join("results.json").display().to_string()),

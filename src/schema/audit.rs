@@ -7,7 +7,7 @@
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::SHARED_TABLES;
+use super::tables::is_shared;
 use crate::error::{Error, Result};
 
 /// The setting the policies read the tenant from.
@@ -78,7 +78,7 @@ pub async fn audit(client: &Client, schema: &str) -> Result<Vec<Violation>> {
             object: t.table.clone(),
             problem,
         };
-        if !t.tenant_owned && !SHARED_TABLES.contains(&t.table.as_str()) {
+        if !t.tenant_owned && !is_shared(&t.table) {
             out.push(v("has no tenant_id and is not a shared table".into()));
             continue;
         }
@@ -182,12 +182,28 @@ async fn check_tenant_column(client: &Client, schema: &str, table: &str) -> Resu
     Ok(out)
 }
 
+/// A key of a table: a constraint (`p`, `u`, `f`) or a unique index that
+/// backs none (`i`).
+struct Key {
+    name: String,
+    kind: String,
+    columns: Vec<String>,
+    /// The referenced columns and table of a foreign key.
+    foreign_columns: Vec<String>,
+    foreign_table: String,
+}
+
 async fn check_keys(
     client: &Client,
     schema: &str,
     table: &str,
     tenant_owned: &[&str],
 ) -> Result<Vec<Violation>> {
+    let keys = keys(client, schema, table).await?;
+    Ok(key_violations(table, &keys, tenant_owned))
+}
+
+async fn keys(client: &Client, schema: &str, table: &str) -> Result<Vec<Key>> {
     // Constraints plus unique indexes that back no constraint.
     let rows = client
         .query(
@@ -216,54 +232,118 @@ async fn check_keys(
         )
         .await
         .map_err(|e| Error::from_pg(format!("reading constraints of {table}"), e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Key {
+            name: r.get(0),
+            kind: r.get(1),
+            columns: r.get(2),
+            foreign_columns: r.get(3),
+            foreign_table: r.get(4),
+        })
+        .collect())
+}
+
+/// The rules on keys: a primary key leading with `tenant_id`, `tenant_id` in
+/// every unique key, and on both sides of a foreign key to a tenant-owned table.
+fn key_violations(table: &str, keys: &[Key], tenant_owned: &[&str]) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut has_pk = false;
-    for r in &rows {
-        let (name, kind): (String, String) = (r.get(0), r.get(1));
-        let (cols, fcols, ftable): (Vec<String>, Vec<String>, String) =
-            (r.get(2), r.get(3), r.get(4));
-        let object = format!("{table}.{name}");
-        match kind.as_str() {
-            "p" => {
-                has_pk = true;
-                if cols.first().map(String::as_str) != Some("tenant_id") {
-                    out.push(Violation {
-                        object,
-                        problem: format!(
-                            "primary key ({}) does not lead with tenant_id",
-                            cols.join(", ")
-                        ),
-                    });
-                }
+    for k in keys {
+        let cols = &k.columns;
+        let violation = |problem: String| Violation {
+            object: format!("{table}.{}", k.name),
+            problem,
+        };
+        match k.kind.as_str() {
+            "p" if cols.first().map(String::as_str) != Some("tenant_id") => {
+                out.push(violation(format!(
+                    "primary key ({}) does not lead with tenant_id",
+                    cols.join(", ")
+                )));
             }
             "u" | "i" if !cols.iter().any(|c| c == "tenant_id") => {
-                out.push(Violation {
-                    object,
-                    problem: format!("unique key ({}) lacks tenant_id", cols.join(", ")),
-                });
+                out.push(violation(format!(
+                    "unique key ({}) lacks tenant_id",
+                    cols.join(", ")
+                )));
             }
-            "f" if tenant_owned.contains(&ftable.as_str()) => {
+            "f" if tenant_owned.contains(&k.foreign_table.as_str()) => {
                 let here = cols.iter().position(|c| c == "tenant_id");
-                let there = fcols.iter().position(|c| c == "tenant_id");
+                let there = k.foreign_columns.iter().position(|c| c == "tenant_id");
                 if here.is_none() || here != there {
-                    out.push(Violation {
-                        object,
-                        problem: format!(
-                            "foreign key ({}) → {ftable} ({}) does not carry tenant_id on both sides",
-                            cols.join(", "),
-                            fcols.join(", ")
-                        ),
-                    });
+                    out.push(violation(format!(
+                        "foreign key ({}) → {} ({}) does not carry tenant_id on both sides",
+                        cols.join(", "),
+                        k.foreign_table,
+                        k.foreign_columns.join(", ")
+                    )));
                 }
             }
             _ => {}
         }
     }
-    if !has_pk {
+    if !keys.iter().any(|k| k.kind == "p") {
         out.push(Violation {
             object: table.into(),
             problem: "has no primary key".into(),
         });
     }
-    Ok(out)
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, kind: &str, cols: &[&str], foreign: (&str, &[&str])) -> Key {
+        Key {
+            name: name.into(),
+            kind: kind.into(),
+            columns: cols.iter().map(|c| c.to_string()).collect(),
+            foreign_columns: foreign.1.iter().map(|c| c.to_string()).collect(),
+            foreign_table: foreign.0.into(),
+        }
+    }
+
+    #[test]
+    fn keys_without_tenant_id_are_violations() {
+        let keys = [
+            key("orders_pkey", "p", &["id"], ("", &[])),
+            key("orders_number_key", "u", &["order_number"], ("", &[])),
+            key(
+                "orders_customer_fkey",
+                "f",
+                &["customer_id"],
+                ("customers", &["id"]),
+            ),
+            key(
+                "orders_currency_fkey",
+                "f",
+                &["currency"],
+                ("currencies", &["code"]),
+            ),
+        ];
+        let found = key_violations("orders", &keys, &["orders", "customers"]);
+        let objects: Vec<&str> = found.iter().map(|v| v.object.as_str()).collect();
+        assert_eq!(
+            objects,
+            [
+                "orders.orders_pkey",
+                "orders.orders_number_key",
+                "orders.orders_customer_fkey"
+            ]
+        );
+        let sound = [
+            key("orders_pkey", "p", &["tenant_id", "id"], ("", &[])),
+            key(
+                "orders_customer_fkey",
+                "f",
+                &["tenant_id", "customer_id"],
+                ("customers", &["tenant_id", "id"]),
+            ),
+        ];
+        assert!(key_violations("orders", &sound, &["orders", "customers"]).is_empty());
+        let none = key_violations("orders", &[], &[]);
+        assert_eq!(none[0].problem, "has no primary key");
+    }
 }

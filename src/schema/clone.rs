@@ -24,6 +24,29 @@ pub struct CloneReport {
     pub seconds: f64,
 }
 
+impl CloneReport {
+    /// What `schema clone` prints.
+    pub fn render(&self) -> String {
+        format!(
+            "crmbench: database {} cloned to {} ({:.0} MB in {:.1} s); use it with --database {}\n",
+            self.from,
+            self.to,
+            self.bytes as f64 / 1e6,
+            self.seconds,
+            self.to
+        )
+    }
+}
+
+/// What `schema drop-clone` prints: whether database `name` was `dropped`.
+pub fn render_drop(name: &str, dropped: bool) -> String {
+    if dropped {
+        format!("crmbench: database {name} dropped\n")
+    } else {
+        format!("crmbench: no database {name}; nothing dropped\n")
+    }
+}
+
 /// Whether `db` exists, and whether crmbench created it (its comment marker).
 pub async fn database_state(client: &Client, db: &str) -> Result<Option<bool>> {
     let row = client
@@ -55,7 +78,7 @@ pub async fn clone_database(target: &Target, to: &str, replace: bool) -> Result<
             drop_database(target, to).await?;
         }
         Some(true) => {
-            return Err(Error::Usage {
+            return Err(Error::State {
                 message: format!("database {to} already exists"),
                 fix: "pass --replace to recreate it, or pick another name".into(),
             });
@@ -88,7 +111,7 @@ pub async fn clone_database(target: &Target, to: &str, replace: bool) -> Result<
     created.map_err(|e| {
         let err = Error::from_pg(sql.clone(), e);
         if err.sqlstate() == Some("55006") {
-            Error::Usage {
+            Error::State {
                 message: format!("{err}"),
                 fix: format!(
                     "PostgreSQL copies a database only while nobody is connected to it: close other \
@@ -125,7 +148,7 @@ pub async fn clone_database(target: &Target, to: &str, replace: bool) -> Result<
 /// Drop database `db`, only if crmbench created it and it is not the main one.
 pub async fn drop_database(target: &Target, db: &str) -> Result<bool> {
     if db == target.database() {
-        return Err(Error::Usage {
+        return Err(Error::State {
             message: format!("{db} is the benchmark database itself"),
             fix: "use `crmbench schema drop` to remove its schema".into(),
         });

@@ -1,5 +1,6 @@
 //! The CRM schema: DDL and row-level security as `.sql` files embedded in the
-//! binary, and the commands `schema create | drop | show`.
+//! binary, the one list of its tables ([`tables`]), and `schema create | drop`
+//! (`show`, `clone` and the tenant-rule [`audit`] have their own modules).
 //!
 //! The DDL comes in steps so a loader can fill bare tables first and build
 //! keys, indexes and RLS afterwards: [`Step::Tables`] … [`Step::Grants`].
@@ -10,6 +11,7 @@ pub mod audit;
 pub mod clone;
 pub mod extensions;
 pub mod show;
+pub mod tables;
 
 use tokio_postgres::Client;
 
@@ -17,32 +19,10 @@ use crate::error::{Error, Result};
 use crate::pg::{self, SCHEMA, Target, roles};
 
 pub use extensions::ExtensionStatus;
+pub use tables::TENANT_TABLES;
 
 /// Version of the schema's shape; bumped on any DDL change.
 pub const SCHEMA_VERSION: i32 = 1;
-
-/// Tables every tenant-owned row lives in (all carry `tenant_id`).
-pub const TENANT_TABLES: [&str; 16] = [
-    "stores",
-    "staff",
-    "customers",
-    "categories",
-    "suppliers",
-    "products",
-    "product_variants",
-    "inventory",
-    "orders",
-    "order_items",
-    "payments",
-    "pipeline_stages",
-    "deals",
-    "deal_stage_history",
-    "interactions",
-    "audit_log",
-];
-
-/// Tables without `tenant_id`: the tenants themselves, shared lookups, the marker.
-pub const SHARED_TABLES: [&str; 3] = ["tenants", "currencies", "crmbench_meta"];
 
 /// One step of the DDL, in the order it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +169,26 @@ pub struct CreateReport {
     pub extensions: Vec<ExtensionStatus>,
 }
 
+impl CreateReport {
+    /// What `schema create` prints: the outcome in `database` on `target`
+    /// (its redacted description), then each extension's state.
+    pub fn render(&self, database: &str, target: &str) -> String {
+        let mut out = format!(
+            "crmbench: CRM schema {} in database {database} on {target}: {} tables, row-level security forced\n",
+            if self.replaced {
+                "recreated"
+            } else {
+                "created"
+            },
+            self.tables
+        );
+        for ext in &self.extensions {
+            out.push_str(&format!("  extension {:<20} {}\n", ext.name, ext.note));
+        }
+        out
+    }
+}
+
 /// `schema create`: roles, extensions, then every DDL step in one transaction.
 pub async fn create(target: &Target, opts: &CreateOptions) -> Result<CreateReport> {
     pg::bootstrap_private(target).await?;
@@ -203,7 +203,7 @@ pub async fn create(target: &Target, opts: &CreateOptions) -> Result<CreateRepor
             replaced = true;
         }
         Ownership::Ours { .. } => {
-            return Err(Error::Usage {
+            return Err(Error::State {
                 message: format!(
                     "the CRM schema already exists in database {}",
                     target.database()
@@ -238,7 +238,8 @@ pub async fn create(target: &Target, opts: &CreateOptions) -> Result<CreateRepor
         .map_err(|e| Error::from_pg("COMMIT of schema create", e))?;
     let extensions = extensions::ensure(target, &client).await?;
     Ok(CreateReport {
-        tables: TENANT_TABLES.len() + SHARED_TABLES.len(),
+        // The CRM tables and the marker.
+        tables: tables::TABLES.len() + 1,
         replaced,
         extensions,
     })
@@ -274,6 +275,20 @@ pub enum DropOutcome {
     Dropped,
     /// There was nothing to drop.
     Absent,
+}
+
+impl DropOutcome {
+    /// What `schema drop` prints for `database`.
+    pub fn render(self, database: &str) -> String {
+        match self {
+            DropOutcome::Dropped => {
+                format!("crmbench: schema {SCHEMA} dropped from database {database}\n")
+            }
+            DropOutcome::Absent => {
+                format!("crmbench: database {database} has no schema {SCHEMA}; nothing dropped\n")
+            }
+        }
+    }
 }
 
 /// `schema drop`: only a schema carrying crmbench's marker.

@@ -49,7 +49,7 @@ pub async fn show(target: &Target) -> Result<SchemaReport> {
     let own = ownership(&client).await?;
     let ownership = match &own {
         Ownership::Absent => {
-            return Err(Error::Usage {
+            return Err(Error::State {
                 message: format!("database {} has no CRM schema", target.database()),
                 fix: "run `crmbench schema create` (or `crmbench generate`)".into(),
             });

@@ -6,11 +6,12 @@
 
 use tokio_postgres::Client;
 
+use super::frame::TenantFrame;
 use super::{Param, Workload};
 use crate::error::{Error, Result};
 
 /// Prepare every statement of `workload` on `client` (already in the
-/// workload's role), inside a transaction with `tenant` set; roll back.
+/// workload's role), inside the workload's frame with `tenant` set; roll back.
 pub async fn check(client: &Client, workload: &Workload, tenant: &str) -> Result<()> {
     let err = |line: usize, query: &str, message: String| Error::Workload {
         file: workload.path.clone(),
@@ -18,16 +19,8 @@ pub async fn check(client: &Client, workload: &Workload, tenant: &str) -> Result
         query: Some(query.to_string()),
         message,
     };
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| Error::from_pg("BEGIN", e))?;
-    if let Some(setting) = &workload.context.tenant_setting {
-        client
-            .query("SELECT set_config($1, $2, true)", &[setting, &tenant])
-            .await
-            .map_err(|e| Error::from_pg(format!("set_config({setting})"), e))?;
-    }
+    let frame = TenantFrame::for_workload(workload);
+    frame.begin(client, tenant, "").await?;
     let mut result = Ok(());
     'queries: for q in &workload.queries {
         let mut returned: Vec<String> = Vec::new();
@@ -73,9 +66,6 @@ pub async fn check(client: &Client, workload: &Workload, tenant: &str) -> Result
         }
     }
     // The transaction may be aborted by a failed PREPARE: ROLLBACK either way.
-    client
-        .batch_execute("ROLLBACK")
-        .await
-        .map_err(|e| Error::from_pg("ROLLBACK", e))?;
+    frame.rollback(client, "").await?;
     result
 }

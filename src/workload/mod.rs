@@ -5,6 +5,8 @@
 //! before anything runs; errors name the file, the line and the query.
 
 pub mod check;
+pub mod context;
+pub mod frame;
 pub mod params;
 
 use std::collections::HashSet;
@@ -160,6 +162,7 @@ pub struct Context {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkloadSpec {
+    version: Option<Spanned<i64>>,
     name: String,
     description: Option<String>,
     #[serde(default)]
@@ -209,6 +212,9 @@ pub struct Query {
 /// A validated workload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Workload {
+    /// Version of the file format the file was written for ([`VERSION`]
+    /// when it has no `version` key).
+    pub version: u32,
     /// Name.
     pub name: String,
     /// What it models.
@@ -222,6 +228,13 @@ pub struct Workload {
     /// FNV-1a of the file's bytes, hex: results say exactly which file ran.
     pub hash: String,
 }
+
+/// Version of the workload file format this crmbench writes; a file without
+/// a `version` key is version 1. New keys are additive: a version is bumped
+/// only for a change an older crmbench would misread.
+pub const VERSION: u32 = 1;
+/// Versions of the workload file format this crmbench reads.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 
 /// Where the built-in CRM workload lives in a checkout (every command's default).
 pub const BUILT_IN_PATH: &str = "workloads/crm.toml";
@@ -243,137 +256,25 @@ impl Workload {
 
     /// Validate workload text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Workload> {
-        let spec: WorkloadSpec = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
-            Error::Workload {
-                file: path.to_path_buf(),
-                line,
-                query: None,
-                message: e.message().to_string(),
-            }
-        })?;
-        let err = |line: usize, query: Option<&str>, message: String| Error::Workload {
+        let spec: WorkloadSpec = toml::from_str(text).map_err(|e| Error::Workload {
             file: path.to_path_buf(),
-            line,
-            query: query.map(str::to_string),
-            message,
-        };
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
+            query: None,
+            message: e.message().to_string(),
+        })?;
+        let file = SourceFile { text, path };
+        let version = file.version(spec.version.as_ref())?;
         if spec.queries.is_empty() {
-            return Err(err(0, None, "no [[query]] in the file".into()));
+            return Err(file.err(0, None, "no [[query]] in the file".into()));
         }
         let mut names = HashSet::new();
-        let mut queries = Vec::new();
-        for q in spec.queries {
-            let name = q.name.get_ref().clone();
-            let line = line_of(text, q.name.span().start);
-            if !names.insert(name.clone()) {
-                return Err(err(
-                    line,
-                    Some(&name),
-                    "a query of this name already exists".into(),
-                ));
-            }
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(err(
-                    line,
-                    Some(&name),
-                    "names use letters, digits and _ only".into(),
-                ));
-            }
-            if q.weight == 0 {
-                return Err(err(line, Some(&name), "weight must be at least 1".into()));
-            }
-            let specs: Vec<(Spanned<String>, Vec<ParamSpec>)> = match (q.sql, q.statements) {
-                (Some(sql), None) => vec![(sql, q.params.unwrap_or_default())],
-                (None, Some(st)) if q.params.is_none() && !st.is_empty() => {
-                    st.into_iter().map(|s| (s.sql, s.params)).collect()
-                }
-                (None, Some(_)) if q.params.is_some() => {
-                    return Err(err(
-                        line,
-                        Some(&name),
-                        "with [[query.statements]], put params inside each statement".into(),
-                    ));
-                }
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        line,
-                        Some(&name),
-                        "give either sql (one statement) or [[query.statements]], not both".into(),
-                    ));
-                }
-                _ => {
-                    return Err(err(
-                        line,
-                        Some(&name),
-                        "missing sql (or [[query.statements]])".into(),
-                    ));
-                }
-            };
-            let mut statements = Vec::new();
-            for (i, (sql, params)) in specs.into_iter().enumerate() {
-                let sline = line_of(text, sql.span().start);
-                let sql = sql.into_inner();
-                let used = placeholders(&sql);
-                let n = used.iter().max().copied().unwrap_or(0);
-                if n != params.len() {
-                    return Err(err(
-                        sline,
-                        Some(&name),
-                        format!(
-                            "the SQL uses ${} but {} parameter generator{} given",
-                            if n == 0 {
-                                "-nothing".to_string()
-                            } else {
-                                format!("1..${n}")
-                            },
-                            params.len(),
-                            if params.len() == 1 { " is" } else { "s are" }
-                        ),
-                    ));
-                }
-                if let Some(missing) = (1..=n).find(|k| !used.contains(k)) {
-                    return Err(err(
-                        sline,
-                        Some(&name),
-                        format!(
-                            "${missing} is never used in the SQL (parameters must be $1..${n})"
-                        ),
-                    ));
-                }
-                let params = params
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, p)| {
-                        convert(p).map_err(|m| {
-                            err(sline, Some(&name), format!("parameter ${}: {m}", k + 1))
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                if i == 0 && params.iter().any(|p| matches!(p, Param::Ref(_))) {
-                    return Err(err(
-                        sline,
-                        Some(&name),
-                        "a ref parameter needs an earlier statement in the same transaction".into(),
-                    ));
-                }
-                statements.push(Statement {
-                    sql,
-                    params,
-                    line: sline,
-                });
-            }
-            queries.push(Query {
-                name,
-                screen: q.screen,
-                kind: q.kind,
-                weight: q.weight,
-                tenant: q.tenant,
-                statements,
-                line,
-            });
-        }
+        let queries = spec
+            .queries
+            .into_iter()
+            .map(|q| file.query(q, &mut names))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Workload {
+            version,
             name: spec.name,
             description: spec.description,
             context: spec.context,
@@ -389,36 +290,148 @@ impl Workload {
     }
 }
 
+/// The text being validated and its path: turns spans into lines and
+/// problems into errors that name the file, the line and the query.
+struct SourceFile<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl SourceFile<'_> {
+    fn err(&self, line: usize, query: Option<&str>, message: String) -> Error {
+        Error::Workload {
+            file: self.path.to_path_buf(),
+            line,
+            query: query.map(str::to_string),
+            message,
+        }
+    }
+
+    fn line<T>(&self, spanned: &Spanned<T>) -> usize {
+        line_of(self.text, spanned.span().start)
+    }
+
+    /// The file's format version: absent means 1; one this crmbench does
+    /// not know is refused rather than half-understood.
+    fn version(&self, version: Option<&Spanned<i64>>) -> Result<u32> {
+        let Some(v) = version else {
+            return Ok(VERSION);
+        };
+        let value = *v.get_ref();
+        if let Some(n) = u32::try_from(value)
+            .ok()
+            .filter(|n| SUPPORTED_VERSIONS.contains(n))
+        {
+            return Ok(n);
+        }
+        let known: Vec<String> = SUPPORTED_VERSIONS.iter().map(u32::to_string).collect();
+        let newest = SUPPORTED_VERSIONS.iter().max().copied().unwrap_or(VERSION);
+        let newer = if value > i64::from(newest) {
+            " (the file is for a newer crmbench)"
+        } else {
+            ""
+        };
+        let message = format!(
+            "version = {value} is not supported: this crmbench reads workload file version{} {}{newer}",
+            if known.len() == 1 { "" } else { "s" },
+            known.join(", "),
+        );
+        Err(self.err(self.line(v), None, message))
+    }
+
+    /// Validate one `[[query]]`; `names` holds the names seen so far.
+    fn query(&self, q: QuerySpec, names: &mut HashSet<String>) -> Result<Query> {
+        let name = q.name.get_ref().clone();
+        let line = self.line(&q.name);
+        let fail = |message: &str| Err(self.err(line, Some(&name), message.into()));
+        if !names.insert(name.clone()) {
+            return fail("a query of this name already exists");
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return fail("names use letters, digits and _ only");
+        }
+        if q.weight == 0 {
+            return fail("weight must be at least 1");
+        }
+        let specs: Vec<(Spanned<String>, Vec<ParamSpec>)> = match (q.sql, q.statements) {
+            (Some(sql), None) => vec![(sql, q.params.unwrap_or_default())],
+            (None, Some(st)) if q.params.is_none() && !st.is_empty() => {
+                st.into_iter().map(|s| (s.sql, s.params)).collect()
+            }
+            (None, Some(_)) if q.params.is_some() => {
+                return fail("with [[query.statements]], put params inside each statement");
+            }
+            (Some(_), Some(_)) => {
+                return fail("give either sql (one statement) or [[query.statements]], not both");
+            }
+            _ => return fail("missing sql (or [[query.statements]])"),
+        };
+        let statements = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (sql, params))| self.statement(&name, i, sql, params))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Query {
+            name,
+            screen: q.screen,
+            kind: q.kind,
+            weight: q.weight,
+            tenant: q.tenant,
+            statements,
+            line,
+        })
+    }
+
+    /// Validate statement `i` of query `name`: its `$n` numbering against
+    /// its parameter generators, each generator, and refs only after the
+    /// first statement.
+    fn statement(
+        &self,
+        name: &str,
+        i: usize,
+        sql: Spanned<String>,
+        params: Vec<ParamSpec>,
+    ) -> Result<Statement> {
+        let line = self.line(&sql);
+        let sql = sql.into_inner();
+        let err = |message: String| self.err(line, Some(name), message);
+        let used = placeholders(&sql);
+        let n = used.iter().max().copied().unwrap_or(0);
+        if n != params.len() {
+            return Err(err(format!(
+                "the SQL uses ${} but {} parameter generator{} given",
+                if n == 0 {
+                    "-nothing".to_string()
+                } else {
+                    format!("1..${n}")
+                },
+                params.len(),
+                if params.len() == 1 { " is" } else { "s are" }
+            )));
+        }
+        if let Some(missing) = (1..=n).find(|k| !used.contains(k)) {
+            return Err(err(format!(
+                "${missing} is never used in the SQL (parameters must be $1..${n})"
+            )));
+        }
+        let params = params
+            .into_iter()
+            .enumerate()
+            .map(|(k, p)| convert(p).map_err(|m| err(format!("parameter ${}: {m}", k + 1))))
+            .collect::<Result<Vec<_>>>()?;
+        if i == 0 && params.iter().any(|p| matches!(p, Param::Ref(_))) {
+            return Err(err(
+                "a ref parameter needs an earlier statement in the same transaction".into(),
+            ));
+        }
+        Ok(Statement { sql, params, line })
+    }
+}
+
+/// A parameter generator as written, validated; the error says what is
+/// wrong with it (the caller adds file, line and `$n`).
 fn convert(p: ParamSpec) -> std::result::Result<Param, String> {
-    let kinds = [
-        p.tenant.is_some(),
-        p.sample.is_some(),
-        p.int.is_some(),
-        p.float.is_some(),
-        p.days_ago.is_some(),
-        p.choice.is_some(),
-        p.reference.is_some(),
-        p.value.is_some(),
-    ];
-    match kinds.iter().filter(|k| **k).count() {
-        1 => {}
-        0 => {
-            return Err(
-                "give one of tenant, sample, int, float, days_ago, choice, ref, value".into(),
-            );
-        }
-        _ => {
-            return Err(
-                "give only one of tenant, sample, int, float, days_ago, choice, ref, value".into(),
-            );
-        }
-    }
-    if p.miss_rate.is_some() && p.sample.is_none() {
-        return Err("miss_rate only applies to sample".into());
-    }
-    if p.dist.is_some() && p.int.is_none() && p.float.is_none() {
-        return Err("dist only applies to int and float".into());
-    }
+    check_one_kind(&p)?;
     let dist = p.dist.unwrap_or_default();
     if let Some(t) = p.tenant {
         return if t {
@@ -428,18 +441,7 @@ fn convert(p: ParamSpec) -> std::result::Result<Param, String> {
         };
     }
     if let Some(s) = p.sample {
-        let Some((table, column)) = s.rsplit_once('.') else {
-            return Err(format!("sample = \"{s}\": write table.column"));
-        };
-        let miss_rate = p.miss_rate.unwrap_or(0.0);
-        if !(0.0..=1.0).contains(&miss_rate) {
-            return Err(format!("miss_rate {miss_rate} is not between 0 and 1"));
-        }
-        return Ok(Param::Sample {
-            table: table.into(),
-            column: column.into(),
-            miss_rate,
-        });
+        return sample(&s, p.miss_rate.unwrap_or(0.0));
     }
     if let Some([lo, hi]) = p.int {
         return if lo <= hi {
@@ -475,6 +477,55 @@ fn convert(p: ParamSpec) -> std::result::Result<Param, String> {
         Some(v) => Ok(Param::Value(toml_text(&v))),
         None => Err("unreachable".into()),
     }
+}
+
+/// Exactly one kind of generator, and its modifiers only where they apply.
+fn check_one_kind(p: &ParamSpec) -> std::result::Result<(), String> {
+    let kinds = [
+        p.tenant.is_some(),
+        p.sample.is_some(),
+        p.int.is_some(),
+        p.float.is_some(),
+        p.days_ago.is_some(),
+        p.choice.is_some(),
+        p.reference.is_some(),
+        p.value.is_some(),
+    ];
+    match kinds.iter().filter(|k| **k).count() {
+        1 => {}
+        0 => {
+            return Err(
+                "give one of tenant, sample, int, float, days_ago, choice, ref, value".into(),
+            );
+        }
+        _ => {
+            return Err(
+                "give only one of tenant, sample, int, float, days_ago, choice, ref, value".into(),
+            );
+        }
+    }
+    if p.miss_rate.is_some() && p.sample.is_none() {
+        return Err("miss_rate only applies to sample".into());
+    }
+    if p.dist.is_some() && p.int.is_none() && p.float.is_none() {
+        return Err("dist only applies to int and float".into());
+    }
+    Ok(())
+}
+
+/// `sample = "table.column"` with its miss rate.
+fn sample(s: &str, miss_rate: f64) -> std::result::Result<Param, String> {
+    let Some((table, column)) = s.rsplit_once('.') else {
+        return Err(format!("sample = \"{s}\": write table.column"));
+    };
+    if !(0.0..=1.0).contains(&miss_rate) {
+        return Err(format!("miss_rate {miss_rate} is not between 0 and 1"));
+    }
+    Ok(Param::Sample {
+        table: table.into(),
+        column: column.into(),
+        miss_rate,
+    })
 }
 
 /// A TOML value as the text sent to the server.
@@ -573,6 +624,32 @@ weight = 3
         assert_eq!(q.statements[1].params[0], Param::Ref("id".into()));
         assert_eq!(q.statements[1].line, 11);
         assert_eq!(q.weight, 3);
+    }
+
+    const ONE_QUERY: &str = "[[query]]\nname = \"q\"\nkind = \"read\"\nsql = \"SELECT 1\"\n";
+
+    #[test]
+    fn a_file_without_version_is_version_1() {
+        let w = parse(&format!("name = \"t\"\n{ONE_QUERY}")).unwrap();
+        assert_eq!(w.version, 1);
+        let w = parse(&format!("version = 1\nname = \"t\"\n{ONE_QUERY}")).unwrap();
+        assert_eq!(w.version, 1);
+    }
+
+    #[test]
+    fn an_unknown_version_is_refused_at_its_line_naming_the_known_ones() {
+        for v in ["2", "0", "-1"] {
+            let err = parse(&format!("name = \"t\"\nversion = {v}\n{ONE_QUERY}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("w.toml:2: "), "{err}");
+            assert!(
+                err.contains(&format!(
+                    "version = {v} is not supported: this crmbench reads workload file version 1"
+                )),
+                "{err}"
+            );
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use tokio_postgres::types::{Format, FromSql, IsNull, ToSql, Type, to_sql_checked
 
 use super::{Dist, Param, TenantPick, Workload};
 use crate::error::{Error, Result};
-use crate::generate::rng::{Prng, power_law_rank};
+use crate::rng::{Prng, power_law_rank};
 
 /// Rows kept per tenant in a sample pool.
 pub const SAMPLES_PER_TENANT: i64 = 2000;
@@ -209,7 +209,7 @@ impl Pools {
                         ),
                     })?;
                 if rows.is_empty() {
-                    return Err(Error::Usage {
+                    return Err(Error::State {
                         message: "the tenants query returned no rows: the database holds no data"
                             .into(),
                         fix: "run `crmbench generate` first".into(),

@@ -102,6 +102,7 @@ pub async fn generated(name: &str, scale: f64, seed: u64) -> Target {
         replace: false,
         quiet: true,
         out: None,
+        access: Default::default(),
     };
     crmbench::generate::generate(&target, &opts)
         .await

@@ -9,7 +9,7 @@ use tokio_postgres::types::{ToSql, Type};
 use super::{CopyRow, TableSpec, money, rng};
 use crate::generate::domain::{self, CATEGORIES, GEMSTONES, METALS};
 use crate::generate::plan::{Plan, TenantPlan};
-use crate::generate::rng::{Prng, derive, tag};
+use crate::rng::{Prng, derive, tag};
 
 /// Every product comes in this many variants (ring sizes, lengths, finishes).
 pub const VARIANTS_PER_PRODUCT: u64 = 3;

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::plan::{Plan, TenantPlan};
-use super::rng::{Prng, tag};
+use crate::rng::{Prng, tag};
 
 /// A value list for binary COPY, plus a key to merge tenants' streams by time.
 pub trait CopyRow: Send {

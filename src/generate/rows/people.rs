@@ -11,7 +11,7 @@ use super::{CopyRow, TableSpec, micros, money, rng};
 use crate::generate::calendar::{Calendar, stratified};
 use crate::generate::domain::{self, slugify};
 use crate::generate::plan::{Plan, TenantPlan};
-use crate::generate::rng::Prng;
+use crate::rng::Prng;
 
 /// COPY columns of `stores`.
 pub const STORES: TableSpec = TableSpec {

@@ -10,7 +10,7 @@ use super::{CopyRow, TableSpec, micros, money, rng};
 use crate::generate::calendar::{epoch_end, stratified};
 use crate::generate::domain::{self, STAGES};
 use crate::generate::plan::{Plan, TenantPlan};
-use crate::generate::rng::{power_law_rank, scatter};
+use crate::rng::{power_law_rank, scatter};
 
 /// COPY columns of `pipeline_stages`.
 pub const STAGES_SPEC: TableSpec = TableSpec {

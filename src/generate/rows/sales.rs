@@ -12,7 +12,7 @@ use super::{CopyRow, TableSpec, micros, money, rng};
 use crate::generate::calendar::{Calendar, epoch_end, stratified};
 use crate::generate::domain;
 use crate::generate::plan::{Plan, TenantPlan};
-use crate::generate::rng::{power_law_rank, scatter};
+use crate::rng::{power_law_rank, scatter};
 
 /// Exponent of customers' share of orders: the top 1% place about a quarter.
 pub const CUSTOMER_SKEW: f64 = 0.7;

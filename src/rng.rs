@@ -1,7 +1,8 @@
-//! Deterministic random streams. Every value in the dataset is a pure function
-//! of (seed, table, tenant, entity index): each entity gets its own small
-//! generator derived by hashing those parts, so contents never depend on
-//! thread scheduling, `--jobs`, or the order tables are loaded in.
+//! Deterministic random streams, shared by every stage that draws numbers
+//! (generated rows, parameter streams, bootstraps, reservoirs). Every stream
+//! is a pure function of its parts: in the dataset (seed, table, tenant,
+//! entity index), so contents never depend on thread scheduling, `--jobs`, or
+//! the order tables are loaded in; at run time (seed, client), (seed, query).
 //!
 //! SplitMix64 is used (not `rand`'s `StdRng`/`SmallRng`, whose algorithms may
 //! change between releases) so a seed means the same rows on every machine.

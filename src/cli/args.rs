@@ -1,0 +1,512 @@
+//! The clap definitions of every command and option: the doc comment on
+//! each is what `--help` prints.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::values::{
+    Arrivals, CompareFormat, Metric, Protocol, ReportFormat, Trimmed, parse_duration,
+    parse_fraction,
+};
+use crate::pg::TargetOptions;
+use crate::pg::private::PrivateOptions;
+
+/// crmbench: a query performance advisor and benchmark harness for PostgreSQL,
+/// around a multi-tenant jewellery CRM under row-level security.
+///
+/// By default every command works on crmbench's private PostgreSQL server,
+/// started on demand from the local server binaries in a folder crmbench owns
+/// (default /var/tmp/crmbench-$UID), on its own port and socket. Pass
+/// --database-url (or DATABASE_URL) to work on any existing server instead;
+/// crmbench never starts or stops that one, and changes nothing there beyond its
+/// own schema `crm` without --allow-ddl.
+///
+/// Exit codes: 0 success, 2 any error (the message names the cause and the fix);
+/// `run` and `compare` also exit 1 when results fail a limit or the gate.
+#[derive(Debug, Parser)]
+#[command(name = "crmbench", version, max_term_width = 100)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, display_order = 100)]
+    pub(super) verbose: u8,
+
+    /// Write run folders readable by others (0755 folders, 0644 files).
+    /// By default they are private (0700, 0600): they hold sampled values
+    /// of the data (e-mails, names) and the server's settings.
+    #[arg(long, global = true, display_order = 101)]
+    pub(super) shareable: bool,
+
+    // After `verbose`: its heading would otherwise apply to `verbose` too.
+    #[command(flatten)]
+    pub(super) target: TargetArgs,
+
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+/// `--help`'s heading of the connection options, apart from a command's own.
+pub(super) const CONNECTION_OPTIONS: &str = "Connection options";
+
+/// Commands that never open a database: the connection options are hidden
+/// from their `--help` (and still accepted, for scripts that pass them to
+/// every command).
+pub(super) const FILE_ONLY_COMMANDS: [&str; 2] = ["report", "compare"];
+
+/// Where to work: shared by every command that opens a database.
+#[derive(Debug, Args)]
+#[command(next_help_heading = CONNECTION_OPTIONS)]
+pub(super) struct TargetArgs {
+    /// Work on an existing server instead of the private one, e.g.
+    /// postgresql://user:password@host:5432/dbname. Its password is never printed.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub(super) database_url: Option<String>,
+
+    /// Allow changes beyond crmbench's own schema on a --database-url server:
+    /// creating roles and extensions, building indexes, cloning databases.
+    #[arg(long, global = true)]
+    pub(super) allow_ddl: bool,
+
+    /// Folder with the PostgreSQL server binaries (initdb, pg_ctl, postgres).
+    /// Default: `pg_config --bindir`, then PATH, then the newest
+    /// /usr/lib/postgresql/*/bin (preferring one with HypoPG installed).
+    #[arg(long, env = "CRMBENCH_PG_BINDIR", global = true)]
+    pub(super) pg_bindir: Option<PathBuf>,
+
+    /// The private server's folder (cluster.json, data/, run/, server.log).
+    /// Must be reachable by the server's user: as root the server runs as
+    /// `postgres`, who cannot enter /root or a 0700 checkout.
+    /// [default: /var/tmp/crmbench-$UID]
+    #[arg(long, env = "CRMBENCH_DATA_DIR", global = true)]
+    pub(super) data_dir: Option<PathBuf>,
+
+    /// Port for a new private server (default: the first free one from 54329).
+    #[arg(long, env = "CRMBENCH_PG_PORT", global = true)]
+    pub(super) pg_port: Option<u16>,
+
+    /// Work on this database (e.g. a clone made by `schema clone`) instead of
+    /// `crmbench` on the private server or the URL's database.
+    #[arg(long, env = "CRMBENCH_DATABASE", global = true)]
+    pub(super) database: Option<String>,
+}
+
+impl TargetArgs {
+    pub(super) fn options(&self) -> TargetOptions {
+        TargetOptions {
+            database_url: self.database_url.clone(),
+            allow_ddl: self.allow_ddl,
+            private: PrivateOptions {
+                base_dir: self.data_dir.clone(),
+                bindir: self.pg_bindir.clone(),
+                port: self.pg_port,
+                shared_buffers: None,
+            },
+            database: self.database.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Manage the private PostgreSQL server.
+    #[command(subcommand)]
+    Pg(PgCommand),
+    /// Create, drop, inspect or clone the CRM schema.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Fill the CRM schema with a realistic, skewed, deterministic dataset.
+    ///
+    /// Creates the schema when missing, loads every table with binary COPY
+    /// FREEZE on --jobs connections, then builds keys, indexes, foreign keys and
+    /// row-level security, advances the id sequences and runs ANALYZE. The same
+    /// --seed and --scale give identical table contents whatever --jobs is.
+    ///
+    /// Sizes per scale unit (scale 1): ~1,000 tenants, 1M customers, 2M orders,
+    /// 5M order items, 2.1M payments, 3M interactions, 300k deals with ~1M
+    /// stage changes, 5M audit rows, 100k products with 300k variants and their
+    /// stock per store; about 4.2 GB landing (tables + indexes) per scale unit.
+    /// Tenant sizes follow a Zipf law; every scale has at least 20 tenants.
+    ///
+    /// The dataset is marked complete only at the very end: an interrupted load
+    /// (Ctrl-C, killed backend, full disk) leaves it marked incomplete and the
+    /// next `generate` says so. Writes generate.json into the run folder.
+    Generate(GenerateArgs),
+    /// Replay a workload and record every query's latency in HDR histograms.
+    ///
+    /// Each client owns a connection (two in a paired run) and sends
+    /// transactions framed as an app does it: BEGIN, set_config(tenant
+    /// setting, tenant, true), the statements, COMMIT, pipelined. Results
+    /// record each transaction's latency (BEGIN sent to COMMIT's reply) and
+    /// each statement's own latency (from the previous reply to its reply).
+    /// Closed loop by default; --rate R for open loop, where latency counts
+    /// from each transaction's intended start (a stalled server shows in the
+    /// tail). With --candidate-url every transaction also goes, with the same
+    /// parameters, to the candidate database, in random order, and results hold
+    /// candidate/baseline ratios of p50/p95/p99 with bootstrap intervals.
+    ///
+    /// Writes results.json into the run folder, also when the run ends early
+    /// (marked partial). Exit codes: 0 done, 1 a query's error rate exceeded
+    /// --max-error-rate or the --self-check failed, 2 an error.
+    Run(RunArgs),
+    /// Capture executed plans of every query, with findings, into plans.json.
+    ///
+    /// Every query's executed plan, for a big and a small tenant, as
+    /// the workload's role with the tenant set (row-level security in force),
+    /// in transactions that are rolled back; print findings and write
+    /// plans.json (plan trees, fingerprints, findings) into the run folder.
+    Explain(ExplainArgs),
+    /// Recommend indexes for the whole workload, proven with paired runs (--verify).
+    ///
+    /// Candidates are read from
+    /// the run folder's plans.json (captured first when missing), costed with
+    /// HypoPG what-if plans as the workload's role with the tenant set (row-level
+    /// security in force), chosen greedily by benefit per byte under
+    /// --max-indexes and --budget-mb with write costs. With --verify each
+    /// index is then applied cumulatively on clones and measured with paired
+    /// runs; only indexes that make a query they were chosen for ≥10% faster
+    /// (whole interval) without slowing any query >10% are kept. The database
+    /// itself is never changed. Writes advice.json, migration.sql (kept
+    /// indexes), rollback.sql, remedies.sql and prisma/.
+    Advise(AdviseArgs),
+    /// Write a tuning report (HTML, Markdown, JSON) from a run folder's files.
+    ///
+    /// Never opens a database.
+    ///
+    /// report.html is self-contained (inline CSS and SVG plots, nothing
+    /// loaded from the network) and prints well; report.md holds the same in
+    /// Markdown, with the plots as SVG files in report-files/ beside it;
+    /// report.json is the summary, with a format_version. Exit codes: 0
+    /// written, 2 an error (no or unreadable results.json, an unknown
+    /// format_version: the message names the file).
+    ///
+    /// Reads results.json (required), and plans.json, advice.json,
+    /// migration.sql, rollback.sql and prisma/ when present; a missing one
+    /// makes its section say "not captured". Sections: environment (server,
+    /// settings in force, with a warning when fsync was off; scale, seed,
+    /// workload), a summary per query (count, tps, p50/p95/p99/p99.9/max,
+    /// errors), each query's latency by percentile (log axes), throughput and
+    /// p99 over time, plan findings (row-level security ones with their
+    /// remedies), recommended indexes with predicted and measured effect (a
+    /// before/after plot per verified index with the paired ratio and its
+    /// interval), migration and rollback SQL, Prisma lines, and drop advice.
+    Report(ReportArgs),
+    /// Everything end to end: dataset, replay, plans, advice, report.
+    ///
+    /// Starts the private PostgreSQL
+    /// (when the server binaries are missing, the error says what to
+    /// install), generate the CRM dataset into its own database
+    /// `crmbench_demo` (never your `crmbench` one; --database picks another),
+    /// replay the built-in workload on a fresh clone, capture plans, advise
+    /// with --verify, write the reports, then print where report.html is and
+    /// the three findings to read first.
+    ///
+    /// Each step is the command you would type, printed before it runs, all
+    /// into one run folder (--out, default reports/<time>-demo, linked from
+    /// reports/latest). About 5 minutes on 2 cores at the default scale.
+    /// Exit codes: 0 done, 1 the replay's error rate exceeded its limit, 2 an
+    /// error (the step is named).
+    Demo(DemoArgs),
+    /// The CI regression gate: a verdict from run files, exit 0/1/2.
+    ///
+    /// Compares a paired run, or two separate runs, and
+    /// exits 0 (pass), 1 (regression) or 2 (error or undecidable input). Reads
+    /// files only; never opens a database.
+    ///
+    /// `compare PAIRED` — one run made with `run --candidate-url` (the
+    /// recommended gate): per query, the candidate/baseline p95 ratio with the
+    /// interval the run computed from pairs measured in the same time window.
+    /// Default threshold 10%.
+    ///
+    /// `compare BASE CURRENT` — two separate runs (history: yesterday's file
+    /// against today's): per query, the ratio of the per-interval p95 series
+    /// with a seeded block-bootstrap interval, and whole-run throughput. Drift
+    /// between separate runs is not in that interval (identical runs differed
+    /// by up to 3.5× on a shared 2-core machine while another build ran), so the
+    /// default threshold is 25%, the output says the verdict is from separate
+    /// runs, and separate runs are history rather than a gate.
+    ///
+    /// A query regresses only when the whole interval of its ratio (p95, or
+    /// --metric) lies beyond the threshold.
+    /// Inputs are results.json files or run folders holding one. Queries are
+    /// matched by name; added and removed ones are listed. When both sides have
+    /// plans.json (for a paired run: the run folder's and --candidate-plans),
+    /// plans whose fingerprints differ are listed with both shapes.
+    ///
+    /// Prints Markdown (or JSON with --format json) and appends the Markdown to
+    /// the file named by $GITHUB_STEP_SUMMARY when it is set.
+    ///
+    /// Exit codes: 0 pass (identical input always passes); 1 a latency regression,
+    /// a throughput drop beyond the threshold, a new SQLSTATE above
+    /// --max-error-rate, or a plan change with --fail-on-plan-change; 2 an error
+    /// or undecidable input (unreadable or malformed file, unknown
+    /// format_version, a partial run, a query with fewer than 20 transactions a
+    /// side or no interval). A definite failure (1) wins over an undecidable
+    /// query.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct DemoArgs {
+    /// Dataset scale (0.02: 20 tenants, ~400k rows, ~80 MB).
+    #[arg(long, default_value_t = crate::demo::DEFAULT_SCALE)]
+    pub(super) scale: f64,
+    /// Generator and parameter seed.
+    #[arg(long, default_value_t = 7)]
+    pub(super) seed: u64,
+    /// Length of the measured replay.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(super) duration: std::time::Duration,
+    /// Length of each paired verification run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(super) verify_duration: std::time::Duration,
+    /// Run folder [default: reports/<time>-demo, linked from reports/latest].
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReportArgs {
+    /// Run folder to read and write into.
+    #[arg(long = "in", value_name = "DIR", default_value = "reports/latest")]
+    pub(super) input: PathBuf,
+    /// Formats to write, comma-separated: md, html, json.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "md,html,json",
+        value_delimiter = ',',
+        value_parser = Trimmed::<ReportFormat>::default()
+    )]
+    pub(super) format: Vec<ReportFormat>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct CompareArgs {
+    /// Baseline: results.json or a run folder; alone, a paired run.
+    pub(super) base: PathBuf,
+    /// Current: results.json or a run folder of a separate run.
+    pub(super) current: Option<PathBuf>,
+    /// Largest p95 increase that passes, e.g. 10% or 0.1 [default: 10% paired,
+    /// 25% separate runs]. Also the throughput drop that fails separate runs.
+    #[arg(long, value_parser = parse_fraction)]
+    pub(super) threshold: Option<f64>,
+    /// The percentile gated: p95, or p50 (the typical transaction: much
+    /// narrower intervals where the tail is mostly other queries' interference),
+    /// or p99 (needs long runs).
+    #[arg(long, value_enum, default_value_t = Metric::P95)]
+    pub(super) metric: Metric,
+    /// Markdown or JSON.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
+    pub(super) format: CompareFormat,
+    /// Fail (exit 1) when a plan fingerprint changed.
+    #[arg(long)]
+    pub(super) fail_on_plan_change: bool,
+    /// Highest share of a query's transactions a SQLSTATE the baseline never
+    /// raised may take, e.g. 1% or 0.01.
+    #[arg(long, default_value = "1%", value_parser = parse_fraction)]
+    pub(super) max_error_rate: f64,
+    /// The candidate's plans.json (or its folder, e.g. from
+    /// `crmbench --database CLONE explain --out DIR`), compared with the paired
+    /// run folder's plans.json.
+    #[arg(long)]
+    pub(super) candidate_plans: Option<PathBuf>,
+    /// Seed of the separate-run bootstrap (the same seed gives the same verdict).
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct AdviseArgs {
+    /// Workload file (TOML).
+    #[arg(long, default_value = "workloads/crm.toml")]
+    pub(super) workload: PathBuf,
+    /// Most indexes to recommend.
+    #[arg(long, default_value_t = 8)]
+    pub(super) max_indexes: usize,
+    /// Storage budget for the new indexes, MB.
+    #[arg(long, default_value_t = 1024.0)]
+    pub(super) budget_mb: f64,
+    /// Seed of the sample parameters.
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+    /// Prove each index with paired before/after runs on clones.
+    #[arg(long)]
+    pub(super) verify: bool,
+    /// Cost candidates with real indexes built on a clone instead of HypoPG
+    /// (also the fallback when HypoPG is not installed; slower).
+    #[arg(long)]
+    pub(super) no_hypopg: bool,
+    /// Build the kept indexes (all recommended ones without --verify) on the
+    /// database, CONCURRENTLY. Needs --allow-ddl on a --database-url server.
+    #[arg(long)]
+    pub(super) apply: bool,
+    /// Length of each paired verification run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(super) verify_duration: std::time::Duration,
+    /// Clients per side in verification runs.
+    #[arg(long, default_value_t = 4)]
+    pub(super) verify_clients: usize,
+    /// Your schema.prisma: the @@index lines use its model and field names
+    /// (@@map/@map) instead of Prisma's naming conventions.
+    #[arg(long, value_name = "FILE")]
+    pub(super) prisma_schema: Option<PathBuf>,
+    /// Run folder to read plans.json from and write into [default: reports/latest, else a new one].
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ExplainArgs {
+    /// Workload file (TOML).
+    #[arg(long, default_value = "workloads/crm.toml")]
+    pub(super) workload: PathBuf,
+    /// Seed of the parameter values.
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+    /// Run folder [default: reports/latest when it exists, else a new one].
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    /// Workload file (TOML).
+    #[arg(long, default_value = "workloads/crm.toml")]
+    pub(super) workload: PathBuf,
+    /// Connections (per side).
+    #[arg(long, default_value_t = 8)]
+    pub(super) clients: usize,
+    /// Driver threads, each with its own runtime [default: min(cores, clients)].
+    #[arg(long)]
+    pub(super) threads: Option<usize>,
+    /// Measured time, e.g. 60s, 2m, 500ms.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(super) duration: std::time::Duration,
+    /// Warm-up before measuring (not recorded).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(super) warmup: std::time::Duration,
+    /// Open loop: transactions per second over all clients.
+    #[arg(long)]
+    pub(super) rate: Option<f64>,
+    /// Open-loop arrivals.
+    #[arg(long, value_enum, default_value_t = Arrivals::Poisson)]
+    pub(super) arrivals: Arrivals,
+    /// Seed of every parameter stream.
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+    /// Run on a fresh clone of the dataset, dropped afterwards (writes change data).
+    #[arg(long)]
+    pub(super) fresh: bool,
+    /// Paired run: the candidate database, e.g. a clone with a change applied.
+    #[arg(long)]
+    pub(super) candidate_url: Option<String>,
+    /// A/A self-check: a paired run against the baseline itself; fails (exit 1)
+    /// unless every query's simultaneous intervals contain 1.00.
+    #[arg(long)]
+    pub(super) self_check: bool,
+    /// Highest share of failed transactions per query, e.g. 1% or 0.01.
+    #[arg(long, default_value = "1%", value_parser = parse_fraction)]
+    pub(super) max_error_rate: f64,
+    /// Period of the per-interval series and progress lines.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub(super) interval: std::time::Duration,
+    /// Tries per transaction on serialization failure or deadlock (1: no retry).
+    #[arg(long, default_value_t = 1)]
+    pub(super) max_tries: u32,
+    /// Validate the workload against the server and stop.
+    #[arg(long)]
+    pub(super) check: bool,
+    /// How statements are sent. Poolers in transaction mode (pgbouncer) break
+    /// prepared statements: use simple there.
+    #[arg(long, value_enum, default_value_t = Protocol::Prepared)]
+    pub(super) protocol: Protocol,
+    /// Run folder [default: reports/<timestamp>-run].
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub(super) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct GenerateArgs {
+    /// Dataset size: 1 ≈ 1M customers (≈4.2 GB); 0.01 ≈ 10k customers (≈42 MB).
+    #[arg(long, default_value_t = 0.01)]
+    pub(super) scale: f64,
+    /// Seed of every random stream: the same seed and scale give the same rows.
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+    /// Parallel loader connections [default: number of cores].
+    #[arg(long)]
+    pub(super) jobs: Option<usize>,
+    /// Replace an existing crmbench dataset (never anything crmbench did not create).
+    #[arg(long)]
+    pub(super) replace: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub(super) quiet: bool,
+    /// Run folder for generate.json [default: reports/<timestamp>-generate].
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PgCommand {
+    /// Start the private server, initialising it on first use. Idempotent: a
+    /// running server is reused. Creates the roles and the `crmbench` database.
+    Start,
+    /// Stop the private server crmbench started (never any other server).
+    Stop,
+    /// Say whether the private server runs, where, and which settings are in force.
+    Status,
+    /// Print a connection URL that psql accepts, e.g. psql "$(crmbench pg url)".
+    Url {
+        /// The application role's URL (row-level security applies) instead of
+        /// the superuser's.
+        #[arg(long)]
+        app: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum SchemaCommand {
+    /// Create the CRM schema `crm`: tables, keys, baseline indexes, forced
+    /// row-level security, the roles crmbench_owner and crmbench_app, and the
+    /// HypoPG / pg_stat_statements extensions when available.
+    Create {
+        /// Drop and recreate the schema if crmbench created it (data is lost).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Drop the CRM schema, only if it carries crmbench's marker.
+    Drop,
+    /// Print tables, row counts, sizes, indexes and row-level security state.
+    Show {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the benchmark database (data, indexes, statistics) to a new
+    /// database with CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY. Nobody may
+    /// be connected to the source while it is copied.
+    Clone {
+        /// Name of the new database.
+        #[arg(long)]
+        to: String,
+        /// Recreate it if it exists (only if crmbench created it).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Drop a database made by `schema clone` (never one crmbench did not create).
+    DropClone {
+        /// Name of the clone.
+        name: String,
+    },
+    /// Print a content checksum (rows and md5) of every CRM table: equal
+    /// checksums mean equal data, whatever the physical row order.
+    Checksum {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}

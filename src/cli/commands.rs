@@ -1,0 +1,273 @@
+//! Each command: its arguments mapped to its stage's functions, and the
+//! text they return printed.
+
+use std::path::PathBuf;
+
+use super::EXIT_OK;
+use super::args::{
+    AdviseArgs, CompareArgs, DemoArgs, ExplainArgs, GenerateArgs, PgCommand, ReportArgs, RunArgs,
+    SchemaCommand,
+};
+use super::values::{CompareFormat, Protocol};
+use crate::error::{Error, Result};
+use crate::pg::{self, Target, TargetOptions};
+use crate::runfolder::Access;
+use crate::schema;
+use crate::workload::context::WorkloadContext;
+
+/// The text a `pg` command prints.
+pub(super) async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<String> {
+    match cmd {
+        PgCommand::Start => pg::manage::start(opts).await,
+        PgCommand::Stop => pg::manage::stop(opts),
+        PgCommand::Status => pg::manage::status(opts).await,
+        PgCommand::Url { app } => pg::manage::url(opts, app),
+    }
+}
+
+/// The text a `schema` command prints.
+pub(super) async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> Result<String> {
+    let (target, _) = Target::resolve(opts, true)?;
+    Ok(match cmd {
+        SchemaCommand::Create { replace } => {
+            let report = schema::create(&target, &schema::CreateOptions { replace }).await?;
+            report.render(target.database(), &target.describe())
+        }
+        SchemaCommand::Drop => schema::drop(&target).await?.render(target.database()),
+        SchemaCommand::Clone { to, replace } => {
+            schema::clone::clone_database(&target, &to, replace)
+                .await?
+                .render()
+        }
+        SchemaCommand::DropClone { name } => {
+            let dropped = schema::clone::drop_database(&target, &name).await?;
+            schema::clone::render_drop(&name, dropped)
+        }
+        SchemaCommand::Checksum { json } => {
+            let client = pg::connect(&target.admin()).await?;
+            let sums = crate::generate::checksum::checksums(&client).await?;
+            if json {
+                to_json(&sums)?
+            } else {
+                crate::generate::checksum::render_table(&sums)
+            }
+        }
+        SchemaCommand::Show { json } => {
+            let report = schema::show::show(&target).await?;
+            if json {
+                to_json(&report)?
+            } else {
+                report.render()
+            }
+        }
+    })
+}
+
+/// Pretty JSON and a newline, as `--json` prints it.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value)
+        .map(|text| text + "\n")
+        .map_err(|e| Error::Internal {
+            message: format!("serializing output: {e}"),
+            fix: String::new(),
+        })
+}
+
+pub(super) async fn generate_command(
+    args: GenerateArgs,
+    opts: &TargetOptions,
+    access: Access,
+) -> Result<()> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let options = crate::generate::GenerateOptions {
+        scale: args.scale,
+        seed: args.seed,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        replace: args.replace,
+        quiet: args.quiet,
+        out: args.out,
+        access,
+    };
+    let report = crate::generate::generate(&target, &options).await?;
+    let path = crate::generate::write_report(&report, &options)?;
+    if !options.quiet {
+        print!("{}", crate::generate::render_table(&report));
+    }
+    print!(
+        "{}",
+        crate::generate::render_summary(&report, &target.describe(), &path)
+    );
+    Ok(())
+}
+
+pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Access) -> Result<u8> {
+    let (target, _) = Target::resolve(opts, true)?;
+    if args.check {
+        let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+        println!(
+            "crmbench: {} is valid: {} queries prepared on {} as {}",
+            args.workload.display(),
+            ctx.workload().queries.len(),
+            target.describe(),
+            ctx.workload()
+                .context
+                .role
+                .as_deref()
+                .unwrap_or("the connecting user")
+        );
+        return Ok(EXIT_OK);
+    }
+    let arrivals = args.arrivals.into();
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(Error::Usage {
+            message: "--rate must be a positive number of transactions per second".into(),
+            fix: "omit --rate for closed loop".into(),
+        });
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let options = crate::run::RunOptions {
+        workload: args.workload.clone(),
+        clients: args.clients,
+        threads: args.threads.unwrap_or(cores).min(args.clients.max(1)),
+        duration: args.duration,
+        warmup: args.warmup,
+        rate: args.rate,
+        arrivals,
+        seed: args.seed,
+        fresh: args.fresh,
+        candidate_url: args.candidate_url.clone(),
+        candidate_database: None,
+        self_check: args.self_check,
+        max_error_rate: args.max_error_rate,
+        interval: args.interval.max(std::time::Duration::from_millis(100)),
+        max_tries: args.max_tries,
+        simple: args.protocol == Protocol::Simple,
+        quiet: args.quiet,
+    };
+    let outcome = crate::run::run(&target, &options).await?;
+    let path = crate::run::write_outcome(args.out.as_deref(), &outcome, access)?;
+    print!("{}", crate::run::render_table(&outcome.results));
+    println!("  results: {}", path.display());
+    let ending = outcome.ending(&path, args.max_error_rate, args.self_check);
+    for line in &ending.stderr {
+        eprintln!("{line}");
+    }
+    for line in &ending.stdout {
+        println!("{line}");
+    }
+    Ok(outcome.exit_code())
+}
+
+pub(super) async fn explain_command(
+    args: ExplainArgs,
+    opts: &TargetOptions,
+    access: Access,
+) -> Result<()> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let file = crate::explain::explain(&target, &args.workload, args.seed).await?;
+    let path = crate::explain::write_plans(args.out.as_deref(), &file, access)?;
+    print!("{}", crate::explain::render_summary(&file));
+    println!("  plans: {}", path.display());
+    Ok(())
+}
+
+pub(super) async fn advise_command(
+    args: AdviseArgs,
+    opts: &TargetOptions,
+    access: Access,
+) -> Result<()> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let request = crate::advise::AdviseRequest {
+        workload: args.workload,
+        max_indexes: args.max_indexes,
+        budget_mb: args.budget_mb,
+        seed: args.seed,
+        verify: args.verify,
+        no_hypopg: args.no_hypopg,
+        apply: args.apply,
+        verify_duration: args.verify_duration,
+        verify_clients: args.verify_clients,
+        prisma_schema: args.prisma_schema,
+        out: args.out,
+        access,
+    };
+    let run = crate::advise::run_advise(&target, &request, &mut |sql| println!("  applied: {sql}"))
+        .await?;
+    if let Some(check) = &run.catalog {
+        println!("  {check}");
+    }
+    print!(
+        "{}",
+        crate::advise::render_summary(&run.advice, &run.folder)
+    );
+    Ok(())
+}
+
+pub(super) async fn demo_command(
+    args: DemoArgs,
+    opts: &TargetOptions,
+    access: Access,
+) -> anyhow::Result<u8> {
+    let options = crate::demo::DemoOptions {
+        scale: args.scale,
+        seed: args.seed,
+        duration: args.duration,
+        verify_duration: args.verify_duration,
+        out: args.out,
+        access,
+    };
+    crate::demo::demo(opts, &options)
+        .await
+        .map_err(|e| match e {
+            crate::demo::DemoError::Step { step, source } => {
+                anyhow::Error::new(source).context(format!("demo step `crmbench {step}`"))
+            }
+            crate::demo::DemoError::Other(e) => e.into(),
+        })
+}
+
+pub(super) fn report_command(args: &ReportArgs, access: Access) -> Result<()> {
+    let mut formats: Vec<crate::report::Format> = Vec::new();
+    for format in args.format.iter().map(|&f| f.into()) {
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    let model = crate::report::load(&args.input)?;
+    let folder = crate::runfolder::RunFolder::open(&args.input)?.with_access(access);
+    for path in crate::report::write(&folder, &model, &formats)? {
+        println!("  written: {}", path.display());
+    }
+    Ok(())
+}
+
+pub(super) fn compare_command(args: CompareArgs) -> Result<u8> {
+    let comparison = crate::compare::compare(&crate::compare::CompareOptions {
+        base: args.base,
+        current: args.current,
+        threshold: args.threshold,
+        metric: args.metric.into(),
+        max_error_rate: args.max_error_rate,
+        fail_on_plan_change: args.fail_on_plan_change,
+        candidate_plans: args.candidate_plans,
+        seed: args.seed,
+    })?;
+    let markdown = crate::compare::render::markdown(&comparison);
+    match args.format {
+        CompareFormat::Json => println!("{}", crate::compare::render::json(&comparison)),
+        CompareFormat::Md => print!("{markdown}"),
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        use std::io::Write as _;
+        let path = PathBuf::from(summary);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{markdown}\n").as_bytes()))
+            .map_err(|e| Error::io("appending the step summary to", &path, e))?;
+    }
+    Ok(comparison.exit_code)
+}

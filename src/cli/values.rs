@@ -1,0 +1,156 @@
+//! Values of options: durations, rates, and the closed sets (`ValueEnum`s)
+//! mapped to the library's own types.
+
+use std::ffi::OsStr;
+
+use clap::ValueEnum;
+use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
+
+/// "60s", "2m", "500ms", "1h", or plain seconds.
+pub(super) fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((t, "s"), |i| (&t[..i], &t[i..]));
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 2m, 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit in `{text}` (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// "1%", "0.5%" or "0.01".
+pub(super) fn parse_fraction(text: &str) -> std::result::Result<f64, String> {
+    let t = text.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a rate (e.g. 1% or 0.01)"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("`{text}` is not between 0% and 100%"));
+    }
+    Ok(v)
+}
+
+/// `run --arrivals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Arrivals {
+    /// Exponential gaps between arrivals.
+    Poisson,
+    /// Even gaps.
+    Uniform,
+}
+
+impl From<Arrivals> for crate::run::driver::Arrivals {
+    fn from(a: Arrivals) -> Self {
+        match a {
+            Arrivals::Poisson => Self::Poisson,
+            Arrivals::Uniform => Self::Uniform,
+        }
+    }
+}
+
+/// `run --protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Protocol {
+    /// Extended protocol, statements prepared once per connection; a
+    /// tenant-framed transaction is pipelined.
+    Prepared,
+    /// Each transaction sent as one text message with literals: one round trip.
+    Simple,
+}
+
+/// `report --format`: one item of its comma-separated list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum ReportFormat {
+    /// report.md, with its plots in report-files/.
+    #[value(alias = "markdown")]
+    Md,
+    /// report.html, self-contained.
+    Html,
+    /// report.json, the summary.
+    Json,
+}
+
+impl From<ReportFormat> for crate::report::Format {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Md => Self::Markdown,
+            ReportFormat::Html => Self::Html,
+            ReportFormat::Json => Self::Json,
+        }
+    }
+}
+
+/// `compare --metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Metric {
+    /// Median.
+    P50,
+    /// 95th percentile.
+    P95,
+    /// 99th percentile.
+    P99,
+}
+
+impl From<Metric> for crate::compare::Metric {
+    fn from(m: Metric) -> Self {
+        match m {
+            Metric::P50 => Self::P50,
+            Metric::P95 => Self::P95,
+            Metric::P99 => Self::P99,
+        }
+    }
+}
+
+/// `compare --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum CompareFormat {
+    /// Markdown.
+    Md,
+    /// JSON.
+    Json,
+}
+
+/// A `ValueEnum`'s parser that forgives spaces around an item of a
+/// comma-separated list (`--format "md, html"`), with clap's own errors.
+#[derive(Clone)]
+pub(super) struct Trimmed<E>(std::marker::PhantomData<E>);
+
+impl<E> Default for Trimmed<E> {
+    fn default() -> Self {
+        Trimmed(std::marker::PhantomData)
+    }
+}
+
+impl<E: ValueEnum + Clone + Send + Sync + 'static> TypedValueParser for Trimmed<E> {
+    type Value = E;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> std::result::Result<E, clap::Error> {
+        let value = value.to_str().map_or(value, |v| OsStr::new(v.trim()));
+        EnumValueParser::<E>::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            E::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
+}

@@ -1,0 +1,161 @@
+//! `crmbench pg start | stop | status | url`: managing the private server.
+//! Each function acts and returns the text the command prints, and each
+//! refuses a `--database-url` target: crmbench never starts, stops or
+//! describes a server it did not start.
+
+use std::fmt::Write as _;
+
+use super::private::{self, PrivateServer, StartOutcome};
+use super::{Target, TargetOptions, connect, roles, settings};
+use crate::error::{Error, Result};
+
+fn refuse_external(opts: &TargetOptions, what: &str) -> Result<()> {
+    if opts.database_url.is_some() {
+        return Err(Error::Usage {
+            message: format!(
+                "`crmbench pg {what}` manages the private server only; crmbench never starts, \
+                 stops or describes a server given by --database-url / DATABASE_URL"
+            ),
+            fix: "unset DATABASE_URL or drop --database-url for this command".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `pg start`: start (initialising on first use) or reuse the private server,
+/// with its roles and database; say where it is and how to connect.
+pub async fn start(opts: &TargetOptions) -> Result<String> {
+    refuse_external(opts, "start")?;
+    let (target, outcome) = Target::resolve(opts, true)?;
+    super::bootstrap_private(&target).await?;
+    let Target::Private { server, database } = &target else {
+        return Ok(String::new());
+    };
+    let verb = match outcome {
+        Some(StartOutcome::Initialised) => "initialised and started",
+        Some(StartOutcome::Started) => "started",
+        _ => "already running; reused",
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "crmbench: private PostgreSQL {} {verb} on port {} (data: {})",
+        server.state().binaries.major,
+        server.port(),
+        server.base_dir().display()
+    );
+    let _ = writeln!(out, "  connect:   psql \"$(crmbench pg url)\"");
+    let _ = writeln!(
+        out,
+        "  admin URL: {}",
+        server.url(private::SUPERUSER, database)
+    );
+    let _ = writeln!(out, "  app URL:   {}", server.url(roles::APP, database));
+    let _ = writeln!(out, "  stop:      crmbench pg stop");
+    Ok(out)
+}
+
+/// `pg stop`: stop the private server if crmbench started one here.
+pub fn stop(opts: &TargetOptions) -> Result<String> {
+    refuse_external(opts, "stop")?;
+    let Some(server) = PrivateServer::open(&opts.private)? else {
+        return Ok("crmbench: no private server here; nothing to stop\n".into());
+    };
+    Ok(if server.stop()? {
+        format!(
+            "crmbench: private server on port {} stopped\n",
+            server.port()
+        )
+    } else {
+        format!(
+            "crmbench: private server on port {} was not running\n",
+            server.port()
+        )
+    })
+}
+
+/// `pg url`: a URL psql accepts, as the superuser or (`app`) the application role.
+pub fn url(opts: &TargetOptions, app: bool) -> Result<String> {
+    refuse_external(opts, "url")?;
+    let (target, _) = Target::resolve(opts, false)?;
+    let Target::Private { server, database } = &target else {
+        return Ok(String::new());
+    };
+    let user = if app { roles::APP } else { private::SUPERUSER };
+    Ok(format!("{}\n", server.url(user, database)))
+}
+
+/// `pg status`: whether the private server runs, where, and (when it runs)
+/// the settings in force.
+pub async fn status(opts: &TargetOptions) -> Result<String> {
+    refuse_external(opts, "status")?;
+    let mut out = String::new();
+    let Some(server) = PrivateServer::open(&opts.private)? else {
+        let base = opts
+            .private
+            .base_dir
+            .clone()
+            .unwrap_or_else(private::default_base_dir);
+        let _ = writeln!(
+            out,
+            "private server: not created (folder {})",
+            base.display()
+        );
+        let _ = writeln!(out, "  start it with: crmbench pg start");
+        return Ok(out);
+    };
+    let running = server.is_running()?;
+    describe_server(&mut out, &server, running);
+    if running {
+        out.push_str(&settings_in_force(server).await?);
+    }
+    Ok(out)
+}
+
+fn describe_server(out: &mut String, server: &PrivateServer, running: bool) {
+    let state = server.state();
+    let _ = writeln!(
+        out,
+        "private server: {}",
+        if running { "running" } else { "stopped" }
+    );
+    let _ = writeln!(
+        out,
+        "  PostgreSQL:  {} ({})",
+        state.binaries.major,
+        state.binaries.bindir.display()
+    );
+    let _ = writeln!(out, "  port:        {}", server.port());
+    let _ = writeln!(out, "  socket dir:  {}", server.socket_dir().display());
+    let _ = writeln!(out, "  data dir:    {}", server.data_dir().display());
+    let _ = writeln!(out, "  log:         {}", server.log_path().display());
+    if let Some(user) = &state.server_user {
+        let _ = writeln!(out, "  runs as:     OS user {user}");
+    }
+    let _ = writeln!(
+        out,
+        "  admin URL:   {}",
+        server.url(private::SUPERUSER, private::DATABASE)
+    );
+}
+
+async fn settings_in_force(server: PrivateServer) -> Result<String> {
+    let target = Target::private(server);
+    let client = connect(&target.admin_to("postgres")).await?;
+    let mut out = String::from("  settings in force:\n");
+    for name in settings::REPORTED {
+        let row = client
+            .query_opt(
+                "SELECT setting, coalesce(unit, '') FROM pg_settings WHERE name = $1",
+                &[name],
+            )
+            .await
+            .map_err(|e| Error::from_pg("reading pg_settings", e))?;
+        if let Some(row) = row {
+            let (value, unit): (String, String) = (row.get(0), row.get(1));
+            let shown = settings::with_unit(&value, &unit);
+            let _ = writeln!(out, "    {name:<32} {shown}");
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,312 @@
+//! One benchmark client's loop: wait for the next intended start (open loop)
+//! or go at once (closed loop), pick a query by weight and a tenant, draw the
+//! parameter values, run the transaction on the baseline (and, paired, on the
+//! candidate, in random order with the same values), record into its driver
+//! thread's slot, and replace a connection the server dropped. Every random
+//! draw comes from the client's own stream, in a fixed order, so a seed
+//! replays the same transactions.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::conn::{Conn, TxError, TxOutcome};
+use super::driver::{
+    Arrivals, DriverConfig, PAIRS_PER_SLOT, Shared, Slot, initial, open_with_retry, wait_stop,
+};
+use crate::rng::{Prng, tag};
+use crate::stats;
+use crate::workload::params::{Pools, Value};
+use crate::workload::{Param, Query, Workload};
+
+/// A transaction's result on one side, with the retries it took.
+type SideResult = (std::result::Result<TxOutcome, TxError>, u32);
+
+/// Client `c` on driver thread `t`: runs until `shared.stop`.
+pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared: Arc<Shared>) {
+    let mut rng = Prng::for_parts(&[config.seed, tag("client"), c as u64]);
+    let Some(mut sides) = Sides::open(c, &config, &shared).await else {
+        return;
+    };
+    let picker = QueryPicker::new(&config.workload);
+    let mut pacer = Pacer::new(
+        config.rate.map(|r| r / config.clients as f64),
+        config.arrivals,
+    );
+    let no_refs = HashMap::new();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let intended = match pacer.next(&mut rng, &shared).await {
+            Turn::Go(intended) => intended,
+            Turn::Stop => break,
+        };
+        let qi = picker.pick(&mut rng);
+        let query = &config.workload.queries[qi];
+        let (tenant, values) = draw(query, &config.pools, &mut rng, &no_refs);
+        let results = sides
+            .run(qi, query, &tenant, &values, config.max_tries, &mut rng)
+            .await;
+        let paired = sides.candidate.is_some();
+        let lost = record(&shared.slots[t], c, qi, intended, paired, &results);
+        shared.done.fetch_add(1, Ordering::Relaxed);
+        // A killed backend or dropped connection: counted above, then reconnect.
+        if !sides.reconnect(lost, &config, &shared).await {
+            return;
+        }
+    }
+}
+
+/// A client's connections: the baseline's, and the candidate's when paired.
+struct Sides {
+    baseline: Conn,
+    candidate: Option<Conn>,
+}
+
+impl Sides {
+    /// Open both sides; `None` when one could not be opened (fatal).
+    async fn open(c: usize, config: &DriverConfig, shared: &Shared) -> Option<Sides> {
+        let simple = config.simple;
+        let workload = &config.workload;
+        // Every other client opens the candidate's connection first: whatever
+        // being opened first does to a backend (placement, caches) cancels out.
+        let (candidate, baseline) = if c % 2 == 1 {
+            let candidate = open_candidate(config, shared).await?;
+            let baseline = initial(&config.baseline, workload, shared, simple).await?;
+            (candidate, baseline)
+        } else {
+            let baseline = initial(&config.baseline, workload, shared, simple).await?;
+            (open_candidate(config, shared).await?, baseline)
+        };
+        Some(Sides {
+            baseline,
+            candidate,
+        })
+    }
+
+    /// Run the transaction on each side, in random order when paired;
+    /// `[baseline, candidate]`.
+    async fn run(
+        &mut self,
+        qi: usize,
+        query: &Query,
+        tenant: &str,
+        values: &[Vec<Value>],
+        max_tries: u32,
+        rng: &mut Prng,
+    ) -> [Option<SideResult>; 2] {
+        let candidate_first = self.candidate.is_some() && rng.chance(0.5);
+        let mut results = [None, None];
+        for side in 0..2 {
+            let is_candidate = (side == 0) == candidate_first;
+            let conn = if is_candidate {
+                self.candidate.as_mut()
+            } else {
+                Some(&mut self.baseline)
+            };
+            let Some(conn) = conn else { continue };
+            let result = with_retries(conn, qi, query, tenant, values, max_tries).await;
+            results[usize::from(is_candidate)] = Some(result);
+        }
+        results
+    }
+
+    /// Replace the connections `lost` says were lost (`[baseline,
+    /// candidate]`); false when the client must end (the run stopped, or
+    /// the server cannot be reached any more).
+    async fn reconnect(&mut self, lost: [bool; 2], config: &DriverConfig, shared: &Shared) -> bool {
+        let simple = config.simple;
+        if lost[0] {
+            match open_with_retry(&config.baseline, &config.workload, shared, simple).await {
+                Some(c) => self.baseline = c,
+                None => return false,
+            }
+        }
+        if lost[1] {
+            if let Some(spec) = &config.candidate {
+                match open_with_retry(spec, &config.workload, shared, simple).await {
+                    Some(c) => self.candidate = Some(c),
+                    None => return false,
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The candidate's connection: `Some(None)` when the run is not paired,
+/// `None` when it could not be opened (fatal).
+async fn open_candidate(config: &DriverConfig, shared: &Shared) -> Option<Option<Conn>> {
+    match &config.candidate {
+        Some(spec) => initial(spec, &config.workload, shared, config.simple)
+            .await
+            .map(Some),
+        None => Some(None),
+    }
+}
+
+/// Run once, again on a serialization failure or deadlock up to `max_tries`.
+async fn with_retries(
+    conn: &mut Conn,
+    qi: usize,
+    query: &Query,
+    tenant: &str,
+    values: &[Vec<Value>],
+    max_tries: u32,
+) -> SideResult {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let r = conn.run(qi, query, tenant, values).await;
+        match &r {
+            Err(e) if e.retryable() && tries < max_tries => continue,
+            _ => return (r, tries - 1),
+        }
+    }
+}
+
+/// Queries by weight: a draw below the total weight lands on one query.
+struct QueryPicker {
+    cumulative: Vec<u64>,
+    total: u64,
+}
+
+impl QueryPicker {
+    fn new(workload: &Workload) -> QueryPicker {
+        let cumulative: Vec<u64> = workload
+            .queries
+            .iter()
+            .scan(0u64, |acc, q| {
+                *acc += u64::from(q.weight);
+                Some(*acc)
+            })
+            .collect();
+        let total = cumulative.last().copied().unwrap_or(1);
+        QueryPicker { cumulative, total }
+    }
+
+    fn pick(&self, rng: &mut Prng) -> usize {
+        let pick = rng.below(self.total);
+        self.cumulative.partition_point(|&w| w <= pick)
+    }
+}
+
+/// What the pacer says: go (with the intended start in open loop), or stop.
+enum Turn {
+    Go(Option<Instant>),
+    Stop,
+}
+
+/// Intended start times in open loop (`rate` per client); none in closed loop.
+struct Pacer {
+    rate: Option<f64>,
+    arrivals: Arrivals,
+    next_start: Instant,
+}
+
+impl Pacer {
+    fn new(rate: Option<f64>, arrivals: Arrivals) -> Pacer {
+        Pacer {
+            rate,
+            arrivals,
+            next_start: Instant::now(),
+        }
+    }
+
+    /// Wait for the next intended start (open loop), or go at once.
+    async fn next(&mut self, rng: &mut Prng, shared: &Shared) -> Turn {
+        let Some(rate) = self.rate else {
+            return Turn::Go(None);
+        };
+        let gap = match self.arrivals {
+            Arrivals::Poisson => -(1.0 - rng.unit()).ln() / rate,
+            Arrivals::Uniform => 1.0 / rate,
+        };
+        self.next_start += Duration::from_secs_f64(gap);
+        if self.next_start > Instant::now() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.next_start.into()) => {}
+                _ = wait_stop(shared) => return Turn::Stop,
+            }
+        }
+        Turn::Go(Some(self.next_start))
+    }
+}
+
+/// The transaction's tenant and every statement's parameter values (`ref`
+/// parameters stay NULL here: the connection fills them in from what an
+/// earlier statement returns).
+fn draw(
+    query: &Query,
+    pools: &Pools,
+    rng: &mut Prng,
+    no_refs: &HashMap<String, Value>,
+) -> (String, Vec<Vec<Value>>) {
+    let tenant = pools.tenants.pick(query.tenant, rng).to_string();
+    let values = query
+        .statements
+        .iter()
+        .map(|st| {
+            st.params
+                .iter()
+                .map(|p| match p {
+                    Param::Ref(_) => Value::Null,
+                    _ => pools.value(p, rng, &tenant, no_refs),
+                })
+                .collect()
+        })
+        .collect();
+    (tenant, values)
+}
+
+/// Record one transaction's sides into the thread's slot; returns which
+/// sides lost their connection (`[baseline, candidate]`).
+fn record(
+    slot: &Mutex<Slot>,
+    c: usize,
+    qi: usize,
+    intended: Option<Instant>,
+    paired: bool,
+    results: &[Option<SideResult>; 2],
+) -> [bool; 2] {
+    let mut lost = [false, false];
+    let Ok(mut slot) = slot.lock() else {
+        return lost;
+    };
+    let mut pair = [0u32; 2];
+    for (side, result) in results.iter().enumerate() {
+        let Some((outcome, retries)) = result else {
+            continue;
+        };
+        let s = if side == 1 {
+            &mut slot.candidate[qi]
+        } else {
+            &mut slot.baseline[qi]
+        };
+        s.retries += u64::from(*retries);
+        match outcome {
+            Ok(o) => {
+                // Open loop, unpaired: from the intended start (no coordinated omission).
+                let us = match intended {
+                    Some(at) if !paired => {
+                        u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX)
+                    }
+                    _ => o.total_us,
+                };
+                stats::record(&mut s.hist, us);
+                for (h, v) in s.statements.iter_mut().zip(&o.statement_us) {
+                    stats::record(h, *v);
+                }
+                pair[side] = u32::try_from(o.total_us).unwrap_or(u32::MAX);
+            }
+            Err(e) => {
+                *s.errors.entry(e.code.clone()).or_default() += 1;
+                s.messages.insert(e.code.clone(), e.message.clone());
+                lost[side] = e.lost();
+            }
+        }
+    }
+    if paired && pair[0] > 0 && pair[1] > 0 && slot.pairs[qi].len() < PAIRS_PER_SLOT {
+        slot.pairs[qi].push((c as u16, pair[0], pair[1]));
+    }
+    lost
+}

@@ -1,0 +1,289 @@
+//! A run's outcome: the results assembled from what the measurement window
+//! collected (per query and side: count, errors, throughput, percentiles,
+//! histograms and series; paired ratios at a Bonferroni-adjusted level), the
+//! queries over `--max-error-rate`, the A/A intervals that miss 1.00, the
+//! exit code all that means, and `results.json` in the run folder — so the
+//! CLI, `demo`, tests and library callers get the same files and codes.
+
+use std::path::{Path, PathBuf};
+
+use super::RunOptions;
+use super::collect::Collector;
+use super::driver::SideSlot;
+use super::paired;
+use super::window::Measured;
+use crate::error::Result;
+use crate::results::{
+    DatasetInfo, DriverInfo, FORMAT_VERSION, IntervalStats, QueryResult, Results, ServerInfo,
+    SideStats, StatementLatency, WorkloadInfo,
+};
+use crate::runfolder;
+use crate::stats;
+use crate::workload::{Kind, Workload};
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The results (also written to the run folder).
+    pub results: Results,
+    /// Queries over `--max-error-rate`, described.
+    pub error_rate_exceeded: Vec<String>,
+    /// Queries whose A/A interval misses 1.00 (`--self-check`).
+    pub self_check_failed: Vec<String>,
+}
+
+impl RunOutcome {
+    /// 2 when the run ended early (the results are partial); 1 when a query
+    /// failed more often than `--max-error-rate` or the A/A self-check
+    /// failed; else 0. The CLI exits with it.
+    pub fn exit_code(&self) -> u8 {
+        if self.results.partial.is_some() {
+            2
+        } else if !self.error_rate_exceeded.is_empty() || !self.self_check_failed.is_empty() {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// What a finished run tells its user beyond the table: the lines for
+/// standard output and for standard error, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Ending {
+    /// Lines for standard output.
+    pub stdout: Vec<String>,
+    /// Lines for standard error.
+    pub stderr: Vec<String>,
+}
+
+impl RunOutcome {
+    /// The lines that say how the run ended, given where its results went:
+    /// ended early, queries over `max_error_rate`, the A/A self-check.
+    pub fn ending(&self, results_path: &Path, max_error_rate: f64, self_check: bool) -> Ending {
+        let mut end = Ending::default();
+        if let Some(reason) = &self.results.partial {
+            end.stderr.push(format!(
+                "error: the run ended early ({reason}); the results gathered so far are in {}",
+                results_path.display()
+            ));
+            return end;
+        }
+        let exceeded = &self.error_rate_exceeded;
+        if !exceeded.is_empty() {
+            end.stderr.push(format!(
+                "crmbench: {} quer{} failed more often than --max-error-rate {:.2}%:",
+                exceeded.len(),
+                if exceeded.len() == 1 { "y" } else { "ies" },
+                max_error_rate * 100.0
+            ));
+            end.stderr.extend(exceeded.iter().map(|l| format!("  {l}")));
+        }
+        if self_check {
+            if self.self_check_failed.is_empty() {
+                end.stdout
+                    .push("crmbench: A/A self-check passed: every interval contains 1.00".into());
+            } else {
+                end.stderr.push("crmbench: A/A self-check FAILED:".into());
+                end.stderr
+                    .extend(self.self_check_failed.iter().map(|l| format!("  {l}")));
+            }
+        }
+        end
+    }
+}
+
+/// Write the outcome's `results.json` into the run folder (`out`, or a new
+/// timestamped folder under `reports/`); returns the file's path.
+pub fn write_outcome(
+    out: Option<&Path>,
+    outcome: &RunOutcome,
+    access: runfolder::Access,
+) -> Result<PathBuf> {
+    runfolder::RunFolder::prepare(out, "run", access)?.write(&outcome.results)
+}
+
+/// How the run was set up, as the results record it.
+pub(super) struct Setup {
+    /// Driver threads used.
+    pub threads: usize,
+    /// Paired run.
+    pub paired: bool,
+    /// The server and its settings.
+    pub server: ServerInfo,
+    /// The dataset's seed and scale, when crmbench generated it.
+    pub dataset: Option<DatasetInfo>,
+}
+
+/// The outcome of a run of `workload` with `opts`, from what was measured.
+pub(super) fn assemble(
+    workload: &Workload,
+    opts: &RunOptions,
+    setup: Setup,
+    measured: Measured,
+) -> RunOutcome {
+    let collected = &measured.collected;
+    let level = bonferroni_level(&collected.pairs);
+    let queries = query_results(workload, collected, measured.seconds, level, opts.seed);
+    let error_rate_exceeded = error_rates(workload, &collected.totals, opts.max_error_rate);
+    let self_check_failed = if opts.self_check {
+        self_check_failures(&queries)
+    } else {
+        Vec::new()
+    };
+    let results = Results {
+        format_version: FORMAT_VERSION,
+        crmbench_version: env!("CARGO_PKG_VERSION").into(),
+        seed: opts.seed,
+        dataset: setup.dataset,
+        workload: WorkloadInfo {
+            name: workload.name.clone(),
+            path: workload.path.display().to_string(),
+            hash: workload.hash.clone(),
+        },
+        server: setup.server,
+        driver: DriverInfo {
+            clients: opts.clients,
+            threads: setup.threads,
+            rate: opts.rate,
+            protocol: if opts.simple { "simple" } else { "prepared" }.into(),
+            warmup_seconds: opts.warmup.as_secs_f64(),
+            interval_seconds: opts.interval.as_secs_f64(),
+            paired: setup.paired,
+        },
+        started_at: measured.started_at.to_rfc3339(),
+        ended_at: chrono::Utc::now().to_rfc3339(),
+        measured_seconds: measured.seconds,
+        partial: measured.partial,
+        queries,
+        index_usage: measured.index_usage,
+        statements: measured.statements,
+    };
+    RunOutcome {
+        results,
+        error_rate_exceeded,
+        self_check_failed,
+    }
+}
+
+/// Confidence level of each query's ratio interval: 95% shared among the
+/// queries with enough pairs (≥ 20) to get one (Bonferroni), so "every
+/// interval contains 1.00" is a claim about all of them at once.
+fn bonferroni_level(pairs: &[Vec<paired::Block>]) -> f64 {
+    let compared = pairs
+        .iter()
+        .filter(|p| p.iter().map(|b| b.pairs.len()).sum::<usize>() >= 20)
+        .count();
+    1.0 - 0.05 / compared.max(1) as f64
+}
+
+/// Every query's figures: both sides, ratios when paired, each statement.
+fn query_results(
+    workload: &Workload,
+    collected: &Collector,
+    seconds: f64,
+    level: f64,
+    seed: u64,
+) -> Vec<QueryResult> {
+    let paired = collected.paired();
+    workload
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, query)| QueryResult {
+            name: query.name.clone(),
+            kind: match query.kind {
+                Kind::Read => "read".into(),
+                Kind::Write => "write".into(),
+            },
+            weight: query.weight,
+            baseline: side(&collected.totals[i], &collected.series[i], seconds),
+            candidate: paired.then(|| {
+                side(
+                    &collected.candidate_totals[i],
+                    &collected.candidate_series[i],
+                    seconds,
+                )
+            }),
+            ratios: if paired {
+                paired::ratios(&collected.pairs[i], level, seed ^ i as u64)
+            } else {
+                None
+            },
+            statements: query
+                .statements
+                .iter()
+                .enumerate()
+                .map(|(k, st)| StatementLatency {
+                    index: k,
+                    sql: st.sql.clone(),
+                    latency: stats::summarize(&collected.totals[i].statements[k]),
+                    histogram: stats::encode(&collected.totals[i].statements[k]),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// One side's figures over a window of `seconds`.
+fn side(slot: &SideSlot, series: &[IntervalStats], seconds: f64) -> SideStats {
+    SideStats {
+        count: slot.hist.len(),
+        errors: slot.errors.clone(),
+        retries: slot.retries,
+        tps: slot.hist.len() as f64 / seconds,
+        latency: stats::summarize(&slot.hist),
+        histogram: stats::encode(&slot.hist),
+        intervals: series.to_vec(),
+    }
+}
+
+/// The queries whose share of failed transactions exceeds `max_error_rate`,
+/// each with its most frequent error.
+fn error_rates(workload: &Workload, totals: &[SideSlot], max_error_rate: f64) -> Vec<String> {
+    workload
+        .queries
+        .iter()
+        .zip(totals)
+        .filter_map(|(query, total)| {
+            let errors: u64 = total.errors.values().sum();
+            let all = errors + total.hist.len();
+            let rate = if all == 0 {
+                0.0
+            } else {
+                errors as f64 / all as f64
+            };
+            (errors > 0 && rate > max_error_rate).then(|| {
+                let (code, n) = total
+                    .errors
+                    .iter()
+                    .max_by_key(|(_, n)| **n)
+                    .map(|(c, n)| (c.clone(), *n))
+                    .unwrap_or_default();
+                let message = total.messages.get(&code).cloned().unwrap_or_default();
+                format!(
+                    "{}: {:.1}% of {} transactions failed; most often {code} ({n}×): {message}",
+                    query.name,
+                    rate * 100.0,
+                    all
+                )
+            })
+        })
+        .collect()
+}
+
+/// The queries of an A/A run whose p50, p95 or p99 interval misses 1.00.
+fn self_check_failures(queries: &[QueryResult]) -> Vec<String> {
+    queries
+        .iter()
+        .filter_map(|qr| {
+            let r = qr.ratios.as_ref()?;
+            let bad: Vec<String> = [("p50", r.p50), ("p95", r.p95), ("p99", r.p99)]
+                .iter()
+                .filter(|(_, ci)| !(ci.lo <= 1.0 && 1.0 <= ci.hi))
+                .map(|(n, ci)| format!("{n} {:.3} [{:.3}, {:.3}]", ci.ratio, ci.lo, ci.hi))
+                .collect();
+            (!bad.is_empty()).then(|| format!("{}: {}", qr.name, bad.join(", ")))
+        })
+        .collect()
+}

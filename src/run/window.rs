@@ -1,0 +1,201 @@
+//! The measurement window: start the driver, let it warm up unrecorded, then
+//! open the window (a snapshot of the server's counters, the wall-clock
+//! start) and feed every interval to the collector with a progress line,
+//! until the duration is over, Ctrl-C, or an error stops the clients; then
+//! stop the driver, count what finished after the last tick, and take the
+//! server's counters again. A run that fails before its first transaction is
+//! an error; one that fails later is kept, marked partial.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Client;
+
+use super::RunOptions;
+use super::collect::{Collector, progress_line};
+use super::driver::{self, DriverConfig, Shared};
+use super::pgstat;
+use crate::error::{Error, Result};
+use crate::results::{IndexUsage, StatementStats};
+use crate::workload::Workload;
+
+/// What the window measured.
+pub struct Measured {
+    /// Totals, series and pairs.
+    pub collected: Collector,
+    /// Why the run ended early, if it did.
+    pub partial: Option<String>,
+    /// When the window opened (wall clock).
+    pub started_at: DateTime<Utc>,
+    /// Length of the window, seconds (never zero).
+    pub seconds: f64,
+    /// Index use over the window.
+    pub index_usage: Vec<IndexUsage>,
+    /// Statement statistics over the window.
+    pub statements: Vec<StatementStats>,
+}
+
+/// Run the driver with `config` and measure, as `opts` says; `admin` reads
+/// the server's counters.
+pub async fn measure(admin: &Client, config: DriverConfig, opts: &RunOptions) -> Result<Measured> {
+    let workload = config.workload.clone();
+    let paired = config.candidate.is_some();
+    let mut window = Window::new();
+    // Without warm-up the window opens before the first transaction: nothing
+    // the clients do (a killed backend in the first second included) is lost.
+    if opts.warmup.is_zero() {
+        window.open(admin).await;
+    }
+    let shared = Shared::new(&workload, config.threads, paired);
+    let mut driver = Running {
+        handles: driver::start(config, shared.clone())?,
+        shared,
+    };
+    let mut collected = Collector::new(&workload, paired, opts.seed);
+    let mut partial =
+        match tick_until_done(admin, &mut window, &driver, &workload, &mut collected, opts).await {
+            Ok(partial) => partial,
+            Err(fatal) => {
+                let _ = driver.stop().await;
+                return Err(Error::State {
+                    message: format!("the run could not start: {fatal}"),
+                    fix: "check the server and the workload (`crmbench run --check`)".into(),
+                });
+            }
+        };
+    if let Err(e) = driver.stop().await {
+        partial.get_or_insert(e.to_string());
+    }
+    // What finished after the last tick still counts.
+    if let Some(since) = window.since {
+        let slot = driver.shared.swap(&workload, paired);
+        collected.add_tail(since.elapsed().as_secs_f64(), &slot);
+    }
+    let seconds = window
+        .since
+        .map_or(0.0, |s| s.elapsed().as_secs_f64())
+        .max(1e-9);
+    let after = pgstat::snapshot(admin).await;
+    let (index_usage, statements) = pgstat::delta(&window.before, &after);
+    Ok(Measured {
+        collected,
+        partial,
+        started_at: window.started_at,
+        seconds,
+        index_usage,
+        statements,
+    })
+}
+
+/// The window's state: open (`since`) or still warming up.
+struct Window {
+    since: Option<Instant>,
+    started_at: DateTime<Utc>,
+    before: pgstat::Snapshot,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window {
+            since: None,
+            started_at: Utc::now(),
+            before: pgstat::Snapshot::default(),
+        }
+    }
+
+    /// From now on everything counts.
+    async fn open(&mut self, admin: &Client) {
+        self.before = pgstat::snapshot(admin).await;
+        self.started_at = Utc::now();
+        self.since = Some(Instant::now());
+    }
+}
+
+/// Tick every interval until the window is over or the run must stop
+/// (`Ok`: why it stopped early, if it did); `Err` with the cause when the
+/// clients failed before anything ran.
+async fn tick_until_done(
+    admin: &Client,
+    window: &mut Window,
+    driver: &Running,
+    workload: &Workload,
+    collected: &mut Collector,
+    opts: &RunOptions,
+) -> std::result::Result<Option<String>, String> {
+    let shared = &driver.shared;
+    let paired = collected.paired();
+    let started = Instant::now();
+    let mut partial: Option<String> = None;
+    let mut tick = tokio::time::interval(opts.interval);
+    tick.tick().await;
+    let mut last_done = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut ctrl_c => {
+                partial = Some("interrupted (Ctrl-C)".into());
+            }
+        }
+        if let Some(fatal) = shared.fatal.lock().ok().and_then(|f| f.clone()) {
+            if window.since.is_none() && shared.done.load(Ordering::Relaxed) == 0 {
+                return Err(fatal);
+            }
+            partial.get_or_insert(format!("stopped by an error: {fatal}"));
+        }
+        let slot = shared.swap(workload, paired);
+        let done = shared.done.load(Ordering::Relaxed);
+        match window.since {
+            None if started.elapsed() >= opts.warmup => {
+                window.open(admin).await;
+                // Warm-up over: what finished during it is dropped.
+                let _ = shared.swap(workload, paired);
+                last_done = shared.done.load(Ordering::Relaxed);
+                if !opts.quiet {
+                    eprintln!("run: warm-up done, measuring for {:?}", opts.duration);
+                }
+            }
+            None => {}
+            Some(since) => {
+                let t = since.elapsed().as_secs_f64();
+                collected.add_interval(t, &slot);
+                if !opts.quiet {
+                    let interval = opts.interval.as_secs_f64();
+                    eprintln!("{}", progress_line(t, &slot, done - last_done, interval));
+                }
+                last_done = done;
+                if since.elapsed() >= opts.duration {
+                    break;
+                }
+            }
+        }
+        if partial.is_some() {
+            break;
+        }
+    }
+    Ok(partial)
+}
+
+/// The driver's threads while they run.
+struct Running {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop every client and wait for the threads (off the runtime).
+    async fn stop(&mut self) -> Result<()> {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let handles = std::mem::take(&mut self.handles);
+        tokio::task::spawn_blocking(move || driver::join(handles))
+            .await
+            .map_err(|e| Error::Internal {
+                message: e.to_string(),
+                fix: String::new(),
+            })?
+    }
+}
