@@ -141,3 +141,17 @@ fn two_pg_starts_at_once_both_failed_on_a_fresh_folder_and_one_on_a_stopped_one(
         assert!(text(&stop).contains("stopped"), "{}", text(&stop));
     }
 }
+
+#[test]
+fn a_missing_workload_file_said_its_os_error_twice() {
+    let o = crmbench()
+        .args(["run", "--check", "--workload", "/nonexistent/crm.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        said.trim_end(),
+        "error: reading workload /nonexistent/crm.toml: No such file or directory (os error 2)",
+    );
+}
