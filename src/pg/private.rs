@@ -144,7 +144,12 @@ impl PrivateServer {
     /// and serialized across processes: a second caller waits for the first
     /// to finish (the lock file `start.lock`) and then finds the server running.
     pub fn ensure_running(opts: &PrivateOptions) -> Result<(PrivateServer, StartOutcome)> {
-        let _started_alone = lock_start(&opts.base_dir.clone().unwrap_or_else(default_base_dir))?;
+        let base = opts.base_dir.clone().unwrap_or_else(default_base_dir);
+        if !base.exists() {
+            // The lock creates the folder: refuse one the server cannot use first.
+            preflight(opts, &base)?;
+        }
+        let _started_alone = lock_start(&base)?;
         let (server, fresh) = match PrivateServer::open(opts)? {
             Some(s) => (s, false),
             None => (PrivateServer::init(opts)?, true),
@@ -163,11 +168,7 @@ impl PrivateServer {
 
     fn init(opts: &PrivateOptions) -> Result<PrivateServer> {
         let base = opts.base_dir.clone().unwrap_or_else(default_base_dir);
-        let bins = binaries::discover(opts.bindir.as_deref())?;
-        let user = choose_server_user()?;
-        if let Some(u) = &user {
-            check_traversable(&base, u)?;
-        }
+        let (bins, user) = preflight(opts, &base)?;
         let data = base.join("data");
         if data.exists()
             && std::fs::read_dir(&data)
@@ -426,6 +427,17 @@ impl PrivateServer {
             .application_name("crmbench");
         c
     }
+}
+
+/// What a new cluster in `base` needs before anything is created: the
+/// binaries, the OS user the server runs as, and a way into `base` for it.
+fn preflight(opts: &PrivateOptions, base: &Path) -> Result<(Binaries, Option<ServerUser>)> {
+    let bins = binaries::discover(opts.bindir.as_deref())?;
+    let user = choose_server_user()?;
+    if let Some(u) = &user {
+        check_traversable(base, u)?;
+    }
+    Ok((bins, user))
 }
 
 /// Hold `start.lock` in the base folder (created if missing) for the life of
