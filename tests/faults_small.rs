@@ -155,3 +155,27 @@ fn a_missing_workload_file_said_its_os_error_twice() {
         "error: reading workload /nonexistent/crm.toml: No such file or directory (os error 2)",
     );
 }
+
+/// A workload of `n` one-statement queries.
+fn many_queries(n: usize) -> String {
+    let mut text = String::from("name = \"many\"\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "\n[[query]]\nname = \"q{i}\"\nkind = \"read\"\nsql = \"SELECT $1::int\"\n\
+             params = [{{ int = [1, 10] }}]\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn parsing_a_20k_query_workload_took_76_seconds_quadratic_line_lookup() {
+    // No timed assertion: before the fix this test took minutes (each query's
+    // line was found by counting newlines from the start of the file).
+    let text = many_queries(20_000);
+    let w = crmbench::workload::Workload::parse(&text, Path::new("many.toml")).unwrap();
+    assert_eq!(w.queries.len(), 20_000);
+    let last = &w.queries[19_999];
+    assert_eq!(last.line, text.lines().count() - 3);
+    assert_eq!(last.statements[0].line, last.line + 2);
+}
