@@ -179,3 +179,29 @@ fn parsing_a_20k_query_workload_took_76_seconds_quadratic_line_lookup() {
     assert_eq!(last.line, text.lines().count() - 3);
     assert_eq!(last.statements[0].line, last.line + 2);
 }
+
+#[test]
+fn a_control_character_in_a_toml_comment_gave_an_empty_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ctl.toml");
+    std::fs::write(
+        &file,
+        "name = \"ctl\"\n# a comment \u{1} here\n[[query]]\nname = \"q\"\nkind = \"read\"\n\
+         sql = \"SELECT 1\"\n",
+    )
+    .unwrap();
+    let o = crmbench()
+        .args(["run", "--check", "--workload"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains(&format!(
+            "{}:2: column 13: control character U+0001",
+            file.display()
+        )),
+        "{said}"
+    );
+}

@@ -257,6 +257,7 @@ impl Workload {
     /// Validate workload text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Workload> {
         let file = SourceFile {
+            text,
             path,
             lines: Lines::new(text),
         };
@@ -291,6 +292,7 @@ impl Workload {
 /// The text being validated and its path: turns spans into lines and
 /// problems into errors that name the file, the line and the query.
 struct SourceFile<'a> {
+    text: &'a str,
     path: &'a Path,
     lines: Lines,
 }
@@ -330,10 +332,37 @@ impl SourceFile<'_> {
         self.lines.of(spanned.span().start)
     }
 
-    /// A TOML syntax error at its line.
+    /// A TOML syntax error at its line. toml gives no message for some
+    /// errors (a control character in a comment): then say what is there.
     fn toml_error(&self, e: &toml::de::Error) -> Error {
-        let line = e.span().map_or(0, |s| self.lines.of(s.start));
-        self.err(line, None, e.message().to_string())
+        let message = e.message().trim();
+        let Some(start) = e.span().map(|s| s.start) else {
+            let message = if message.is_empty() {
+                "the file is not valid TOML"
+            } else {
+                message
+            };
+            return self.err(0, None, message.into());
+        };
+        let line = self.lines.of(start);
+        if !message.is_empty() {
+            return self.err(line, None, message.into());
+        }
+        let line_start = self.lines.0.get(line - 1).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(line_start..start)
+            .map_or(0, |t| t.chars().count() + 1);
+        let message = match self.text.get(start..).and_then(|t| t.chars().next()) {
+            Some(c) if c.is_control() => format!(
+                "column {column}: control character U+{:04X} (TOML allows none but tab, in \
+                 comments too)",
+                u32::from(c)
+            ),
+            Some(c) => format!("column {column}: unexpected {c:?}"),
+            None => "the file ends in the middle of a TOML value".into(),
+        };
+        self.err(line, None, message)
     }
 
     /// The file's format version: absent means 1; one this crmbench does
