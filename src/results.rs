@@ -237,7 +237,7 @@ impl Results {
     pub fn error_count(&self) -> u64 {
         self.queries
             .iter()
-            .map(|q| q.baseline.errors.values().sum::<u64>())
-            .sum()
+            .flat_map(|q| q.baseline.errors.values())
+            .fold(0, |a, &b| a.saturating_add(b))
     }
 }

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::error::Error;
+use crate::error::{Error, describe_chain};
 use crate::pg::TargetOptions;
 use crate::runfolder::Access;
 use args::{CONNECTION_OPTIONS, Cli, Command, FILE_ONLY_COMMANDS};
@@ -102,7 +102,9 @@ where
 }
 
 fn report_error(e: &anyhow::Error) {
-    let mut line = format!("error: {e:#}");
+    // The chain without repeats: an error whose message already holds its
+    // source's (e.g. an I/O error naming the OS error) says it once.
+    let mut line = format!("error: {}", describe_chain(e.as_ref()));
     if let Some(lib) = e.downcast_ref::<Error>() {
         if let Some(fix) = lib.fix() {
             line.push_str(&format!(" — fix: {fix}"));

@@ -21,15 +21,16 @@ pub type Pick = fn(&IntervalStats) -> u64;
 /// percentiles (`pick`; intervals without samples ignored). `None` when
 /// nothing was measured.
 pub fn weighted(intervals: &[IntervalStats], pick: Pick) -> Option<f64> {
-    let n: u64 = intervals.iter().map(|i| i.count).sum();
-    if n == 0 {
+    // f64: counts from a damaged file may overflow a u64 sum.
+    let n: f64 = intervals.iter().map(|i| i.count as f64).sum();
+    if n == 0.0 {
         return None;
     }
     let sum: f64 = intervals
         .iter()
         .map(|i| i.count as f64 * pick(i) as f64)
         .sum();
-    Some(sum / n as f64)
+    Some(sum / n)
 }
 
 /// current / baseline ratio of [`weighted`] with a `level` interval.
@@ -66,8 +67,7 @@ pub fn total_series(queries: &[&[IntervalStats]]) -> Vec<Slice> {
         let count = queries
             .iter()
             .filter_map(|q| q.get(i))
-            .map(|s| s.count)
-            .sum();
+            .fold(0u64, |sum, s| sum.saturating_add(s.count));
         let t = queries
             .iter()
             .filter_map(|q| q.get(i))
@@ -84,7 +84,7 @@ pub fn total_series(queries: &[&[IntervalStats]]) -> Vec<Slice> {
 
 fn rate(s: &[Slice]) -> Option<f64> {
     let secs: f64 = s.iter().map(|x| x.1).sum();
-    (secs > 0.0).then(|| s.iter().map(|x| x.0).sum::<u64>() as f64 / secs)
+    (secs > 0.0).then(|| s.iter().map(|x| x.0 as f64).sum::<f64>() / secs)
 }
 
 /// current / baseline ratio of transactions per second with a `level` interval.
@@ -249,6 +249,19 @@ mod tests {
         assert_eq!(common_drift(&[1.4, 1.0, 1.1, 0.9], 0.25), None);
         assert_eq!(common_drift(&[0.5, 0.6, 1.0], 0.25), Some(0.6));
         assert_eq!(common_drift(&[2.0], 0.25), None);
+    }
+
+    #[test]
+    fn counts_of_a_damaged_file_do_not_overflow() {
+        // Found by tests/properties.rs: a count of u64::MAX panicked in a sum.
+        let mut s = series(MIN_INTERVALS + 2, 1_000.0, 3);
+        s[0].count = u64::MAX;
+        s[1].count = u64::MAX;
+        assert!(weighted(&s, P95).is_some());
+        assert_eq!(total_series(&[&s, &s])[0].0, u64::MAX);
+        let _ = percentile_ratio(&s, &s, P95, 0.95, 1);
+        let total = total_series(&[&s]);
+        let _ = throughput_ratio(&total, &total, 0.95, 1);
     }
 
     #[test]

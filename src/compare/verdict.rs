@@ -20,7 +20,8 @@ pub enum Verdict {
     /// A regression, a throughput drop, a new error above the limit or (with
     /// `--fail-on-plan-change`) a plan change (exit 1).
     Fail,
-    /// The input cannot decide (too few samples) and nothing failed (exit 2).
+    /// The input cannot decide (too few samples, no query in common) and
+    /// nothing failed (exit 2).
     Undecidable,
 }
 
@@ -96,7 +97,9 @@ pub fn new_errors(
     current_ok: u64,
     max_error_rate: f64,
 ) -> Vec<NewError> {
-    let total = current_ok + current.values().sum::<u64>();
+    let total = current
+        .values()
+        .fold(current_ok, |a, &b| a.saturating_add(b));
     current
         .iter()
         .filter(|(code, n)| **n > 0 && base.get(*code).copied().unwrap_or(0) == 0)
@@ -177,6 +180,11 @@ pub fn decide(f: &Findings<'_>) -> (Verdict, Vec<String>) {
         for q in &f.plan_changes {
             fails.push(format!("{q}: plan changed"));
         }
+    }
+    if f.queries.is_empty() {
+        // Nothing matched (renamed queries, another workload): passing would
+        // gate nothing at all.
+        undecided.push("no query is in both inputs: nothing to compare".to_string());
     }
     if !fails.is_empty() {
         (Verdict::Fail, fails)
@@ -319,6 +327,14 @@ mod tests {
     }
 
     #[test]
+    fn error_counts_of_a_damaged_file_do_not_overflow() {
+        let current: BTreeMap<String, u64> =
+            [("a".to_string(), u64::MAX), ("b".to_string(), u64::MAX)].into();
+        let found = new_errors("q", &BTreeMap::new(), &current, u64::MAX, 0.5);
+        assert_eq!(found.len(), 2);
+    }
+
+    #[test]
     fn every_transaction_failing_is_a_rate_of_one() {
         let current: BTreeMap<String, u64> = [("42P01".to_string(), 10)].into();
         let found = new_errors("q", &BTreeMap::new(), &current, 0, 0.5);
@@ -331,6 +347,17 @@ mod tests {
         let (added, removed) = added_removed(&["a", "b", "c"], &["b", "c", "d", "e"]);
         assert_eq!(added, vec!["d", "e"]);
         assert_eq!(removed, vec!["a"]);
+    }
+
+    #[test]
+    fn no_query_in_common_is_undecidable_not_a_pass() {
+        let (v, reasons) = decide(&Findings::default());
+        assert_eq!(v, Verdict::Undecidable);
+        assert_eq!(v.exit_code(), 2);
+        assert_eq!(
+            reasons,
+            vec!["no query is in both inputs: nothing to compare"]
+        );
     }
 
     #[test]

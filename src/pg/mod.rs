@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 /// see [`marker`] for the kinds.
 pub const DATABASE_MARKER: &str = marker::PREFIX;
 
+/// Advisory lock key (in database `postgres`) held while roles and the
+/// benchmark database are made ("crmb" and 1).
+const BOOTSTRAP_LOCK: i64 = 0x6372_6d62_0000_0001;
+
 /// On the private server: make sure the roles and the benchmark database
 /// exist, creating the database (marked a dataset) when missing. Only the
 /// commands that make a dataset call it (`generate`, `schema create`, `pg
@@ -41,6 +45,13 @@ async fn bootstrap(target: &Target, create_database: bool) -> Result<()> {
         return Ok(());
     };
     let client = connect(&target.admin_to("postgres")).await?;
+    // Two starts at once (two `pg start`, a `run` beside a `generate`) would
+    // race on CREATE ROLE and CREATE DATABASE: one at a time. The session's
+    // end releases the lock.
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&BOOTSTRAP_LOCK])
+        .await
+        .map_err(|e| Error::from_pg("waiting for another crmbench's bootstrap", e))?;
     roles::ensure(target, &client).await?;
     let db = target.database();
     if create_database {

@@ -3,7 +3,8 @@
 //!
 //! Layout of the base folder (default `/var/tmp/crmbench-<uid>`):
 //! `cluster.json` (crmbench's marker and the cluster's facts), `data/`
-//! (PGDATA), `run/` (the socket folder), `server.log`.
+//! (PGDATA), `run/` (the socket folder), `server.log`, `start.lock` (held
+//! while one crmbench initialises or starts the server).
 //!
 //! As root the server runs as an unprivileged user (`postgres` if present,
 //! else a `crmbench` system user created on demand): `initdb` and `postgres`
@@ -11,11 +12,13 @@
 //! is why the default lives under `/var/tmp`, never inside a checkout or `/root`.
 
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::binaries::{self, Binaries};
@@ -137,8 +140,16 @@ impl PrivateServer {
         Ok(Some(PrivateServer { base, state, user }))
     }
 
-    /// Start the cluster, initialising it first when there is none. Idempotent.
+    /// Start the cluster, initialising it first when there is none. Idempotent
+    /// and serialized across processes: a second caller waits for the first
+    /// to finish (the lock file `start.lock`) and then finds the server running.
     pub fn ensure_running(opts: &PrivateOptions) -> Result<(PrivateServer, StartOutcome)> {
+        let base = opts.base_dir.clone().unwrap_or_else(default_base_dir);
+        if !base.exists() {
+            // The lock creates the folder: refuse one the server cannot use first.
+            preflight(opts, &base)?;
+        }
+        let _started_alone = lock_start(&base)?;
         let (server, fresh) = match PrivateServer::open(opts)? {
             Some(s) => (s, false),
             None => (PrivateServer::init(opts)?, true),
@@ -157,11 +168,7 @@ impl PrivateServer {
 
     fn init(opts: &PrivateOptions) -> Result<PrivateServer> {
         let base = opts.base_dir.clone().unwrap_or_else(default_base_dir);
-        let bins = binaries::discover(opts.bindir.as_deref())?;
-        let user = choose_server_user()?;
-        if let Some(u) = &user {
-            check_traversable(&base, u)?;
-        }
+        let (bins, user) = preflight(opts, &base)?;
         let data = base.join("data");
         if data.exists()
             && std::fs::read_dir(&data)
@@ -420,6 +427,43 @@ impl PrivateServer {
             .application_name("crmbench");
         c
     }
+}
+
+/// What a new cluster in `base` needs before anything is created: the
+/// binaries, the OS user the server runs as, and a way into `base` for it.
+fn preflight(opts: &PrivateOptions, base: &Path) -> Result<(Binaries, Option<ServerUser>)> {
+    let bins = binaries::discover(opts.bindir.as_deref())?;
+    let user = choose_server_user()?;
+    if let Some(u) = &user {
+        check_traversable(base, u)?;
+    }
+    Ok((bins, user))
+}
+
+/// Hold `start.lock` in the base folder (created if missing) for the life of
+/// the returned guard. Without it, two starts on a fresh folder both ran
+/// initdb, and on a stopped cluster one failed with "server did not start".
+fn lock_start(base: &Path) -> Result<Flock<std::fs::File>> {
+    std::fs::create_dir_all(base).map_err(|e| Error::io("creating directory", base, e))?;
+    let path = base.join("start.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io("opening", &path, e))?;
+    let locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Err((file, Errno::EWOULDBLOCK)) => {
+            tracing::info!(
+                "waiting for another crmbench starting the server in {}",
+                base.display()
+            );
+            Flock::lock(file, FlockArg::LockExclusive)
+        }
+        other => other,
+    };
+    locked.map_err(|(_, e)| Error::io("locking", &path, e.into()))
 }
 
 /// Percent-encode what a URL query value cannot carry raw.

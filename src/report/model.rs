@@ -87,7 +87,7 @@ pub struct QuerySummary {
 impl QuerySummary {
     /// All failed transactions.
     pub fn error_total(&self) -> u64 {
-        self.errors.values().sum()
+        self.errors.values().fold(0, |a, &b| a.saturating_add(b))
     }
 }
 

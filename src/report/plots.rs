@@ -375,10 +375,11 @@ pub fn throughput_points(queries: &[QuerySummary], interval_seconds: f64) -> Vec
                 .iter()
                 .find_map(|q| q.intervals.get(i).map(|s| s.t))
                 .unwrap_or(previous_end + interval_seconds);
-            let count: u64 = queries
+            // Summed as f64: counts from a damaged file may overflow a u64.
+            let count: f64 = queries
                 .iter()
                 .filter_map(|q| q.intervals.get(i))
-                .map(|s| s.count)
+                .map(|s| s.count as f64)
                 .sum();
             let length = if t > previous_end {
                 t - previous_end
@@ -388,7 +389,7 @@ pub fn throughput_points(queries: &[QuerySummary], interval_seconds: f64) -> Vec
                 1.0
             };
             previous_end = t;
-            (length >= interval_seconds / 2.0).then_some((t, count as f64 / length))
+            (length >= interval_seconds / 2.0).then_some((t, count / length))
         })
         .collect()
 }
@@ -601,6 +602,12 @@ mod tests {
         assert!((points[2].1 - 50.0).abs() < 1e-9, "{points:?}");
         assert_eq!(seconds_label(0.5), "0.5");
         assert_eq!(seconds_label(2.0), "2");
+        // Counts of a damaged file (found by tests/properties.rs) do not overflow.
+        let huge = [
+            query(vec![interval(1.0, u64::MAX)]),
+            query(vec![interval(1.0, u64::MAX)]),
+        ];
+        assert!(throughput_points(&huge, 1.0)[0].1 > 1e19);
     }
 
     #[test]
