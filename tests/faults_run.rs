@@ -2,9 +2,10 @@
 //! tmpfs, mounted as root), a killed statistics connection, parameter
 //! ranges and rates that used to panic a driver thread (a panic in a client
 //! itself is pinned by a unit test in `run::driver`), a backend crash
-//! (`kill -9`: the server restarts every backend and recovers). Every test
-//! failed before its fix. The crash test takes the cluster for itself (it
-//! ends every session on the server); the others share it.
+//! (`kill -9`: the server restarts every backend and recovers), and more
+//! clients than the server has connection slots. Every test failed before
+//! its fix. The crash test takes the cluster for itself (it ends every
+//! session on the server); the others share it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -330,6 +331,38 @@ async fn a_rate_too_small_to_run_anything_is_refused() {
         );
         assert!(stderr.contains("--rate"), "{stderr}");
     }
+}
+
+// Before the fix the run went through warm-up and then stopped on the raw
+// 53300 "too many clients" message.
+#[tokio::test]
+async fn more_clients_than_free_connection_slots_are_refused() {
+    let _server = SERVER.read().await;
+    dataset("fault_slots").await;
+    let admin = admin().await;
+    let max: i64 = admin
+        .query_one("SELECT current_setting('max_connections')::int8", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let clients = (max + 20).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_command(
+        "fault_slots",
+        dir.path(),
+        &["--duration", "2s", "--clients", &clients, "--threads", "2"],
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("needs {clients} connections"))
+            && stderr.contains("free")
+            && stderr.contains("max_connections")
+            && !stderr.contains("53300"),
+        "{stderr}"
+    );
 }
 
 // Before the fix the run stopped on 57P03 "the database system is in

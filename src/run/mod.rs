@@ -13,6 +13,7 @@ pub mod driver;
 mod outcome;
 pub mod paired;
 pub mod pgstat;
+mod slots;
 mod window;
 
 use std::path::PathBuf;
@@ -170,6 +171,8 @@ async fn run_on(
     });
     let server = pgstat::server_info(admin, original.describe(), candidate_label).await;
     let dataset = dataset_info(admin).await;
+    let elsewhere = candidate.as_ref().filter(|_| opts.candidate_url.is_some());
+    slots::check(admin, &target.describe(), &config, elsewhere).await?;
     let measured = window::measure(&mut stats, config, opts).await?;
     let setup = outcome::Setup {
         threads,
