@@ -287,13 +287,7 @@ async fn advise_step(
         access,
     };
     let run = crate::advise::run_advise(&target, &request, &mut |_| {}).await?;
-    if let Some(check) = &run.catalog {
-        println!("  {check}");
-    }
-    print!(
-        "{}",
-        crate::advise::render_summary(&run.advice, &run.folder)
-    );
+    print!("{}", run.render());
     Ok(run.exit_code())
 }
 

@@ -6,7 +6,7 @@
 //! stop signal ends verification early: what was decided so far is written,
 //! marked partial, and nothing is applied.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Advice, AdviseOptions, artifacts, catalog, prisma, remedy_measure, verify};
@@ -109,11 +109,8 @@ pub async fn run_advise(
     let names = prisma_text
         .as_deref()
         .map_or_else(prisma::Names::default, prisma::Names::parse);
-    let folder = RunFolder::prepare(
-        default_folder(req.out.as_deref()).as_deref(),
-        "advise",
-        req.access,
-    )?;
+    // Beside the newest run's results and plans when no folder is given.
+    let folder = RunFolder::prepare_or_latest(req.out.as_deref(), "advise", req.access)?;
     // The workload is loaded, checked and sampled once for every step.
     let ctx = WorkloadContext::prepare(target, &req.workload).await?;
     let plans = plans_in(&ctx, target, &folder, req.seed).await?;
@@ -163,6 +160,17 @@ fn partial_reason(advice: &Advice, verify: bool) -> Option<String> {
 }
 
 impl AdviseRun {
+    /// What `crmbench advise` prints after the work: the catalog check
+    /// (without `apply`) and the summary.
+    pub fn render(&self) -> String {
+        let check = self
+            .catalog
+            .as_ref()
+            .map(|c| format!("  {c}\n"))
+            .unwrap_or_default();
+        check + &super::render_summary(&self.advice, &self.folder)
+    }
+
     /// 0, or 2 for an advise cut short (by a stop signal), which it says on
     /// standard error.
     pub fn exit_code(&self) -> u8 {
@@ -176,14 +184,6 @@ impl AdviseRun {
         );
         2
     }
-}
-
-/// The folder to use when none is given: reports/latest, when it exists
-/// (the run whose plans and results to read).
-fn default_folder(out: Option<&Path>) -> Option<PathBuf> {
-    let latest = PathBuf::from(crate::runfolder::REPORTS).join("latest");
-    out.map(Path::to_path_buf)
-        .or_else(|| latest.is_dir().then_some(latest))
 }
 
 /// The folder's plans.json, or plans captured now (and written there).

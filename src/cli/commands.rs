@@ -211,13 +211,7 @@ pub(super) async fn advise_command(
     };
     let run = crate::advise::run_advise(&target, &request, &mut |sql| println!("  applied: {sql}"))
         .await?;
-    if let Some(check) = &run.catalog {
-        println!("  {check}");
-    }
-    print!(
-        "{}",
-        crate::advise::render_summary(&run.advice, &run.folder)
-    );
+    print!("{}", run.render());
     Ok(run.exit_code())
 }
 
