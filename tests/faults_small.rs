@@ -205,3 +205,70 @@ fn a_control_character_in_a_toml_comment_gave_an_empty_message() {
         "{said}"
     );
 }
+
+/// `crmbench run --check` of the workload `toml` on database `db` of this
+/// process's cluster.
+fn run_check(db: &str, toml: &str) -> (Output, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("{db}.toml"));
+    std::fs::write(&file, toml).unwrap();
+    let o = crmbench()
+        .env("CRMBENCH_DATA_DIR", &common::cluster().base)
+        .args(["--database", db, "run", "--check", "--workload"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    (o, file, dir)
+}
+
+#[tokio::test]
+async fn a_null_tenant_id_or_weight_panicked_with_exit_101() {
+    let db = "fault_nulls";
+    let target = common::fresh_database(db).await;
+    let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE public.tn (tenant_id text, w float8, v int); \
+             INSERT INTO public.tn VALUES (NULL, 1, 1), ('a', NULL, 2)",
+        )
+        .await
+        .unwrap();
+    let cases = [
+        // The tenants query returns a NULL id, then a NULL weight.
+        (
+            "SELECT tenant_id, w FROM public.tn ORDER BY 1 NULLS FIRST",
+            "SELECT 1",
+            "",
+            "[context] tenants query returned a NULL tenant id",
+        ),
+        (
+            "SELECT tenant_id, w FROM public.tn WHERE tenant_id IS NOT NULL",
+            "SELECT 1",
+            "",
+            "[context] tenants query returned a NULL weight for tenant a",
+        ),
+        // A sampled row without a tenant.
+        (
+            "SELECT 'a', 1",
+            "SELECT $1::int",
+            "params = [{ sample = \"public.tn.v\" }]",
+            "query `q`: sample = \"public.tn.v\": a row of public.tn has a NULL tenant_id",
+        ),
+    ];
+    for (tenants, sql, params, expected) in cases {
+        let toml = format!(
+            "name = \"nulls\"\n[context]\ntenant_setting = \"app.current_tenant_id\"\n\
+             tenants = \"{tenants}\"\n[[query]]\nname = \"q\"\nkind = \"read\"\nsql = \"{sql}\"\n\
+             {}\n",
+            params
+        );
+        let (o, file, _dir) = run_check(db, &toml);
+        assert_eq!(o.status.code(), Some(2), "{tenants}: {}", text(&o));
+        assert!(
+            text(&o).contains(&file.display().to_string()),
+            "{}",
+            text(&o)
+        );
+        assert!(text(&o).contains(expected), "{}", text(&o));
+    }
+}

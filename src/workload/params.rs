@@ -194,29 +194,7 @@ impl Pools {
                     message: "[context] sets tenant_setting but gives no `tenants` query".into(),
                 });
             }
-            (Some(_), Some(sql)) => {
-                let wrapped = format!("SELECT t.id::text, t.w::float8 FROM ({sql}) AS t(id, w)");
-                let rows = admin
-                    .query(&wrapped, &[])
-                    .await
-                    .map_err(|e| Error::Workload {
-                        file: workload.path.clone(),
-                        line: 0,
-                        query: None,
-                        message: format!(
-                            "[context] tenants query failed: {}",
-                            Error::from_pg("", e)
-                        ),
-                    })?;
-                if rows.is_empty() {
-                    return Err(Error::State {
-                        message: "the tenants query returned no rows: the database holds no data"
-                            .into(),
-                        fix: "run `crmbench generate` first".into(),
-                    });
-                }
-                TenantPool::new(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-            }
+            (Some(_), Some(sql)) => load_tenants(admin, workload, sql).await?,
         };
         let mut samples = HashMap::new();
         for q in &workload.queries {
@@ -342,6 +320,48 @@ fn gaussian(rng: &mut Prng) -> f64 {
     (0.5 + z / 6.0).clamp(0.0, 1.0)
 }
 
+/// The `[context]` tenants query's (id, weight) rows. A NULL id or weight
+/// is the file's to fix, named as such (it used to panic).
+async fn load_tenants(admin: &Client, workload: &Workload, sql: &str) -> Result<TenantPool> {
+    let err = |message: String| Error::Workload {
+        file: workload.path.clone(),
+        line: 0,
+        query: None,
+        message: format!("[context] tenants query {message}"),
+    };
+    let wrapped = format!("SELECT t.id::text, t.w::float8 FROM ({sql}) AS t(id, w)");
+    let rows = admin
+        .query(&wrapped, &[])
+        .await
+        .map_err(|e| err(format!("failed: {}", Error::from_pg("", e))))?;
+    if rows.is_empty() {
+        return Err(Error::State {
+            message: "the tenants query returned no rows: the database holds no data".into(),
+            fix: "run `crmbench generate` first".into(),
+        });
+    }
+    let mut tenants = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: Option<String> = r.try_get(0).map_err(|e| err(format!("failed: {e}")))?;
+        let weight: Option<f64> = r.try_get(1).map_err(|e| err(format!("failed: {e}")))?;
+        match (id, weight) {
+            (Some(id), Some(weight)) => tenants.push((id, weight)),
+            (None, _) => {
+                return Err(err(
+                    "returned a NULL tenant id: every row needs an id (filter NULLs out)".into(),
+                ));
+            }
+            (Some(id), None) => {
+                return Err(err(format!(
+                    "returned a NULL weight for tenant {id}: every row needs a weight \
+                     (e.g. coalesce(w, 1))"
+                )));
+            }
+        }
+    }
+    Ok(TenantPool::new(tenants))
+}
+
 async fn load_sample(
     admin: &Client,
     workload: &Workload,
@@ -370,7 +390,14 @@ async fn load_sample(
     let mut all_numeric = !rows.is_empty();
     let mut max = i64::MIN;
     for r in &rows {
-        let (tenant, v): (String, String) = (r.get(0), r.get(1));
+        let tenant: Option<String> = r.try_get(0).map_err(|e| e.to_string())?;
+        let Some(tenant) = tenant else {
+            return Err(format!(
+                "a row of {table} has a NULL tenant_id: sampled rows need a tenant"
+            ));
+        };
+        // NULLs are filtered out by the query.
+        let v: String = r.try_get(1).map_err(|e| e.to_string())?;
         match v.parse::<i64>() {
             Ok(n) => max = max.max(n),
             Err(_) => all_numeric = false,
