@@ -272,3 +272,61 @@ async fn a_null_tenant_id_or_weight_panicked_with_exit_101() {
         assert!(text(&o).contains(expected), "{}", text(&o));
     }
 }
+
+#[tokio::test]
+async fn run_check_accepted_statements_that_fail_on_every_execution() {
+    let db = "fault_check_runs";
+    let target = common::fresh_database(db).await;
+    let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE public.victim (id int); INSERT INTO public.victim VALUES (1)")
+        .await
+        .unwrap();
+    let cases = [
+        // As the connection's user (the owner), a DROP runs once: a "read"
+        // query that writes.
+        (
+            "",
+            "read",
+            "DROP TABLE public.victim",
+            "",
+            "but running it writes",
+        ),
+        // `$1` inside a dollar-quoted string is no parameter: the statement
+        // takes none, the file gives one.
+        (
+            "",
+            "read",
+            "SELECT $q$ costs $1 $q$",
+            "params = [{ int = [1, 2] }]",
+            "the statement fails when run",
+        ),
+        // As the application role, the DROP is refused.
+        (
+            "[context]\nrole = \"crmbench_app\"\n",
+            "write",
+            "DROP TABLE public.victim",
+            "",
+            "must be owner of table victim",
+        ),
+    ];
+    for (context, kind, sql, params, expected) in cases {
+        let toml = format!(
+            "name = \"runs\"\n{context}[[query]]\nname = \"q\"\nkind = \"{kind}\"\nsql = \"{sql}\"\n\
+             {params}\n"
+        );
+        let (o, file, _dir) = run_check(db, &toml);
+        assert_eq!(o.status.code(), Some(2), "{sql}: {}", text(&o));
+        let said = text(&o);
+        assert!(said.contains(&file.display().to_string()), "{said}");
+        assert!(said.contains("query `q`: "), "{said}");
+        assert!(text(&o).contains(expected), "{}", text(&o));
+    }
+    // The check changed nothing.
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM public.victim", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+}

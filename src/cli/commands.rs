@@ -107,7 +107,7 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
     if args.check {
         let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
         println!(
-            "crmbench: {} is valid: {} queries prepared on {} as {}",
+            "crmbench: {} is valid: {} queries prepared and run once (rolled back) on {} as {}",
             args.workload.display(),
             ctx.workload().queries.len(),
             target.describe(),

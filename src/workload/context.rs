@@ -38,7 +38,7 @@ impl WorkloadContext {
         let spec = spec_for(target, &workload);
         let client = pg::connect(&spec).await?;
         let (big, _) = pools.tenants.big_and_small();
-        check::check(&client, &workload, big).await?;
+        check::check(&client, &workload, &pools, big).await?;
         Ok(WorkloadContext {
             frame: TenantFrame::for_workload(&workload),
             workload: Arc::new(workload),
