@@ -330,3 +330,20 @@ async fn run_check_accepted_statements_that_fail_on_every_execution() {
         .get(0);
     assert_eq!(rows, 1);
 }
+
+#[test]
+fn pg_url_did_not_percent_encode_the_database_name() {
+    let o = crmbench()
+        .env("CRMBENCH_DATA_DIR", &common::cluster().base)
+        .args(["--database", "rel_q?b/c d", "pg", "url"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let url = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(url.contains("@/rel_q%3Fb%2Fc%20d?host="), "{url}");
+    // Read back as libpq reads it: the same database and socket.
+    let info = crmbench::pg::conninfo::ConnInfo::parse(&url).unwrap();
+    assert_eq!(info.get("dbname"), Some("rel_q?b/c d"));
+    let socket = common::cluster().server.socket_dir();
+    assert_eq!(info.get("host"), Some(socket.to_str().unwrap()));
+}
