@@ -347,3 +347,32 @@ fn pg_url_did_not_percent_encode_the_database_name() {
     let socket = common::cluster().server.socket_dir();
     assert_eq!(info.get("host"), Some(socket.to_str().unwrap()));
 }
+
+#[test]
+fn pg_start_with_a_data_dir_printed_a_stop_hint_without_it() {
+    let base = &common::cluster().base;
+    let o = crmbench()
+        .arg("--data-dir")
+        .arg(base)
+        .args(["--database", "hint db", "pg", "start"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let said = String::from_utf8_lossy(&o.stdout);
+    let line = |label: &str| {
+        said.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line: {said}"))
+            .trim()
+            .to_string()
+    };
+    let folder = base.display();
+    assert_eq!(
+        line("stop:"),
+        format!("stop:      crmbench pg stop --data-dir {folder}")
+    );
+    assert_eq!(
+        line("connect:"),
+        format!("connect:   psql \"$(crmbench pg url --data-dir {folder} --database 'hint db')\"")
+    );
+}
