@@ -376,3 +376,22 @@ fn pg_start_with_a_data_dir_printed_a_stop_hint_without_it() {
         format!("connect:   psql \"$(crmbench pg url --data-dir {folder} --database 'hint db')\"")
     );
 }
+
+#[test]
+fn pg_status_into_a_closed_pipe_panicked_with_exit_101() {
+    // `crmbench pg status | head -1`, deterministic: the reader is gone
+    // before the first line is written.
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_crmbench"))
+        .env("CRMBENCH_DATA_DIR", &common::cluster().base)
+        .env_remove("DATABASE_URL")
+        .args(["pg", "status"])
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use super::EXIT_OK;
 use super::args::{
     AdviseArgs, CompareArgs, DemoArgs, ExplainArgs, GenerateArgs, PgCommand, ReportArgs, RunArgs,
     SchemaCommand,
 };
 use super::values::{CompareFormat, Protocol};
+use super::{EXIT_OK, err_line, out};
 use crate::error::{Error, Result};
 use crate::pg::{self, Target, TargetOptions};
 use crate::runfolder::Access;
@@ -93,12 +93,13 @@ pub(super) async fn generate_command(
     let report = crate::generate::generate(&target, &options).await?;
     let path = crate::generate::write_report(&report, &options)?;
     if !options.quiet {
-        print!("{}", crate::generate::render_table(&report));
+        out(crate::generate::render_table(&report))?;
     }
-    print!(
-        "{}",
-        crate::generate::render_summary(&report, &target.describe(), &path)
-    );
+    out(crate::generate::render_summary(
+        &report,
+        &target.describe(),
+        &path,
+    ))?;
     Ok(())
 }
 
@@ -106,8 +107,8 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
     let (target, _) = Target::resolve(opts, true)?;
     if args.check {
         let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
-        println!(
-            "crmbench: {} is valid: {} queries prepared and run once (rolled back) on {} as {}",
+        out(format!(
+            "crmbench: {} is valid: {} queries prepared and run once (rolled back) on {} as {}\n",
             args.workload.display(),
             ctx.workload().queries.len(),
             target.describe(),
@@ -116,7 +117,7 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
                 .role
                 .as_deref()
                 .unwrap_or("the connecting user")
-        );
+        ))?;
         return Ok(EXIT_OK);
     }
     let arrivals = args.arrivals.into();
@@ -148,14 +149,14 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
     };
     let outcome = crate::run::run(&target, &options).await?;
     let path = crate::run::write_outcome(args.out.as_deref(), &outcome, access)?;
-    print!("{}", crate::run::render_table(&outcome.results));
-    println!("  results: {}", path.display());
+    out(crate::run::render_table(&outcome.results))?;
+    out(format!("  results: {}\n", path.display()))?;
     let ending = outcome.ending(&path, args.max_error_rate, args.self_check);
     for line in &ending.stderr {
-        eprintln!("{line}");
+        err_line(line);
     }
     for line in &ending.stdout {
-        println!("{line}");
+        out(format!("{line}\n"))?;
     }
     Ok(outcome.exit_code())
 }
@@ -168,8 +169,8 @@ pub(super) async fn explain_command(
     let (target, _) = Target::resolve(opts, true)?;
     let file = crate::explain::explain(&target, &args.workload, args.seed).await?;
     let path = crate::explain::write_plans(args.out.as_deref(), &file, access)?;
-    print!("{}", crate::explain::render_summary(&file));
-    println!("  plans: {}", path.display());
+    out(crate::explain::render_summary(&file))?;
+    out(format!("  plans: {}\n", path.display()))?;
     Ok(())
 }
 
@@ -193,15 +194,15 @@ pub(super) async fn advise_command(
         out: args.out,
         access,
     };
-    let run = crate::advise::run_advise(&target, &request, &mut |sql| println!("  applied: {sql}"))
-        .await?;
+    // A failed write here shows again at the next one, which returns it.
+    let mut applied = |sql: &str| {
+        let _ = out(format!("  applied: {sql}\n"));
+    };
+    let run = crate::advise::run_advise(&target, &request, &mut applied).await?;
     if let Some(check) = &run.catalog {
-        println!("  {check}");
+        out(format!("  {check}\n"))?;
     }
-    print!(
-        "{}",
-        crate::advise::render_summary(&run.advice, &run.folder)
-    );
+    out(crate::advise::render_summary(&run.advice, &run.folder))?;
     Ok(())
 }
 
@@ -238,7 +239,7 @@ pub(super) fn report_command(args: &ReportArgs, access: Access) -> Result<()> {
     let model = crate::report::load(&args.input)?;
     let folder = crate::runfolder::RunFolder::open(&args.input)?.with_access(access);
     for path in crate::report::write(&folder, &model, &formats)? {
-        println!("  written: {}", path.display());
+        out(format!("  written: {}\n", path.display()))?;
     }
     Ok(())
 }
@@ -256,8 +257,8 @@ pub(super) fn compare_command(args: CompareArgs) -> Result<u8> {
     })?;
     let markdown = crate::compare::render::markdown(&comparison);
     match args.format {
-        CompareFormat::Json => println!("{}", crate::compare::render::json(&comparison)),
-        CompareFormat::Md => print!("{markdown}"),
+        CompareFormat::Json => out(format!("{}\n", crate::compare::render::json(&comparison)))?,
+        CompareFormat::Md => out(&markdown)?,
     }
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         use std::io::Write as _;

@@ -50,7 +50,7 @@ where
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            err_line(format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(EXIT_ERROR);
         }
     };
@@ -93,6 +93,31 @@ where
     Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command()))
 }
 
+/// Print `text` on standard output. A reader that has gone (`crmbench pg
+/// status | head -1`) is not an error: the rest is dropped and the command
+/// ends with its own exit code, where `print!` panicked (exit 101). Any
+/// other failure to write (a full disk under a redirection) is an error.
+pub(crate) fn out(text: impl AsRef<str>) -> crate::error::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_ref().as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("writing", "standard output", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `text` and a newline on standard error; a failure to write is dropped
+/// (there is nowhere left to say it), never a panic.
+pub(crate) fn err_line(text: impl AsRef<str>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());
+}
+
 fn report_error(e: &anyhow::Error) {
     // The chain without repeats: an error whose message already holds its
     // source's (e.g. an I/O error naming the OS error) says it once.
@@ -101,14 +126,14 @@ fn report_error(e: &anyhow::Error) {
         if let Some(fix) = lib.fix() {
             line.push_str(&format!(" — fix: {fix}"));
         }
-        eprintln!("{line}");
+        err_line(line);
         if let Some(details) = lib.details() {
             for l in details.lines() {
-                eprintln!("    {l}");
+                err_line(format!("    {l}"));
             }
         }
     } else {
-        eprintln!("{line}");
+        err_line(line);
     }
 }
 
@@ -129,8 +154,8 @@ fn init_tracing(verbose: u8) {
 async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyhow::Result<u8> {
     match command {
         Command::Demo(args) => return demo_command(args, opts, access).await,
-        Command::Pg(cmd) => print!("{}", pg_command(cmd, opts).await?),
-        Command::Schema(cmd) => print!("{}", schema_command(cmd, opts).await?),
+        Command::Pg(cmd) => out(pg_command(cmd, opts).await?)?,
+        Command::Schema(cmd) => out(schema_command(cmd, opts).await?)?,
         Command::Generate(args) => generate_command(args, opts, access).await?,
         Command::Run(args) => return Ok(run_command(args, opts, access).await?),
         Command::Explain(args) => explain_command(args, opts, access).await?,
