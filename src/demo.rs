@@ -167,6 +167,18 @@ impl Steps {
             step: command,
             source,
         })?;
+        // A stop signal ends the demo after the step it came in (which kept
+        // what it had, marked partial).
+        if let Some(signal) = crate::signals::stopped() {
+            return Err(DemoError::Step {
+                step: command,
+                source: Error::Interrupted {
+                    during: format!(
+                        "running the demo ({signal}); its run folder holds what was done"
+                    ),
+                },
+            });
+        }
         if code != EXIT_OK {
             err_line(format!(
                 "demo: `crmbench {command}` exited {code}; going on"
@@ -282,7 +294,7 @@ async fn advise_step(
         out(format!("  {check}\n"))?;
     }
     out(crate::advise::render_summary(&run.advice, &run.folder))?;
-    Ok(EXIT_OK)
+    Ok(run.exit_code())
 }
 
 async fn report_step(folder: &Path, access: runfolder::Access) -> Result<u8> {
@@ -300,9 +312,10 @@ fn print_highlights(folder: &Path) -> Result<()> {
     let results: Results = run_folder.read()?;
     let advice: Option<Advice> = run_folder.read_optional()?;
     out(format!(
-        "\ncrmbench demo: done. The report: {}\nRead first:\n",
+        "\ncrmbench demo: done. The report: {}\n",
         folder.join("report.html").display()
     ))?;
+    out("Read first:\n")?;
     for (i, line) in highlights(&results, advice.as_ref()).iter().enumerate() {
         out(format!("  {}. {line}\n", i + 1))?;
     }

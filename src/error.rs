@@ -81,6 +81,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The database to work on does not exist. Only `generate` and `schema
+    /// create` (and `pg start`, for the default one) create it: any other
+    /// command refuses, listing the databases crmbench knows there.
+    #[error("database {database} does not exist on {target}")]
+    NoSuchDatabase {
+        /// The missing database.
+        database: String,
+        /// Redacted description of the server.
+        target: String,
+        /// crmbench's datasets and clones on that server, as "name (kind)".
+        known: Vec<String>,
+    },
+
     /// A change beyond crmbench's own schema on an external server, without `--allow-ddl`.
     #[error("{what} on an external server needs --allow-ddl")]
     DdlNotAllowed {
@@ -221,6 +234,19 @@ impl Error {
                  use another database or schema, or remove the objects yourself"
                     .into(),
             ),
+            Error::NoSuchDatabase { database, known, .. } => {
+                let create = format!(
+                    "or create it with `crmbench --database {database} generate` (or `schema create`)"
+                );
+                Some(if known.is_empty() {
+                    format!("no database there carries crmbench's marker; check the name, {create}")
+                } else {
+                    format!(
+                        "crmbench's databases there: {}; name one with --database, {create}",
+                        known.join(", ")
+                    )
+                })
+            }
             Error::DdlNotAllowed { .. } => Some(
                 "pass --allow-ddl if crmbench may change this server, or make the change yourself"
                     .into(),

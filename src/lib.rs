@@ -27,8 +27,9 @@
 //! - [`compare`]: the CI regression gate over results files, with exit codes.
 //! - [`results`]: `results.json`, the typed contract between `run` and the stages that read it.
 //! - [`runfolder`]: the run folder every stage reads from and writes into.
+//! - [`signals`]: SIGINT, SIGTERM and SIGHUP as one stop request every long stage heeds.
 //! - [`error`]: the library's error kinds, each with what to do about it.
-//! - `rng`: the seeded random streams every stage derives its values from.
+//! - [`rng`]: the seeded random streams every stage derives its values from.
 
 pub mod advise;
 pub mod cli;
@@ -44,6 +45,7 @@ pub mod rng;
 pub mod run;
 pub mod runfolder;
 pub mod schema;
+pub mod signals;
 pub mod stats;
 pub mod workload;
 

@@ -44,6 +44,16 @@ pub struct Results {
     pub index_usage: Vec<IndexUsage>,
     /// Statement statistics during the window (`pg_stat_statements` delta).
     pub statements: Vec<StatementStats>,
+    /// Set when the server's counters over the window could not be read, or
+    /// the server reset them (`index_usage` and `statements` are then
+    /// empty): the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_missing: Option<String>,
+    /// Failed attempts of clients to reconnect while the server was away
+    /// (restarting, recovering after a crash), by SQLSTATE or crmbench code;
+    /// the transactions the outage failed are counted per query.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reconnect_errors: BTreeMap<String, u64>,
 }
 
 /// The generated dataset, from `crm.crmbench_meta`.

@@ -7,7 +7,9 @@
 //! and one writer ([`RunFolder::write`]), and every other file through
 //! [`RunFolder::write_text`]. Writes are atomic (temp file in the same folder,
 //! fsync, rename, fsync of the folder), so a crash or a full disk never leaves
-//! a half-written file or a stray temp file. Folders and files are private
+//! a half-written file or a stray temp file; [`check_room`] says before long
+//! work whether a folder can take its files, and [`write_fallback`] keeps a
+//! file the folder could not take after all. Folders and files are private
 //! (0700 / 0600) unless the folder is [`Access::Shareable`]: results, plans
 //! and reports hold data (sampled values, server settings).
 //!
@@ -317,6 +319,85 @@ impl RunFolder {
     pub fn into_path(self) -> PathBuf {
         self.dir
     }
+}
+
+/// Free space every run folder keeps in reserve beyond the estimate of what
+/// its files take (the estimate is rough; a report and plots come later).
+pub const RESERVE_BYTES: u64 = 2 << 20;
+
+/// Check, before hours of work, that `dir` can take about `bytes` more: the
+/// folder (or, when it does not exist yet, its nearest existing parent) is
+/// writable and its file system has `bytes` plus [`RESERVE_BYTES`] free.
+pub fn check_room(dir: &Path, bytes: u64) -> Result<()> {
+    let existing = dir
+        .ancestors()
+        .find(|a| a.as_os_str().is_empty() || a.exists())
+        .filter(|a| !a.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fix = "free space there, or pass --out DIR on a disk with room";
+    if let Err(e) = nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK) {
+        return Err(Error::Usage {
+            message: format!("{}: cannot write there: {e}", existing.display()),
+            fix: fix.into(),
+        });
+    }
+    let stat = nix::sys::statvfs::statvfs(existing)
+        .map_err(|e| Error::io("checking free space on", existing, e.into()))?;
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    let needed = bytes.saturating_add(RESERVE_BYTES);
+    if free < needed {
+        return Err(Error::Usage {
+            message: format!(
+                "{}: only {} free on {}, and the run folder needs about {}",
+                dir.display(),
+                human_bytes(free),
+                existing.display(),
+                human_bytes(needed)
+            ),
+            fix: fix.into(),
+        });
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n => format!("{:.0} KiB", n as f64 / 1024.0),
+    }
+}
+
+/// The last resort when a run folder could not take `value` (a full disk):
+/// a new private file (0600) `crmbench-<stem>-<UTC stamp>-<pid>.json` in
+/// the system's temp folder (`$TMPDIR`, else `/tmp`); its path. A file that
+/// could not be written whole is removed.
+pub fn write_fallback<T: RunFile>(value: &T) -> Result<PathBuf> {
+    let stem = Path::new(T::FILE)
+        .file_stem()
+        .map_or("file".into(), |s| s.to_string_lossy());
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let path =
+        std::env::temp_dir().join(format!("crmbench-{stem}-{stamp}-{}.json", unique_suffix()));
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Json {
+        action: "serializing",
+        path: path.clone(),
+        source: e,
+    })? + "\n";
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(Access::Private.file_mode())
+        .open(&path)
+        .map_err(|e| Error::io("creating", &path, e))?;
+    if let Err(e) = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+    {
+        let _ = std::fs::remove_file(&path);
+        return Err(Error::io("writing", &path, e));
+    }
+    Ok(path)
 }
 
 /// Read and check a `T` at `path`: a file, or a run folder holding

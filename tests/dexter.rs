@@ -39,6 +39,9 @@ CREATE EXTENSION postgres_fdw;
 CREATE SERVER other FOREIGN DATA WRAPPER postgres_fdw;
 CREATE FOREIGN TABLE public.comments (post_id integer) SERVER other;
 CREATE EXTENSION hypopg;
+-- A workload without a role runs as the application role on the private server.
+GRANT USAGE ON SCHEMA \"Bar\" TO crmbench_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public, \"Bar\" TO crmbench_app;
 ";
 
 /// One case: dexter's test name, the statements, dexter's expectation, and

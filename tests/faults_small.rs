@@ -227,10 +227,12 @@ async fn a_null_tenant_id_or_weight_panicked_with_exit_101() {
     let target = common::fresh_database(db).await;
     let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
     admin
-        .batch_execute(
+        .batch_execute(&format!(
             "CREATE TABLE public.tn (tenant_id text, w float8, v int); \
-             INSERT INTO public.tn VALUES (NULL, 1, 1), ('a', NULL, 2)",
-        )
+             INSERT INTO public.tn VALUES (NULL, 1, 1), ('a', NULL, 2); \
+             GRANT SELECT ON public.tn TO {}",
+            crmbench::pg::roles::SAMPLER
+        ))
         .await
         .unwrap();
     let cases = [
@@ -252,7 +254,7 @@ async fn a_null_tenant_id_or_weight_panicked_with_exit_101() {
             "SELECT 'a', 1",
             "SELECT $1::int",
             "params = [{ sample = \"public.tn.v\" }]",
-            "query `q`: sample = \"public.tn.v\": a row of public.tn has a NULL tenant_id",
+            "query `q`: sample = \"public.tn.v\": a row of \"public\".\"tn\" has a NULL tenant_id",
         ),
     ];
     for (tenants, sql, params, expected) in cases {
@@ -279,14 +281,18 @@ async fn run_check_accepted_statements_that_fail_on_every_execution() {
     let target = common::fresh_database(db).await;
     let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
     admin
-        .batch_execute("CREATE TABLE public.victim (id int); INSERT INTO public.victim VALUES (1)")
+        .batch_execute(&format!(
+            "CREATE TABLE public.victim (id int); INSERT INTO public.victim VALUES (1); \
+             ALTER TABLE public.victim OWNER TO {app}; \
+             CREATE TABLE public.guarded (id int); INSERT INTO public.guarded VALUES (1)",
+            app = crmbench::pg::roles::APP
+        ))
         .await
         .unwrap();
+    // The workloads run as the application role.
     let cases = [
-        // As the connection's user (the owner), a DROP runs once: a "read"
-        // query that writes.
+        // It owns victim: its DROP runs once, a "read" query that writes.
         (
-            "",
             "read",
             "DROP TABLE public.victim",
             "",
@@ -295,40 +301,39 @@ async fn run_check_accepted_statements_that_fail_on_every_execution() {
         // `$1` inside a dollar-quoted string is no parameter: the statement
         // takes none, the file gives one.
         (
-            "",
             "read",
             "SELECT $q$ costs $1 $q$",
             "params = [{ int = [1, 2] }]",
             "the statement fails when run",
         ),
-        // As the application role, the DROP is refused.
+        // It does not own guarded: the DROP fails on every execution.
         (
-            "[context]\nrole = \"crmbench_app\"\n",
             "write",
-            "DROP TABLE public.victim",
+            "DROP TABLE public.guarded",
             "",
-            "must be owner of table victim",
+            "must be owner of table guarded",
         ),
     ];
-    for (context, kind, sql, params, expected) in cases {
+    for (kind, sql, params, expected) in cases {
         let toml = format!(
-            "name = \"runs\"\n{context}[[query]]\nname = \"q\"\nkind = \"{kind}\"\nsql = \"{sql}\"\n\
-             {params}\n"
+            "name = \"runs\"\n[[query]]\nname = \"q\"\nkind = \"{kind}\"\nsql = \"{sql}\"\n{params}\n"
         );
         let (o, file, _dir) = run_check(db, &toml);
-        assert_eq!(o.status.code(), Some(2), "{sql}: {}", text(&o));
         let said = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{sql}: {said}");
         assert!(said.contains(&file.display().to_string()), "{said}");
         assert!(said.contains("query `q`: "), "{said}");
-        assert!(text(&o).contains(expected), "{}", text(&o));
+        assert!(said.contains(expected), "{said}");
     }
     // The check changed nothing.
-    let rows: i64 = admin
-        .query_one("SELECT count(*) FROM public.victim", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(rows, 1);
+    for table in ["victim", "guarded"] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM public.{table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1, "{table}");
+    }
 }
 
 #[test]
@@ -348,13 +353,15 @@ fn pg_url_did_not_percent_encode_the_database_name() {
     assert_eq!(info.get("host"), Some(socket.to_str().unwrap()));
 }
 
-#[test]
-fn pg_start_with_a_data_dir_printed_a_stop_hint_without_it() {
+#[tokio::test]
+async fn pg_start_with_a_data_dir_printed_a_stop_hint_without_it() {
+    // `pg start` uses an existing database only; this one exists.
+    common::fresh_database("fault_hint").await;
     let base = &common::cluster().base;
     let o = crmbench()
         .arg("--data-dir")
         .arg(base)
-        .args(["--database", "hint db", "pg", "start"])
+        .args(["--database", "fault_hint", "pg", "start"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -373,7 +380,7 @@ fn pg_start_with_a_data_dir_printed_a_stop_hint_without_it() {
     );
     assert_eq!(
         line("connect:"),
-        format!("connect:   psql \"$(crmbench pg url --data-dir {folder} --database 'hint db')\"")
+        format!("connect:   psql \"$(crmbench pg url --data-dir {folder} --database fault_hint)\"")
     );
 }
 

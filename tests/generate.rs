@@ -244,16 +244,8 @@ async fn clone_is_identical_and_drop_clone_only_drops_ours() {
         .unwrap()
         .get(0);
     assert!(reltuples > 100.0);
-    assert!(
-        clone::drop_database(&target, "gen_clone_copy")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !clone::drop_database(&target, "gen_clone_copy")
-            .await
-            .unwrap()
-    );
+    assert!(clone::drop_clone(&target, "gen_clone_copy").await.unwrap());
+    assert!(!clone::drop_clone(&target, "gen_clone_copy").await.unwrap());
     // A database crmbench did not create is refused.
     pg::connect(&target.admin_to("postgres"))
         .await
@@ -262,7 +254,7 @@ async fn clone_is_identical_and_drop_clone_only_drops_ours() {
         .await
         .unwrap();
     assert!(matches!(
-        clone::drop_database(&target, "not_ours").await.unwrap_err(),
+        clone::drop_clone(&target, "not_ours").await.unwrap_err(),
         crmbench::Error::NotOurs { .. }
     ));
 }

@@ -111,7 +111,10 @@ async fn a_workload_on_a_schema_without_tenants_runs_end_to_end() {
         .batch_execute(
             "CREATE SCHEMA shop; \
              CREATE TABLE shop.items (id serial PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL); \
-             INSERT INTO shop.items (name, price) SELECT 'item ' || g, (g % 97) + 0.5 FROM generate_series(1, 2000) g",
+             INSERT INTO shop.items (name, price) SELECT 'item ' || g, (g % 97) + 0.5 FROM generate_series(1, 2000) g; \
+             GRANT USAGE ON SCHEMA shop TO crmbench_app; \
+             GRANT SELECT, INSERT, UPDATE ON shop.items TO crmbench_app; \
+             GRANT USAGE ON SEQUENCE shop.items_id_seq TO crmbench_app",
         )
         .await
         .unwrap();

@@ -69,6 +69,8 @@ async fn prepare_database() -> u16 {
              CREATE TABLE shop.items (id serial PRIMARY KEY, name text NOT NULL); \
              INSERT INTO shop.items (name) SELECT 'item ' || g FROM generate_series(1, 500) g; \
              ANALYZE shop.items; \
+             GRANT USAGE ON SCHEMA shop TO crmbench_sampler; \
+             GRANT SELECT ON shop.items TO crmbench_sampler; \
              DROP ROLE IF EXISTS sec_enc; DROP ROLE IF EXISTS sec_raw; \
              CREATE ROLE sec_enc LOGIN SUPERUSER PASSWORD '{}'; \
              CREATE ROLE sec_raw LOGIN SUPERUSER PASSWORD '{}';",

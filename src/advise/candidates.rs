@@ -37,6 +37,22 @@ pub struct IndexDef {
 }
 
 impl IndexDef {
+    /// A plain index on `table`'s `columns`, ascending, no predicate or INCLUDE.
+    pub fn on(table: &str, columns: &[&str]) -> IndexDef {
+        IndexDef {
+            table: table.into(),
+            columns: columns
+                .iter()
+                .map(|c| IndexColumn {
+                    name: c.to_string(),
+                    desc: false,
+                })
+                .collect(),
+            predicate: None,
+            include: Vec::new(),
+        }
+    }
+
     /// A stable, readable name of at most 63 bytes.
     pub fn name(&self) -> String {
         let cols: Vec<String> = self

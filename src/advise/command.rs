@@ -2,7 +2,9 @@
 //! user's schema.prisma, capture plans when the run folder has none, advise,
 //! verify each index and measure each remedy (`verify`), write advice.json
 //! and the Prisma files, build the indexes (`apply`) or prove the catalog
-//! unchanged, then write migration.sql, rollback.sql and remedies.sql.
+//! unchanged, then write migration.sql, rollback.sql and remedies.sql. A
+//! stop signal ends verification early: what was decided so far is written,
+//! marked partial, and nothing is applied.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -125,8 +127,10 @@ pub async fn run_advise(
         verify_indexes(&ctx, target, req, &mut advice).await?;
         measure_remedies(&ctx, target, req, &mut advice).await?;
     }
+    advice.partial = partial_reason(&advice, req.verify);
     artifacts::write_artifacts(&folder, &advice, &names, prisma_text.as_deref())?;
-    let (applied, catalog) = if req.apply {
+    // Advice cut short is not applied: the user asked to stop.
+    let (applied, catalog) = if req.apply && advice.partial.is_none() {
         (apply(target, &advice, on_applied).await?, None)
     } else {
         let check = check_catalog_unchanged(target, &schema, &catalog_before).await?;
@@ -139,6 +143,39 @@ pub async fn run_advise(
         applied,
         catalog,
     })
+}
+
+/// Why the advice is partial: a stop signal came (SIGINT, SIGTERM, SIGHUP;
+/// see [`crate::signals`]) before the stage was done.
+fn partial_reason(advice: &Advice, verify: bool) -> Option<String> {
+    let signal = crate::signals::stopped()?;
+    let chosen = advice.selection.chosen.len();
+    Some(match (&advice.verified, verify) {
+        (Some(done), _) => format!(
+            "interrupted ({signal}) during verification: {} of {chosen} index(es) verified",
+            done.len()
+        ),
+        (None, true) if chosen > 0 => {
+            format!("interrupted ({signal}) before verification: no index verified")
+        }
+        _ => format!("interrupted ({signal})"),
+    })
+}
+
+impl AdviseRun {
+    /// 0, or 2 for an advise cut short (by a stop signal), which it says on
+    /// standard error.
+    pub fn exit_code(&self) -> u8 {
+        let Some(reason) = &self.advice.partial else {
+            return 0;
+        };
+        eprintln!(
+            "error: advise ended early ({reason}); what was decided so far is in {} (marked \
+             partial); nothing was applied",
+            self.folder.join("advice.json").display()
+        );
+        2
+    }
 }
 
 /// The folder to use when none is given: reports/latest, when it exists
@@ -163,7 +200,8 @@ async fn plans_in(
         "advise: no plans.json in {}: capturing plans first",
         folder.path().display()
     );
-    let plans = crate::explain::explain_with(ctx, target, seed).await?;
+    let values = crate::explain::SampledValues::default_for(target);
+    let plans = crate::explain::explain_with(ctx, target, seed, values).await?;
     folder.write(&plans)?;
     Ok(plans)
 }
@@ -175,7 +213,7 @@ async fn verify_indexes(
     req: &AdviseRequest,
     advice: &mut Advice,
 ) -> Result<()> {
-    if advice.selection.chosen.is_empty() {
+    if advice.selection.chosen.is_empty() || crate::signals::stopped().is_some() {
         return Ok(());
     }
     eprintln!(
@@ -208,7 +246,7 @@ async fn measure_remedies(
     req: &AdviseRequest,
     advice: &mut Advice,
 ) -> Result<()> {
-    if advice.remedies.is_empty() {
+    if advice.remedies.is_empty() || crate::signals::stopped().is_some() {
         return Ok(());
     }
     eprintln!(

@@ -175,18 +175,7 @@ mod tests {
     fn ix(name: &str, table: &str, cols: &[&str], protected: bool) -> Existing {
         Existing {
             name: name.into(),
-            def: IndexDef {
-                include: Vec::new(),
-                predicate: None,
-                table: table.into(),
-                columns: cols
-                    .iter()
-                    .map(|c| IndexColumn {
-                        name: c.to_string(),
-                        desc: false,
-                    })
-                    .collect(),
-            },
+            def: IndexDef::on(table, cols),
             protected,
         }
     }

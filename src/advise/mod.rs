@@ -203,22 +203,10 @@ pub fn already_served(candidate: &IndexDef, existing: &[IndexDef]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::candidates::IndexColumn;
     use super::*;
 
     fn def(table: &str, cols: &[&str]) -> IndexDef {
-        IndexDef {
-            include: Vec::new(),
-            predicate: None,
-            table: table.into(),
-            columns: cols
-                .iter()
-                .map(|c| IndexColumn {
-                    name: c.to_string(),
-                    desc: false,
-                })
-                .collect(),
-        }
+        IndexDef::on(table, cols)
     }
 
     #[test]
@@ -300,6 +288,11 @@ pub struct Advice {
     /// The schema the recommended indexes go in (where the workload's tables are).
     #[serde(default = "default_schema")]
     pub schema: String,
+    /// Why the advice is incomplete, when a stop signal ended `advise`
+    /// early (e.g. "interrupted (Ctrl-C) during verification"): `verified`
+    /// and the remedies' measurements hold what was decided before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
 }
 
 fn default_schema() -> String {
@@ -384,7 +377,10 @@ pub async fn advise_with(
     let drops = drops::advise_drops(
         &schema,
         &catalog.current_indexes,
-        results.map(|r| r.index_usage.as_slice()),
+        // Usage the run could not read says nothing about an index.
+        results
+            .filter(|r| r.stats_missing.is_none())
+            .map(|r| r.index_usage.as_slice()),
         &recommended,
     );
     let remedies = remedies_for(
@@ -425,6 +421,7 @@ pub async fn advise_with(
         } else {
             "the workload file's weights".into()
         },
+        partial: None,
     })
 }
 

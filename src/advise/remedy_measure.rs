@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::pg::{self, Target};
 use crate::results::RatioCi;
 use crate::rng::{Prng, tag};
-use crate::schema::clone;
+use crate::schema::clone::{Purpose, WorkingCopy};
 use crate::workload::Param;
 use crate::workload::context::WorkloadContext;
 use crate::workload::params::Value;
@@ -46,12 +46,9 @@ pub async fn measure_with(
     if remedies.is_empty() {
         return Ok(());
     }
-    let db = format!("crmbench_remedy_{}", std::process::id());
-    clone::clone_database(target, &db, true).await?;
-    let result = measure_on(ctx, target, &target.on_database(&db), remedies, seed).await;
-    if let Err(e) = clone::drop_database(target, &db).await {
-        tracing::warn!("could not drop the remedy clone {db}: {e}");
-    }
+    let copy = WorkingCopy::create(target, Purpose::Remedy).await?;
+    let result = measure_on(ctx, target, &copy.target(), remedies, seed).await;
+    copy.remove_or_warn().await;
     result
 }
 
@@ -76,6 +73,10 @@ async fn measure_on(
         tenant,
     };
     for r in remedies.iter_mut() {
+        // Asked to stop: the remedies measured so far keep their numbers.
+        if crate::signals::stopped().is_some() {
+            break;
+        }
         let Some(query) = ctx.workload().queries.iter().find(|q| q.name == r.query) else {
             continue;
         };

@@ -7,8 +7,9 @@
 //! is ≥10% faster with the whole interval (upper bound below 1/1.1) and no
 //! query's p95 got >10% slower with the whole interval (lower bound above
 //! 1.1); then the next index starts from the kept state. The benchmark
-//! database itself is never touched: everything happens on clones, dropped at
-//! the end.
+//! database itself is never touched: everything happens on working copies
+//! (leased, see [`crate::schema::gc`]), dropped at the end — also when a
+//! stop signal ends verification early.
 
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::pg::{self, Target};
 use crate::results::{QueryResult, RatioCi};
 use crate::run::{self, RunOptions};
-use crate::schema::clone;
+use crate::schema::clone::{Purpose, WorkingCopy};
+use crate::signals;
 use crate::workload::context::WorkloadContext;
 
 /// Faster than this ratio (upper bound) counts as a win: ≥ 10% faster.
@@ -124,7 +126,9 @@ pub async fn verify(
 }
 
 /// [`verify`] with the workload already prepared on `target`
-/// (`opts.workload` is not read).
+/// (`opts.workload` is not read). A stop signal ([`crate::signals`]) ends
+/// it early: the indexes decided so far are returned (the one under test
+/// when it came is left out) and the clones are dropped all the same.
 pub async fn verify_with(
     ctx: &WorkloadContext,
     target: &Target,
@@ -132,54 +136,36 @@ pub async fn verify_with(
     base_cost: f64,
     opts: &VerifyOptions,
 ) -> Result<Vec<Verified>> {
-    let pid = std::process::id();
-    let clones = Clones {
-        state: format!("crmbench_verify_base_{pid}"),
-        candidate: format!("crmbench_verify_cand_{pid}"),
-    };
-    let result = verify_on(ctx, target, chosen, base_cost, opts, &clones).await;
-    for db in [&clones.candidate, &clones.state] {
-        if let Err(e) = clone::drop_database(target, db).await {
-            tracing::warn!("could not drop the verification clone {db}: {e}");
-        }
-    }
+    let state = WorkingCopy::create(target, Purpose::VerifyBase).await?;
+    let result = verify_on(ctx, &state.target(), chosen, base_cost, opts).await;
+    state.remove_or_warn().await;
     result
 }
 
-/// The databases verification works on: the kept state, and the state plus
-/// the index under test.
-struct Clones {
-    state: String,
-    candidate: String,
-}
-
+/// Verify each index in turn on `state` (the kept state's copy), until done
+/// or asked to stop.
 async fn verify_on(
     ctx: &WorkloadContext,
-    target: &Target,
+    state: &Target,
     chosen: &[Chosen],
     base_cost: f64,
     opts: &VerifyOptions,
-    clones: &Clones,
 ) -> Result<Vec<Verified>> {
-    clone::clone_database(target, &clones.state, true).await?;
-    let state = target.on_database(&clones.state);
-    let run_opts = paired_run(opts, &clones.candidate);
     let mut out = Vec::new();
     let mut previous_cost = base_cost;
     for c in chosen {
-        clone::clone_database(&state, &clones.candidate, true).await?;
-        let cand = target.on_database(&clones.candidate);
-        let sql = c.def.create_sql(&opts.schema);
-        build(
-            &cand,
-            &sql,
-            &format!("{} on the candidate clone", c.def.name()),
-        )
-        .await?;
-        let outcome = run::run_with(ctx, &state, &run_opts).await?;
-        let (kept, reason) = decide(c, &outcome.results.queries);
+        if signals::stopped().is_some() {
+            break;
+        }
+        let candidate = WorkingCopy::create(state, Purpose::VerifyCandidate).await?;
+        let measured = measure_index(ctx, state, &candidate, c, opts).await;
+        candidate.remove_or_warn().await;
+        let Some((sql, queries)) = measured? else {
+            break;
+        };
+        let (kept, reason) = decide(c, &queries);
         if kept {
-            build(&state, &sql, &format!("{} on the kept state", c.def.name())).await?;
+            build(state, &sql, &format!("{} on the kept state", c.def.name())).await?;
         }
         out.push(Verified {
             index: c.def.name(),
@@ -191,12 +177,36 @@ async fn verify_on(
             } else {
                 1.0
             },
-            measured: measured(c, &outcome.results.queries),
+            measured: measured_for(c, &queries),
         });
         previous_cost = c.cost_after;
-        clone::drop_database(target, &clones.candidate).await?;
     }
     Ok(out)
+}
+
+/// Build `c` on `candidate` and run the paired run against `state`: the
+/// index's DDL and the run's per-query results, or `None` when a stop
+/// signal cut the run short (nothing to decide on).
+async fn measure_index(
+    ctx: &WorkloadContext,
+    state: &Target,
+    candidate: &WorkingCopy,
+    c: &Chosen,
+    opts: &VerifyOptions,
+) -> Result<Option<(String, Vec<QueryResult>)>> {
+    let sql = c.def.create_sql(&opts.schema);
+    build(
+        &candidate.target(),
+        &sql,
+        &format!("{} on the candidate clone", c.def.name()),
+    )
+    .await?;
+    let run_opts = paired_run(opts, candidate.name());
+    let outcome = run::run_with(ctx, state, &run_opts).await?;
+    if signals::stopped().is_some() {
+        return Ok(None);
+    }
+    Ok(Some((sql, outcome.results.queries)))
 }
 
 /// The paired run of one index: the state as baseline, `candidate_db` as
@@ -233,7 +243,7 @@ async fn build(target: &Target, sql: &str, what: &str) -> Result<()> {
 }
 
 /// The paired ratios of the queries `c` was chosen for.
-fn measured(c: &Chosen, queries: &[QueryResult]) -> Vec<MeasuredQuery> {
+fn measured_for(c: &Chosen, queries: &[QueryResult]) -> Vec<MeasuredQuery> {
     queries
         .iter()
         .filter(|q| c.queries.contains(&q.name))

@@ -15,6 +15,7 @@ use super::candidates::IndexDef;
 use crate::error::{Error, Result};
 use crate::explain::plan::Explained;
 use crate::pg::{self, Target};
+use crate::schema::clone::{Purpose, WorkingCopy};
 use crate::workload::frame::TenantFrame;
 use crate::workload::params::Value;
 
@@ -25,8 +26,7 @@ enum Mode {
     /// Real indexes built on a clone of the database (no HypoPG), dropped
     /// with the clone at the end; `built` holds those that exist now.
     Real {
-        target: Box<Target>,
-        clone: String,
+        copy: Box<WorkingCopy>,
         built: Vec<IndexDef>,
     },
 }
@@ -93,20 +93,17 @@ impl WhatIf {
         setting: Option<&str>,
         schema: &str,
     ) -> Result<WhatIf> {
-        let clone = format!("crmbench_whatif_{}", std::process::id());
-        crate::schema::clone::clone_database(target, &clone, true).await?;
-        let on_clone = target.on_database(&clone);
-        let client = match pg::connect(&on_clone.admin()).await {
+        let copy = WorkingCopy::create(target, Purpose::WhatIf).await?;
+        let client = match pg::connect(&copy.target().admin()).await {
             Ok(c) => c,
             Err(e) => {
-                let _ = crate::schema::clone::drop_database(target, &clone).await;
+                copy.remove_or_warn().await;
                 return Err(e);
             }
         };
         Ok(WhatIf {
             mode: Mode::Real {
-                target: Box::new(target.on_database(target.database())),
-                clone,
+                copy: Box::new(copy),
                 built: Vec::new(),
             },
             client,
@@ -263,11 +260,9 @@ impl WhatIf {
                 .batch_execute("SELECT hypopg_reset()")
                 .await
                 .map_err(|e| Error::from_pg("hypopg_reset()", e)),
-            Mode::Real { target, clone, .. } => {
+            Mode::Real { copy, .. } => {
                 drop(self.client);
-                crate::schema::clone::drop_database(&target, &clone)
-                    .await
-                    .map(|_| ())
+                copy.remove().await
             }
         }
     }

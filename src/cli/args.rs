@@ -363,6 +363,14 @@ pub(super) struct ExplainArgs {
     /// Seed of the parameter values.
     #[arg(long, default_value_t = 1)]
     pub(super) seed: u64,
+    /// In plans.json, replace the values drawn from the data (tenant ids,
+    /// sample and ref parameters) by '<redacted>' [default: on for
+    /// --database-url targets, off for the private server].
+    #[arg(long, overrides_with = "no_redact_values")]
+    pub(super) redact_values: bool,
+    /// Keep the sampled values in plans.json.
+    #[arg(long, overrides_with = "redact_values")]
+    pub(super) no_redact_values: bool,
     /// Run folder [default: reports/latest when it exists, else a new one].
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
@@ -479,7 +487,11 @@ pub(super) enum SchemaCommand {
         #[arg(long)]
         replace: bool,
     },
-    /// Drop the CRM schema, only if it carries crmbench's marker.
+    /// Drop the CRM schema, only if it carries crmbench's marker. With
+    /// --database NAME, then drop database NAME itself too when crmbench
+    /// created it (a dataset made by generate or schema create, the demo's
+    /// crmbench_demo): its data is lost. A database crmbench did not create
+    /// is kept.
     Drop,
     /// Print tables, row counts, sizes, indexes and row-level security state.
     Show {
@@ -498,11 +510,22 @@ pub(super) enum SchemaCommand {
         #[arg(long)]
         replace: bool,
     },
-    /// Drop a database made by `schema clone` (never one crmbench did not create).
+    /// Drop a database made by `schema clone` (or a working copy left by a
+    /// crmbench that is gone). Refuses anything else, datasets included:
+    /// `schema drop --database NAME` drops a dataset.
     DropClone {
         /// Name of the clone.
         name: String,
     },
+    /// Drop the working copies crmbench made for itself (run --fresh,
+    /// advise --verify, --no-hypopg, remedy measurement) whose owner is gone.
+    ///
+    /// A command holds a lease on each copy while it works (an advisory lock
+    /// on the server, so this works for workers on other machines and on a
+    /// --database-url server); a copy whose lease is free was left by a
+    /// command that was killed. Copies in use are left alone; clones made by
+    /// `schema clone` are kept. Every command that clones runs this first.
+    Gc,
     /// Print a content checksum (rows and md5) of every CRM table: equal
     /// checksums mean equal data, whatever the physical row order.
     Checksum {
@@ -510,4 +533,14 @@ pub(super) enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Command {
+    /// Whether the command heeds stop signals itself ([`crate::signals`]).
+    pub(super) fn stops_cleanly(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_) | Command::Generate(_) | Command::Advise(_) | Command::Demo(_)
+        )
+    }
 }

@@ -10,6 +10,7 @@ use super::args::{
 use super::values::{CompareFormat, Protocol};
 use super::{EXIT_OK, err_line, out};
 use crate::error::{Error, Result};
+use crate::explain::SampledValues;
 use crate::pg::{self, Target, TargetOptions};
 use crate::runfolder::Access;
 use crate::schema;
@@ -33,16 +34,25 @@ pub(super) async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> 
             let report = schema::create(&target, &schema::CreateOptions { replace }).await?;
             report.render(target.database(), &target.describe())
         }
-        SchemaCommand::Drop => schema::drop(&target).await?.render(target.database()),
+        SchemaCommand::Drop => {
+            let mut out = schema::drop(&target).await?.render(target.database());
+            if opts.database.is_some() {
+                out += &schema::drop_dataset(&target)
+                    .await?
+                    .render(target.database());
+            }
+            out
+        }
         SchemaCommand::Clone { to, replace } => {
             schema::clone::clone_database(&target, &to, replace)
                 .await?
                 .render()
         }
         SchemaCommand::DropClone { name } => {
-            let dropped = schema::clone::drop_database(&target, &name).await?;
+            let dropped = schema::clone::drop_clone(&target, &name).await?;
             schema::clone::render_drop(&name, dropped)
         }
+        SchemaCommand::Gc => schema::gc::gc(&target).await?.render(),
         SchemaCommand::Checksum { json } => {
             let client = pg::connect(&target.admin()).await?;
             let sums = crate::generate::checksum::checksums(&client).await?;
@@ -112,11 +122,7 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
             args.workload.display(),
             ctx.workload().queries.len(),
             target.describe(),
-            ctx.workload()
-                .context
-                .role
-                .as_deref()
-                .unwrap_or("the connecting user")
+            ctx.runs_as()
         ))?;
         return Ok(EXIT_OK);
     }
@@ -147,9 +153,15 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         simple: args.protocol == Protocol::Simple,
         quiet: args.quiet,
     };
-    let outcome = crate::run::run(&target, &options).await?;
-    let path = crate::run::write_outcome(args.out.as_deref(), &outcome, access)?;
-    out(crate::run::render_table(&outcome.results))?;
+    crate::run::check_options(&options)?;
+    let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    crate::run::check_room(args.out.as_deref(), ctx.workload(), &options)?;
+    let outcome = crate::run::run_with(&ctx, &target, &options).await?;
+    // The table first: on a full disk it is what the user still gets.
+    // A failure to print does not keep the results from being saved.
+    let printed = out(crate::run::render_table(&outcome.results));
+    let path = crate::run::save_outcome(args.out.as_deref(), &outcome, access)?;
+    printed?;
     out(format!("  results: {}\n", path.display()))?;
     let ending = outcome.ending(&path, args.max_error_rate, args.self_check);
     for line in &ending.stderr {
@@ -167,7 +179,13 @@ pub(super) async fn explain_command(
     access: Access,
 ) -> Result<()> {
     let (target, _) = Target::resolve(opts, true)?;
-    let file = crate::explain::explain(&target, &args.workload, args.seed).await?;
+    let redaction = match (args.redact_values, args.no_redact_values) {
+        (true, _) => SampledValues::Redact,
+        (_, true) => SampledValues::Keep,
+        _ => SampledValues::default_for(&target),
+    };
+    let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    let file = crate::explain::explain_with(&ctx, &target, args.seed, redaction).await?;
     let path = crate::explain::write_plans(args.out.as_deref(), &file, access)?;
     out(crate::explain::render_summary(&file))?;
     out(format!("  plans: {}\n", path.display()))?;
@@ -178,7 +196,7 @@ pub(super) async fn advise_command(
     args: AdviseArgs,
     opts: &TargetOptions,
     access: Access,
-) -> Result<()> {
+) -> Result<u8> {
     let (target, _) = Target::resolve(opts, true)?;
     let request = crate::advise::AdviseRequest {
         workload: args.workload,
@@ -203,7 +221,7 @@ pub(super) async fn advise_command(
         out(format!("  {check}\n"))?;
     }
     out(crate::advise::render_summary(&run.advice, &run.folder))?;
-    Ok(())
+    Ok(run.exit_code())
 }
 
 pub(super) async fn demo_command(

@@ -44,6 +44,14 @@ where
         }
     };
     init_tracing(cli.verbose);
+    // Commands that load, measure or clone stop cleanly on SIGINT, SIGTERM
+    // and SIGHUP alike: partial results written, copies dropped, exit 2.
+    if cli.command.stops_cleanly() {
+        if let Err(e) = crate::signals::install() {
+            report_error(&e.into());
+            return ExitCode::from(EXIT_ERROR);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -159,7 +167,7 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Generate(args) => generate_command(args, opts, access).await?,
         Command::Run(args) => return Ok(run_command(args, opts, access).await?),
         Command::Explain(args) => explain_command(args, opts, access).await?,
-        Command::Advise(args) => advise_command(args, opts, access).await?,
+        Command::Advise(args) => return Ok(advise_command(args, opts, access).await?),
         Command::Report(args) => report_command(&args, access)?,
         Command::Compare(args) => return Ok(compare_command(args)?),
     }

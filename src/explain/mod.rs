@@ -2,10 +2,13 @@
 //! tenant, run `EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)` as the
 //! workload's role with the tenant set (RLS in force), inside a transaction
 //! (the workload's tenant frame) that is always rolled back; keep the typed
-//! plan, its fingerprint and its findings; write `plans.json`.
+//! plan, its fingerprint and its findings; write `plans.json` — with the
+//! values drawn from the data taken out when asked ([`redact`]; the default
+//! on a `--database-url` target).
 
 pub mod findings;
 pub mod plan;
+pub mod redact;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,7 @@ use crate::workload::context::WorkloadContext;
 use crate::workload::params::{Value, collect_refs};
 use findings::{Finding, FindingKind};
 use plan::Explained;
+pub use redact::SampledValues;
 
 /// Version of the plans.json format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -86,14 +90,22 @@ pub struct StatementPlan {
     pub error: Option<String>,
 }
 
-/// Explain every query of the workload at `path` on `target`.
+/// Explain every query of the workload at `path` on `target`, sampled
+/// values kept or redacted as is the default there
+/// ([`SampledValues::default_for`]).
 pub async fn explain(target: &Target, path: &Path, seed: u64) -> Result<PlansFile> {
     let ctx = WorkloadContext::prepare(target, path).await?;
-    explain_with(&ctx, target, seed).await
+    explain_with(&ctx, target, seed, SampledValues::default_for(target)).await
 }
 
-/// Explain every query of `ctx`'s workload on `target`.
-pub async fn explain_with(ctx: &WorkloadContext, target: &Target, seed: u64) -> Result<PlansFile> {
+/// Explain every query of `ctx`'s workload on `target`; `redaction` says
+/// whether the values drawn from the data stay in the plans.
+pub async fn explain_with(
+    ctx: &WorkloadContext,
+    target: &Target,
+    seed: u64,
+    redaction: SampledValues,
+) -> Result<PlansFile> {
     let workload = ctx.workload();
     let client = pg::connect(&ctx.spec_on(target)).await?;
     let rls = workload.context.tenant_setting.is_some();
@@ -109,6 +121,7 @@ pub async fn explain_with(ctx: &WorkloadContext, target: &Target, seed: u64) -> 
         ctx,
         rls,
         numeric: &numeric,
+        redaction,
     };
     let mut queries = Vec::new();
     for (qi, query) in workload.queries.iter().enumerate() {
@@ -116,9 +129,13 @@ pub async fn explain_with(ctx: &WorkloadContext, target: &Target, seed: u64) -> 
         for (class, tenant) in &classes {
             let mut rng = Prng::for_parts(&[seed, tag("explain"), qi as u64, tag(class)]);
             let statements = explain_query(&session, query, tenant, &mut rng).await?;
+            let tenant = match redaction {
+                SampledValues::Redact if !tenant.is_empty() => redact::PLACEHOLDER.to_string(),
+                _ => tenant.clone(),
+            };
             tenants.push(TenantPlans {
                 class: class.to_string(),
-                tenant: tenant.clone(),
+                tenant,
                 statements,
             });
         }
@@ -186,6 +203,7 @@ struct Session<'a> {
     ctx: &'a WorkloadContext,
     rls: bool,
     numeric: &'a findings::NumericColumns,
+    redaction: SampledValues,
 }
 
 /// Explain each statement of `query` for `tenant` inside the workload's
@@ -231,6 +249,9 @@ async fn explain_query(
                     entry.error = Some(Error::from_pg("running", e).to_string());
                 }
             }
+        }
+        if session.redaction == SampledValues::Redact {
+            redact::redact_statement(&mut entry, &redact::data_values(&st.params, &values));
         }
         out.push(entry);
     }

@@ -521,7 +521,8 @@ async fn create_bare(admin: &tokio_postgres::Client, plan: &Plan) -> Result<()> 
     result
 }
 
-/// Run `work`; on Ctrl-C set the cancel flag, let the work stop, and report
+/// Run `work`; on a stop signal (Ctrl-C, SIGTERM, SIGHUP; see
+/// [`crate::signals`]) set the cancel flag, let the work stop, and report
 /// the interruption.
 async fn with_interrupt<T>(
     state: &Arc<LoadState>,
@@ -529,7 +530,7 @@ async fn with_interrupt<T>(
 ) -> Result<T> {
     tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => {
+        _ = crate::signals::stop_requested() => {
             state.cancel.store(true, Ordering::Relaxed);
             Err(Error::Interrupted { during: "generating the dataset (marked incomplete)".into() })
         }

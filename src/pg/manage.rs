@@ -23,11 +23,16 @@ fn refuse_external(opts: &TargetOptions, what: &str) -> Result<()> {
 }
 
 /// `pg start`: start (initialising on first use) or reuse the private server,
-/// with its roles and database; say where it is and how to connect.
+/// with its roles and default database; say where it is and how to connect.
 pub async fn start(opts: &TargetOptions) -> Result<String> {
     refuse_external(opts, "start")?;
     let (target, outcome) = Target::resolve(opts, true)?;
-    super::bootstrap_private(&target).await?;
+    // The default database is made here; another one named by --database
+    // must exist already (only generate and schema create make those).
+    super::bootstrap_private(&target.on_database(private::DATABASE)).await?;
+    if target.database() != private::DATABASE {
+        connect(&target.admin()).await?;
+    }
     let Target::Private { server, database } = &target else {
         return Ok(String::new());
     };

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::conninfo::ConnInfo;
@@ -209,15 +210,29 @@ impl Target {
 
     /// The application role's connection: RLS applies to it.
     pub fn app(&self) -> ConnSpec {
+        self.as_role(roles::APP)
+    }
+
+    /// The sampler's connection ([`roles::SAMPLER`]): tenant discovery and
+    /// sampling.
+    pub fn sampler(&self) -> ConnSpec {
+        self.as_role(roles::SAMPLER)
+    }
+
+    /// A connection as `role`. On the private server crmbench logs in as the
+    /// role itself (trust over its socket), so the session's user is the
+    /// role and SQL cannot switch back to the superuser; on a URL target the
+    /// URL's user switches to it with `SET ROLE` (all crmbench has there).
+    pub fn as_role(&self, role: &str) -> ConnSpec {
         match self {
             Target::Private { server: s, .. } => ConnSpec {
-                label: s.url(roles::APP, self.database()),
-                config: with_search_path(s.config(roles::APP, self.database())),
+                label: s.url(role, self.database()),
+                config: with_search_path(s.config(role, self.database())),
                 set_role: None,
             },
             Target::External(_) => {
                 let mut spec = self.admin();
-                spec.set_role = Some(roles::APP.into());
+                spec.set_role = Some(role.into());
                 spec
             }
         }
@@ -258,11 +273,14 @@ fn with_search_path(mut config: Config) -> Config {
 /// Open a connection, spawn its driver task on the current runtime, and apply
 /// `set_role`. Errors name the (redacted) target.
 pub async fn connect(spec: &ConnSpec) -> Result<Client> {
-    let (client, connection) = spec
-        .config
-        .connect(NoTls)
-        .await
-        .map_err(|e| classify_connect_error(&spec.label, e))?;
+    let (client, connection) = match spec.config.connect(NoTls).await {
+        Ok(connected) => connected,
+        // A mistyped --database: say which databases there are.
+        Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+            return Err(no_such_database(spec).await);
+        }
+        Err(e) => return Err(classify_connect_error(&spec.label, e)),
+    };
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("connection closed: {e}");
@@ -275,6 +293,34 @@ pub async fn connect(spec: &ConnSpec) -> Result<Client> {
             .map_err(|e| Error::from_pg(format!("SET ROLE {role} on {}", spec.label), e))?;
     }
     Ok(client)
+}
+
+/// [`Error::NoSuchDatabase`] for `spec`'s database, with the datasets and
+/// clones crmbench knows on that server (read through its `postgres`
+/// database; none when that fails too).
+async fn no_such_database(spec: &ConnSpec) -> Error {
+    let database = spec.config.get_dbname().unwrap_or_default().to_string();
+    let mut config = spec.config.clone();
+    config.dbname("postgres");
+    let known = match config.connect(NoTls).await {
+        Ok((client, connection)) => {
+            let driver = tokio::spawn(connection);
+            let known = super::marker::known(&client).await.unwrap_or_default();
+            drop(client);
+            let _ = driver.await;
+            known
+        }
+        Err(_) => Vec::new(),
+    };
+    Error::NoSuchDatabase {
+        database,
+        target: spec.label.clone(),
+        known: known
+            .into_iter()
+            .filter(|(_, kind)| *kind != super::marker::DatabaseKind::Working)
+            .map(|(name, kind)| format!("{name} ({kind})"))
+            .collect(),
+    }
 }
 
 fn classify_connect_error(label: &str, e: tokio_postgres::Error) -> Error {

@@ -93,7 +93,11 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
     indexes(&mut h, model, plots);
     migration(&mut h, model.advice.as_ref());
     prisma(&mut h, model.advice.as_ref());
-    drops(&mut h, model.advice.as_ref());
+    drops(
+        &mut h,
+        model.advice.as_ref(),
+        model.environment.stats_missing.as_deref(),
+    );
     h.push_str(
         "<footer><p class=\"missing\">Written by <code>crmbench report</code> from the files of \
          the run folder; no database was opened.</p></footer>\n</body>\n</html>\n",
@@ -451,8 +455,11 @@ fn prisma(h: &mut String, advice: Option<&AdviceView>) {
     close(h);
 }
 
-fn drops(h: &mut String, advice: Option<&AdviceView>) {
+fn drops(h: &mut String, advice: Option<&AdviceView>, stats_missing: Option<&str>) {
     open(h, "drops");
+    if let Some(reason) = stats_missing {
+        missing(h, &format!("{}.", super::stats_missing_text(reason)));
+    }
     match advice {
         None => missing(h, "not captured: no advice.json in this run folder."),
         Some(a) if a.drops.is_empty() => missing(h, "No index is worth dropping."),

@@ -97,7 +97,7 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
             }
         }
     }
-    drops(&mut m, advice);
+    drops(&mut m, advice, env.stats_missing.as_deref());
     m
 }
 
@@ -294,8 +294,11 @@ fn indexes(m: &mut String, model: &ReportModel, plots: &[Plot]) {
     }
 }
 
-fn drops(m: &mut String, advice: Option<&AdviceView>) {
+fn drops(m: &mut String, advice: Option<&AdviceView>, stats_missing: Option<&str>) {
     m.push_str("## Indexes that can go\n\n");
+    if let Some(reason) = stats_missing {
+        let _ = writeln!(m, "_{}._\n", cell(&super::stats_missing_text(reason)));
+    }
     match advice {
         None => m.push_str("_not captured: no advice.json in this run folder._\n"),
         Some(a) if a.drops.is_empty() => m.push_str("No index is worth dropping.\n"),

@@ -114,6 +114,9 @@ fn environment(r: &Results) -> Environment {
         driver.push_str(", paired");
     }
     let mut warnings = model::setting_warnings(&r.server.settings);
+    if let Some(reason) = &r.stats_missing {
+        warnings.insert(0, stats_missing_text(reason));
+    }
     if let Some(reason) = &r.partial {
         warnings.insert(0, format!("the run ended early: {reason}"));
     }
@@ -132,8 +135,17 @@ fn environment(r: &Results) -> Environment {
         ended_at: r.ended_at.clone(),
         measured_seconds: r.measured_seconds,
         partial: r.partial.clone(),
+        stats_missing: r.stats_missing.clone(),
         warnings,
     }
+}
+
+/// What the report says where the server's statistics are missing.
+pub fn stats_missing_text(reason: &str) -> String {
+    format!(
+        "the server's statistics are missing ({reason}): index usage and statement \
+         statistics were not measured, and no index is called unused"
+    )
 }
 
 fn decode(text: &str, path: &Path, what: &str) -> Result<crate::stats::Hist> {

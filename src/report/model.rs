@@ -56,6 +56,9 @@ pub struct Environment {
     pub measured_seconds: f64,
     /// Why the run ended early, when it did.
     pub partial: Option<String>,
+    /// Why the server's index and statement statistics are missing, when
+    /// they are.
+    pub stats_missing: Option<String>,
     /// Warnings a reader must see (fsync off and the like).
     pub warnings: Vec<String>,
 }

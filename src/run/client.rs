@@ -221,7 +221,15 @@ impl Pacer {
             Arrivals::Poisson => -(1.0 - rng.unit()).ln() / rate,
             Arrivals::Uniform => 1.0 / rate,
         };
-        self.next_start += Duration::from_secs_f64(gap);
+        // check_options keeps the rate sane; a gap no clock holds means never.
+        let Some(next) = Duration::try_from_secs_f64(gap)
+            .ok()
+            .and_then(|gap| self.next_start.checked_add(gap))
+        else {
+            wait_stop(shared).await;
+            return Turn::Stop;
+        };
+        self.next_start = next;
         if self.next_start > Instant::now() {
             tokio::select! {
                 _ = tokio::time::sleep_until(self.next_start.into()) => {}

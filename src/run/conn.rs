@@ -25,6 +25,8 @@ use crate::workload::{Param, Query, Workload};
 pub const CONNECTION_LOST: &str = "crmbench:connection_lost";
 /// Any other driver failure.
 pub const CLIENT_ERROR: &str = "crmbench:client_error";
+/// A connection attempt the server did not answer (down, restarting).
+pub const CONNECTION_REFUSED: &str = "crmbench:connection_refused";
 
 /// A connection with everything prepared.
 pub struct Conn {
@@ -81,6 +83,19 @@ impl TxError {
     /// Serialization failure or deadlock: worth a retry.
     pub fn retryable(&self) -> bool {
         self.code == "40001" || self.code == "40P01"
+    }
+}
+
+/// Whether a failure to connect or prepare means the server is away for
+/// now, so trying again later may work: refused or dropped (down,
+/// restarting), or a session ended or refused by a restart — 57P01 admin
+/// shutdown, 57P02 crash shutdown, 57P03 cannot connect now (recovering
+/// after a crash, starting up).
+pub fn server_unavailable(e: &Error) -> bool {
+    match e {
+        Error::ConnectionRefused { .. } | Error::ConnectionLost { .. } => true,
+        Error::Server { sqlstate, .. } => matches!(sqlstate.as_str(), "57P01" | "57P02" | "57P03"),
+        _ => false,
     }
 }
 

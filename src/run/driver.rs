@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::client;
-use super::conn::Conn;
+use super::conn::{CLIENT_ERROR, CONNECTION_LOST, CONNECTION_REFUSED, Conn, server_unavailable};
 use crate::error::{Error, Result};
 use crate::pg::ConnSpec;
 use crate::stats::{self, Hist};
@@ -140,6 +140,11 @@ pub struct Shared {
     pub slots: Vec<Mutex<Slot>>,
     /// A fatal error that stopped the run (unreachable server at start…).
     pub fatal: Mutex<Option<String>>,
+    /// Set when a client or a driver thread panicked: a failed run, even
+    /// before its first transaction.
+    pub panicked: AtomicBool,
+    /// Failed attempts to reconnect while the server was away, by code.
+    pub reconnect_errors: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -152,6 +157,8 @@ impl Shared {
                 .map(|_| Mutex::new(Slot::new(workload, paired)))
                 .collect(),
             fatal: Mutex::new(None),
+            panicked: AtomicBool::new(false),
+            reconnect_errors: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -198,6 +205,7 @@ pub fn start(
 }
 
 fn thread_main(t: usize, config: DriverConfig, shared: Arc<Shared>) {
+    let _guard = PanicGuard(&shared);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -214,8 +222,50 @@ fn thread_main(t: usize, config: DriverConfig, shared: Arc<Shared>) {
             let (config, shared) = (config.clone(), shared.clone());
             set.spawn(async move { client::client_main(c, t, config, shared).await });
         }
-        while set.join_next().await.is_some() {}
+        join_clients(set, &shared).await;
     });
+}
+
+/// Wait for a thread's clients; one that panicked stops the run as failed.
+async fn join_clients(mut set: tokio::task::JoinSet<()>, shared: &Shared) {
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            if e.is_panic() {
+                set_panicked(
+                    shared,
+                    &format!("a client panicked: {}", panic_text(e.into_panic())),
+                );
+            }
+        }
+    }
+}
+
+/// Marks the run failed when its thread unwinds (a panic outside a client).
+struct PanicGuard<'a>(&'a Shared);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            set_panicked(self.0, "a driver thread panicked");
+        }
+    }
+}
+
+fn set_panicked(shared: &Shared, message: &str) {
+    shared.panicked.store(true, Ordering::Relaxed);
+    set_fatal(
+        shared,
+        format!("{message} (a bug in crmbench: please report it)"),
+    );
+}
+
+/// The message a panic carried, when it is text.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 pub(super) fn set_fatal(shared: &Shared, message: String) {
@@ -225,9 +275,10 @@ pub(super) fn set_fatal(shared: &Shared, message: String) {
     shared.stop.store(true, Ordering::Relaxed);
 }
 
-/// Open a connection, retrying while the server refuses or drops it (a
-/// restart); `None` when the run stops first or the failure is of another
-/// kind (then fatal).
+/// Open a connection, retrying with backoff while the server is away
+/// (refused or dropped, restarting, recovering after a crash: see
+/// [`server_unavailable`]) and counting each failed try by code; `None`
+/// when the run stops first or the failure is of another kind (then fatal).
 pub(super) async fn open_with_retry(
     spec: &ConnSpec,
     workload: &Workload,
@@ -242,17 +293,27 @@ pub(super) async fn open_with_retry(
                 if shared.stop.load(Ordering::Relaxed) {
                     return None;
                 }
-                if !matches!(
-                    e,
-                    Error::ConnectionRefused { .. } | Error::ConnectionLost { .. }
-                ) {
+                if !server_unavailable(&e) {
                     set_fatal(shared, e.to_string());
                     return None;
+                }
+                if let Ok(mut counts) = shared.reconnect_errors.lock() {
+                    *counts.entry(failure_code(&e)).or_default() += 1;
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
+    }
+}
+
+/// The code a failed connection attempt is counted under: its SQLSTATE, or
+/// crmbench's own for a refused or dropped connection.
+fn failure_code(e: &Error) -> String {
+    match e {
+        Error::ConnectionRefused { .. } => CONNECTION_REFUSED.into(),
+        Error::ConnectionLost { .. } => CONNECTION_LOST.into(),
+        other => other.sqlstate().unwrap_or(CLIENT_ERROR).into(),
     }
 }
 
@@ -289,4 +350,35 @@ pub fn join(handles: Vec<std::thread::JoinHandle<()>>) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_client_stops_the_run_as_failed() {
+        let workload = Workload::parse(
+            "name = \"w\"\n[[query]]\nname = \"q\"\nkind = \"read\"\nweight = 1\nsql = \"SELECT 1\"\n",
+            std::path::Path::new("w.toml"),
+        )
+        .unwrap();
+        let shared = Shared::new(&workload, 1, false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            set.spawn(async {});
+            set.spawn(async { panic!("days out of range") });
+            join_clients(set, &shared).await;
+        });
+        assert!(shared.panicked.load(Ordering::Relaxed));
+        assert!(shared.stop.load(Ordering::Relaxed));
+        let fatal = shared.fatal.lock().unwrap().clone().unwrap();
+        assert!(
+            fatal.contains("a client panicked: days out of range"),
+            "{fatal}"
+        );
+    }
 }

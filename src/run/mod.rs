@@ -13,6 +13,7 @@ pub mod driver;
 mod outcome;
 pub mod paired;
 pub mod pgstat;
+mod slots;
 mod window;
 
 use std::path::PathBuf;
@@ -21,9 +22,10 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::pg::{self, Target};
 use crate::results::{DatasetInfo, Results};
+use crate::schema::clone::{Purpose, WorkingCopy};
 use crate::workload::context::WorkloadContext;
 use driver::{Arrivals, DriverConfig};
-pub use outcome::{RunOutcome, write_outcome};
+pub use outcome::{RunOutcome, check_room, save_outcome, write_outcome};
 
 /// Options of `run`.
 #[derive(Debug, Clone)]
@@ -82,30 +84,53 @@ pub async fn run_with(
     opts: &RunOptions,
 ) -> Result<RunOutcome> {
     check_options(opts)?;
-    let fresh_name = format!("crmbench_fresh_{}", std::process::id());
-    let run_target = if opts.fresh {
-        crate::schema::clone::clone_database(target, &fresh_name, true).await?;
-        target.on_database(&fresh_name)
-    } else {
-        target.on_database(target.database())
-    };
-    let result = run_on(ctx, &run_target, target, opts).await;
-    if opts.fresh {
-        if let Err(e) = crate::schema::clone::drop_database(target, &fresh_name).await {
-            tracing::warn!("could not drop the fresh clone {fresh_name}: {e}");
-        }
+    if !opts.fresh {
+        return run_on(ctx, target, target, opts).await;
     }
+    // Held by its lease while the run works: a killed run's copy is
+    // dropped by the next `schema gc`.
+    let copy = WorkingCopy::create(target, Purpose::FreshRun).await?;
+    let result = run_on(ctx, &copy.target(), target, opts).await;
+    copy.remove_or_warn().await;
     result
 }
 
-fn check_options(opts: &RunOptions) -> Result<()> {
+/// Refuse options no run can use (before any work).
+pub fn check_options(opts: &RunOptions) -> Result<()> {
     if opts.clients == 0 || opts.threads == 0 {
         return Err(Error::Usage {
             message: "--clients and --threads must be at least 1".into(),
             fix: "e.g. --clients 8 --threads 2".into(),
         });
     }
+    if let Some(rate) = opts.rate {
+        check_rate(rate, opts.warmup + opts.duration)?;
+    }
     Ok(())
+}
+
+/// An open-loop rate must be a number whose first arrival (1/rate seconds
+/// on average) falls within the run.
+fn check_rate(rate: f64, run: Duration) -> Result<()> {
+    let seconds = run.as_secs_f64().max(1e-3);
+    if rate.is_finite() && rate > 0.0 && 1.0 / rate <= seconds {
+        return Ok(());
+    }
+    let shown = if rate.abs() >= 1e-3 {
+        rate.to_string()
+    } else {
+        format!("{rate:e}")
+    };
+    Err(Error::Usage {
+        message: format!(
+            "--rate {shown}: at this rate the first transaction is not expected within the \
+             run ({seconds:.1} s of warm-up and measurement)"
+        ),
+        fix: format!(
+            "give --rate at least {:.3} transactions/s, or omit it for closed loop",
+            1.0 / seconds
+        ),
+    })
 }
 
 /// Run on `target` (the benchmark database or its fresh clone); `original`
@@ -116,7 +141,8 @@ async fn run_on(
     original: &Target,
     opts: &RunOptions,
 ) -> Result<RunOutcome> {
-    let admin = pg::connect(&target.admin()).await?;
+    let mut stats = pgstat::StatsConn::open(&target.admin()).await?;
+    let admin = stats.client();
     let candidate = candidate_target(target, opts)?;
     let baseline_spec = ctx.spec_on(target);
     let candidate_spec = match (&candidate, opts.self_check) {
@@ -143,9 +169,11 @@ async fn run_on(
         opts.self_check
             .then(|| "the baseline itself (A/A self-check)".into())
     });
-    let server = pgstat::server_info(&admin, original.describe(), candidate_label).await;
-    let dataset = dataset_info(&admin).await;
-    let measured = window::measure(&admin, config, opts).await?;
+    let server = pgstat::server_info(admin, original.describe(), candidate_label).await;
+    let dataset = dataset_info(admin).await;
+    let elsewhere = candidate.as_ref().filter(|_| opts.candidate_url.is_some());
+    slots::check(admin, &target.describe(), &config, elsewhere).await?;
+    let measured = window::measure(&mut stats, config, opts).await?;
     let setup = outcome::Setup {
         threads,
         paired,

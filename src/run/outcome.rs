@@ -2,7 +2,8 @@
 //! collected (per query and side: count, errors, throughput, percentiles,
 //! histograms and series; paired ratios at a Bonferroni-adjusted level), the
 //! queries over `--max-error-rate`, the A/A intervals that miss 1.00, the
-//! exit code all that means, and `results.json` in the run folder — so the
+//! exit code all that means (missing server statistics warn, they do not
+//! fail a run), and `results.json` in the run folder — so the
 //! CLI, `demo`, tests and library callers get the same files and codes.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use super::collect::Collector;
 use super::driver::SideSlot;
 use super::paired;
 use super::window::Measured;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::results::{
     DatasetInfo, DriverInfo, FORMAT_VERSION, IntervalStats, QueryResult, Results, ServerInfo,
     SideStats, StatementLatency, WorkloadInfo,
@@ -62,6 +63,24 @@ impl RunOutcome {
     /// ended early, queries over `max_error_rate`, the A/A self-check.
     pub fn ending(&self, results_path: &Path, max_error_rate: f64, self_check: bool) -> Ending {
         let mut end = Ending::default();
+        if let Some(reason) = &self.results.stats_missing {
+            end.stderr.push(format!(
+                "warning: the server's statistics over the window are missing ({reason}): \
+                 no index usage or statement statistics in the results"
+            ));
+        }
+        let reconnects = &self.results.reconnect_errors;
+        if !reconnects.is_empty() {
+            let tries: Vec<String> = reconnects
+                .iter()
+                .map(|(c, n)| format!("{c} ×{n}"))
+                .collect();
+            end.stderr.push(format!(
+                "crmbench: the server went away during the run; clients reconnected \
+                 (failed tries: {})",
+                tries.join(", ")
+            ));
+        }
         if let Some(reason) = &self.results.partial {
             end.stderr.push(format!(
                 "error: the run ended early ({reason}); the results gathered so far are in {}",
@@ -101,6 +120,59 @@ pub fn write_outcome(
     access: runfolder::Access,
 ) -> Result<PathBuf> {
     runfolder::RunFolder::prepare(out, "run", access)?.write(&outcome.results)
+}
+
+/// [`write_outcome`]; when the run folder cannot take the file after all (a
+/// full disk), the results go to [`runfolder::write_fallback`] and the
+/// error says where they are.
+pub fn save_outcome(
+    out: Option<&Path>,
+    outcome: &RunOutcome,
+    access: runfolder::Access,
+) -> Result<PathBuf> {
+    let failed = match write_outcome(out, outcome, access) {
+        Ok(path) => return Ok(path),
+        Err(e) => e,
+    };
+    let fix = failed
+        .fix()
+        .unwrap_or_else(|| "check the run folder, or pass --out DIR elsewhere".into());
+    let message = match runfolder::write_fallback(&outcome.results) {
+        Ok(saved) => format!(
+            "{failed}; the results are saved in {} instead",
+            saved.display()
+        ),
+        Err(also) => format!("{failed}; the results could not be saved elsewhere either: {also}"),
+    };
+    Err(Error::Usage { message, fix })
+}
+
+/// Check, before measuring, that the run folder (`out`, else the default
+/// folder's parent) can take the results of running `workload` with `opts`.
+pub fn check_room(out: Option<&Path>, workload: &Workload, opts: &RunOptions) -> Result<()> {
+    let dir = out.unwrap_or(Path::new(runfolder::REPORTS));
+    runfolder::check_room(dir, results_bytes(workload, opts))
+}
+
+/// A generous estimate of results.json's size: per query and side a
+/// histogram and the series, per statement a histogram, and the server's
+/// statistics.
+fn results_bytes(workload: &Workload, opts: &RunOptions) -> u64 {
+    const KIB: u64 = 1024;
+    let paired = opts.candidate_url.is_some() || opts.candidate_database.is_some();
+    let sides = if paired || opts.self_check { 2 } else { 1 };
+    let interval = opts.interval.as_secs_f64().max(0.1);
+    let intervals = (opts.duration.as_secs_f64() / interval).ceil() as u64 + 2;
+    let queries = workload.queries.len() as u64;
+    let statements: u64 = workload
+        .queries
+        .iter()
+        .map(|q| q.statements.len() as u64)
+        .sum();
+    let per_side = 16 * KIB + intervals.saturating_mul(256);
+    (256 * KIB)
+        .saturating_add(queries.saturating_mul(sides).saturating_mul(per_side))
+        .saturating_add(statements * 8 * KIB)
 }
 
 /// How the run was set up, as the results record it.
@@ -158,6 +230,8 @@ pub(super) fn assemble(
         queries,
         index_usage: measured.index_usage,
         statements: measured.statements,
+        stats_missing: measured.stats_missing,
+        reconnect_errors: measured.reconnect_errors,
     };
     RunOutcome {
         results,

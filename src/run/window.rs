@@ -1,26 +1,28 @@
 //! The measurement window: start the driver, let it warm up unrecorded, then
 //! open the window (a snapshot of the server's counters, the wall-clock
 //! start) and feed every interval to the collector with a progress line,
-//! until the duration is over, Ctrl-C, or an error stops the clients; then
+//! until the duration is over, a stop signal ([`crate::signals`]: Ctrl-C,
+//! SIGTERM, SIGHUP), or an error stops the clients; then
 //! stop the driver, count what finished after the last tick, and take the
-//! server's counters again. A run that fails before its first transaction is
-//! an error; one that fails later is kept, marked partial.
+//! server's counters again (when they cannot be had, or the server reset
+//! them, the statistics are marked missing with the reason). A run that
+//! fails before its first transaction is an error; one that fails later is
+//! kept, marked partial.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-use tokio_postgres::Client;
-
 use super::RunOptions;
 use super::collect::{Collector, progress_line};
 use super::driver::{self, DriverConfig, Shared};
-use super::pgstat;
+use super::pgstat::{self, StatsConn};
 use crate::error::{Error, Result};
 use crate::results::{IndexUsage, StatementStats};
 use crate::workload::Workload;
+use chrono::{DateTime, Utc};
 
 /// What the window measured.
 pub struct Measured {
@@ -36,18 +38,26 @@ pub struct Measured {
     pub index_usage: Vec<IndexUsage>,
     /// Statement statistics over the window.
     pub statements: Vec<StatementStats>,
+    /// Why the two are empty, when the server's counters could not be read.
+    pub stats_missing: Option<String>,
+    /// Failed reconnection attempts by code.
+    pub reconnect_errors: BTreeMap<String, u64>,
 }
 
-/// Run the driver with `config` and measure, as `opts` says; `admin` reads
+/// Run the driver with `config` and measure, as `opts` says; `stats` reads
 /// the server's counters.
-pub async fn measure(admin: &Client, config: DriverConfig, opts: &RunOptions) -> Result<Measured> {
+pub async fn measure(
+    stats: &mut StatsConn,
+    config: DriverConfig,
+    opts: &RunOptions,
+) -> Result<Measured> {
     let workload = config.workload.clone();
     let paired = config.candidate.is_some();
     let mut window = Window::new();
     // Without warm-up the window opens before the first transaction: nothing
     // the clients do (a killed backend in the first second included) is lost.
     if opts.warmup.is_zero() {
-        window.open(admin).await;
+        window.open(stats).await;
     }
     let shared = Shared::new(&workload, config.threads, paired);
     let mut driver = Running {
@@ -56,7 +66,7 @@ pub async fn measure(admin: &Client, config: DriverConfig, opts: &RunOptions) ->
     };
     let mut collected = Collector::new(&workload, paired, opts.seed);
     let mut partial =
-        match tick_until_done(admin, &mut window, &driver, &workload, &mut collected, opts).await {
+        match tick_until_done(stats, &mut window, &driver, &workload, &mut collected, opts).await {
             Ok(partial) => partial,
             Err(fatal) => {
                 let _ = driver.stop().await;
@@ -78,8 +88,16 @@ pub async fn measure(admin: &Client, config: DriverConfig, opts: &RunOptions) ->
         .since
         .map_or(0.0, |s| s.elapsed().as_secs_f64())
         .max(1e-9);
-    let after = pgstat::snapshot(admin).await;
-    let (index_usage, statements) = pgstat::delta(&window.before, &after);
+    let (index_usage, statements, stats_missing) = match window.close(stats).await {
+        Ok((index_usage, statements)) => (index_usage, statements, None),
+        Err(reason) => (Vec::new(), Vec::new(), Some(reason)),
+    };
+    let reconnect_errors = driver
+        .shared
+        .reconnect_errors
+        .lock()
+        .map(|counts| counts.clone())
+        .unwrap_or_default();
     Ok(Measured {
         collected,
         partial,
@@ -87,6 +105,8 @@ pub async fn measure(admin: &Client, config: DriverConfig, opts: &RunOptions) ->
         seconds,
         index_usage,
         statements,
+        stats_missing,
+        reconnect_errors,
     })
 }
 
@@ -94,7 +114,8 @@ pub async fn measure(admin: &Client, config: DriverConfig, opts: &RunOptions) ->
 struct Window {
     since: Option<Instant>,
     started_at: DateTime<Utc>,
-    before: pgstat::Snapshot,
+    /// The counters when it opened, or why they could not be read.
+    before: std::result::Result<pgstat::Snapshot, String>,
 }
 
 impl Window {
@@ -102,15 +123,42 @@ impl Window {
         Window {
             since: None,
             started_at: Utc::now(),
-            before: pgstat::Snapshot::default(),
+            before: Ok(pgstat::Snapshot::default()),
         }
     }
 
     /// From now on everything counts.
-    async fn open(&mut self, admin: &Client) {
-        self.before = pgstat::snapshot(admin).await;
+    async fn open(&mut self, stats: &mut StatsConn) {
+        self.before = stats
+            .snapshot()
+            .await
+            .map_err(|e| format!("reading them as the window opened: {e}"));
         self.started_at = Utc::now();
         self.since = Some(Instant::now());
+    }
+
+    /// The server's index and statement counters over the window, or why
+    /// they are missing.
+    async fn close(
+        &self,
+        stats: &mut StatsConn,
+    ) -> std::result::Result<(Vec<IndexUsage>, Vec<StatementStats>), String> {
+        if self.since.is_none() {
+            return Err("the run ended before the window opened".into());
+        }
+        let before = self.before.as_ref().map_err(Clone::clone)?;
+        let after = stats
+            .snapshot()
+            .await
+            .map_err(|e| format!("reading them as the window closed: {e}"))?;
+        if pgstat::went_back(before, &after) {
+            return Err(
+                "the server reset its counters during the window (a crash restart or \
+                        pg_stat_reset)"
+                    .into(),
+            );
+        }
+        Ok(pgstat::delta(before, &after))
     }
 }
 
@@ -118,7 +166,7 @@ impl Window {
 /// (`Ok`: why it stopped early, if it did); `Err` with the cause when the
 /// clients failed before anything ran.
 async fn tick_until_done(
-    admin: &Client,
+    stats: &mut StatsConn,
     window: &mut Window,
     driver: &Running,
     workload: &Workload,
@@ -132,17 +180,19 @@ async fn tick_until_done(
     let mut tick = tokio::time::interval(opts.interval);
     tick.tick().await;
     let mut last_done = 0u64;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // SIGINT, SIGTERM or SIGHUP (one that came before the window too).
+    let stop = crate::signals::stop_requested();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = &mut ctrl_c => {
-                partial = Some("interrupted (Ctrl-C)".into());
+            signal = &mut stop => {
+                partial = Some(format!("interrupted ({signal})"));
             }
         }
         if let Some(fatal) = shared.fatal.lock().ok().and_then(|f| f.clone()) {
-            if window.since.is_none() && shared.done.load(Ordering::Relaxed) == 0 {
+            let panicked = shared.panicked.load(Ordering::Relaxed);
+            if window.since.is_none() && shared.done.load(Ordering::Relaxed) == 0 && !panicked {
                 return Err(fatal);
             }
             partial.get_or_insert(format!("stopped by an error: {fatal}"));
@@ -151,7 +201,7 @@ async fn tick_until_done(
         let done = shared.done.load(Ordering::Relaxed);
         match window.since {
             None if started.elapsed() >= opts.warmup => {
-                window.open(admin).await;
+                window.open(stats).await;
                 // Warm-up over: what finished during it is dropped.
                 let _ = shared.swap(workload, paired);
                 last_done = shared.done.load(Ordering::Relaxed);

@@ -296,3 +296,34 @@ fn names_outside_the_folder_are_refused() {
     }
     assert!(!tmp.path().join("escape.txt").exists());
 }
+
+#[test]
+fn a_folder_without_room_is_refused_naming_it_and_the_space() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("not/yet");
+    assert!(check_room(&missing, 0).is_ok());
+    let e = check_room(&missing, u64::MAX / 2).unwrap_err().to_string();
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("free"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_fallback_file_is_private_and_reads_back() {
+    let value = V2 {
+        format_version: 2,
+        a: 7,
+        added: vec!["x".into()],
+    };
+    let path = write_fallback(&value).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("crmbench-v-") && name.ends_with(".json"),
+        "{name}"
+    );
+    assert_eq!(mode(&path), 0o600);
+    let back: V2 = read_file(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(back, value);
+}

@@ -1,6 +1,7 @@
 //! The CRM schema: DDL and row-level security as `.sql` files embedded in the
 //! binary, the one list of its tables ([`tables`]), and `schema create | drop`
-//! (`show`, `clone` and the tenant-rule [`audit`] have their own modules).
+//! (`show`, `clone`, `gc` and the tenant-rule [`audit`] have their own
+//! modules).
 //!
 //! The DDL comes in steps so a loader can fill bare tables first and build
 //! keys, indexes and RLS afterwards: [`Step::Tables`] … [`Step::Grants`].
@@ -10,6 +11,7 @@
 pub mod audit;
 pub mod clone;
 pub mod extensions;
+pub mod gc;
 pub mod show;
 pub mod tables;
 
@@ -305,6 +307,65 @@ pub async fn drop(target: &Target) -> Result<DropOutcome> {
             reason,
         }),
     }
+}
+
+/// What `schema drop --database NAME` did with the database itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseDrop {
+    /// crmbench created it: dropped.
+    Dropped,
+    /// Not created by crmbench (no marker): kept.
+    NotOurs,
+}
+
+impl DatabaseDrop {
+    /// What `schema drop --database` prints after the schema's line.
+    pub fn render(self, database: &str) -> String {
+        match self {
+            DatabaseDrop::Dropped => format!("crmbench: database {database} dropped\n"),
+            DatabaseDrop::NotOurs => format!(
+                "crmbench: database {database} kept: crmbench did not create it (no marker)\n"
+            ),
+        }
+    }
+}
+
+/// `schema drop --database NAME`, after the schema: drop the database
+/// itself when crmbench created it (a dataset, a clone, a working copy
+/// nobody holds), without forcing out other sessions.
+pub async fn drop_dataset(target: &Target) -> Result<DatabaseDrop> {
+    use pg::marker::{DatabaseKind, Marked};
+    let db = target.database();
+    let client = pg::connect(&target.admin_to(gc::LEASE_DATABASE)).await?;
+    let lease = match pg::marker::lookup(&client, db).await? {
+        None | Some(Marked::Foreign) => return Ok(DatabaseDrop::NotOurs),
+        Some(Marked::Ours(DatabaseKind::Working)) => match gc::Lease::take(target, db).await? {
+            Some(lease) => Some(lease),
+            None => {
+                return Err(Error::Usage {
+                    message: format!("database {db} is in use by a running crmbench"),
+                    fix: "let that command finish (or stop it: it drops its copies)".into(),
+                });
+            }
+        },
+        Some(Marked::Ours(_)) => None,
+    };
+    let sql = format!("DROP DATABASE {}", pg::quote_ident(db));
+    let dropped = clone::retry_while_in_use(&client, &sql)
+        .await
+        .map_err(|e| match e.sqlstate() {
+            Some("55006") => Error::Usage {
+                message: e.to_string(),
+                fix: format!(
+                    "close the other sessions on {db} (a psql, a running benchmark) and retry"
+                ),
+            },
+            _ => e,
+        });
+    if let Some(lease) = lease {
+        lease.release().await?;
+    }
+    dropped.map(|()| DatabaseDrop::Dropped)
 }
 
 async fn drop_schema(client: &Client) -> Result<()> {

@@ -8,6 +8,7 @@ pub mod check;
 pub mod context;
 pub mod frame;
 pub mod params;
+pub mod sampler;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -471,7 +472,11 @@ impl SourceFile<'_> {
         let params = params
             .into_iter()
             .enumerate()
-            .map(|(k, p)| convert(p).map_err(|m| err(format!("parameter ${}: {m}", k + 1))))
+            .map(|(k, p)| {
+                convert(p)
+                    .and_then(|p| params::check_range(&p).map(|()| p))
+                    .map_err(|m| err(format!("parameter ${}: {m}", k + 1)))
+            })
             .collect::<Result<Vec<_>>>()?;
         if i == 0 && params.iter().any(|p| matches!(p, Param::Ref(_))) {
             return Err(err(
@@ -567,10 +572,19 @@ fn check_one_kind(p: &ParamSpec) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// `sample = "table.column"` with its miss rate.
+/// `sample = "table.column"` (or `schema.table.column`) with its miss rate.
+/// Each name is an SQL identifier, bare or double-quoted, and nothing else:
+/// the names are pasted into the sampling query (quoted), so anything that
+/// is not a name is refused here.
 fn sample(s: &str, miss_rate: f64) -> std::result::Result<Param, String> {
-    let Some((table, column)) = s.rsplit_once('.') else {
-        return Err(format!("sample = \"{s}\": write table.column"));
+    let split = last_dot(s).map(|at| (&s[..at], &s[at + 1..]));
+    let Some((table, column)) = split.filter(|(t, c)| {
+        identifiers(t).is_some_and(|n| n.len() <= 2) && identifiers(c).is_some_and(|n| n.len() == 1)
+    }) else {
+        return Err(format!(
+            "sample = \"{s}\": write table.column or schema.table.column \
+             (each name bare or in double quotes)"
+        ));
     };
     if !(0.0..=1.0).contains(&miss_rate) {
         return Err(format!("miss_rate {miss_rate} is not between 0 and 1"));
@@ -580,6 +594,77 @@ fn sample(s: &str, miss_rate: f64) -> std::result::Result<Param, String> {
         column: column.into(),
         miss_rate,
     })
+}
+
+/// Byte offset of the last `.` outside double quotes.
+fn last_dot(s: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut last = None;
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => last = Some(i),
+            _ => {}
+        }
+    }
+    last
+}
+
+/// The names of a dotted SQL name as PostgreSQL reads it: `"Bar".foo` →
+/// `["Bar", "foo"]` (bare names fold to lower case, `""` in quotes is one
+/// `"`). `None` when it is not a dotted name.
+pub fn identifiers(text: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut name = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        name.push('"');
+                    }
+                    '"' => break,
+                    c => name.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                let ok = c.is_alphabetic()
+                    || c == '_'
+                    || !name.is_empty() && (c.is_ascii_digit() || c == '$');
+                if !ok {
+                    break;
+                }
+                name.extend(c.to_lowercase());
+                chars.next();
+            }
+        }
+        if name.is_empty() {
+            return None;
+        }
+        names.push(name);
+        match chars.next() {
+            None => return Some(names),
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+/// A dotted name as written in a workload file, quoted for SQL
+/// (`shop.items` → `"shop"."items"`); `None` when it is not a name.
+pub fn quoted_name(text: &str) -> Option<String> {
+    let names = identifiers(text)?;
+    Some(
+        names
+            .iter()
+            .map(|n| crate::pg::quote_ident(n))
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 /// A TOML value as the text sent to the server.
@@ -686,6 +771,43 @@ weight = 3
     }
 
     const ONE_QUERY: &str = "[[query]]\nname = \"q\"\nkind = \"read\"\nsql = \"SELECT 1\"\n";
+
+    #[test]
+    fn sample_names_are_sql_names_and_nothing_else() {
+        let ok = |s: &str| sample(s, 0.0).unwrap();
+        assert_eq!(
+            ok("customers.email"),
+            Param::Sample {
+                table: "customers".into(),
+                column: "email".into(),
+                miss_rate: 0.0
+            }
+        );
+        let Param::Sample { table, column, .. } = ok(r#""Bar"."Fo.o"."Id""#) else {
+            panic!()
+        };
+        assert_eq!(
+            (table.as_str(), column.as_str()),
+            (r#""Bar"."Fo.o""#, r#""Id""#)
+        );
+        assert_eq!(quoted_name(&table).unwrap(), r#""Bar"."Fo.o""#);
+        assert_eq!(quoted_name("Shop.Items").unwrap(), r#""shop"."items""#);
+        assert_eq!(quoted_name(r#""a""b""#).unwrap(), r#""a""b""#);
+        for bad in [
+            "email",
+            "a.b.c.d",
+            "customers.email::text",
+            "(SELECT pg_read_file('/etc/passwd') AS e) x.e",
+            "customers.email; DROP TABLE x",
+            "customers.\"email",
+            "customers.",
+            ".email",
+            "1x.email",
+        ] {
+            let err = sample(bad, 0.0).unwrap_err();
+            assert!(err.contains("write table.column"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn a_file_without_version_is_version_1() {

@@ -2,7 +2,9 @@
 //! pools drawn from the loaded data per tenant, and one value per generator.
 //! Values are sent as text and typed by the server, as psql does, so any
 //! workload on any schema works without declaring types; values returned by
-//! an earlier statement travel back in the server's own binary form.
+//! an earlier statement travel back in the server's own binary form. A
+//! generator's range is checked when the file is read ([`check_range`]), so
+//! no draw can overflow a clock, a calendar or an integer during a run.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -18,6 +20,34 @@ use crate::rng::{Prng, power_law_rank};
 
 /// Rows kept per tenant in a sample pool.
 pub const SAMPLES_PER_TENANT: i64 = 2000;
+
+/// Farthest back a `days_ago` generator reaches: about 1000 years, so every
+/// timestamp has a four-digit year the server reads.
+pub const MAX_DAYS_AGO: f64 = 365_000.0;
+
+/// Check that every value `param` can produce is one the generators and the
+/// server can hold: finite floats, an `int` range of at most 2^64 - 1
+/// values, `days_ago` within [`MAX_DAYS_AGO`]. The error says what is wrong
+/// (the caller adds file, line and `$n`).
+pub fn check_range(param: &Param) -> std::result::Result<(), String> {
+    match *param {
+        Param::Int { lo, hi, .. } if lo == i64::MIN && hi == i64::MAX => Err(format!(
+            "int = [{lo}, {hi}]: a range of 2^64 values; leave out one end"
+        )),
+        Param::Float { lo, hi, .. }
+            if !(lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()) =>
+        {
+            Err(format!("float = [{lo}, {hi}]: give finite bounds"))
+        }
+        Param::DaysAgo { lo, hi } if !(lo.is_finite() && hi.is_finite()) => {
+            Err(format!("days_ago = [{lo}, {hi}]: give finite bounds"))
+        }
+        Param::DaysAgo { lo, hi } if lo.abs().max(hi.abs()) > MAX_DAYS_AGO => Err(format!(
+            "days_ago = [{lo}, {hi}]: at most {MAX_DAYS_AGO} days (about 1000 years) back"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,20 +211,47 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// Load the tenant pool and every sample pool the workload uses, as the
-    /// admin connection (it sees every tenant).
-    pub async fn load(admin: &Client, workload: &Workload) -> Result<Pools> {
-        let tenants = match (&workload.context.tenant_setting, &workload.context.tenants) {
-            (None, _) => TenantPool::none(),
-            (Some(_), None) => {
-                return Err(Error::Workload {
-                    file: workload.path.clone(),
-                    line: 0,
-                    query: None,
-                    message: "[context] sets tenant_setting but gives no `tenants` query".into(),
-                });
+    /// Load the tenant pool and every sample pool the workload uses on
+    /// `sampler` — a connection as [`crate::pg::roles::SAMPLER`], which sees
+    /// every tenant and may only read — inside one READ ONLY transaction
+    /// with a [`SAMPLING_TIMEOUT`] (nothing is kept: it is rolled back).
+    /// `epoch` is the dataset's "today" ([`dataset_epoch`]).
+    pub async fn load(sampler: &Client, workload: &Workload, epoch: NaiveDate) -> Result<Pools> {
+        sampler
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                 SET LOCAL statement_timeout = '{}s'",
+                SAMPLING_TIMEOUT.as_secs()
+            ))
+            .await
+            .map_err(|e| Error::from_pg("starting the read-only sampling transaction", e))?;
+        let loaded = Pools::load_in(sampler, workload, epoch).await;
+        // Whatever the workload's SQL did, nothing of it is kept.
+        let ended = sampler
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| Error::from_pg("ending the sampling transaction", e));
+        let pools = loaded?;
+        ended?;
+        Ok(pools)
+    }
+
+    /// Pools of a workload that reads nothing from the data: no tenants
+    /// query, no `sample` parameter ([`needs_sampling`] is false).
+    pub fn without_sampling(epoch: NaiveDate) -> Pools {
+        Pools {
+            tenants: TenantPool::none(),
+            samples: HashMap::new(),
+            epoch,
+        }
+    }
+
+    async fn load_in(sampler: &Client, workload: &Workload, epoch: NaiveDate) -> Result<Pools> {
+        let tenants = match &workload.context.tenants {
+            Some(sql) if workload.context.tenant_setting.is_some() => {
+                load_tenants(sampler, workload, sql).await?
             }
-            (Some(_), Some(sql)) => load_tenants(admin, workload, sql).await?,
+            _ => TenantPool::none(),
         };
         let mut samples = HashMap::new();
         for q in &workload.queries {
@@ -207,7 +264,7 @@ impl Pools {
                     if samples.contains_key(&key) {
                         continue;
                     }
-                    let pool = load_sample(admin, workload, table, column)
+                    let pool = load_sample(sampler, workload, table, column)
                         .await
                         .map_err(|e| Error::Workload {
                             file: workload.path.clone(),
@@ -219,16 +276,6 @@ impl Pools {
                 }
             }
         }
-        let epoch = admin
-            .query_opt(
-                "SELECT epoch FROM crm.crmbench_meta WHERE to_regclass('crm.crmbench_meta') IS NOT NULL",
-                &[],
-            )
-            .await
-            .ok()
-            .flatten()
-            .and_then(|r| r.get::<_, Option<NaiveDate>>(0))
-            .unwrap_or_else(|| Utc::now().date_naive());
         Ok(Pools {
             tenants,
             samples,
@@ -280,7 +327,8 @@ impl Pools {
                 }
             }
             Param::Int { lo, hi, dist } => {
-                let span = (hi - lo) as u64 + 1;
+                // i128: the span of [i64::MIN + 1, i64::MAX] overflows i64.
+                let span = u64::try_from(i128::from(*hi) - i128::from(*lo) + 1).unwrap_or(u64::MAX);
                 let offset = match dist {
                     Dist::Uniform => rng.below(span),
                     Dist::Zipf => power_law_rank(rng.unit(), span, 1.0),
@@ -288,7 +336,7 @@ impl Pools {
                         .floor()
                         .clamp(0.0, (span - 1) as f64) as u64,
                 };
-                Value::Text((lo + offset as i64).to_string())
+                Value::Text((i128::from(*lo) + i128::from(offset)).to_string())
             }
             Param::Float { lo, hi, dist } => {
                 let u = match dist {
@@ -302,7 +350,10 @@ impl Pools {
                 let days = lo + (hi - lo) * rng.unit();
                 let end =
                     Utc.from_utc_datetime(&self.epoch.and_hms_opt(23, 59, 59).unwrap_or_default());
-                let at = end - Duration::seconds((days * 86_400.0) as i64);
+                // check_range keeps this in reach; out of it, the epoch itself.
+                let at = Duration::try_seconds((days * 86_400.0) as i64)
+                    .and_then(|back| end.checked_sub_signed(back))
+                    .unwrap_or(end);
                 Value::Text(at.format("%Y-%m-%d %H:%M:%S+00").to_string())
             }
             Param::Choice(items) => Value::Text(rng.pick(items).clone()),
@@ -320,20 +371,68 @@ fn gaussian(rng: &mut Prng) -> f64 {
     (0.5 + z / 6.0).clamp(0.0, 1.0)
 }
 
-/// The `[context]` tenants query's (id, weight) rows. A NULL id or weight
-/// is the file's to fix, named as such (it used to panic).
-async fn load_tenants(admin: &Client, workload: &Workload, sql: &str) -> Result<TenantPool> {
-    let err = |message: String| Error::Workload {
-        file: workload.path.clone(),
-        line: 0,
-        query: None,
-        message: format!("[context] tenants query {message}"),
-    };
+/// Longest a tenants or sample query may run (the sampler's
+/// `statement_timeout`): a workload's SQL cannot hold the server forever.
+pub const SAMPLING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether `workload` reads from the data before it runs: a tenants query
+/// (with a tenant setting) or a `sample` parameter. Only then is the sampler
+/// needed.
+pub fn needs_sampling(workload: &Workload) -> bool {
+    workload.context.tenant_setting.is_some()
+        || workload
+            .queries
+            .iter()
+            .flat_map(|q| &q.statements)
+            .flat_map(|s| &s.params)
+            .any(|p| matches!(p, Param::Sample { .. }))
+}
+
+/// A workload that sets a tenant must say how to list the tenants.
+pub fn check_tenants_query(workload: &Workload) -> Result<()> {
+    if workload.context.tenant_setting.is_some() && workload.context.tenants.is_none() {
+        return Err(Error::Workload {
+            file: workload.path.clone(),
+            line: 0,
+            query: None,
+            message: "[context] sets tenant_setting but gives no `tenants` query".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The dataset's "today" from crmbench's marker (`days_ago` counts back
+/// from it), else today. Fixed SQL, read as the admin connection.
+pub async fn dataset_epoch(admin: &Client) -> NaiveDate {
+    admin
+        .query_opt(
+            "SELECT epoch FROM crm.crmbench_meta WHERE to_regclass('crm.crmbench_meta') IS NOT NULL",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.get::<_, Option<NaiveDate>>(0))
+        .unwrap_or_else(|| Utc::now().date_naive())
+}
+
+/// The workload's `[context].tenants` query, run as the sampler.
+async fn load_tenants(sampler: &Client, workload: &Workload, sql: &str) -> Result<TenantPool> {
     let wrapped = format!("SELECT t.id::text, t.w::float8 FROM ({sql}) AS t(id, w)");
-    let rows = admin
+    let rows = sampler
         .query(&wrapped, &[])
         .await
-        .map_err(|e| err(format!("failed: {}", Error::from_pg("", e))))?;
+        .map_err(|e| Error::Workload {
+            file: workload.path.clone(),
+            line: 0,
+            query: None,
+            message: format!(
+                "[context] tenants query failed: {} (it runs as {}: read-only, SELECT on the \
+                 workload's schemas only)",
+                server_says(e),
+                crate::pg::roles::SAMPLER
+            ),
+        })?;
     if rows.is_empty() {
         return Err(Error::State {
             message: "the tenants query returned no rows: the database holds no data".into(),
@@ -342,32 +441,55 @@ async fn load_tenants(admin: &Client, workload: &Workload, sql: &str) -> Result<
     }
     let mut tenants = Vec::with_capacity(rows.len());
     for r in &rows {
-        let id: Option<String> = r.try_get(0).map_err(|e| err(format!("failed: {e}")))?;
-        let weight: Option<f64> = r.try_get(1).map_err(|e| err(format!("failed: {e}")))?;
-        match (id, weight) {
-            (Some(id), Some(weight)) => tenants.push((id, weight)),
-            (None, _) => {
-                return Err(err(
-                    "returned a NULL tenant id: every row needs an id (filter NULLs out)".into(),
-                ));
-            }
-            (Some(id), None) => {
-                return Err(err(format!(
-                    "returned a NULL weight for tenant {id}: every row needs a weight \
-                     (e.g. coalesce(w, 1))"
-                )));
-            }
-        }
+        tenants.push(tenant_row(r).map_err(|message| Error::Workload {
+            file: workload.path.clone(),
+            line: 0,
+            query: None,
+            message: format!("[context] tenants query {message}"),
+        })?);
     }
     Ok(TenantPool::new(tenants))
 }
 
+/// One (id, weight) row of the tenants query. A NULL id or weight is the
+/// file's to fix, said as such (it used to panic).
+fn tenant_row(r: &tokio_postgres::Row) -> std::result::Result<(String, f64), String> {
+    let id: Option<String> = r.try_get(0).map_err(|e| format!("failed: {e}"))?;
+    let weight: Option<f64> = r.try_get(1).map_err(|e| format!("failed: {e}"))?;
+    match (id, weight) {
+        (Some(id), Some(weight)) => Ok((id, weight)),
+        (None, _) => {
+            Err("returned a NULL tenant id: every row needs an id (filter NULLs out)".into())
+        }
+        (Some(id), None) => Err(format!(
+            "returned a NULL weight for tenant {id}: every row needs a weight \
+             (e.g. coalesce(w, 1))"
+        )),
+    }
+}
+
+/// What the server said, without crmbench's context.
+fn server_says(e: tokio_postgres::Error) -> String {
+    match Error::from_pg("", e) {
+        Error::Server {
+            message, sqlstate, ..
+        } => format!("{message} (SQLSTATE {sqlstate})"),
+        other => other.to_string(),
+    }
+}
+
 async fn load_sample(
-    admin: &Client,
+    sampler: &Client,
     workload: &Workload,
     table: &str,
     column: &str,
 ) -> std::result::Result<SamplePool, String> {
+    // The names were checked as SQL names when the file was read; quoted
+    // here, so a name is only ever a name.
+    let (Some(table), Some(column)) = (super::quoted_name(table), super::quoted_name(column))
+    else {
+        return Err("not a table.column name".into());
+    };
     // Deterministic choice of rows (hash order), so a seed replays the same stream.
     let sql = if workload.context.tenant_setting.is_some() {
         format!(
@@ -382,7 +504,7 @@ async fn load_sample(
             SAMPLES_PER_TENANT * 10
         )
     };
-    let rows = admin
+    let rows = sampler
         .query(&sql, &[])
         .await
         .map_err(|e| Error::from_pg("sampling", e).to_string())?;
@@ -473,5 +595,63 @@ mod tests {
             ts.starts_with("2025-12") || ts.starts_with("2025-11"),
             "{ts}"
         );
+    }
+
+    #[test]
+    fn ranges_no_generator_can_hold_are_refused() {
+        let days = |lo, hi| check_range(&Param::DaysAgo { lo, hi });
+        assert!(days(0.0, 730.0).is_ok());
+        assert!(days(1e8, 1e9).unwrap_err().contains("1000 years"));
+        assert!(days(0.0, f64::INFINITY).unwrap_err().contains("finite"));
+        assert!(days(f64::NAN, 1.0).unwrap_err().contains("finite"));
+        let float = |lo, hi| {
+            check_range(&Param::Float {
+                lo,
+                hi,
+                dist: Dist::Uniform,
+            })
+        };
+        assert!(float(-1.0, 1.0).is_ok());
+        assert!(float(-f64::MAX, f64::MAX).is_err());
+        assert!(float(0.0, f64::NAN).is_err());
+        let int = |lo, hi| {
+            check_range(&Param::Int {
+                lo,
+                hi,
+                dist: Dist::Uniform,
+            })
+        };
+        assert!(int(i64::MIN, i64::MAX).is_err());
+        assert!(int(i64::MIN + 1, i64::MAX).is_ok());
+    }
+
+    #[test]
+    fn the_widest_ranges_allowed_draw_without_overflow() {
+        let pools = Pools::for_bench(TenantPool::none());
+        let mut rng = Prng::for_parts(&[3]);
+        let none = HashMap::new();
+        for p in [
+            Param::Int {
+                lo: i64::MIN + 1,
+                hi: i64::MAX,
+                dist: Dist::Uniform,
+            },
+            Param::Int {
+                lo: i64::MIN + 1,
+                hi: i64::MAX,
+                dist: Dist::Gaussian,
+            },
+            Param::DaysAgo {
+                lo: 0.0,
+                hi: MAX_DAYS_AGO,
+            },
+        ] {
+            for _ in 0..1000 {
+                assert!(matches!(
+                    pools.value(&p, &mut rng, "", &none),
+                    Value::Text(_)
+                ));
+            }
+        }
     }
 }

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
-use super::{CopyRow, TableSpec, money, rng};
+use super::{TableSpec, money, rng};
 use crate::generate::domain::{self, CATEGORIES, GEMSTONES, METALS};
 use crate::generate::plan::{Plan, TenantPlan};
 use crate::rng::{Prng, derive, tag};
@@ -36,20 +36,7 @@ pub struct CategoryRow {
     pub slug: &'static str,
 }
 
-impl CopyRow for CategoryRow {
-    fn key(&self) -> i64 {
-        0
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.parent_id,
-            &self.name,
-            &self.slug,
-        ]
-    }
-}
+copy_row!(CategoryRow, [tenant_id, id, parent_id, name, slug,]);
 
 /// The category tree of a tenant (the same shape for every jeweller).
 pub fn categories<'a>(
@@ -96,23 +83,19 @@ pub struct SupplierRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl CopyRow for SupplierRow {
-    fn key(&self) -> i64 {
-        0
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.name,
-            &self.country,
-            &self.email,
-            &self.phone,
-            &self.lead_time_days,
-            &self.created_at,
-        ]
-    }
-}
+copy_row!(
+    SupplierRow,
+    [
+        tenant_id,
+        id,
+        name,
+        country,
+        email,
+        phone,
+        lead_time_days,
+        created_at,
+    ]
+);
 
 const SUPPLIER_COUNTRIES: [&str; 12] = [
     "BE", "GB", "IN", "GB", "IT", "TH", "PF", "IN", "DE", "DE", "LK", "CH",
@@ -263,32 +246,28 @@ pub struct ProductRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl CopyRow for ProductRow {
-    fn key(&self) -> i64 {
-        0
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.category_id,
-            &self.supplier_id,
-            &self.sku,
-            &self.name,
-            &self.description,
-            &self.metal,
-            &self.purity,
-            &self.gemstone,
-            &self.carat,
-            &self.base_price,
-            &self.currency,
-            &self.attributes,
-            &self.status,
-            &self.created_at,
-            &self.updated_at,
-        ]
-    }
-}
+copy_row!(
+    ProductRow,
+    [
+        tenant_id,
+        id,
+        category_id,
+        supplier_id,
+        sku,
+        name,
+        description,
+        metal,
+        purity,
+        gemstone,
+        carat,
+        base_price,
+        currency,
+        attributes,
+        status,
+        created_at,
+        updated_at,
+    ]
+);
 
 fn sku_prefix(core: &ProductCore) -> String {
     let cat = CATEGORIES[core.category].0;
@@ -441,25 +420,21 @@ pub struct VariantRow {
     pub is_active: bool,
 }
 
-impl CopyRow for VariantRow {
-    fn key(&self) -> i64 {
-        0
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.product_id,
-            &self.sku,
-            &self.ring_size,
-            &self.length_mm,
-            &self.price,
-            &self.weight_grams,
-            &self.certificate_number,
-            &self.is_active,
-        ]
-    }
-}
+copy_row!(
+    VariantRow,
+    [
+        tenant_id,
+        id,
+        product_id,
+        sku,
+        ring_size,
+        length_mm,
+        price,
+        weight_grams,
+        certificate_number,
+        is_active,
+    ]
+);
 
 /// Variants of a tenant's products (three per product).
 pub fn variants<'a>(plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = VariantRow> + 'a {
@@ -550,23 +525,19 @@ pub struct InventoryRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl CopyRow for InventoryRow {
-    fn key(&self) -> i64 {
-        0
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.store_id,
-            &self.variant_id,
-            &self.quantity,
-            &self.reserved,
-            &self.reorder_level,
-            &self.updated_at,
-        ]
-    }
-}
+copy_row!(
+    InventoryRow,
+    [
+        tenant_id,
+        id,
+        store_id,
+        variant_id,
+        quantity,
+        reserved,
+        reorder_level,
+        updated_at,
+    ]
+);
 
 /// Stock levels of a tenant: store by store, variant by variant.
 pub fn inventory<'a>(plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = InventoryRow> + 'a {

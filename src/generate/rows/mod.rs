@@ -2,6 +2,32 @@
 //! a tenant are a pure function of (seed, tenant, row index), produced lazily
 //! as an iterator: nothing is collected, so memory stays flat in scale.
 
+/// `impl CopyRow` for a row struct: its fields in the table's column order,
+/// and its merge key — none (0), `at FIELD` (a timestamp, in microseconds)
+/// or `key FIELD` (an i64 already in microseconds).
+macro_rules! copy_row {
+    ($row:ty, [$($field:ident),+ $(,)?]) => {
+        copy_row!(@impl $row, |_r| 0, [$($field),+]);
+    };
+    ($row:ty, at $at:ident, [$($field:ident),+ $(,)?]) => {
+        copy_row!(@impl $row, |r| $crate::generate::rows::micros(&r.$at), [$($field),+]);
+    };
+    ($row:ty, key $key:ident, [$($field:ident),+ $(,)?]) => {
+        copy_row!(@impl $row, |r| r.$key, [$($field),+]);
+    };
+    (@impl $row:ty, |$r:ident| $key:expr, [$($field:ident),+]) => {
+        impl $crate::generate::rows::CopyRow for $row {
+            fn key(&self) -> i64 {
+                let $r = self;
+                $key
+            }
+            fn values(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+                vec![$(&self.$field),+]
+            }
+        }
+    };
+}
+
 pub mod catalog;
 pub mod people;
 pub mod pipeline;

@@ -5,9 +5,9 @@ use fake::Fake;
 use fake::faker::address::en::{BuildingNumber, CityName, StreetName, ZipCode};
 use fake::faker::name::en::{FirstName, LastName};
 use rust_decimal::Decimal;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
-use super::{CopyRow, TableSpec, micros, money, rng};
+use super::{TableSpec, money, rng};
 use crate::generate::calendar::{Calendar, stratified};
 use crate::generate::domain::{self, slugify};
 use crate::generate::plan::{Plan, TenantPlan};
@@ -45,25 +45,12 @@ pub struct StoreRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl CopyRow for StoreRow {
-    fn key(&self) -> i64 {
-        0
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.code,
-            &self.name,
-            &self.city,
-            &self.country,
-            &self.timezone,
-            &self.is_online,
-            &self.opened_on,
-            &self.created_at,
-        ]
-    }
-}
+copy_row!(
+    StoreRow,
+    [
+        tenant_id, id, code, name, city, country, timezone, is_online, opened_on, created_at,
+    ]
+);
 
 /// Whether store `i` of the tenant is its online shop (the last of three or more).
 pub fn is_online_store(t: &TenantPlan, i: u64) -> bool {
@@ -139,25 +126,13 @@ pub struct StaffRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl CopyRow for StaffRow {
-    fn key(&self) -> i64 {
-        0
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.store_id,
-            &self.first_name,
-            &self.last_name,
-            &self.email,
-            &self.role,
-            &self.is_active,
-            &self.hired_on,
-            &self.created_at,
-        ]
-    }
-}
+copy_row!(
+    StaffRow,
+    [
+        tenant_id, id, store_id, first_name, last_name, email, role, is_active, hired_on,
+        created_at,
+    ]
+);
 
 /// Role of staff member `i`: the owner, a manager per store, then the floor.
 pub fn staff_role(t: &TenantPlan, i: u64, r: &mut Prng) -> &'static str {
@@ -252,38 +227,31 @@ pub struct CustomerRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl CopyRow for CustomerRow {
-    fn key(&self) -> i64 {
-        micros(&self.created_at)
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.first_name,
-            &self.last_name,
-            &self.email,
-            &self.phone,
-            &self.birth_date,
-            &self.anniversary_date,
-            &self.ring_size,
-            &self.preferred_metal,
-            &self.status,
-            &self.marketing_opt_in,
-            &self.lifetime_value,
-            &self.home_store_id,
-            &self.assigned_staff_id,
-            &self.address_line1,
-            &self.city,
-            &self.postcode,
-            &self.country,
-            &self.tags,
-            &self.notes,
-            &self.created_at,
-            &self.updated_at,
-        ]
-    }
-}
+copy_row!(CustomerRow, at created_at, [
+    tenant_id,
+    id,
+    first_name,
+    last_name,
+    email,
+    phone,
+    birth_date,
+    anniversary_date,
+    ring_size,
+    preferred_metal,
+    status,
+    marketing_opt_in,
+    lifetime_value,
+    home_store_id,
+    assigned_staff_id,
+    address_line1,
+    city,
+    postcode,
+    country,
+    tags,
+    notes,
+    created_at,
+    updated_at,
+]);
 
 /// Customer statuses and their shares: most are active.
 pub const CUSTOMER_STATUS: [(&str, f64); 5] = [

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
-use super::{CopyRow, TableSpec, micros, money, rng};
+use super::{TableSpec, money, rng};
 use crate::generate::calendar::{epoch_end, stratified};
 use crate::generate::domain::{self, STAGES};
 use crate::generate::plan::{Plan, TenantPlan};
@@ -38,22 +38,10 @@ pub struct StageRow {
     pub is_lost: bool,
 }
 
-impl CopyRow for StageRow {
-    fn key(&self) -> i64 {
-        0
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.name,
-            &self.position,
-            &self.probability,
-            &self.is_won,
-            &self.is_lost,
-        ]
-    }
-}
+copy_row!(
+    StageRow,
+    [tenant_id, id, name, position, probability, is_won, is_lost,]
+);
 
 /// The tenant's pipeline.
 pub fn stages<'a>(_plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = StageRow> + 'a {
@@ -175,29 +163,22 @@ pub struct DealRow {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
-impl CopyRow for DealRow {
-    fn key(&self) -> i64 {
-        micros(&self.created_at)
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.customer_id,
-            &self.owner_id,
-            &self.stage_id,
-            &self.title,
-            &self.value,
-            &self.currency,
-            &self.status,
-            &self.source,
-            &self.expected_close_date,
-            &self.created_at,
-            &self.updated_at,
-            &self.closed_at,
-        ]
-    }
-}
+copy_row!(DealRow, at created_at, [
+    tenant_id,
+    id,
+    customer_id,
+    owner_id,
+    stage_id,
+    title,
+    value,
+    currency,
+    status,
+    source,
+    expected_close_date,
+    created_at,
+    updated_at,
+    closed_at,
+]);
 
 /// Deals of a tenant.
 pub fn deals<'a>(plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = DealRow> + 'a {
@@ -266,22 +247,15 @@ pub struct HistoryRow {
     pub changed_at: DateTime<Utc>,
 }
 
-impl CopyRow for HistoryRow {
-    fn key(&self) -> i64 {
-        micros(&self.changed_at)
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.deal_id,
-            &self.from_stage_id,
-            &self.to_stage_id,
-            &self.changed_by,
-            &self.changed_at,
-        ]
-    }
-}
+copy_row!(HistoryRow, at changed_at, [
+    tenant_id,
+    id,
+    deal_id,
+    from_stage_id,
+    to_stage_id,
+    changed_by,
+    changed_at,
+]);
 
 /// Stage history of a tenant's deals, deal by deal.
 pub fn history<'a>(plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = HistoryRow> + 'a {
@@ -345,25 +319,18 @@ pub struct InteractionRow {
     pub occurred_at: DateTime<Utc>,
 }
 
-impl CopyRow for InteractionRow {
-    fn key(&self) -> i64 {
-        micros(&self.occurred_at)
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.customer_id,
-            &self.staff_id,
-            &self.deal_id,
-            &self.kind,
-            &self.direction,
-            &self.subject,
-            &self.body,
-            &self.occurred_at,
-        ]
-    }
-}
+copy_row!(InteractionRow, at occurred_at, [
+    tenant_id,
+    id,
+    customer_id,
+    staff_id,
+    deal_id,
+    kind,
+    direction,
+    subject,
+    body,
+    occurred_at,
+]);
 
 /// Interactions of a tenant: engaged customers get more of them.
 pub fn interactions<'a>(
@@ -434,23 +401,16 @@ pub struct AuditRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl CopyRow for AuditRow {
-    fn key(&self) -> i64 {
-        micros(&self.created_at)
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.actor_staff_id,
-            &self.entity,
-            &self.entity_id,
-            &self.action,
-            &self.changes,
-            &self.created_at,
-        ]
-    }
-}
+copy_row!(AuditRow, at created_at, [
+    tenant_id,
+    id,
+    actor_staff_id,
+    entity,
+    entity_id,
+    action,
+    changes,
+    created_at,
+]);
 
 /// Audit entries of a tenant.
 pub fn audit<'a>(plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = AuditRow> + 'a {

@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
 use super::catalog::{VARIANTS_PER_PRODUCT, product_core, variant_price_cents};
 use super::people::{customer_created, is_online_store};
-use super::{CopyRow, TableSpec, micros, money, rng};
+use super::{TableSpec, micros, money, rng};
 use crate::generate::calendar::{Calendar, epoch_end, stratified};
 use crate::generate::domain;
 use crate::generate::plan::{Plan, TenantPlan};
@@ -211,31 +211,24 @@ pub struct OrderRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl CopyRow for OrderRow {
-    fn key(&self) -> i64 {
-        micros(&self.placed_at)
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.order_number,
-            &self.customer_id,
-            &self.store_id,
-            &self.staff_id,
-            &self.status,
-            &self.channel,
-            &self.currency,
-            &self.subtotal,
-            &self.discount,
-            &self.tax,
-            &self.total,
-            &self.placed_at,
-            &self.created_at,
-            &self.updated_at,
-        ]
-    }
-}
+copy_row!(OrderRow, at placed_at, [
+    tenant_id,
+    id,
+    order_number,
+    customer_id,
+    store_id,
+    staff_id,
+    status,
+    channel,
+    currency,
+    subtotal,
+    discount,
+    tax,
+    total,
+    placed_at,
+    created_at,
+    updated_at,
+]);
 
 /// Order number prefix of a tenant.
 pub fn order_prefix(t: &TenantPlan) -> String {
@@ -310,24 +303,17 @@ pub struct OrderItemRow {
     pub placed_micros: i64,
 }
 
-impl CopyRow for OrderItemRow {
-    fn key(&self) -> i64 {
-        self.placed_micros
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.order_id,
-            &self.variant_id,
-            &self.quantity,
-            &self.unit_price,
-            &self.discount,
-            &self.line_total,
-            &self.engraving,
-        ]
-    }
-}
+copy_row!(OrderItemRow, key placed_micros, [
+    tenant_id,
+    id,
+    order_id,
+    variant_id,
+    quantity,
+    unit_price,
+    discount,
+    line_total,
+    engraving,
+]);
 
 /// Order lines of a tenant, order by order.
 pub fn order_items<'a>(
@@ -389,25 +375,18 @@ pub struct PaymentRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl CopyRow for PaymentRow {
-    fn key(&self) -> i64 {
-        micros(&self.created_at)
-    }
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.tenant_id,
-            &self.id,
-            &self.order_id,
-            &self.amount,
-            &self.currency,
-            &self.method,
-            &self.status,
-            &self.provider_ref,
-            &self.paid_at,
-            &self.created_at,
-        ]
-    }
-}
+copy_row!(PaymentRow, at created_at, [
+    tenant_id,
+    id,
+    order_id,
+    amount,
+    currency,
+    method,
+    status,
+    provider_ref,
+    paid_at,
+    created_at,
+]);
 
 /// Payments of a tenant, order by order: a paid order's captured payments
 /// (one, or a 30% deposit and the balance) add up to its total.

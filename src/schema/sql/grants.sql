@@ -12,3 +12,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     TO crmbench_app;
 GRANT SELECT, INSERT ON crm.audit_log TO crmbench_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA crm TO crmbench_app;
+
+-- Tenant discovery and sampling read every tenant's rows (BYPASSRLS) and
+-- nothing else: SELECT on the CRM tables, no writes, no other schema.
+GRANT USAGE ON SCHEMA crm TO crmbench_sampler;
+GRANT SELECT ON ALL TABLES IN SCHEMA crm TO crmbench_sampler;
