@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::advise::Advice;
-use crate::cli::EXIT_OK;
+use crate::cli::{EXIT_OK, err_line, out};
 use crate::error::{Error, Result};
 use crate::pg::{Target, TargetOptions};
 use crate::results::Results;
@@ -159,10 +159,10 @@ impl Steps {
         work: impl Future<Output = Result<u8>>,
     ) -> Result<(), DemoError> {
         self.done += 1;
-        eprintln!(
+        err_line(format!(
             "\ndemo [{}/{}]: crmbench {command} {args}",
             self.done, self.total
-        );
+        ));
         let code = work.await.map_err(|source| DemoError::Step {
             step: command,
             source,
@@ -180,7 +180,9 @@ impl Steps {
             });
         }
         if code != EXIT_OK {
-            eprintln!("demo: `crmbench {command}` exited {code}; going on");
+            err_line(format!(
+                "demo: `crmbench {command}` exited {code}; going on"
+            ));
             self.code = code;
         }
         Ok(())
@@ -200,10 +202,11 @@ async fn generate_step(target: &TargetOptions, opts: &DemoOptions, folder: &Path
     };
     let report = crate::generate::generate(&target, &options).await?;
     let path = crate::generate::write_report(&report, &options)?;
-    print!(
-        "{}",
-        crate::generate::render_summary(&report, &target.describe(), &path)
-    );
+    out(crate::generate::render_summary(
+        &report,
+        &target.describe(),
+        &path,
+    ))?;
     Ok(EXIT_OK)
 }
 
@@ -239,12 +242,12 @@ async fn run_step(
         quiet: false,
     };
     let outcome = crate::run::run(&target, &options).await?;
-    let path = crate::run::write_outcome(Some(folder), &outcome, access)?;
-    print!("{}", crate::run::render_table(&outcome.results));
-    println!("  results: {}", path.display());
+    let path = crate::run::save_outcome(Some(folder), &outcome, access)?;
+    out(crate::run::render_table(&outcome.results))?;
+    out(format!("  results: {}\n", path.display()))?;
     let ending = outcome.ending(&path, MAX_ERROR_RATE, false);
     for line in &ending.stderr {
-        eprintln!("{line}");
+        err_line(line);
     }
     Ok(outcome.exit_code())
 }
@@ -258,8 +261,8 @@ async fn explain_step(
     let workload = Path::new(crate::workload::BUILT_IN_PATH);
     let file = crate::explain::explain(&target, workload, STAGE_SEED).await?;
     let path = crate::explain::write_plans(Some(folder), &file, access)?;
-    print!("{}", crate::explain::render_summary(&file));
-    println!("  plans: {}", path.display());
+    out(crate::explain::render_summary(&file))?;
+    out(format!("  plans: {}\n", path.display()))?;
     Ok(EXIT_OK)
 }
 
@@ -287,7 +290,7 @@ async fn advise_step(
         access,
     };
     let run = crate::advise::run_advise(&target, &request, &mut |_| {}).await?;
-    print!("{}", run.render());
+    out(run.render())?;
     Ok(run.exit_code())
 }
 
@@ -295,7 +298,7 @@ async fn report_step(folder: &Path, access: runfolder::Access) -> Result<u8> {
     let model = crate::report::load(folder)?;
     let run_folder = runfolder::RunFolder::open(folder)?.with_access(access);
     for path in crate::report::write(&run_folder, &model, &crate::report::Format::ALL)? {
-        println!("  written: {}", path.display());
+        out(format!("  written: {}\n", path.display()))?;
     }
     Ok(EXIT_OK)
 }
@@ -305,13 +308,13 @@ fn print_highlights(folder: &Path) -> Result<()> {
     let run_folder = runfolder::RunFolder::open(folder)?;
     let results: Results = run_folder.read()?;
     let advice: Option<Advice> = run_folder.read_optional()?;
-    println!(
-        "\ncrmbench demo: done. The report: {}",
+    out(format!(
+        "\ncrmbench demo: done. The report: {}\n",
         folder.join("report.html").display()
-    );
-    println!("Read first:");
+    ))?;
+    out("Read first:\n")?;
     for (i, line) in highlights(&results, advice.as_ref()).iter().enumerate() {
-        println!("  {}. {line}", i + 1);
+        out(format!("  {}. {line}\n", i + 1))?;
     }
     Ok(())
 }

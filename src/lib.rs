@@ -24,6 +24,7 @@
 //! - [`explain`]: executed plans per query under RLS, their fingerprints and findings (`plans.json`).
 //! - [`advise`]: index candidates, what-if costing, selection, drop advice, paired verification, DDL.
 //! - [`report`]: a run folder's files to HTML, Markdown and JSON reports, never a database.
+//! - [`console`]: terminal output that ends quietly when the reader has gone, never a panic.
 //! - [`compare`]: the CI regression gate over results files, with exit codes.
 //! - [`results`]: `results.json`, the typed contract between `run` and the stages that read it.
 //! - [`runfolder`]: the run folder every stage reads from and writes into.
@@ -34,6 +35,7 @@
 pub mod advise;
 pub mod cli;
 pub mod compare;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod explain;

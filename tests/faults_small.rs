@@ -205,3 +205,200 @@ fn a_control_character_in_a_toml_comment_gave_an_empty_message() {
         "{said}"
     );
 }
+
+/// `crmbench run --check` of the workload `toml` on database `db` of this
+/// process's cluster.
+fn run_check(db: &str, toml: &str) -> (Output, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("{db}.toml"));
+    std::fs::write(&file, toml).unwrap();
+    let o = crmbench()
+        .env("CRMBENCH_DATA_DIR", &common::cluster().base)
+        .args(["--database", db, "run", "--check", "--workload"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    (o, file, dir)
+}
+
+#[tokio::test]
+async fn a_null_tenant_id_or_weight_panicked_with_exit_101() {
+    let db = "fault_nulls";
+    let target = common::fresh_database(db).await;
+    let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE public.tn (tenant_id text, w float8, v int); \
+             INSERT INTO public.tn VALUES (NULL, 1, 1), ('a', NULL, 2); \
+             GRANT SELECT ON public.tn TO {}",
+            crmbench::pg::roles::SAMPLER
+        ))
+        .await
+        .unwrap();
+    let cases = [
+        // The tenants query returns a NULL id, then a NULL weight.
+        (
+            "SELECT tenant_id, w FROM public.tn ORDER BY 1 NULLS FIRST",
+            "SELECT 1",
+            "",
+            "[context] tenants query returned a NULL tenant id",
+        ),
+        (
+            "SELECT tenant_id, w FROM public.tn WHERE tenant_id IS NOT NULL",
+            "SELECT 1",
+            "",
+            "[context] tenants query returned a NULL weight for tenant a",
+        ),
+        // A sampled row without a tenant.
+        (
+            "SELECT 'a', 1",
+            "SELECT $1::int",
+            "params = [{ sample = \"public.tn.v\" }]",
+            "query `q`: sample = \"public.tn.v\": a row of \"public\".\"tn\" has a NULL tenant_id",
+        ),
+    ];
+    for (tenants, sql, params, expected) in cases {
+        let toml = format!(
+            "name = \"nulls\"\n[context]\ntenant_setting = \"app.current_tenant_id\"\n\
+             tenants = \"{tenants}\"\n[[query]]\nname = \"q\"\nkind = \"read\"\nsql = \"{sql}\"\n\
+             {}\n",
+            params
+        );
+        let (o, file, _dir) = run_check(db, &toml);
+        assert_eq!(o.status.code(), Some(2), "{tenants}: {}", text(&o));
+        assert!(
+            text(&o).contains(&file.display().to_string()),
+            "{}",
+            text(&o)
+        );
+        assert!(text(&o).contains(expected), "{}", text(&o));
+    }
+}
+
+#[tokio::test]
+async fn run_check_accepted_statements_that_fail_on_every_execution() {
+    let db = "fault_check_runs";
+    let target = common::fresh_database(db).await;
+    let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE public.victim (id int); INSERT INTO public.victim VALUES (1); \
+             ALTER TABLE public.victim OWNER TO {app}; \
+             CREATE TABLE public.guarded (id int); INSERT INTO public.guarded VALUES (1)",
+            app = crmbench::pg::roles::APP
+        ))
+        .await
+        .unwrap();
+    // The workloads run as the application role.
+    let cases = [
+        // It owns victim: its DROP runs once, a "read" query that writes.
+        (
+            "read",
+            "DROP TABLE public.victim",
+            "",
+            "but running it writes",
+        ),
+        // `$1` inside a dollar-quoted string is no parameter: the statement
+        // takes none, the file gives one.
+        (
+            "read",
+            "SELECT $q$ costs $1 $q$",
+            "params = [{ int = [1, 2] }]",
+            "the statement fails when run",
+        ),
+        // It does not own guarded: the DROP fails on every execution.
+        (
+            "write",
+            "DROP TABLE public.guarded",
+            "",
+            "must be owner of table guarded",
+        ),
+    ];
+    for (kind, sql, params, expected) in cases {
+        let toml = format!(
+            "name = \"runs\"\n[[query]]\nname = \"q\"\nkind = \"{kind}\"\nsql = \"{sql}\"\n{params}\n"
+        );
+        let (o, file, _dir) = run_check(db, &toml);
+        let said = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{sql}: {said}");
+        assert!(said.contains(&file.display().to_string()), "{said}");
+        assert!(said.contains("query `q`: "), "{said}");
+        assert!(said.contains(expected), "{said}");
+    }
+    // The check changed nothing.
+    for table in ["victim", "guarded"] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM public.{table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1, "{table}");
+    }
+}
+
+#[test]
+fn pg_url_did_not_percent_encode_the_database_name() {
+    let o = crmbench()
+        .env("CRMBENCH_DATA_DIR", &common::cluster().base)
+        .args(["--database", "rel_q?b/c d", "pg", "url"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let url = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(url.contains("@/rel_q%3Fb%2Fc%20d?host="), "{url}");
+    // Read back as libpq reads it: the same database and socket.
+    let info = crmbench::pg::conninfo::ConnInfo::parse(&url).unwrap();
+    assert_eq!(info.get("dbname"), Some("rel_q?b/c d"));
+    let socket = common::cluster().server.socket_dir();
+    assert_eq!(info.get("host"), Some(socket.to_str().unwrap()));
+}
+
+#[tokio::test]
+async fn pg_start_with_a_data_dir_printed_a_stop_hint_without_it() {
+    // `pg start` uses an existing database only; this one exists.
+    common::fresh_database("fault_hint").await;
+    let base = &common::cluster().base;
+    let o = crmbench()
+        .arg("--data-dir")
+        .arg(base)
+        .args(["--database", "fault_hint", "pg", "start"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let said = String::from_utf8_lossy(&o.stdout);
+    let line = |label: &str| {
+        said.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line: {said}"))
+            .trim()
+            .to_string()
+    };
+    let folder = base.display();
+    assert_eq!(
+        line("stop:"),
+        format!("stop:      crmbench pg stop --data-dir {folder}")
+    );
+    assert_eq!(
+        line("connect:"),
+        format!("connect:   psql \"$(crmbench pg url --data-dir {folder} --database fault_hint)\"")
+    );
+}
+
+#[test]
+fn pg_status_into_a_closed_pipe_panicked_with_exit_101() {
+    // `crmbench pg status | head -1`, deterministic: the reader is gone
+    // before the first line is written.
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_crmbench"))
+        .env("CRMBENCH_DATA_DIR", &common::cluster().base)
+        .env_remove("DATABASE_URL")
+        .args(["pg", "status"])
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

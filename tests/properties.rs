@@ -513,3 +513,209 @@ proptest! {
         read_everything(dir.path(), file, COMPLETE);
     }
 }
+
+// ---- the workload parser -----------------------------------------------------
+
+/// The built-in workload, the starting point of the mutations.
+const CRM_TOML: &str = include_str!("../workloads/crm.toml");
+
+/// Parse `text`: Ok, or a workload error that names the file, a line within
+/// it (0: the file as a whole) and says something. Never a panic.
+fn check_workload(text: &str) -> Result<(), TestCaseError> {
+    let path = Path::new("mutated.toml");
+    match crmbench::workload::Workload::parse(text, path) {
+        Ok(w) => {
+            // The pure helpers a run applies to every statement.
+            for st in w.queries.iter().flat_map(|q| &q.statements) {
+                let _ = crmbench::workload::placeholders(&st.sql);
+                let _ = crmbench::workload::substitute(&st.sql, |n| format!("'{n}'"));
+            }
+        }
+        Err(crmbench::error::Error::Workload {
+            file,
+            line,
+            message,
+            ..
+        }) => {
+            prop_assert_eq!(file.as_path(), path);
+            prop_assert!(!message.trim().is_empty(), "no message (line {})", line);
+            prop_assert!(
+                line <= text.lines().count() + 1,
+                "line {} of {}: {}",
+                line,
+                text.lines().count(),
+                message
+            );
+        }
+        Err(other) => prop_assert!(false, "not a workload error: {}", other),
+    }
+    Ok(())
+}
+
+/// The built-in workload as a JSON tree (parsed once).
+fn crm_tree() -> &'static Value {
+    static TREE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    TREE.get_or_init(|| {
+        let tree: toml::Value = toml::from_str(CRM_TOML).unwrap();
+        serde_json::to_value(&tree).unwrap()
+    })
+}
+
+/// Text a mutation may insert: TOML syntax, odd numbers and characters,
+/// and pieces of workload syntax in the wrong place.
+const SNIPPETS: &[&str] = &[
+    "\"",
+    "'",
+    "[",
+    "]",
+    "]]",
+    "[[query]]\n",
+    "[[query.statements]]\n",
+    "[context]\n",
+    "=",
+    "\n",
+    "#",
+    "\u{1}",
+    "\u{0}",
+    "\u{7f}",
+    "\t",
+    "é",
+    "\u{feff}",
+    "\r",
+    "$",
+    "$0",
+    "$1",
+    "$99999999999999999999",
+    "$$",
+    "nan",
+    "inf",
+    "-inf",
+    "-1",
+    "0",
+    "1e400",
+    "-0.0",
+    "9223372036854775808",
+    "{",
+    "}",
+    ",",
+    "\\u0000",
+    "\"\"\"",
+    "'''",
+    "ref = \"x\"",
+    "tenant = true",
+    "{ int = [5, 1] }",
+    "{ float = [nan, 1] }",
+    "{ days_ago = [1e300, 1e308] }",
+    "weight = 0",
+    "weight = -1",
+    "kind = \"sideways\"",
+    "version = 99",
+    "sample = \"a.b.c\"",
+    "miss_rate = 2",
+    "params = []",
+    "name = \"\"",
+    "sql = \"\"",
+    "dist = \"zipf\"",
+];
+
+/// One edit of the text at a position picked by `at`.
+#[derive(Debug, Clone)]
+enum TextEdit {
+    Insert(Index, Index),
+    Delete(Index, usize),
+    DuplicateLine(Index),
+    DeleteLine(Index),
+    Truncate(Index),
+}
+
+fn text_edit() -> impl Strategy<Value = TextEdit> {
+    prop_oneof![
+        4 => (any::<Index>(), any::<Index>()).prop_map(|(a, s)| TextEdit::Insert(a, s)),
+        2 => (any::<Index>(), 1usize..40).prop_map(|(a, n)| TextEdit::Delete(a, n)),
+        1 => any::<Index>().prop_map(TextEdit::DuplicateLine),
+        2 => any::<Index>().prop_map(TextEdit::DeleteLine),
+        1 => any::<Index>().prop_map(TextEdit::Truncate),
+    ]
+}
+
+/// The char boundary at or before `i`.
+fn boundary(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn edit_text(text: &mut String, edit: &TextEdit) {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    match edit {
+        TextEdit::Insert(at, s) => {
+            let i = boundary(text, at.index(text.len() + 1));
+            text.insert_str(i, SNIPPETS[s.index(SNIPPETS.len())]);
+        }
+        TextEdit::Delete(at, n) => {
+            let i = boundary(text, at.index(text.len() + 1));
+            let j = boundary(text, i + n);
+            text.replace_range(i..j, "");
+        }
+        TextEdit::DuplicateLine(at) if !lines.is_empty() => {
+            let k = at.index(lines.len());
+            let mut out: Vec<&str> = lines[..=k].to_vec();
+            out.extend(&lines[k..]);
+            *text = out.concat();
+        }
+        TextEdit::DeleteLine(at) if !lines.is_empty() => {
+            let k = at.index(lines.len());
+            let mut out = lines.clone();
+            out.remove(k);
+            *text = out.concat();
+        }
+        TextEdit::Truncate(at) => {
+            let i = boundary(text, at.index(text.len() + 1));
+            text.truncate(i);
+        }
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    #[test]
+    fn workload_parser_takes_edited_workloads(
+        edits in proptest::collection::vec(text_edit(), 1..6),
+    ) {
+        let mut text = CRM_TOML.to_string();
+        for e in &edits {
+            edit_text(&mut text, e);
+        }
+        check_workload(&text)?;
+    }
+
+    #[test]
+    fn workload_parser_takes_arbitrary_text(text in "\\PC{0,300}|[\\[\\]a-z=\"'\\n #${}.,0-9]{0,300}") {
+        check_workload(&text)?;
+    }
+}
+
+proptest! {
+    // Each case parses and validates a whole workload (~8 ms in a debug build).
+    #![proptest_config(config(500))]
+
+    #[test]
+    fn workload_parser_takes_mutated_values(
+        mutations in proptest::collection::vec(mutation(), 1..5),
+    ) {
+        // The workload as a tree, mutated like the JSON files, written back.
+        let mut doc = crm_tree().clone();
+        for m in &mutations {
+            apply(&mut doc, m);
+        }
+        // TOML has no null: such a mutation has no TOML form.
+        let Ok(text) = toml::to_string(&doc) else {
+            return Ok(());
+        };
+        check_workload(&text)?;
+    }
+}

@@ -177,11 +177,11 @@ impl AdviseRun {
         let Some(reason) = &self.advice.partial else {
             return 0;
         };
-        eprintln!(
+        crate::console::err_line(format!(
             "error: advise ended early ({reason}); what was decided so far is in {} (marked \
              partial); nothing was applied",
             self.folder.join("advice.json").display()
-        );
+        ));
         2
     }
 }
@@ -196,10 +196,10 @@ async fn plans_in(
     if let Some(plans) = folder.read_optional()? {
         return Ok(plans);
     }
-    eprintln!(
+    crate::console::err_line(format!(
         "advise: no plans.json in {}: capturing plans first",
         folder.path().display()
-    );
+    ));
     let values = crate::explain::SampledValues::default_for(target);
     let plans = crate::explain::explain_with(ctx, target, seed, values).await?;
     folder.write(&plans)?;
@@ -216,11 +216,11 @@ async fn verify_indexes(
     if advice.selection.chosen.is_empty() || crate::signals::stopped().is_some() {
         return Ok(());
     }
-    eprintln!(
+    crate::console::err_line(format!(
         "advise: verifying {} index(es) with paired runs of {:?} each on clones",
         advice.selection.chosen.len(),
         req.verify_duration
-    );
+    ));
     let verified = verify::verify_with(
         ctx,
         target,
@@ -249,7 +249,7 @@ async fn measure_remedies(
     if advice.remedies.is_empty() || crate::signals::stopped().is_some() {
         return Ok(());
     }
-    eprintln!(
+    crate::console::err_line(format!(
         "advise: measuring {} remed{} for non-leakproof predicates on a clone",
         advice.remedies.len(),
         if advice.remedies.len() == 1 {
@@ -257,7 +257,7 @@ async fn measure_remedies(
         } else {
             "ies"
         }
-    );
+    ));
     remedy_measure::measure_with(ctx, target, &mut advice.remedies, req.seed).await
 }
 

@@ -483,8 +483,8 @@ async fn select_indexes(
     let (role, setting) = (context.role.as_deref(), context.tenant_setting.as_deref());
     let mut whatif = if opts.no_hypopg || !has_hypopg {
         if !opts.no_hypopg {
-            eprintln!(
-                "advise: HypoPG is not installed here: costing with real indexes on a clone instead"
+            crate::console::err_line(
+                "advise: HypoPG is not installed here: costing with real indexes on a clone instead",
             );
         }
         whatif::WhatIf::open_real(target, role, setting, schema).await?

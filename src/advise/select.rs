@@ -578,11 +578,11 @@ mod tests {
         }
         let worst = gaps.iter().copied().fold(0.0, f64::max);
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
-        eprintln!(
+        crate::console::err_line(format!(
             "greedy vs exhaustive over 60 workloads: mean gap {:.2}%, worst {:.2}%",
             mean * 100.0,
             worst * 100.0
-        );
+        ));
         // Goal: worst ≤ 2%; a gap here means the search got worse.
         assert!(mean < 0.01, "mean gap {mean}");
         assert!(worst <= 0.02, "worst gap {worst}");

@@ -421,7 +421,8 @@ pub(super) struct RunArgs {
     /// Tries per transaction on serialization failure or deadlock (1: no retry).
     #[arg(long, default_value_t = 1)]
     pub(super) max_tries: u32,
-    /// Validate the workload against the server and stop.
+    /// Validate the workload against the server and stop: every statement
+    /// is prepared and run once as the workload's role, rolled back.
     #[arg(long)]
     pub(super) check: bool,
     /// How statements are sent. Poolers in transaction mode (pgbouncer) break

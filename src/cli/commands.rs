@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use super::EXIT_OK;
 use super::args::{
     AdviseArgs, CompareArgs, DemoArgs, ExplainArgs, GenerateArgs, PgCommand, ReportArgs, RunArgs,
     SchemaCommand,
 };
 use super::values::{CompareFormat, Protocol};
+use super::{EXIT_OK, err_line, out};
 use crate::error::{Error, Result};
 use crate::explain::SampledValues;
 use crate::pg::{self, Target, TargetOptions};
@@ -103,12 +103,13 @@ pub(super) async fn generate_command(
     let report = crate::generate::generate(&target, &options).await?;
     let path = crate::generate::write_report(&report, &options)?;
     if !options.quiet {
-        print!("{}", crate::generate::render_table(&report));
+        out(crate::generate::render_table(&report))?;
     }
-    print!(
-        "{}",
-        crate::generate::render_summary(&report, &target.describe(), &path)
-    );
+    out(crate::generate::render_summary(
+        &report,
+        &target.describe(),
+        &path,
+    ))?;
     Ok(())
 }
 
@@ -116,13 +117,13 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
     let (target, _) = Target::resolve(opts, true)?;
     if args.check {
         let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
-        println!(
-            "crmbench: {} is valid: {} queries prepared on {} as {}",
+        out(format!(
+            "crmbench: {} is valid: {} queries prepared and run once (rolled back) on {} as {}\n",
             args.workload.display(),
             ctx.workload().queries.len(),
             target.describe(),
             ctx.runs_as()
-        );
+        ))?;
         return Ok(EXIT_OK);
     }
     let arrivals = args.arrivals.into();
@@ -157,15 +158,17 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
     crate::run::check_room(args.out.as_deref(), ctx.workload(), &options)?;
     let outcome = crate::run::run_with(&ctx, &target, &options).await?;
     // The table first: on a full disk it is what the user still gets.
-    print!("{}", crate::run::render_table(&outcome.results));
+    // A failure to print does not keep the results from being saved.
+    let printed = out(crate::run::render_table(&outcome.results));
     let path = crate::run::save_outcome(args.out.as_deref(), &outcome, access)?;
-    println!("  results: {}", path.display());
+    printed?;
+    out(format!("  results: {}\n", path.display()))?;
     let ending = outcome.ending(&path, args.max_error_rate, args.self_check);
     for line in &ending.stderr {
-        eprintln!("{line}");
+        err_line(line);
     }
     for line in &ending.stdout {
-        println!("{line}");
+        out(format!("{line}\n"))?;
     }
     Ok(outcome.exit_code())
 }
@@ -184,8 +187,8 @@ pub(super) async fn explain_command(
     let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
     let file = crate::explain::explain_with(&ctx, &target, args.seed, redaction).await?;
     let path = crate::explain::write_plans(args.out.as_deref(), &file, access)?;
-    print!("{}", crate::explain::render_summary(&file));
-    println!("  plans: {}", path.display());
+    out(crate::explain::render_summary(&file))?;
+    out(format!("  plans: {}\n", path.display()))?;
     Ok(())
 }
 
@@ -209,9 +212,12 @@ pub(super) async fn advise_command(
         out: args.out,
         access,
     };
-    let run = crate::advise::run_advise(&target, &request, &mut |sql| println!("  applied: {sql}"))
-        .await?;
-    print!("{}", run.render());
+    // A failed write here shows again at the next one, which returns it.
+    let mut applied = |sql: &str| {
+        let _ = out(format!("  applied: {sql}\n"));
+    };
+    let run = crate::advise::run_advise(&target, &request, &mut applied).await?;
+    out(run.render())?;
     Ok(run.exit_code())
 }
 
@@ -248,7 +254,7 @@ pub(super) fn report_command(args: &ReportArgs, access: Access) -> Result<()> {
     let model = crate::report::load(&args.input)?;
     let folder = crate::runfolder::RunFolder::open(&args.input)?.with_access(access);
     for path in crate::report::write(&folder, &model, &formats)? {
-        println!("  written: {}", path.display());
+        out(format!("  written: {}\n", path.display()))?;
     }
     Ok(())
 }
@@ -266,8 +272,8 @@ pub(super) fn compare_command(args: CompareArgs) -> Result<u8> {
     })?;
     let markdown = crate::compare::render::markdown(&comparison);
     match args.format {
-        CompareFormat::Json => println!("{}", crate::compare::render::json(&comparison)),
-        CompareFormat::Md => print!("{markdown}"),
+        CompareFormat::Json => out(format!("{}\n", crate::compare::render::json(&comparison)))?,
+        CompareFormat::Md => out(&markdown)?,
     }
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         use std::io::Write as _;

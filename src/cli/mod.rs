@@ -58,7 +58,7 @@ where
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            err_line(format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(EXIT_ERROR);
         }
     };
@@ -101,6 +101,8 @@ where
     Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command()))
 }
 
+pub(crate) use crate::console::{err_line, out};
+
 fn report_error(e: &anyhow::Error) {
     // The chain without repeats: an error whose message already holds its
     // source's (e.g. an I/O error naming the OS error) says it once.
@@ -109,14 +111,14 @@ fn report_error(e: &anyhow::Error) {
         if let Some(fix) = lib.fix() {
             line.push_str(&format!(" — fix: {fix}"));
         }
-        eprintln!("{line}");
+        err_line(line);
         if let Some(details) = lib.details() {
             for l in details.lines() {
-                eprintln!("    {l}");
+                err_line(format!("    {l}"));
             }
         }
     } else {
-        eprintln!("{line}");
+        err_line(line);
     }
 }
 
@@ -137,8 +139,8 @@ fn init_tracing(verbose: u8) {
 async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyhow::Result<u8> {
     match command {
         Command::Demo(args) => return demo_command(args, opts, access).await,
-        Command::Pg(cmd) => print!("{}", pg_command(cmd, opts).await?),
-        Command::Schema(cmd) => print!("{}", schema_command(cmd, opts).await?),
+        Command::Pg(cmd) => out(pg_command(cmd, opts).await?)?,
+        Command::Schema(cmd) => out(schema_command(cmd, opts).await?)?,
         Command::Generate(args) => generate_command(args, opts, access).await?,
         Command::Run(args) => return Ok(run_command(args, opts, access).await?),
         Command::Explain(args) => explain_command(args, opts, access).await?,

@@ -50,12 +50,12 @@ impl Progress {
             bar.set_message(format!("≈{mbps:.0} MB/s"));
         } else if self.plain && self.last_line.elapsed() >= Duration::from_secs(5) {
             self.last_line = Instant::now();
-            eprintln!(
+            crate::console::err_line(format!(
                 "generate: {rows}/{} rows ({:.0}%), {:.0} rows/s, ≈{mbps:.0} MB/s",
                 self.total,
                 100.0 * rows as f64 / self.total as f64,
                 rows as f64 / secs
-            );
+            ));
         }
     }
 
@@ -64,7 +64,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.println(format!("generate: {what}"));
         } else if self.plain {
-            eprintln!("generate: {what}");
+            crate::console::err_line(format!("generate: {what}"));
         }
     }
 

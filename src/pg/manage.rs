@@ -49,15 +49,46 @@ pub async fn start(opts: &TargetOptions) -> Result<String> {
         server.port(),
         server.base_dir().display()
     );
-    let _ = writeln!(out, "  connect:   psql \"$(crmbench pg url)\"");
+    // The hints name the folder (and database) when they are not the
+    // defaults: a bare `crmbench pg stop` would stop another server.
+    let folder = if server.base_dir() == private::default_base_dir() {
+        String::new()
+    } else {
+        format!(
+            " --data-dir {}",
+            shell_quote(&server.base_dir().to_string_lossy())
+        )
+    };
+    let database_flag = if database == private::DATABASE {
+        String::new()
+    } else {
+        format!(" --database {}", shell_quote(database))
+    };
+    let _ = writeln!(
+        out,
+        "  connect:   psql \"$(crmbench pg url{folder}{database_flag})\""
+    );
     let _ = writeln!(
         out,
         "  admin URL: {}",
         server.url(private::SUPERUSER, database)
     );
     let _ = writeln!(out, "  app URL:   {}", server.url(roles::APP, database));
-    let _ = writeln!(out, "  stop:      crmbench pg stop");
+    let _ = writeln!(out, "  stop:      crmbench pg stop{folder}");
     Ok(out)
+}
+
+/// `text` as one shell word: as is when it is plain, else single-quoted.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./=:@%+,-".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// `pg stop`: stop the private server if crmbench started one here.
@@ -163,4 +194,17 @@ async fn settings_in_force(server: PrivateServer) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("/var/tmp/crm-1"), "/var/tmp/crm-1");
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

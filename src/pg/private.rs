@@ -408,11 +408,15 @@ impl PrivateServer {
         &self.state
     }
 
-    /// A libpq URL for `user` on `database`, over the Unix socket (trust auth).
+    /// A libpq URL for `user` on `database`, over the Unix socket (trust
+    /// auth). Names are percent-encoded: a raw `?` or `/` in a database name
+    /// would end the path.
     pub fn url(&self, user: &str, database: &str) -> String {
         format!(
-            "postgresql://{user}@/{database}?host={}&port={}",
-            encode_path(&self.socket_dir().to_string_lossy()),
+            "postgresql://{}@/{}?host={}&port={}",
+            encode(user, false),
+            encode(database, false),
+            encode(&self.socket_dir().to_string_lossy(), true),
             self.state.port
         )
     }
@@ -466,11 +470,12 @@ fn lock_start(base: &Path) -> Result<Flock<std::fs::File>> {
     locked.map_err(|(_, e)| Error::io("locking", &path, e.into()))
 }
 
-/// Percent-encode what a URL query value cannot carry raw.
-fn encode_path(path: &str) -> String {
+/// Percent-encode all but URL-unreserved bytes (and `/` when `slash`: a
+/// socket path as a query value keeps it readable).
+fn encode(text: &str, slash: bool) -> String {
     let mut out = String::new();
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || (slash && b == b'/') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -614,7 +619,8 @@ mod tests {
 
     #[test]
     fn url_encodes_socket_path() {
-        assert_eq!(encode_path("/var/tmp/crm bench"), "/var/tmp/crm%20bench");
+        assert_eq!(encode("/var/tmp/crm bench", true), "/var/tmp/crm%20bench");
+        assert_eq!(encode("rel_q?b/c d%", false), "rel_q%3Fb%2Fc%20d%25");
     }
 
     #[test]

@@ -206,7 +206,10 @@ async fn tick_until_done(
                 let _ = shared.swap(workload, paired);
                 last_done = shared.done.load(Ordering::Relaxed);
                 if !opts.quiet {
-                    eprintln!("run: warm-up done, measuring for {:?}", opts.duration);
+                    crate::console::err_line(format!(
+                        "run: warm-up done, measuring for {:?}",
+                        opts.duration
+                    ));
                 }
             }
             None => {}
@@ -215,7 +218,7 @@ async fn tick_until_done(
                 collected.add_interval(t, &slot);
                 if !opts.quiet {
                     let interval = opts.interval.as_secs_f64();
-                    eprintln!("{}", progress_line(t, &slot, done - last_done, interval));
+                    crate::console::err_line(progress_line(t, &slot, done - last_done, interval));
                 }
                 last_done = done;
                 if since.elapsed() >= opts.duration {

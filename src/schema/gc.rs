@@ -168,9 +168,9 @@ pub async fn collect_before_cloning(server: &Target) {
     match gc(server).await {
         Ok(report) => {
             for name in &report.dropped {
-                eprintln!(
+                crate::console::err_line(format!(
                     "crmbench: dropped {name}, a working copy left by a crmbench that is gone"
-                );
+                ));
             }
             for (name, why) in &report.failed {
                 tracing::warn!("could not drop the leftover working copy {name}: {why}");

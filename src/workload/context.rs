@@ -49,7 +49,7 @@ impl WorkloadContext {
         let spec = spec_for(target, &workload);
         let client = pg::connect(&spec).await?;
         let (big, _) = pools.tenants.big_and_small();
-        check::check(&client, &workload, big)
+        check::check(&client, &workload, &pools, big)
             .await
             .map_err(|e| with_role_hint(e, target, &workload))?;
         Ok(WorkloadContext {

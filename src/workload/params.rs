@@ -439,9 +439,33 @@ async fn load_tenants(sampler: &Client, workload: &Workload, sql: &str) -> Resul
             fix: "run `crmbench generate` first".into(),
         });
     }
-    Ok(TenantPool::new(
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
-    ))
+    let mut tenants = Vec::with_capacity(rows.len());
+    for r in &rows {
+        tenants.push(tenant_row(r).map_err(|message| Error::Workload {
+            file: workload.path.clone(),
+            line: 0,
+            query: None,
+            message: format!("[context] tenants query {message}"),
+        })?);
+    }
+    Ok(TenantPool::new(tenants))
+}
+
+/// One (id, weight) row of the tenants query. A NULL id or weight is the
+/// file's to fix, said as such (it used to panic).
+fn tenant_row(r: &tokio_postgres::Row) -> std::result::Result<(String, f64), String> {
+    let id: Option<String> = r.try_get(0).map_err(|e| format!("failed: {e}"))?;
+    let weight: Option<f64> = r.try_get(1).map_err(|e| format!("failed: {e}"))?;
+    match (id, weight) {
+        (Some(id), Some(weight)) => Ok((id, weight)),
+        (None, _) => {
+            Err("returned a NULL tenant id: every row needs an id (filter NULLs out)".into())
+        }
+        (Some(id), None) => Err(format!(
+            "returned a NULL weight for tenant {id}: every row needs a weight \
+             (e.g. coalesce(w, 1))"
+        )),
+    }
 }
 
 /// What the server said, without crmbench's context.
@@ -488,7 +512,14 @@ async fn load_sample(
     let mut all_numeric = !rows.is_empty();
     let mut max = i64::MIN;
     for r in &rows {
-        let (tenant, v): (String, String) = (r.get(0), r.get(1));
+        let tenant: Option<String> = r.try_get(0).map_err(|e| e.to_string())?;
+        let Some(tenant) = tenant else {
+            return Err(format!(
+                "a row of {table} has a NULL tenant_id: sampled rows need a tenant"
+            ));
+        };
+        // NULLs are filtered out by the query.
+        let v: String = r.try_get(1).map_err(|e| e.to_string())?;
         match v.parse::<i64>() {
             Ok(n) => max = max.max(n),
             Err(_) => all_numeric = false,
