@@ -28,6 +28,7 @@
 //! - [`compare`]: the CI regression gate over results files, with exit codes.
 //! - [`results`]: `results.json`, the typed contract between `run` and the stages that read it.
 //! - [`runfolder`]: the run folder every stage reads from and writes into.
+//! - [`sql`]: SQL read by PostgreSQL's own parser (`pg_query`): parse, split a script, find `$n`.
 //! - [`signals`]: SIGINT, SIGTERM and SIGHUP as one stop request every long stage heeds.
 //! - [`error`]: the library's error kinds, each with what to do about it.
 //! - [`rng`]: the seeded random streams every stage derives its values from.
@@ -48,6 +49,7 @@ pub mod run;
 pub mod runfolder;
 pub mod schema;
 pub mod signals;
+pub mod sql;
 pub mod stats;
 pub mod workload;
 

@@ -1,0 +1,157 @@
+//! SQL as PostgreSQL itself reads it: parsing, splitting a script into
+//! statements, and scanning for `$n` parameters, all through `pg_query`
+//! (libpg_query, the server's own grammar and lexer). Quoted identifiers,
+//! dollar quoting, comments and `"Model"."field"` names are handled because
+//! the server's code handles them; nothing here pattern-matches SQL text.
+//!
+//! Stage-specific tree walking (migration rules, capture, rewriting) lives
+//! with its stage; this module holds what several stages share.
+
+use std::ops::Range;
+
+pub use pg_query::{NodeEnum, NodeRef, ParseResult};
+
+/// A statement PostgreSQL's parser rejected (or the scanner could not read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SqlError {
+    /// The parser's own message, e.g. `syntax error at or near "FORM"`.
+    pub message: String,
+}
+
+impl From<pg_query::Error> for SqlError {
+    fn from(e: pg_query::Error) -> Self {
+        let message = match e {
+            pg_query::Error::Parse(m) | pg_query::Error::Split(m) | pg_query::Error::Scan(m) => m,
+            other => other.to_string(),
+        };
+        SqlError { message }
+    }
+}
+
+/// Parse one or more statements into PostgreSQL's parse tree.
+pub fn parse(sql: &str) -> Result<ParseResult, SqlError> {
+    Ok(pg_query::parse(sql)?)
+}
+
+/// One statement of a script, as written (without the separating `;`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'a> {
+    /// The statement's text, leading whitespace trimmed.
+    pub text: &'a str,
+    /// Byte offset of `text` in the script.
+    pub offset: usize,
+    /// 1-based line of the script on which the statement starts.
+    pub line: usize,
+}
+
+/// Split a script (a migration file, a workload's multi-statement query)
+/// into statements with the server's parser: a `;` inside a string, a
+/// comment, a dollar-quoted function body or a quoted name does not split.
+/// A script that does not parse is an error, never a guess.
+pub fn split(script: &str) -> Result<Vec<Statement<'_>>, SqlError> {
+    let base = script.as_ptr() as usize;
+    let mut out = Vec::new();
+    for piece in pg_query::split_with_parser(script)? {
+        // libpg_query hands back slices of `script`; the offset follows.
+        let start = piece.as_ptr() as usize - base;
+        let trimmed = piece.trim_start();
+        let offset = start + (piece.len() - trimmed.len());
+        let text = trimmed.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        out.push(Statement {
+            text,
+            offset,
+            line: line_of(script, offset),
+        });
+    }
+    Ok(out)
+}
+
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    1 + text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count()
+}
+
+/// A `$n` parameter reference found by the lexer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// The parameter's number (`$3` → 3).
+    pub number: u32,
+    /// Byte range of `$n` in the statement.
+    pub span: Range<usize>,
+}
+
+/// Every `$n` in `sql`, in order of appearance, found by PostgreSQL's lexer
+/// (so `'$1'`, `"$1"`, `$$ … $1 … $$` and comments are not parameters).
+pub fn params(sql: &str) -> Result<Vec<Param>, SqlError> {
+    let scanned = pg_query::scan(sql)?;
+    let mut out = Vec::new();
+    for token in scanned.tokens {
+        if token.token != pg_query::protobuf::Token::Param as i32 {
+            continue;
+        }
+        let span = token.start as usize..token.end as usize;
+        let Some(number) = sql
+            .get(span.clone())
+            .and_then(|t| t.strip_prefix('$'))
+            .and_then(|n| n.parse().ok())
+        else {
+            return Err(SqlError {
+                message: format!("unreadable parameter at byte {}", span.start),
+            });
+        };
+        out.push(Param { number, span });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_semicolons_inside_strings_bodies_and_names() {
+        let script = "-- header\nCREATE TABLE \"a;b\" (x text DEFAULT ';');\n\n\
+                      CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;\n\
+                      SELECT 'x;y' /* ; */ ;";
+        let statements = split(script).unwrap();
+        assert_eq!(statements.len(), 3, "{statements:?}");
+        assert!(statements[0].text.ends_with("DEFAULT ';')"));
+        assert_eq!(statements[1].line, 4);
+        assert!(statements[1].text.starts_with("CREATE FUNCTION"));
+        assert_eq!(statements[2].line, 5);
+        assert_eq!(&script[statements[2].offset..][..6], "SELECT");
+    }
+
+    #[test]
+    fn split_refuses_what_does_not_parse() {
+        let err = split("SELECT 1; SELEC 2;").unwrap_err();
+        assert!(err.message.contains("syntax error"), "{err}");
+    }
+
+    #[test]
+    fn params_come_from_the_lexer_not_the_text() {
+        let sql = "SELECT '$1', \"$2\" FROM \"Customer\" WHERE \"tenantId\" = $1 -- $9\n AND x = ANY($12)";
+        let found = params(sql).unwrap();
+        let numbers: Vec<u32> = found.iter().map(|p| p.number).collect();
+        assert_eq!(numbers, vec![1, 12]);
+        assert_eq!(&sql[found[1].span.clone()], "$12");
+    }
+
+    #[test]
+    fn parse_reads_quoted_orm_names() {
+        let tree = parse("SELECT \"t0\".\"email\" FROM \"public\".\"Customer\" AS \"t0\" WHERE \"t0\".\"tenantId\" = $1").unwrap();
+        assert_eq!(tree.tables(), vec!["public.Customer".to_string()]);
+    }
+
+    #[test]
+    fn line_of_counts_from_one() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 4), 3);
+        assert_eq!(line_of("a", 99), 1);
+    }
+}
