@@ -73,7 +73,10 @@ pub fn split(script: &str) -> Result<Vec<Statement<'_>>, SqlError> {
 /// The 1-based line of byte `offset` in `text`.
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    1 + text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count()
+    1 + text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
 }
 
 /// A `$n` parameter reference found by the lexer.

@@ -144,11 +144,19 @@ fn two_pg_starts_at_once_both_failed_on_a_fresh_folder_and_one_on_a_stopped_one(
 
 #[test]
 fn a_missing_workload_file_said_its_os_error_twice() {
+    let unused = tempfile::tempdir().unwrap();
+    let base = unused.path().join("server");
     let o = crmbench()
+        .env("CRMBENCH_DATA_DIR", &base)
         .args(["run", "--check", "--workload", "/nonexistent/crm.toml"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // The file is read before any server is started (it started one before).
+    assert!(
+        !base.exists(),
+        "a server was created for a missing workload file"
+    );
     let said = String::from_utf8_lossy(&o.stderr);
     assert_eq!(
         said.trim_end(),
@@ -191,11 +199,13 @@ fn a_control_character_in_a_toml_comment_gave_an_empty_message() {
     )
     .unwrap();
     let o = crmbench()
+        .env("CRMBENCH_DATA_DIR", dir.path().join("server"))
         .args(["run", "--check", "--workload"])
         .arg(&file)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!dir.path().join("server").exists(), "a server was started");
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(
         said.contains(&format!(

@@ -114,6 +114,8 @@ pub(super) async fn generate_command(
 }
 
 pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Access) -> Result<u8> {
+    // A workload file that cannot be read is refused before any server starts.
+    crate::workload::Workload::load(&args.workload)?;
     let (target, _) = Target::resolve(opts, true)?;
     if args.check {
         let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
@@ -178,6 +180,8 @@ pub(super) async fn explain_command(
     opts: &TargetOptions,
     access: Access,
 ) -> Result<()> {
+    // A workload file that cannot be read is refused before any server starts.
+    crate::workload::Workload::load(&args.workload)?;
     let (target, _) = Target::resolve(opts, true)?;
     let redaction = match (args.redact_values, args.no_redact_values) {
         (true, _) => SampledValues::Redact,
@@ -197,6 +201,8 @@ pub(super) async fn advise_command(
     opts: &TargetOptions,
     access: Access,
 ) -> Result<u8> {
+    // A workload file that cannot be read is refused before any server starts.
+    crate::workload::Workload::load(&args.workload)?;
     let (target, _) = Target::resolve(opts, true)?;
     let request = crate::advise::AdviseRequest {
         workload: args.workload,
