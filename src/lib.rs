@@ -34,6 +34,7 @@
 //! - [`rng`]: the seeded random streams every stage derives its values from.
 
 pub mod advise;
+pub mod audit;
 pub mod cli;
 pub mod compare;
 pub mod console;
@@ -42,6 +43,7 @@ pub mod error;
 pub mod explain;
 pub mod generate;
 pub mod pg;
+pub mod prisma;
 pub mod report;
 pub mod results;
 pub mod rng;

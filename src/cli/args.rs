@@ -9,6 +9,7 @@ use super::values::{
     Arrivals, CompareFormat, Metric, Protocol, ReportFormat, Trimmed, parse_duration,
     parse_fraction,
 };
+use super::values::{AuditFormat, FailOn};
 use crate::pg::TargetOptions;
 use crate::pg::private::PrivateOptions;
 
@@ -243,6 +244,45 @@ pub(super) enum Command {
     /// side or no interval). A definite failure (1) wins over an undecidable
     /// query.
     Compare(CompareArgs),
+    /// Multi-tenant audit: leak paths, distribution blockers, RLS cost.
+    ///
+    /// Reads the catalog of --schema (no query is run on tenant data): row-level
+    /// security enabled, forced and with a tenant policy per command; keys and
+    /// foreign keys without the tenant column (Citus distribution blockers);
+    /// views, SECURITY DEFINER functions, materialized views, the application
+    /// role and untenanted tables that bypass the policies; indexes the policy
+    /// needs. The tenant column and setting are detected from the policies.
+    /// With --prisma-schema FILE, checks the Prisma models statically instead
+    /// (no database), each finding at FILE:line with the corrected lines.
+    ///
+    /// Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
+    /// 2 an error.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct AuditArgs {
+    /// Schema to audit.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
+    /// The tenant column (detected from the policies when omitted).
+    #[arg(long)]
+    pub(super) tenant_column: Option<String>,
+    /// The setting policies read the tenant from (detected when omitted).
+    #[arg(long)]
+    pub(super) setting: Option<String>,
+    /// The role the application connects as.
+    #[arg(long, default_value = crate::pg::roles::APP)]
+    pub(super) app_role: String,
+    /// Audit this Prisma schema statically instead of a database.
+    #[arg(long, value_name = "FILE")]
+    pub(super) prisma_schema: Option<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub(super) format: AuditFormat,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub(super) fail_on: FailOn,
 }
 
 #[derive(Debug, Args)]
