@@ -260,21 +260,15 @@ pub struct Report {
 }
 
 impl Report {
-    /// Sort findings: errors first, then by rule and object.
+    /// Sort findings: errors first, then by rule, place in the file, object.
     pub fn sort(&mut self) {
         self.findings.sort_by(|a, b| {
-            (
-                b.severity,
-                a.rule,
-                &a.object,
-                a.location.as_ref().map(|l| l.line),
-            )
-                .cmp(&(
-                    a.severity,
-                    b.rule,
-                    &b.object,
-                    b.location.as_ref().map(|l| l.line),
-                ))
+            let place = |f: &Finding| f.location.as_ref().map(|l| (l.file.clone(), l.line));
+            b.severity
+                .cmp(&a.severity)
+                .then(a.rule.cmp(&b.rule))
+                .then(place(a).cmp(&place(b)))
+                .then(a.object.cmp(&b.object))
         });
     }
 
@@ -293,17 +287,16 @@ impl Report {
 
     /// The human-readable report.
     pub fn render_text(&self) -> String {
+        let how = if self.probed {
+            "probed as the application role"
+        } else if self.source.starts_with("schema ") {
+            "catalog only, no query run"
+        } else {
+            "static, no database"
+        };
         let mut out = format!(
-            "audit of {}: tenant column {}, setting {} ({}){}\n",
-            self.source,
-            self.tenant_column,
-            self.setting,
-            self.detected,
-            if self.probed {
-                "; probed as the application role"
-            } else {
-                "; catalog only (no query run)"
-            }
+            "audit of {}: tenant column {}, setting {} ({}; {how})\n",
+            self.source, self.tenant_column, self.setting, self.detected
         );
         // Grouped by rule: its severity and reason once, then each object
         // with what was found and its fix.

@@ -65,7 +65,7 @@ pub fn audit_file(path: &Path, opts: &AuditOptions) -> Result<Report> {
         source: path.display().to_string(),
         tenant_column: column,
         setting: opts.setting.clone().unwrap_or_else(|| "-".into()),
-        detected: "Prisma fields mapped to the column (or named as Prisma names it)".into(),
+        detected: "tenant models: a field mapped to the column, or named as Prisma names it".into(),
         probed: false,
         findings,
     };
