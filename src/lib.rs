@@ -39,6 +39,7 @@ pub mod cli;
 pub mod compare;
 pub mod console;
 pub mod demo;
+pub mod erase;
 pub mod error;
 pub mod explain;
 pub mod generate;

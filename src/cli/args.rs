@@ -258,6 +258,42 @@ pub(super) enum Command {
     /// Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
     /// 2 an error.
     Audit(AuditArgs),
+    /// Erase a customer's or a tenant's rows, proven, in one transaction.
+    ///
+    /// Finds every row that references the subject through the catalog's
+    /// foreign keys, plus the references --policy declares (rows without a
+    /// foreign key, e.g. an audit log), deletes them leaves first as the
+    /// schema's owner with the subject's tenant set, and proves before COMMIT
+    /// that no row references the subject and that the transaction changed
+    /// nothing but those rows (pg_stat_xact_user_tables against the
+    /// statements' RETURNING counts). A failed proof rolls back and exits 2.
+    Erase(EraseArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct EraseArgs {
+    /// The customer's key (in the policy's subject table, default customers.id).
+    #[arg(long, required_unless_present = "tenant")]
+    pub(super) customer: Option<String>,
+    /// The tenant: alone, erase the whole tenant; with --customer, its tenant.
+    #[arg(long)]
+    pub(super) tenant: Option<String>,
+    /// Erasure policy (TOML): subject table, action per table, references
+    /// without a foreign key.
+    #[arg(long, value_name = "FILE")]
+    pub(super) policy: Option<std::path::PathBuf>,
+    /// Do everything and prove it, then roll back.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+    /// Schema.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
+    /// The tenant column.
+    #[arg(long, default_value = crate::audit::DEFAULT_COLUMN)]
+    pub(super) tenant_column: String,
+    /// The setting the policies read the tenant from.
+    #[arg(long, default_value = crate::audit::DEFAULT_SETTING)]
+    pub(super) setting: String,
 }
 
 #[derive(Debug, Args)]

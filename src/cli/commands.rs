@@ -326,3 +326,21 @@ pub(super) async fn audit_command(
         EXIT_OK
     })
 }
+
+/// `erase`: the subject's rows deleted and proven (or rolled back).
+pub(super) async fn erase_command(
+    args: super::args::EraseArgs,
+    opts: &TargetOptions,
+) -> Result<String> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let options = crate::erase::EraseOptions {
+        schema: args.schema,
+        customer: args.customer,
+        tenant: args.tenant,
+        policy: args.policy,
+        dry_run: args.dry_run,
+        column: args.tenant_column,
+        setting: args.setting,
+    };
+    Ok(crate::erase::erase(&target, &options).await?.render())
+}
