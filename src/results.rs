@@ -106,6 +106,10 @@ pub struct DriverInfo {
     pub interval_seconds: f64,
     /// Whether baseline and candidate ran paired.
     pub paired: bool,
+    /// The pooler the baseline clients went through (password redacted),
+    /// when they did not connect to the server directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<String>,
 }
 
 /// One query's figures.

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use super::pooler::Pooler;
 use super::private::{self, PrivateServer, StartOutcome};
 use super::{Target, TargetOptions, connect, roles, settings};
 use crate::error::{Error, Result};
@@ -91,13 +92,49 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
-/// `pg stop`: stop the private server if crmbench started one here.
+/// `pg start --pooler`: PgBouncer in front of the (running) private server.
+pub fn start_pooler(opts: &TargetOptions, pool_size: u32) -> Result<String> {
+    refuse_external(opts, "start --pooler")?;
+    let (target, _) = Target::resolve(opts, false)?;
+    let Target::Private { server, database } = &target else {
+        return Ok(String::new());
+    };
+    let pooler = Pooler::start(server, pool_size)?;
+    let state = pooler.state();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "crmbench: {} started in transaction mode, pool size {} (port {}, folder {})",
+        state.version,
+        state.pool_size,
+        state.port,
+        pooler.dir().display()
+    );
+    let _ = writeln!(out, "  app URL:   {}", pooler.url(roles::APP, database));
+    let _ = writeln!(
+        out,
+        "  use it:    crmbench run --pooler --protocol simple …  (PgBouncer before 1.21 cannot keep prepared statements in transaction mode)"
+    );
+    Ok(out)
+}
+
+/// `pg stop`: stop the private server if crmbench started one here (and the
+/// pooler in front of it first).
 pub fn stop(opts: &TargetOptions) -> Result<String> {
     refuse_external(opts, "stop")?;
     let Some(server) = PrivateServer::open(&opts.private)? else {
         return Ok("crmbench: no private server here; nothing to stop\n".into());
     };
-    Ok(if server.stop()? {
+    let mut said = String::new();
+    if let Some(pooler) = Pooler::open(&server)? {
+        if pooler.stop()? {
+            said = format!(
+                "crmbench: PgBouncer on port {} stopped\n",
+                pooler.state().port
+            );
+        }
+    }
+    Ok(said + &if server.stop()? {
         format!(
             "crmbench: private server on port {} stopped\n",
             server.port()
@@ -142,6 +179,17 @@ pub async fn status(opts: &TargetOptions) -> Result<String> {
     };
     let running = server.is_running()?;
     describe_server(&mut out, &server, running);
+    if let Some(pooler) = Pooler::open(&server)? {
+        let st = pooler.state();
+        let _ = writeln!(
+            out,
+            "  pooler:      {} ({}, transaction mode, pool size {}, port {})",
+            if pooler.is_running() { "running" } else { "stopped" },
+            st.version,
+            st.pool_size,
+            st.port
+        );
+    }
     if running {
         out.push_str(&settings_in_force(server).await?);
     }

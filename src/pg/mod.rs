@@ -7,6 +7,7 @@ pub mod binaries;
 pub mod conninfo;
 pub mod manage;
 pub mod marker;
+pub mod pooler;
 pub mod private;
 pub mod redact;
 pub mod roles;

@@ -383,6 +383,26 @@ impl PrivateServer {
         cmd.output().map_err(|e| Error::io("running", path, e))
     }
 
+    /// `program` as a command run as the server's OS user (when crmbench
+    /// runs as root), from the base folder: helpers the server user owns
+    /// (the pooler) start the way the server does.
+    pub(crate) fn command_as_server(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.stdin(Stdio::null()).env("LC_ALL", "C").current_dir(&self.base);
+        if let Some(u) = &self.user {
+            cmd.uid(u.uid).gid(u.gid);
+        }
+        cmd
+    }
+
+    /// Hand `path` to the server's OS user (when crmbench runs as root).
+    pub(crate) fn give_to_server_user(&self, path: &Path) -> Result<()> {
+        match &self.user {
+            Some(u) => chown(path, u),
+            None => Ok(()),
+        }
+    }
+
     /// The base folder.
     pub fn base_dir(&self) -> &Path {
         &self.base

@@ -13,6 +13,7 @@ pub mod driver;
 mod outcome;
 pub mod paired;
 pub mod pgstat;
+pub mod poolsize;
 mod slots;
 mod window;
 
@@ -65,6 +66,10 @@ pub struct RunOptions {
     pub simple: bool,
     /// No live progress.
     pub quiet: bool,
+    /// The benchmark clients (baseline side) connect through this pooler
+    /// (PgBouncer in transaction mode) instead of to the server; crmbench's
+    /// own statistics and admin sessions still go to the server directly.
+    pub pooler_url: Option<String>,
 }
 
 /// Run the workload at `opts.workload`. Results are returned even when the
@@ -144,7 +149,10 @@ async fn run_on(
     let mut stats = pgstat::StatsConn::open(&target.admin()).await?;
     let admin = stats.client();
     let candidate = candidate_target(target, opts)?;
-    let baseline_spec = ctx.spec_on(target);
+    let baseline_spec = match &opts.pooler_url {
+        Some(url) => pooled_spec(ctx, url)?,
+        None => ctx.spec_on(target),
+    };
     let candidate_spec = match (&candidate, opts.self_check) {
         (Some(c), _) => Some(ctx.spec_on(c)),
         (None, true) => Some(baseline_spec.clone()),
@@ -181,6 +189,29 @@ async fn run_on(
         dataset,
     };
     Ok(outcome::assemble(ctx.workload(), opts, setup, measured))
+}
+
+/// The workload's connection through the pooler at `url`. Session state
+/// does not survive transaction pooling, so a workload that needs `SET ROLE`
+/// after connecting is refused rather than leaking its role to others.
+fn pooled_spec(ctx: &WorkloadContext, url: &str) -> Result<pg::ConnSpec> {
+    let pooler = Target::resolve(
+        &pg::TargetOptions {
+            database_url: Some(url.to_string()),
+            ..Default::default()
+        },
+        false,
+    )?
+    .0;
+    let mut spec = ctx.spec_on(&pooler);
+    // Logging in as the workload's role needs no SET ROLE at all.
+    if spec.set_role.as_deref() == spec.config.get_user() {
+        spec.set_role = None;
+    }
+    if let Some(role) = &spec.set_role {
+        return Err(pg::pooler::role_refused(role));
+    }
+    Ok(spec)
 }
 
 /// The candidate database of a paired run: `--candidate-url`, or a database
