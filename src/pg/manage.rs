@@ -134,17 +134,18 @@ pub fn stop(opts: &TargetOptions) -> Result<String> {
             );
         }
     }
-    Ok(said + &if server.stop()? {
-        format!(
-            "crmbench: private server on port {} stopped\n",
-            server.port()
-        )
-    } else {
-        format!(
-            "crmbench: private server on port {} was not running\n",
-            server.port()
-        )
-    })
+    Ok(said
+        + &if server.stop()? {
+            format!(
+                "crmbench: private server on port {} stopped\n",
+                server.port()
+            )
+        } else {
+            format!(
+                "crmbench: private server on port {} was not running\n",
+                server.port()
+            )
+        })
 }
 
 /// `pg url`: a URL psql accepts, as the superuser or (`app`) the application role.
@@ -184,7 +185,11 @@ pub async fn status(opts: &TargetOptions) -> Result<String> {
         let _ = writeln!(
             out,
             "  pooler:      {} ({}, transaction mode, pool size {}, port {})",
-            if pooler.is_running() { "running" } else { "stopped" },
+            if pooler.is_running() {
+                "running"
+            } else {
+                "stopped"
+            },
             st.version,
             st.pool_size,
             st.port

@@ -218,7 +218,10 @@ impl Pooler {
             .application_name("crmbench");
         Ok(ConnSpec {
             config,
-            label: format!("{} through PgBouncer (port {})", spec.label, self.state.port),
+            label: format!(
+                "{} through PgBouncer (port {})",
+                spec.label, self.state.port
+            ),
             set_role: None,
         })
     }
@@ -233,7 +236,9 @@ pub fn role_refused(role: &str) -> Error {
              transaction pooler that session setting would leak to other clients' \
              transactions"
         ),
-        fix: format!("connect as {role} directly (a --pooler-url naming that user), or drop `role` from the workload"),
+        fix: format!(
+            "connect as {role} directly (a --pooler-url naming that user), or drop `role` from the workload"
+        ),
     }
 }
 

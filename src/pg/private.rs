@@ -388,7 +388,9 @@ impl PrivateServer {
     /// (the pooler) start the way the server does.
     pub(crate) fn command_as_server(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
-        cmd.stdin(Stdio::null()).env("LC_ALL", "C").current_dir(&self.base);
+        cmd.stdin(Stdio::null())
+            .env("LC_ALL", "C")
+            .current_dir(&self.base);
         if let Some(u) = &self.user {
             cmd.uid(u.uid).gid(u.gid);
         }

@@ -245,7 +245,12 @@ mod tests {
 
     #[test]
     fn the_knee_is_the_smallest_size_within_five_percent_of_the_best() {
-        let points = [p(4, 700.0, 0.0), p(8, 960.0, 0.0), p(16, 1000.0, 0.0), p(32, 990.0, 0.0)];
+        let points = [
+            p(4, 700.0, 0.0),
+            p(8, 960.0, 0.0),
+            p(16, 1000.0, 0.0),
+            p(32, 990.0, 0.0),
+        ];
         assert_eq!(knee(&points), Some(8));
         // 949 is under 95% of 1000: the knee moves up.
         let points = [p(8, 949.0, 0.0), p(16, 1000.0, 0.0)];

@@ -117,7 +117,9 @@ fn spawn_reaper(base: &std::path::Path) {
          if [ -f '{b}/data/postmaster.pid' ]; then \
            p=$(head -1 '{b}/data/postmaster.pid'); kill -QUIT \"$p\" 2>/dev/null; \
            for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 \"$p\" 2>/dev/null || break; sleep 0.5; done; \
-         fi; rm -rf '{b}'",
+         fi; \
+         if [ -f '{b}/pooler/pgbouncer.pid' ]; then kill \"$(cat '{b}/pooler/pgbouncer.pid')\" 2>/dev/null; fi; \
+         rm -rf '{b}'",
         pid = std::process::id(),
         b = base.display()
     );
