@@ -2,16 +2,16 @@
 //! safe under transaction pooling, `run --pooler` goes through it, and the
 //! pool-size sweep measures a curve and advises its knee.
 
-mod common;
+#![allow(clippy::unwrap_used)]
 
-use std::sync::Mutex;
+mod common;
 
 use crmbench::pg::Target;
 use crmbench::pg::pooler::Pooler;
 use tokio_postgres::NoTls;
 
 /// The pooler is one per cluster; tests that restart it take turns.
-static POOLER: Mutex<()> = Mutex::new(());
+static POOLER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const DB: &str = "pooled";
 
@@ -67,7 +67,7 @@ async fn framed(client: &tokio_postgres::Client, tenant: Option<&str>) -> (i32, 
 #[tokio::test]
 async fn two_tenants_sharing_one_server_connection_never_see_each_other() {
     let target = dataset().await;
-    let _turn = POOLER.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = POOLER.lock().await;
     let Target::Private { server, .. } = &target else {
         unreachable!()
     };
@@ -139,7 +139,7 @@ fn said(o: &std::process::Output) -> String {
 #[tokio::test]
 async fn run_goes_through_the_pooler_and_the_sweep_finds_a_knee() {
     let target = dataset().await;
-    let _turn = POOLER.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = POOLER.lock().await;
     let Target::Private { server, .. } = &target else {
         unreachable!()
     };
