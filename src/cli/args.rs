@@ -496,6 +496,13 @@ pub(super) enum PgCommand {
         /// and user (PgBouncer's own default is 20).
         #[arg(long, default_value_t = 20, value_name = "N", requires = "pooler")]
         pool_size: u32,
+        /// Also start N streaming replicas (pg_basebackup, hot standby) on
+        /// loopback, each in <data-dir>/replica-K on its own port. The server
+        /// is restarted once with wal_level = replica and WAL senders (loads
+        /// are slower there; results files record wal_level). `run` then
+        /// routes read queries to them; `pg status` shows their lag.
+        #[arg(long, value_name = "N")]
+        replicas: Option<usize>,
     },
     /// Stop the private server crmbench started (never any other server).
     Stop,

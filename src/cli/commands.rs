@@ -19,8 +19,15 @@ use crate::workload::context::WorkloadContext;
 /// The text a `pg` command prints.
 pub(super) async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<String> {
     match cmd {
-        PgCommand::Start { pooler, pool_size } => {
+        PgCommand::Start {
+            pooler,
+            pool_size,
+            replicas,
+        } => {
             let mut text = pg::manage::start(opts).await?;
+            if let Some(n) = replicas {
+                text.push_str(&pg::manage::start_replicas(opts, n).await?);
+            }
             if pooler {
                 text.push_str(&pg::manage::start_pooler(opts, pool_size)?);
             }

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::pooler::Pooler;
+use super::replicas;
 use super::private::{self, PrivateServer, StartOutcome};
 use super::{Target, TargetOptions, connect, roles, settings};
 use crate::error::{Error, Result};
@@ -92,6 +93,33 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
+/// `pg start --replicas N`: streaming replicas of the (running) private server.
+pub async fn start_replicas(opts: &TargetOptions, n: usize) -> Result<String> {
+    refuse_external(opts, "start --replicas")?;
+    let (target, _) = Target::resolve(opts, false)?;
+    let Target::Private { server, .. } = &target else {
+        return Ok(String::new());
+    };
+    let mut out = String::new();
+    if replicas::enable_on_primary(server, n).await? {
+        let _ = writeln!(
+            out,
+            "crmbench: restarted the server with wal_level = replica for streaming \
+             replication (loads are slower now; results record wal_level)"
+        );
+    }
+    for r in replicas::start(server, n)? {
+        let _ = writeln!(
+            out,
+            "crmbench: {} (hot standby) running on port {} (data: {})",
+            r.name(),
+            r.server.port(),
+            r.server.base_dir().display()
+        );
+    }
+    Ok(out)
+}
+
 /// `pg start --pooler`: PgBouncer in front of the (running) private server.
 pub fn start_pooler(opts: &TargetOptions, pool_size: u32) -> Result<String> {
     refuse_external(opts, "start --pooler")?;
@@ -126,6 +154,9 @@ pub fn stop(opts: &TargetOptions) -> Result<String> {
         return Ok("crmbench: no private server here; nothing to stop\n".into());
     };
     let mut said = String::new();
+    for name in replicas::stop_all(&server)? {
+        said.push_str(&format!("crmbench: {name} stopped\n"));
+    }
     if let Some(pooler) = Pooler::open(&server)? {
         if pooler.stop()? {
             said = format!(
@@ -196,6 +227,7 @@ pub async fn status(opts: &TargetOptions) -> Result<String> {
         );
     }
     if running {
+        out.push_str(&replica_lines(&server).await?);
         out.push_str(&settings_in_force(server).await?);
     }
     Ok(out)
@@ -226,6 +258,35 @@ fn describe_server(out: &mut String, server: &PrivateServer, running: bool) {
         "  admin URL:   {}",
         server.url(private::SUPERUSER, private::DATABASE)
     );
+}
+
+/// One line per replica: running or not, port, replay lag.
+async fn replica_lines(server: &PrivateServer) -> Result<String> {
+    let list = replicas::list(server)?;
+    if list.is_empty() {
+        return Ok(String::new());
+    }
+    let admin = connect(&Target::private(server.clone()).admin_to("postgres")).await?;
+    let lag = replicas::lag(&admin).await?;
+    let mut out = String::new();
+    for r in list {
+        let seen = lag.iter().find(|(name, _, _)| *name == r.name());
+        let state = match (r.server.is_running()?, seen) {
+            (true, Some((_, bytes, ms))) => format!(
+                "streaming, {bytes} bytes behind{}",
+                ms.map(|m| format!(", replay lag {m:.1} ms")).unwrap_or_default()
+            ),
+            (true, None) => "running, not streaming".into(),
+            (false, _) => "stopped".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  replica {}:   port {}, {state}",
+            r.index,
+            r.server.port()
+        );
+    }
+    Ok(out)
 }
 
 async fn settings_in_force(server: PrivateServer) -> Result<String> {

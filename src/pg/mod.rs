@@ -9,6 +9,7 @@ pub mod manage;
 pub mod marker;
 pub mod pooler;
 pub mod private;
+pub mod replicas;
 pub mod redact;
 pub mod roles;
 pub mod settings;
