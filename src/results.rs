@@ -54,6 +54,10 @@ pub struct Results {
     /// the transactions the outage failed are counted per query.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reconnect_errors: BTreeMap<String, u64>,
+    /// Read routing to replicas: which queries they served, stale reads of
+    /// own writes, replay lag over time (absent without replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<crate::run::replicas::ReplicationInfo>,
 }
 
 /// The generated dataset, from `crm.crmbench_meta`.

@@ -456,6 +456,19 @@ pub(super) struct RunArgs {
     /// with the curve in pool-sizes.json and pool-sizes.svg of the run folder.
     #[arg(long, value_delimiter = ',', value_name = "N,N,…", requires = "pooler")]
     pub(super) pool_sizes: Vec<u32>,
+    /// A read replica (repeatable): read queries (kind = "read", or route =
+    /// "replica" in the workload) go to the replicas, client c to replica
+    /// c mod n; writes go to the target. Without it, the private server's
+    /// running replicas (`pg start --replicas N`) are used. results.json
+    /// records which queries the replicas served, stale reads of a client's
+    /// own writes (queries marked reads_own_writes) and the replay lag per
+    /// interval. Not with a paired run.
+    #[arg(long = "replica-url", value_name = "URL")]
+    pub(super) replica_urls: Vec<String>,
+    /// Send every query to the target even when the private server has
+    /// running replicas.
+    #[arg(long, conflicts_with = "replica_urls")]
+    pub(super) no_replicas: bool,
 }
 
 #[derive(Debug, Args)]

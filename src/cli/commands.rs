@@ -223,6 +223,8 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         simple: args.protocol == Protocol::Simple,
         quiet: args.quiet,
         pooler_url: pooler_url(&args, &target)?,
+        replica_urls: args.replica_urls.clone(),
+        private_replicas: !args.no_replicas,
     };
     if !args.pool_sizes.is_empty() {
         return pool_sizes_command(&args, &target, &options, access).await;

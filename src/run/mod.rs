@@ -14,6 +14,7 @@ mod outcome;
 pub mod paired;
 pub mod pgstat;
 pub mod poolsize;
+pub mod replicas;
 mod slots;
 mod window;
 
@@ -70,6 +71,10 @@ pub struct RunOptions {
     /// (PgBouncer in transaction mode) instead of to the server; crmbench's
     /// own statistics and admin sessions still go to the server directly.
     pub pooler_url: Option<String>,
+    /// Read replicas the clients send read queries to (URLs).
+    pub replica_urls: Vec<String>,
+    /// Also use the private server's own replicas when it has running ones.
+    pub private_replicas: bool,
 }
 
 /// Run the workload at `opts.workload`. Results are returned even when the
@@ -159,6 +164,7 @@ async fn run_on(
         (None, false) => None,
     };
     let paired = candidate_spec.is_some();
+    let replica_targets = replicas::targets(target, opts, paired)?;
     let threads = opts.threads.min(opts.clients);
     let config = DriverConfig {
         workload: ctx.shared_workload(),
@@ -172,6 +178,7 @@ async fn run_on(
         seed: opts.seed,
         max_tries: opts.max_tries.max(1),
         simple: opts.simple,
+        replicas: replica_targets.iter().map(|t| ctx.spec_on(t)).collect(),
     };
     let candidate_label = candidate.as_ref().map(|c| c.describe()).or_else(|| {
         opts.self_check
@@ -181,14 +188,31 @@ async fn run_on(
     let dataset = dataset_info(admin).await;
     let elsewhere = candidate.as_ref().filter(|_| opts.candidate_url.is_some());
     slots::check(admin, &target.describe(), &config, elsewhere).await?;
+    let lag = replicas::LagSampler::start(target, &replica_targets, opts).await?;
     let measured = window::measure(&mut stats, config, opts).await?;
+    let replication = match lag {
+        Some(sampler) => Some(replicas::ReplicationInfo::from_run(
+            replica_targets.iter().map(Target::describe).collect(),
+            ctx.workload()
+                .queries
+                .iter()
+                .filter(|q| q.to_replica())
+                .map(|q| q.name.clone())
+                .collect(),
+            &measured.stale,
+            sampler.finish(opts.warmup).await,
+        )),
+        None => None,
+    };
     let setup = outcome::Setup {
         threads,
         paired,
         server,
         dataset,
     };
-    Ok(outcome::assemble(ctx.workload(), opts, setup, measured))
+    let mut outcome = outcome::assemble(ctx.workload(), opts, setup, measured);
+    outcome.results.replication = replication;
+    Ok(outcome)
 }
 
 /// The workload's connection through the pooler at `url`. Session state

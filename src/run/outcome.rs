@@ -233,6 +233,7 @@ pub(super) fn assemble(
         statements: measured.statements,
         stats_missing: measured.stats_missing,
         reconnect_errors: measured.reconnect_errors,
+        replication: None,
     };
     RunOutcome {
         results,

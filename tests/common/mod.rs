@@ -153,6 +153,8 @@ pub fn options(workload: &str, seconds: f64) -> crmbench::run::RunOptions {
         simple: false,
         quiet: true,
         pooler_url: None,
+        replica_urls: Vec::new(),
+        private_replicas: false,
     }
 }
 
