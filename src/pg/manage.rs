@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 
 use super::pooler::Pooler;
-use super::replicas;
 use super::private::{self, PrivateServer, StartOutcome};
+use super::replicas;
 use super::{Target, TargetOptions, connect, roles, settings};
 use crate::error::{Error, Result};
 
@@ -274,7 +274,8 @@ async fn replica_lines(server: &PrivateServer) -> Result<String> {
         let state = match (r.server.is_running()?, seen) {
             (true, Some((_, bytes, ms))) => format!(
                 "streaming, {bytes} bytes behind{}",
-                ms.map(|m| format!(", replay lag {m:.1} ms")).unwrap_or_default()
+                ms.map(|m| format!(", replay lag {m:.1} ms"))
+                    .unwrap_or_default()
             ),
             (true, None) => "running, not streaming".into(),
             (false, _) => "stopped".into(),

@@ -201,7 +201,10 @@ pub async fn lag(admin: &tokio_postgres::Client) -> Result<Vec<(String, i64, Opt
         .query(sql, &[])
         .await
         .map_err(|e| Error::from_pg(sql, e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
 }
 
 fn write_owned(primary: &PrivateServer, path: &Path, text: &str) -> Result<()> {

@@ -110,8 +110,14 @@ impl Sides {
     async fn await_own_write(&self, shared: &Shared) {
         if let (Some(replica), Some(lsn)) = (&self.replica, &self.last_write) {
             let limit = Duration::from_secs(30);
-            super::replicas::await_visible(replica.client(), lsn, &shared.stale, limit, &shared.stop)
-                .await;
+            super::replicas::await_visible(
+                replica.client(),
+                lsn,
+                &shared.stale,
+                limit,
+                &shared.stop,
+            )
+            .await;
         }
     }
 
