@@ -443,7 +443,7 @@ pub(super) struct RunArgs {
     #[arg(long, conflicts_with = "pooler_url")]
     pub(super) pooler: bool,
     /// Send the benchmark clients through the pooler at this URL (e.g. a
-    /// PgBouncer in front of a --database-url server): its user, password
+    /// PgBouncer in front of a server elsewhere): its user, password
     /// and database are used as given. A workload that needs SET ROLE is
     /// refused (session state leaks between clients under transaction
     /// pooling).
