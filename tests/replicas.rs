@@ -165,6 +165,16 @@ async fn reads_go_to_the_replica_and_paused_replay_shows_lag_and_stale_reads() {
         "no lag sampled while replay was paused: {paused}"
     );
 
+    // The report shows the replicas' section from the run folder alone.
+    let folder = dir.path().join("paused");
+    let o = cli(&["report", "--in", folder.to_str().unwrap(), "--format", "md"]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let md = std::fs::read_to_string(folder.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Read replicas") && md.contains("stale read"),
+        "{md}"
+    );
+
     let o = cli(&["pg", "stop"]);
     assert!(said(&o).contains("crmbench-replica-1"), "{}", said(&o));
 }
