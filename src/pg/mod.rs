@@ -7,11 +7,13 @@ pub mod binaries;
 pub mod conninfo;
 pub mod manage;
 pub mod marker;
+pub mod pgpass;
 pub mod private;
 pub mod redact;
 pub mod roles;
 pub mod settings;
 pub mod target;
+pub mod tls;
 
 pub use target::{ConnSpec, SCHEMA, Target, TargetOptions, connect, quote_ident, quote_literal};
 
