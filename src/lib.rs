@@ -34,6 +34,7 @@
 //! - [`rng`]: the seeded random streams every stage derives its values from.
 
 pub mod advise;
+pub mod capture;
 pub mod cli;
 pub mod compare;
 pub mod console;
