@@ -256,7 +256,7 @@ impl External {
         External::parse_with(url, allow_ddl, |var| std::env::var(var).ok(), home_dir())
     }
 
-    /// [`External::parse`] with libpq's environment read through `env` and
+    /// Parse a `--database-url` (as `Target::resolve` does) with libpq's environment read through `env` and
     /// its files under `home` (tests pass their own).
     pub fn parse_with(
         url: &str,
