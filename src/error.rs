@@ -202,6 +202,17 @@ pub enum Error {
         /// The parser's error.
         source: serde_json::Error,
     },
+
+    /// TLS could not be negotiated as the connection's `sslmode` asks.
+    #[error("cannot connect to {target}: {problem}")]
+    Tls {
+        /// Redacted description of the server.
+        target: String,
+        /// What failed, naming the sslmode.
+        problem: String,
+        /// What to change.
+        fix: String,
+    },
 }
 
 impl Error {
@@ -223,7 +234,8 @@ impl Error {
             | Error::PrivateServer { fix, .. }
             | Error::Usage { fix, .. }
             | Error::State { fix, .. }
-            | Error::RunFile { fix, .. } => (!fix.is_empty()).then(|| fix.clone()),
+            | Error::RunFile { fix, .. }
+            | Error::Tls { fix, .. } => (!fix.is_empty()).then(|| fix.clone()),
             Error::Internal { fix, .. } if !fix.is_empty() => Some(fix.clone()),
             Error::Internal { .. } => Some(
                 "this is a bug in crmbench: please report it with the command and its -v output"

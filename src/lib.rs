@@ -35,6 +35,7 @@
 
 pub mod advise;
 pub mod audit;
+pub mod capture;
 pub mod cli;
 pub mod compare;
 pub mod console;

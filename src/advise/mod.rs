@@ -360,10 +360,17 @@ pub async fn advise_with(
         opts.seed,
     );
     let started = std::time::Instant::now();
-    let has_hypopg = catalog::has_hypopg(&admin).await?;
+    // HypoPG on demand: created for this run under --allow-ddl, else the
+    // reason and the cost of the fallback are said (schema::extensions).
+    let hypopg = if opts.no_hypopg {
+        crate::schema::extensions::HypoPg::Missing
+    } else {
+        crate::schema::extensions::hypopg_on_demand(target, &admin).await?
+    };
+    let has_hypopg = hypopg.usable();
     // A clone needs the database without sessions: let ours go first.
     drop(admin);
-    let (selection, method_used, calls) = select_indexes(
+    let selected = select_indexes(
         target,
         &workload.context,
         &schema,
@@ -372,7 +379,9 @@ pub async fn advise_with(
         &items,
         &candidates,
     )
-    .await?;
+    .await;
+    hypopg.finish(target).await?;
+    let (selection, method_used, calls) = selected?;
     let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
     let drops = drops::advise_drops(
         &schema,
@@ -482,11 +491,10 @@ async fn select_indexes(
 ) -> crate::error::Result<(select::Selection, &'static str, u64)> {
     let (role, setting) = (context.role.as_deref(), context.tenant_setting.as_deref());
     let mut whatif = if opts.no_hypopg || !has_hypopg {
-        if !opts.no_hypopg {
-            crate::console::err_line(
-                "advise: HypoPG is not installed here: costing with real indexes on a clone instead",
-            );
-        }
+        crate::console::err_line(format!(
+            "advise: costing {} candidate indexes by building them on a clone",
+            candidates.len()
+        ));
         whatif::WhatIf::open_real(target, role, setting, schema).await?
     } else {
         whatif::WhatIf::open(target, role, setting, schema).await?

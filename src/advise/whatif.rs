@@ -161,6 +161,12 @@ impl WhatIf {
             let mut sizes = Vec::with_capacity(defs.len());
             for d in defs {
                 if !built.contains(d) {
+                    // Visible progress: each build can take a while.
+                    crate::console::err_line(format!(
+                        "advise: building candidate {} on the clone ({} built now)",
+                        d.name(),
+                        built.len()
+                    ));
                     let sql = d.create_sql(&self.schema);
                     self.client
                         .batch_execute(&sql)

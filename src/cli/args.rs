@@ -268,6 +268,12 @@ pub(super) enum Command {
     /// nothing but those rows (pg_stat_xact_user_tables against the
     /// statements' RETURNING counts). A failed proof rolls back and exits 2.
     Erase(EraseArgs),
+    /// Write a workload file from what the server really ran
+    /// (pg_stat_statements of the target database, the application's role):
+    /// one query per statement, weighted by calls, generators inferred from
+    /// the catalog, the tenant context from the RLS policies. Statements it
+    /// cannot replay are listed with their share of execution time.
+    Capture(CaptureArgs),
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +325,26 @@ pub(super) struct AuditArgs {
     /// Exit 1 when a finding is at or above this severity.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub(super) fail_on: FailOn,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct CaptureArgs {
+    /// The workload file to write.
+    #[arg(long)]
+    pub(super) out: std::path::PathBuf,
+    /// Take statements by total execution time until this share is covered (percent).
+    #[arg(long, default_value_t = 95.0)]
+    pub(super) coverage: f64,
+    /// At most this many statements.
+    #[arg(long)]
+    pub(super) top: Option<usize>,
+    /// Leave out statements called fewer times than this.
+    #[arg(long, default_value_t = 1)]
+    pub(super) min_calls: i64,
+    /// The application's role (default: the role, not superuser nor exempt
+    /// from row-level security, whose statements took the most time).
+    #[arg(long)]
+    pub(super) role: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use super::args::{
-    AdviseArgs, CompareArgs, DemoArgs, ExplainArgs, GenerateArgs, PgCommand, ReportArgs, RunArgs,
-    SchemaCommand,
+    AdviseArgs, CaptureArgs, CompareArgs, DemoArgs, ExplainArgs, GenerateArgs, PgCommand,
+    ReportArgs, RunArgs, SchemaCommand,
 };
 use super::values::{CompareFormat, Protocol};
 use super::{EXIT_OK, err_line, out};
@@ -417,4 +417,20 @@ pub(super) async fn erase_command(
         setting: args.setting,
     };
     Ok(crate::erase::erase(&target, &options).await?.render())
+}
+
+pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> Result<()> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let captured = crate::capture::capture(
+        &target,
+        &crate::capture::CaptureOptions {
+            out: args.out.clone(),
+            coverage: args.coverage / 100.0,
+            top: args.top,
+            min_calls: args.min_calls,
+            role: args.role,
+        },
+    )
+    .await?;
+    out(crate::capture::render_summary(&captured, &args.out))
 }

@@ -10,6 +10,7 @@
 //! refused, and no refusal quotes any of the text, which may hold the password.
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use tokio_postgres::Config;
@@ -62,6 +63,44 @@ const KNOWN_OPTIONS: &[&str] = &[
     "service",
     "target_session_attrs",
     "load_balance_hosts",
+];
+
+/// libpq's environment variables and the options they stand for.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    ("PGHOST", "host"),
+    ("PGHOSTADDR", "hostaddr"),
+    ("PGPORT", "port"),
+    ("PGDATABASE", "dbname"),
+    ("PGUSER", "user"),
+    ("PGPASSFILE", "passfile"),
+    ("PGOPTIONS", "options"),
+    ("PGAPPNAME", "application_name"),
+    ("PGSSLMODE", "sslmode"),
+    ("PGSSLCERT", "sslcert"),
+    ("PGSSLKEY", "sslkey"),
+    ("PGSSLROOTCERT", "sslrootcert"),
+    ("PGSSLSNI", "sslsni"),
+    ("PGSSLCRL", "sslcrl"),
+    ("PGSSLCRLDIR", "sslcrldir"),
+    ("PGCONNECT_TIMEOUT", "connect_timeout"),
+    ("PGTARGETSESSIONATTRS", "target_session_attrs"),
+    ("PGCHANNELBINDING", "channel_binding"),
+    ("PGLOADBALANCEHOSTS", "load_balance_hosts"),
+    ("PGSSLNEGOTIATION", "sslnegotiation"),
+];
+
+/// libpq's default socket folder on Debian (its compiled-in default).
+const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+/// Options crmbench reads itself instead of handing them to the driver.
+const HANDLED_HERE: &[&str] = &[
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslsni",
+    "passfile",
+    "fallback_application_name",
 ];
 
 /// Options whose values are secrets: never printed.
@@ -132,14 +171,70 @@ impl ConnInfo {
         }
     }
 
-    /// The driver's configuration. Options the driver does not support are
-    /// refused by name (names come from libpq's list, never from the text).
+    /// libpq's precedence: an option given in the string wins, then its
+    /// `PG*` environment variable (read through `env`), then libpq's default
+    /// (the OS user for `user`, the socket folder for `host`). Passwords are
+    /// not taken here (see [`super::target`]): a password from `PGPASSWORD`
+    /// or `~/.pgpass` reaches the driver and nothing else.
+    pub fn with_environment(
+        mut self,
+        env: impl Fn(&str) -> Option<String>,
+        os_user: Option<String>,
+    ) -> ConnInfo {
+        for (var, key) in ENVIRONMENT {
+            if self.get(key).is_none() {
+                if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                    self.set(key, value);
+                }
+            }
+        }
+        if self.get("user").is_none() {
+            if let Some(user) = os_user {
+                self.set("user", user);
+            }
+        }
+        if self.get("host").is_none() && self.get("hostaddr").is_none() {
+            let socket = Path::new(DEFAULT_SOCKET_DIR);
+            let host = if socket.is_dir() {
+                DEFAULT_SOCKET_DIR
+            } else {
+                "localhost"
+            };
+            self.set("host", host.into());
+        }
+        self
+    }
+
+    /// The options the driver takes: crmbench reads TLS and the password file
+    /// itself ([`super::tls`], [`super::pgpass`]), and two libpq spellings are
+    /// translated.
+    fn driver_options(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for (key, value) in self.options() {
+            match key {
+                k if HANDLED_HERE.contains(&k) => {}
+                "keepalives_count" => out.push(("keepalives_retries", value)),
+                _ => out.push((key, value)),
+            }
+        }
+        if self.get("application_name").is_none() {
+            if let Some(name) = self.get("fallback_application_name") {
+                out.push(("application_name", name));
+            }
+        }
+        out
+    }
+
+    /// The driver's configuration (TLS not set: see [`super::tls`]).
+    /// Options the driver does not support are refused by name (names come
+    /// from libpq's list, never from the text).
     pub fn config(&self) -> Result<Config> {
-        if let Ok(config) = Config::from_str(&to_key_value(self.options())) {
+        let options = self.driver_options();
+        if let Ok(config) = Config::from_str(&to_key_value(options.iter().copied())) {
             return Ok(config);
         }
         // Find the option at fault, one at a time, to name it.
-        for (key, value) in self.options() {
+        for (key, value) in options {
             if let Err(e) = Config::from_str(&to_key_value([(key, value)])) {
                 let problem = if e.to_string().contains("unknown option") {
                     "is not supported by crmbench yet"
@@ -539,11 +634,44 @@ mod tests {
 
     #[test]
     fn unsupported_option_is_named_from_libpqs_list() {
-        let info = ConnInfo::parse("postgresql://h/db?sslrootcert=/x").unwrap();
+        let info = ConnInfo::parse("postgresql://h/db?sslcrl=/x").unwrap();
         let err = info.config().unwrap_err().to_string();
-        assert!(err.contains("`sslrootcert`"), "{err}");
+        assert!(err.contains("`sslcrl`"), "{err}");
+        // Read by crmbench itself, not the driver.
+        let info = ConnInfo::parse("postgresql://h/db?sslrootcert=/x&sslmode=verify-full").unwrap();
+        assert!(info.config().is_ok());
         let info = ConnInfo::parse("postgresql://h/db?connect_timeout=soon").unwrap();
         let err = info.config().unwrap_err().to_string();
         assert!(err.contains("`connect_timeout`"), "{err}");
+    }
+
+    #[test]
+    fn given_options_win_over_the_environment_then_defaults() {
+        let env = |var: &str| match var {
+            "PGHOST" => Some("envhost".to_string()),
+            "PGPORT" => Some("6000".to_string()),
+            "PGUSER" => Some("envuser".to_string()),
+            "PGSSLMODE" => Some("verify-full".to_string()),
+            "PGPASSWORD" => Some("envsecret".to_string()),
+            _ => None,
+        };
+        let info = ConnInfo::parse("postgresql://given@/db")
+            .unwrap()
+            .with_environment(env, Some("osuser".into()));
+        assert_eq!(info.get("user"), Some("given"));
+        assert_eq!(info.get("host"), Some("envhost"));
+        assert_eq!(info.get("port"), Some("6000"));
+        assert_eq!(info.get("sslmode"), Some("verify-full"));
+        assert_eq!(
+            info.get("password"),
+            None,
+            "PGPASSWORD never enters the options"
+        );
+        let info = ConnInfo::parse("dbname=x")
+            .unwrap()
+            .with_environment(|_| None, Some("osuser".into()));
+        assert_eq!(info.get("user"), Some("osuser"));
+        assert!(info.get("host").is_some());
+        assert_eq!(info.config().unwrap().get_user(), Some("osuser"));
     }
 }

@@ -7,6 +7,7 @@ pub mod binaries;
 pub mod conninfo;
 pub mod manage;
 pub mod marker;
+pub mod pgpass;
 pub mod pooler;
 pub mod private;
 pub mod redact;
@@ -14,6 +15,7 @@ pub mod replicas;
 pub mod roles;
 pub mod settings;
 pub mod target;
+pub mod tls;
 
 pub use target::{ConnSpec, SCHEMA, Target, TargetOptions, connect, quote_ident, quote_literal};
 

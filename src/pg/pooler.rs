@@ -223,6 +223,8 @@ impl Pooler {
                 spec.label, self.state.port
             ),
             set_role: None,
+            // A Unix socket: libpq never negotiates TLS there.
+            tls: super::tls::Tls::none(),
         })
     }
 }

@@ -3,13 +3,15 @@
 
 use std::fmt;
 
+use tokio_postgres::config::{Host, SslMode as DriverMode};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use super::conninfo::ConnInfo;
 use super::private::{self, PrivateOptions, PrivateServer, StartOutcome};
 use super::redact::redact;
 use super::roles;
+use super::tls::{SslMode, Tls, TlsSettings};
 use crate::error::{Error, Result, describe_chain};
 
 /// The PostgreSQL schema that holds crmbench's tables.
@@ -62,6 +64,8 @@ pub struct External {
     redacted: String,
     database: String,
     allow_ddl: bool,
+    /// The TLS connector of the URL's sslmode, built once.
+    tls: Tls,
 }
 
 /// One way to connect: a driver config, a printable label, and the role to
@@ -74,6 +78,9 @@ pub struct ConnSpec {
     pub label: String,
     /// `SET ROLE` after connecting.
     pub set_role: Option<String>,
+    /// TLS as the connection string's sslmode asks (none on the private
+    /// server's socket).
+    pub tls: Tls,
 }
 
 impl Target {
@@ -195,6 +202,7 @@ impl Target {
                 label: s.url(private::SUPERUSER, database),
                 config: with_search_path(s.config(private::SUPERUSER, database)),
                 set_role: None,
+                tls: Tls::none(),
             },
             Target::External(e) => {
                 let mut config = e.config.clone();
@@ -203,6 +211,7 @@ impl Target {
                     label: e.redacted.clone(),
                     config: with_search_path(config),
                     set_role: None,
+                    tls: e.tls.clone(),
                 }
             }
         }
@@ -229,6 +238,7 @@ impl Target {
                 label: s.url(role, self.database()),
                 config: with_search_path(s.config(role, self.database())),
                 set_role: None,
+                tls: Tls::none(),
             },
             Target::External(_) => {
                 let mut spec = self.admin();
@@ -243,8 +253,44 @@ impl External {
     /// Everything shown about the target comes from the parsed options;
     /// errors never quote the text (it holds the password).
     fn parse(url: &str, allow_ddl: bool) -> Result<External> {
-        let info = ConnInfo::parse(url)?;
-        let config = info.config()?;
+        External::parse_with(url, allow_ddl, |var| std::env::var(var).ok(), home_dir())
+    }
+
+    /// Parse a `--database-url` (as `Target::resolve` does) with libpq's environment read through `env` and
+    /// its files under `home` (tests pass their own).
+    pub fn parse_with(
+        url: &str,
+        allow_ddl: bool,
+        env: impl Fn(&str) -> Option<String>,
+        home: Option<std::path::PathBuf>,
+    ) -> Result<External> {
+        let os_user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        let info = ConnInfo::parse(url)?.with_environment(&env, os_user);
+        let mut config = info.config()?;
+        let settings = TlsSettings::from_info(&info, home.as_deref())?;
+        // libpq never negotiates TLS over a Unix socket.
+        let all_sockets = config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, Host::Unix(_)));
+        config.ssl_mode(if all_sockets {
+            DriverMode::Disable
+        } else {
+            settings.driver_mode()
+        });
+        let tls = Tls::new(settings)?;
+        // libpq's order: the string, PGPASSWORD, then the password file.
+        if config.get_password().is_none() {
+            let password = env("PGPASSWORD")
+                .filter(|p| !p.is_empty())
+                .or_else(|| super::pgpass::password_for(&info, home.as_deref()));
+            if let Some(password) = password {
+                config.password(password);
+            }
+        }
         let redacted = info.to_string();
         let database = config
             .get_dbname()
@@ -256,8 +302,22 @@ impl External {
             redacted,
             database,
             allow_ddl,
+            tls,
         })
     }
+}
+
+/// libpq's home folder: `$HOME`, else the user's entry in the passwd file.
+fn home_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        })
 }
 
 fn with_search_path(mut config: Config) -> Config {
@@ -273,25 +333,43 @@ fn with_search_path(mut config: Config) -> Config {
 /// Open a connection, spawn its driver task on the current runtime, and apply
 /// `set_role`. Errors name the (redacted) target.
 pub async fn connect(spec: &ConnSpec) -> Result<Client> {
-    let (client, connection) = match spec.config.connect(NoTls).await {
-        Ok(connected) => connected,
+    let client = match open(spec).await {
+        Ok(client) => client,
         // A mistyped --database: say which databases there are.
         Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
             return Err(no_such_database(spec).await);
         }
-        Err(e) => return Err(classify_connect_error(&spec.label, e)),
+        Err(e) => return Err(classify_connect_error(spec, e)),
     };
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("connection closed: {e}");
-        }
-    });
     if let Some(role) = &spec.set_role {
         client
             .batch_execute(&format!("SET ROLE {}", quote_ident(role)))
             .await
             .map_err(|e| Error::from_pg(format!("SET ROLE {role} on {}", spec.label), e))?;
     }
+    Ok(client)
+}
+
+/// Connect with the spec's TLS and spawn the connection's driver task.
+/// sslmode=allow: plain first, and TLS only when the server refuses plain.
+async fn open(spec: &ConnSpec) -> std::result::Result<Client, tokio_postgres::Error> {
+    let attempt = spec.config.connect(spec.tls.connector()).await;
+    let (client, connection) = match attempt {
+        Err(e)
+            if spec.tls.settings().mode == SslMode::Allow
+                && e.code().is_some_and(|c| c.code().starts_with("28")) =>
+        {
+            let mut config = spec.config.clone();
+            config.ssl_mode(DriverMode::Require);
+            config.connect(spec.tls.connector()).await?
+        }
+        other => other?,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("connection closed: {e}");
+        }
+    });
     Ok(client)
 }
 
@@ -302,14 +380,12 @@ async fn no_such_database(spec: &ConnSpec) -> Error {
     let database = spec.config.get_dbname().unwrap_or_default().to_string();
     let mut config = spec.config.clone();
     config.dbname("postgres");
-    let known = match config.connect(NoTls).await {
-        Ok((client, connection)) => {
-            let driver = tokio::spawn(connection);
-            let known = super::marker::known(&client).await.unwrap_or_default();
-            drop(client);
-            let _ = driver.await;
-            known
-        }
+    let postgres = ConnSpec {
+        config,
+        ..spec.clone()
+    };
+    let known = match open(&postgres).await {
+        Ok(client) => super::marker::known(&client).await.unwrap_or_default(),
         Err(_) => Vec::new(),
     };
     Error::NoSuchDatabase {
@@ -323,7 +399,16 @@ async fn no_such_database(spec: &ConnSpec) -> Error {
     }
 }
 
-fn classify_connect_error(label: &str, e: tokio_postgres::Error) -> Error {
+fn classify_connect_error(spec: &ConnSpec, e: tokio_postgres::Error) -> Error {
+    let label = spec.label.as_str();
+    let host = match spec.config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => String::new(),
+    };
+    if let Some(tls) = super::tls::explain_failure(label, &host, spec.tls.settings(), &e) {
+        return tls;
+    }
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         if code.starts_with("28") {

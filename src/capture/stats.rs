@@ -1,0 +1,195 @@
+//! Reading `pg_stat_statements` on PostgreSQL 13–17: the target database's
+//! rows only (the view is server-wide), top-level statements only where the
+//! server tracks nested ones (`toplevel`, PostgreSQL 14+), grouped by the
+//! parser's fingerprint (the simple and the extended protocol give one
+//! statement two queryids).
+
+use std::collections::HashMap;
+
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::pg::quote_ident;
+
+/// One row (or group of rows) of `pg_stat_statements`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The normalized statement.
+    pub query: String,
+    /// The role that ran it.
+    pub role: String,
+    /// Calls.
+    pub calls: i64,
+    /// Total execution time, ms.
+    pub total_ms: f64,
+}
+
+/// The rows of the current database.
+pub async fn read(client: &Client, database: &str) -> Result<Vec<Entry>> {
+    let schema: Option<String> = client
+        .query_opt(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+             WHERE e.extname = 'pg_stat_statements'",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::from_pg("looking for pg_stat_statements", e))?
+        .map(|r| r.get(0));
+    let Some(schema) = schema else {
+        return Err(Error::State {
+            message: format!("pg_stat_statements is not created in database {database}"),
+            fix: format!(
+                "run CREATE EXTENSION pg_stat_statements in {database} (the server needs \
+                 shared_preload_libraries = 'pg_stat_statements' and a restart)"
+            ),
+        });
+    };
+    let view = format!("{}.pg_stat_statements", quote_ident(&schema));
+    let columns: Vec<String> = client
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::text::regclass AND attnum > 0",
+            &[&view],
+        )
+        .await
+        .map_err(|e| Error::from_pg("reading pg_stat_statements' columns", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let sql = select_sql(&view, &columns)?;
+    let rows = client.query(&sql, &[]).await.map_err(|e| {
+        let err = Error::from_pg("reading pg_stat_statements", e);
+        match err.sqlstate() {
+            Some("42501") => Error::MissingPrivilege {
+                privilege: "pg_read_all_stats (to read other roles' statements)".into(),
+                fix: "GRANT pg_read_all_stats TO <you>".into(),
+            },
+            _ => err,
+        }
+    })?;
+    Ok(rows
+        .iter()
+        .map(|r| Entry {
+            query: r.get(0),
+            role: r.get(1),
+            calls: r.get(2),
+            total_ms: r.get(3),
+        })
+        .collect())
+}
+
+/// The query for the view's columns: `total_exec_time` (13+) or
+/// `total_time` (before), `toplevel` where it exists (14+).
+pub fn select_sql(view: &str, columns: &[String]) -> Result<String> {
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    let time = if has("total_exec_time") {
+        "total_exec_time"
+    } else if has("total_time") {
+        "total_time"
+    } else {
+        return Err(Error::State {
+            message: "pg_stat_statements has neither total_exec_time nor total_time".into(),
+            fix: "use pg_stat_statements 1.8 or later (PostgreSQL 13+)".into(),
+        });
+    };
+    let toplevel = if has("toplevel") {
+        " AND s.toplevel"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "SELECT s.query, r.rolname::text, s.calls::bigint, s.{time}::float8 \
+         FROM {view} s JOIN pg_roles r ON r.oid = s.userid \
+         WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND s.query IS NOT NULL{toplevel}"
+    ))
+}
+
+/// The application's role: the role, neither superuser nor exempt from
+/// row-level security, whose statements took the most time.
+pub async fn application_role(client: &Client, entries: &[Entry]) -> Result<String> {
+    let mut by_role: HashMap<&str, f64> = HashMap::new();
+    for e in entries {
+        *by_role.entry(&e.role).or_default() += e.total_ms;
+    }
+    let mut roles: Vec<(&str, f64)> = by_role.into_iter().collect();
+    roles.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (role, _) in roles {
+        let privileged: bool = client
+            .query_one(
+                "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = $1",
+                &[&role],
+            )
+            .await
+            .map_err(|e| Error::from_pg("reading roles", e))?
+            .get(0);
+        if !privileged {
+            return Ok(role.to_string());
+        }
+    }
+    Err(Error::State {
+        message: "pg_stat_statements holds no statement of an application role (every role \
+                  there is a superuser or bypasses row-level security)"
+            .into(),
+        fix: "run the application first, or name its role with --role".into(),
+    })
+}
+
+/// Entries of the same statement (same fingerprint) added up.
+pub fn grouped(entries: Vec<Entry>) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for e in entries {
+        let key = pg_query::fingerprint(&e.query)
+            .map(|f| f.hex)
+            .unwrap_or_else(|_| e.query.clone());
+        match index.get(&key) {
+            Some(&i) => {
+                out[i].calls += e.calls;
+                out[i].total_ms += e.total_ms;
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_of_each_version() {
+        let v13: Vec<String> = ["query", "calls", "total_exec_time"]
+            .map(String::from)
+            .to_vec();
+        let sql = select_sql("public.pg_stat_statements", &v13).unwrap();
+        assert!(
+            sql.contains("s.total_exec_time") && !sql.contains("toplevel"),
+            "{sql}"
+        );
+        let mut v16 = v13.clone();
+        v16.push("toplevel".into());
+        assert!(select_sql("v", &v16).unwrap().contains("AND s.toplevel"));
+        let v12: Vec<String> = ["query", "total_time"].map(String::from).to_vec();
+        assert!(select_sql("v", &v12).unwrap().contains("s.total_time"));
+    }
+
+    #[test]
+    fn same_statement_two_protocols_is_one_entry() {
+        let e = |q: &str, calls| Entry {
+            query: q.into(),
+            role: "app".into(),
+            calls,
+            total_ms: 1.0,
+        };
+        let g = grouped(vec![
+            e("SELECT a FROM t WHERE id = $1", 3),
+            e("select a from t where id = $1", 4),
+        ]);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].calls, 7);
+    }
+}
