@@ -20,7 +20,7 @@ use crate::runfolder::Access;
 use args::{CONNECTION_OPTIONS, Cli, Command, FILE_ONLY_COMMANDS};
 use commands::{
     advise_command, compare_command, demo_command, explain_command, generate_command, pg_command,
-    report_command, run_command, schema_command,
+    rehearse_command, report_command, run_command, schema_command,
 };
 
 /// Exit code of a successful command.
@@ -147,6 +147,7 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Advise(args) => return Ok(advise_command(args, opts, access).await?),
         Command::Report(args) => report_command(&args, access)?,
         Command::Compare(args) => return Ok(compare_command(args)?),
+        Command::Rehearse(args) => return Ok(rehearse_command(args, opts, access).await?),
     }
     Ok(EXIT_OK)
 }

@@ -7,6 +7,15 @@
 //! Prisma), [`rules`] checks it statically, [`locks`] names lock modes and
 //! their conflicts.
 
+pub mod apply;
+pub mod engine;
+pub mod fingerprint;
 pub mod input;
 pub mod locks;
+pub mod model;
 pub mod rules;
+pub mod sampler;
+pub mod timeline;
+
+pub use engine::{RehearseOptions, RehearseOutcome, rehearse};
+pub mod render;
