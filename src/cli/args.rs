@@ -572,9 +572,14 @@ pub(super) struct RehearseArgs {
     #[arg(long)]
     pub(super) workload: Option<PathBuf>,
     /// Open loop: transactions per second (latency then counts from each
-    /// intended start, so queueing behind a lock shows).
-    #[arg(long)]
+    /// intended start, so queueing behind a lock shows) [default: half the
+    /// throughput of a 2 s closed-loop probe on the clone].
+    #[arg(long, conflicts_with = "closed")]
     pub(super) rate: Option<f64>,
+    /// Closed loop on --clients connections instead (a blocked client sends
+    /// nothing more, so queueing hides).
+    #[arg(long)]
+    pub(super) closed: bool,
     /// Connections replaying the workload.
     #[arg(long, default_value_t = 4)]
     pub(super) clients: usize,

@@ -315,7 +315,11 @@ pub(super) async fn rehearse_command(
         rollback: args.rollback,
         apply_as,
         workload: args.workload,
-        rate: args.rate,
+        load: match (args.rate, args.closed) {
+            (Some(rate), _) => crate::rehearse::Load::Rate(rate),
+            (None, true) => crate::rehearse::Load::Closed,
+            (None, false) => crate::rehearse::Load::Probe,
+        },
         clients: args.clients,
         before: args.before,
         after: args.after,

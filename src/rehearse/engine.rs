@@ -38,8 +38,8 @@ pub struct RehearseOptions {
     pub apply_as: Option<ApplyAs>,
     /// The workload replayed during the migration; none: no load.
     pub workload: Option<PathBuf>,
-    /// Open-loop rate (None: closed loop on `clients`).
-    pub rate: Option<f64>,
+    /// How the workload is driven.
+    pub load: Load,
     /// Connections.
     pub clients: usize,
     /// Load before the migration starts.
@@ -59,6 +59,19 @@ pub struct RehearseOptions {
     pub out: Option<PathBuf>,
     /// Who may read the run folder.
     pub access: Access,
+}
+
+/// How the workload is driven during a rehearsal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// Open loop at half the capacity a 2 s closed-loop probe measured on
+    /// the clone: loaded, with room, so queueing behind a lock shows.
+    Probe,
+    /// Open loop at this many transactions/s.
+    Rate(f64),
+    /// Closed loop on `clients` connections (queueing hides: a blocked
+    /// client sends nothing more).
+    Closed,
 }
 
 /// What `rehearse` produced.
@@ -109,6 +122,8 @@ pub async fn rehearse(target: &Target, opts: &RehearseOptions) -> Result<Rehears
     .await;
     copy.remove_or_warn().await;
     let measured = result?;
+    let mut findings = findings;
+    attach_measurements(&mut findings, &measured.statements);
     let rehearsal = Rehearsal {
         format_version: super::model::FORMAT_VERSION,
         crmbench_version: env!("CARGO_PKG_VERSION").into(),
@@ -180,7 +195,12 @@ async fn on_copy(
     let (applied, results) = match &opts.workload {
         Some(workload) => {
             let ctx = WorkloadContext::prepare(copy, workload).await?;
-            let run_opts = load_options(opts, workload);
+            let rate = match opts.load {
+                Load::Rate(r) => Some(r),
+                Load::Closed => None,
+                Load::Probe => Some(probe(&ctx, copy, opts, workload).await?),
+            };
+            let run_opts = load_options(opts, workload, rate);
             let delayed = async {
                 tokio::time::sleep(run_opts.warmup + opts.before).await;
                 migrate.await
@@ -202,7 +222,8 @@ async fn on_copy(
             Some(timeline::record(
                 results,
                 &statements,
-                opts,
+                opts.clients,
+                results.driver.rate,
                 &path.display().to_string(),
             ))
         }
@@ -258,14 +279,39 @@ async fn start_hold(copy: &Target, sql: &str, hold: Duration) -> Result<()> {
     Ok(())
 }
 
-fn load_options(opts: &RehearseOptions, workload: &std::path::Path) -> RunOptions {
+/// Half the throughput a short closed-loop run reaches on the clone.
+async fn probe(
+    ctx: &WorkloadContext,
+    copy: &Target,
+    opts: &RehearseOptions,
+    workload: &std::path::Path,
+) -> Result<f64> {
+    let mut probe = load_options(opts, workload, None);
+    probe.duration = Duration::from_secs(2);
+    let results = run::run_with(ctx, copy, &probe).await?.results;
+    let tps: f64 = results.queries.iter().map(|q| q.baseline.tps).sum();
+    if tps <= 0.0 {
+        return Err(Error::State {
+            message: "the closed-loop probe completed no transaction, so no rate can be derived"
+                .into(),
+            fix: "check the workload with `crmbench run --check`, or give --rate".into(),
+        });
+    }
+    Ok(tps / 2.0)
+}
+
+fn load_options(
+    opts: &RehearseOptions,
+    workload: &std::path::Path,
+    rate: Option<f64>,
+) -> RunOptions {
     RunOptions {
         workload: workload.to_path_buf(),
         clients: opts.clients,
         threads: opts.clients.clamp(1, 2),
         duration: opts.before + opts.after,
         warmup: Duration::from_millis(200),
-        rate: opts.rate,
+        rate,
         arrivals: run::driver::Arrivals::Poisson,
         seed: opts.seed,
         fresh: false,
@@ -316,4 +362,22 @@ async fn table_sizes(client: &Client) -> Result<TableSizes> {
         sizes.insert(r.get(0), r.get(1), r.get(2));
     }
     Ok(sizes)
+}
+
+/// Give each finding what was measured for its statement: the unit that
+/// starts on its line, or (a whole file sent as one query) its file's unit.
+fn attach_measurements(findings: &mut [rules::Finding], statements: &[StatementRecord]) {
+    for f in findings {
+        let unit = statements
+            .iter()
+            .find(|s| s.file == f.file && s.line == f.line)
+            .or_else(|| statements.iter().find(|s| s.file == f.file && s.line == 1));
+        f.measured = unit.map(|s| rules::MeasuredEffect {
+            duration_ms: s.duration_ms,
+            lock_wait_ms: s.lock_wait_ms,
+            blocked: s.blocked,
+            longest_block_ms: s.longest_block_ms,
+            sqlstate: s.error.as_ref().map(|e| e.sqlstate.clone()),
+        });
+    }
 }

@@ -17,5 +17,5 @@ pub mod rules;
 pub mod sampler;
 pub mod timeline;
 
-pub use engine::{RehearseOptions, RehearseOutcome, rehearse};
+pub use engine::{Load, RehearseOptions, RehearseOutcome, rehearse};
 pub mod render;

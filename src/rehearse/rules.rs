@@ -86,6 +86,24 @@ pub struct Finding {
     pub message: String,
     /// A safer way to write it, as SQL, when there is one.
     pub suggestion: Option<String>,
+    /// What the rehearsal measured for the statement (filled after it ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<MeasuredEffect>,
+}
+
+/// What a rehearsal measured for a finding's statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredEffect {
+    /// How long it ran, ms.
+    pub duration_ms: f64,
+    /// How long it waited for locks, ms.
+    pub lock_wait_ms: f64,
+    /// Workload statements it blocked.
+    pub blocked: u64,
+    /// The longest of those waits, ms.
+    pub longest_block_ms: f64,
+    /// Its error's SQLSTATE, if it failed.
+    pub sqlstate: Option<String>,
 }
 
 /// The lock a statement takes on one table.
@@ -734,6 +752,7 @@ impl<'a> Walk<'a> {
             table_bytes,
             message,
             suggestion,
+            measured: None,
         }
     }
 }

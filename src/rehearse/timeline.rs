@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use super::engine::RehearseOptions;
 use super::model::{PhaseLatency, StatementRecord, TimelinePoint, WorkloadRecord};
 use crate::results::{IntervalStats, Results};
 
@@ -14,7 +13,8 @@ use crate::results::{IntervalStats, Results};
 pub fn record(
     results: &Results,
     statements: &[StatementRecord],
-    opts: &RehearseOptions,
+    clients: usize,
+    rate: Option<f64>,
     results_file: &str,
 ) -> WorkloadRecord {
     let mut errors = BTreeMap::new();
@@ -30,8 +30,8 @@ pub fn record(
         .zip(statements.last())
         .map(|(a, b)| (a.start_s, b.end_s));
     WorkloadRecord {
-        rate: opts.rate,
-        clients: opts.clients,
+        rate,
+        clients,
         results_file: results_file.to_string(),
         timeline: timeline(results),
         phases: results
