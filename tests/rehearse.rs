@@ -145,6 +145,12 @@ async fn a_share_lock_held_two_seconds_blocks_writes_and_is_named() {
         crmbench::runfolder::read_file(&outcome.folder.join("rehearsal.json")).unwrap();
     assert_eq!(saved.statements.len(), r.statements.len());
     assert!(outcome.folder.join("results.json").is_file());
+    let md = std::fs::read_to_string(outcome.folder.join("report.md")).unwrap();
+    assert!(md.contains("## Migration rehearsal"), "{md}");
+    assert!(md.contains("### Deployment checklist"), "{md}");
+    assert!(md.contains("SHARE on shop.items"), "{md}");
+    let html = std::fs::read_to_string(outcome.folder.join("report.html")).unwrap();
+    assert!(html.contains("<section id=\"rehearsal\">") && html.contains("<polyline"));
 }
 
 #[tokio::test]

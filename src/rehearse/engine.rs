@@ -137,6 +137,11 @@ pub async fn rehearse(target: &Target, opts: &RehearseOptions) -> Result<Rehears
         rollback: measured.rollback,
     };
     folder.write(&rehearsal)?;
+    if folder.join("results.json").is_file() {
+        // The report reads only the folder's files, this one included.
+        let model = crate::report::load(folder.path())?;
+        crate::report::write(&folder, &model, &crate::report::Format::ALL)?;
+    }
     Ok(RehearseOutcome {
         rehearsal,
         folder: folder.path().to_path_buf(),
