@@ -329,6 +329,10 @@ fn load_options(
         max_tries: 1,
         simple: false,
         quiet: true,
+        pooler_url: None,
+        replica_urls: Vec::new(),
+        // The clone is not on the replicas: reads stay on it.
+        private_replicas: false,
     }
 }
 

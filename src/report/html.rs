@@ -98,6 +98,7 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         model.advice.as_ref(),
         model.environment.stats_missing.as_deref(),
     );
+    super::replication::html(&mut h, model.replication.as_ref());
     if let Some(r) = &model.rehearsal {
         h.push_str(&super::rehearsal::html(r));
     }
