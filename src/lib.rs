@@ -23,6 +23,7 @@
 //! - [`stats`]: latency histograms in µs: record, merge, summarize, encode.
 //! - [`explain`]: executed plans per query under RLS, their fingerprints and findings (`plans.json`).
 //! - [`advise`]: index candidates, what-if costing, selection, drop advice, paired verification, DDL.
+//! - [`rehearse`]: a migration rehearsed on clones under the workload: locks, blocked transactions, rules that know table sizes.
 //! - [`report`]: a run folder's files to HTML, Markdown and JSON reports, never a database.
 //! - [`console`]: terminal output that ends quietly when the reader has gone, never a panic.
 //! - [`compare`]: the CI regression gate over results files, with exit codes.
@@ -46,6 +47,7 @@ pub mod explain;
 pub mod generate;
 pub mod pg;
 pub mod prisma;
+pub mod rehearse;
 pub mod report;
 pub mod results;
 pub mod rng;

@@ -79,6 +79,22 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .count()
 }
 
+/// Byte offset in `statement` of its first token that is not a comment, so
+/// a finding points at the code, not at the comment above it (a statement
+/// from [`split`] starts at its leading comments).
+pub fn code_start(statement: &str) -> usize {
+    use pg_query::protobuf::Token;
+    let Ok(scanned) = pg_query::scan(statement) else {
+        return 0;
+    };
+    scanned
+        .tokens
+        .iter()
+        .find(|t| t.token != Token::SqlComment as i32 && t.token != Token::CComment as i32)
+        .and_then(|t| usize::try_from(t.start).ok())
+        .unwrap_or(0)
+}
+
 /// A `$n` parameter reference found by the lexer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
@@ -149,6 +165,13 @@ mod tests {
     fn parse_reads_quoted_orm_names() {
         let tree = parse("SELECT \"t0\".\"email\" FROM \"public\".\"Customer\" AS \"t0\" WHERE \"t0\".\"tenantId\" = $1").unwrap();
         assert_eq!(tree.tables(), vec!["public.Customer".to_string()]);
+    }
+
+    #[test]
+    fn code_start_skips_leading_comments() {
+        let text = "-- a\n/* b */ CREATE INDEX i ON t (x)";
+        assert_eq!(&text[code_start(text)..][..6], "CREATE");
+        assert_eq!(code_start("SELECT 1"), 0);
     }
 
     #[test]

@@ -244,6 +244,24 @@ pub(super) enum Command {
     /// side or no interval). A definite failure (1) wins over an undecidable
     /// query.
     Compare(CompareArgs),
+    /// Rehearse a migration on a clone under the workload: locks, blocked
+    /// transactions, latency, the rollback proven.
+    ///
+    /// MIGRATION is a .sql file, a folder of .sql files (name order), a
+    /// Prisma migrations/ folder (each <name>/migration.sql in order) or
+    /// advise's migration.sql (its rollback.sql is then the default
+    /// --rollback). Each statement is first checked against rules that know
+    /// the real table sizes and the lock it takes. Then the database is
+    /// cloned (the original is never touched), the workload replayed on the
+    /// clone, the migration applied on its own connection after --before,
+    /// with pg_locks and pg_blocking_pids sampled every 50 ms, the load kept
+    /// up until --after, then the rollback applied and the schema fingerprint
+    /// (tables, columns, defaults, constraints, indexes and validity,
+    /// policies, grants) compared with the one before. Writes rehearsal.json
+    /// and the workload's results.json into the run folder. Exit codes: 0
+    /// applied and rolled back cleanly, 1 the migration failed or the
+    /// rollback check found a difference, 2 an error.
+    Rehearse(RehearseArgs),
     /// Multi-tenant audit: leak paths, distribution blockers, RLS cost.
     ///
     /// Reads the catalog of --schema (no query is run on tenant data): row-level
@@ -688,6 +706,63 @@ pub(super) enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct RehearseArgs {
+    /// The migration: a .sql file, a folder of .sql files, or a Prisma migrations/ folder.
+    pub(super) migration: PathBuf,
+    /// Rollback file, applied after the migration; the schema must then be
+    /// as before [default: rollback.sql beside advise's migration.sql].
+    #[arg(long)]
+    pub(super) rollback: Option<PathBuf>,
+    /// How statements reach the server: statement (one at a time, psql's
+    /// way), file (each file as one multi-statement query: one implicit
+    /// transaction), prisma (as Prisma Migrate has sent it: like file)
+    /// [default: prisma for a Prisma folder, else statement].
+    #[arg(long, value_parser = ["statement", "file", "prisma"])]
+    pub(super) apply_as: Option<String>,
+    /// Workload replayed on the clone during the migration; without it the
+    /// migration is applied with no load (locks only).
+    #[arg(long)]
+    pub(super) workload: Option<PathBuf>,
+    /// Open loop: transactions per second (latency then counts from each
+    /// intended start, so queueing behind a lock shows) [default: half the
+    /// throughput of a 2 s closed-loop probe on the clone].
+    #[arg(long, conflicts_with = "closed")]
+    pub(super) rate: Option<f64>,
+    /// Closed loop on --clients connections instead (a blocked client sends
+    /// nothing more, so queueing hides).
+    #[arg(long)]
+    pub(super) closed: bool,
+    /// Connections replaying the workload.
+    #[arg(long, default_value_t = 4)]
+    pub(super) clients: usize,
+    /// Load before the migration starts.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub(super) before: std::time::Duration,
+    /// Load window after the migration starts.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub(super) after: std::time::Duration,
+    /// lock_timeout on the migration's connection, e.g. 2s [default: the migration's own].
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) lock_timeout: Option<std::time::Duration>,
+    /// SQL run in a transaction held open from just before the migration
+    /// (the long transaction a deployment meets), for --hold-for.
+    #[arg(long)]
+    pub(super) hold: Option<String>,
+    /// How long the --hold transaction stays open.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub(super) hold_for: std::time::Duration,
+    /// Tables larger than this (MB) make a plain CREATE INDEX a finding.
+    #[arg(long, default_value_t = 1.0)]
+    pub(super) index_limit_mb: f64,
+    /// Seed of the workload's parameter streams.
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+    /// Run folder [default: reports/<timestamp>-rehearse].
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
 }
 
 impl Command {

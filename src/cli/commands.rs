@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::args::{
     AdviseArgs, CaptureArgs, CompareArgs, DemoArgs, ExplainArgs, GenerateArgs, PgCommand,
-    ReportArgs, RunArgs, SchemaCommand,
+    RehearseArgs, ReportArgs, RunArgs, SchemaCommand,
 };
 use super::values::{CompareFormat, Protocol};
 use super::{EXIT_OK, err_line, out};
@@ -433,4 +433,49 @@ pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> 
     )
     .await?;
     out(crate::capture::render_summary(&captured, &args.out))
+}
+
+pub(super) async fn rehearse_command(
+    args: RehearseArgs,
+    opts: &TargetOptions,
+    access: Access,
+) -> Result<u8> {
+    use crate::rehearse::input::ApplyAs;
+    let apply_as = args.apply_as.as_deref().map(|a| match a {
+        "file" => ApplyAs::File,
+        "prisma" => ApplyAs::Prisma,
+        _ => ApplyAs::Statement,
+    });
+    if let Some(w) = &args.workload {
+        // A workload file that cannot be read is refused before any server starts.
+        crate::workload::Workload::load(w)?;
+    }
+    let (target, _) = Target::resolve(opts, true)?;
+    let options = crate::rehearse::RehearseOptions {
+        migration: args.migration,
+        rollback: args.rollback,
+        apply_as,
+        workload: args.workload,
+        load: match (args.rate, args.closed) {
+            (Some(rate), _) => crate::rehearse::Load::Rate(rate),
+            (None, true) => crate::rehearse::Load::Closed,
+            (None, false) => crate::rehearse::Load::Probe,
+        },
+        clients: args.clients,
+        before: args.before,
+        after: args.after,
+        lock_timeout: args.lock_timeout,
+        hold: args.hold.map(|sql| (sql, args.hold_for)),
+        index_limit_bytes: (args.index_limit_mb * 1e6) as i64,
+        seed: args.seed,
+        out: args.out,
+        access,
+    };
+    let outcome = crate::rehearse::rehearse(&target, &options).await?;
+    out(crate::rehearse::render::render(&outcome.rehearsal))?;
+    out(format!(
+        "  rehearsal: {}\n",
+        outcome.folder.join("rehearsal.json").display()
+    ))?;
+    Ok(outcome.rehearsal.exit_code())
 }

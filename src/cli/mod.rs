@@ -20,7 +20,7 @@ use crate::runfolder::Access;
 use args::{CONNECTION_OPTIONS, Cli, Command, FILE_ONLY_COMMANDS};
 use commands::{
     advise_command, capture_command, compare_command, demo_command, explain_command,
-    generate_command, pg_command, report_command, run_command, schema_command,
+    generate_command, pg_command, rehearse_command, report_command, run_command, schema_command,
 };
 
 /// Exit code of a successful command.
@@ -150,6 +150,7 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Audit(args) => return Ok(commands::audit_command(args, opts).await?),
         Command::Erase(args) => out(commands::erase_command(args, opts).await?)?,
         Command::Capture(args) => capture_command(args, opts).await?,
+        Command::Rehearse(args) => return Ok(rehearse_command(args, opts, access).await?),
     }
     Ok(EXIT_OK)
 }

@@ -99,6 +99,9 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         model.environment.stats_missing.as_deref(),
     );
     super::replication::html(&mut h, model.replication.as_ref());
+    if let Some(r) = &model.rehearsal {
+        h.push_str(&super::rehearsal::html(r));
+    }
     h.push_str(
         "<footer><p class=\"missing\">Written by <code>crmbench report</code> from the files of \
          the run folder; no database was opened.</p></footer>\n</body>\n</html>\n",

@@ -99,6 +99,9 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
     }
     drops(&mut m, advice, env.stats_missing.as_deref());
     super::replication::markdown(&mut m, model.replication.as_ref());
+    if let Some(r) = &model.rehearsal {
+        m.push_str(&super::rehearsal::markdown(r));
+    }
     m
 }
 

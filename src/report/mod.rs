@@ -11,6 +11,7 @@ pub mod json;
 pub mod markdown;
 pub mod model;
 pub mod plots;
+pub mod rehearsal;
 pub mod replication;
 
 use std::path::{Path, PathBuf};
@@ -71,6 +72,7 @@ pub fn load(folder: &Path) -> Result<ReportModel> {
         plans: plans.map(|p| findings_view(&p)),
         advice,
         replication: results.replication.clone(),
+        rehearsal: run.read_optional()?,
     })
 }
 

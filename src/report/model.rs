@@ -25,6 +25,8 @@ pub struct ReportModel {
     pub advice: Option<AdviceView>,
     /// Read routing to replicas, when the run had replicas.
     pub replication: Option<crate::run::replicas::ReplicationInfo>,
+    /// A migration rehearsal (`rehearsal.json`), when the folder has one.
+    pub rehearsal: Option<crate::rehearse::model::Rehearsal>,
 }
 
 /// Where and how the run was measured.

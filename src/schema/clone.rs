@@ -214,6 +214,8 @@ pub enum Purpose {
     WhatIf,
     /// `advise --verify`: the remedies' migrations.
     Remedy,
+    /// `rehearse`: the clone a migration is rehearsed on.
+    Rehearse,
 }
 
 impl Purpose {
@@ -224,6 +226,7 @@ impl Purpose {
             Purpose::VerifyCandidate => "crmbench_verify_cand",
             Purpose::WhatIf => "crmbench_whatif",
             Purpose::Remedy => "crmbench_remedy",
+            Purpose::Rehearse => "crmbench_rehearse",
         }
     }
 
@@ -234,6 +237,7 @@ impl Purpose {
             Purpose::VerifyCandidate => "advise --verify, candidate index",
             Purpose::WhatIf => "advise --no-hypopg",
             Purpose::Remedy => "advise --verify, remedies",
+            Purpose::Rehearse => "rehearse, the migrated copy",
         }
     }
 }
