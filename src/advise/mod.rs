@@ -13,12 +13,14 @@ pub mod command;
 pub mod drops;
 pub mod items;
 pub mod prisma;
+pub mod reasons;
 pub mod remedy;
 pub mod remedy_measure;
 pub mod select;
 pub mod size;
 pub mod verify;
 pub mod whatif;
+pub mod width;
 
 pub use artifacts::{
     migration_sql, remedies_sql, render_summary, rollback_sql, write_artifacts, write_sql,
@@ -293,6 +295,9 @@ pub struct Advice {
     /// and the remedies' measurements hold what was decided before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
+    /// Why each query got an index or did not, one line each.
+    #[serde(default)]
+    pub explanations: Vec<reasons::QueryExplanation>,
 }
 
 fn default_schema() -> String {
@@ -348,6 +353,9 @@ pub async fn advise_with(
     let schema = workload_schema(plans);
     let catalog = catalog::SchemaCatalog::read(&admin, &schema).await?;
     let candidates = candidates_on(plans, &catalog);
+    // No unbounded column that could push an index row past the btree limit.
+    let widths = width::read(&admin, &schema, &candidates).await?;
+    let (candidates, width_notes, width_rejected) = width::admit(candidates, &widths);
     // Each query weighs by how often it ran (the run's counts) when a run is
     // at hand, else by the workload's weights.
     let (weights, use_counts) = items::query_weights(workload, results);
@@ -373,6 +381,11 @@ pub async fn advise_with(
         &candidates,
     )
     .await?;
+    let mut selection = selection;
+    for c in &mut selection.chosen {
+        c.notes.extend(width_notes.get(&c.def).cloned().unwrap_or_default());
+    }
+    selection.rejected.extend(width_rejected);
     let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
     let drops = drops::advise_drops(
         &schema,
@@ -389,7 +402,7 @@ pub async fn advise_with(
         &catalog.typed_columns,
         &catalog.tenant_tables,
     );
-    Ok(Advice {
+    let mut advice = Advice {
         format_version: FORMAT_VERSION,
         crmbench_version: env!("CARGO_PKG_VERSION").into(),
         workload: plans.workload.clone(),
@@ -422,7 +435,10 @@ pub async fn advise_with(
             "the workload file's weights".into()
         },
         partial: None,
-    })
+        explanations: Vec::new(),
+    };
+    advice.explanations = reasons::explain(&advice);
+    Ok(advice)
 }
 
 /// The candidates worth costing: the plans' candidates moved from a

@@ -89,6 +89,40 @@ pub struct Selection {
     /// (too small a gain, no query served), with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Rejected>,
+    /// Each query's what-if cost without and with the chosen set, and the
+    /// single candidate that helps it most: what its explanation reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_query: Vec<QueryCosts>,
+}
+
+/// One query's what-if costs (per call: its statements' costs added).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueryCosts {
+    /// The query.
+    pub query: String,
+    /// Its share of the workload's weighted what-if cost, 0–1.
+    pub share: f64,
+    /// Per call, with no new index.
+    pub base: f64,
+    /// Per call, with the chosen set.
+    pub after: f64,
+    /// The candidate that alone lowers its cost most, if any lowers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestAlone>,
+}
+
+/// The candidate that helps one query most, built alone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BestAlone {
+    /// The index.
+    pub def: IndexDef,
+    /// The query's cost per call with it.
+    pub cost: f64,
+    /// The workload's weighted cost saved by it alone, write cost counted
+    /// (≤ 0: its writes cost more than it saves).
+    pub workload_gain: f64,
+    /// Whether it fits `--budget-mb` alone.
+    pub fits: bool,
 }
 
 async fn workload_cost(
@@ -486,6 +520,72 @@ impl Oracle for WhatIfOracle<'_> {
     }
 }
 
+/// Each query's costs without and with `config`, and its best single
+/// candidate (every candidate costed alone; most were by the seeding).
+async fn per_query(
+    oracle: &mut WhatIfOracle<'_>,
+    config: &[usize],
+    budget_bytes: i64,
+) -> Result<Vec<QueryCosts>> {
+    let base_total = oracle.cost(&[]).await?;
+    let mut alone = Vec::new();
+    for i in 0..oracle.candidates.len() {
+        let fits = oracle.size(i).await? <= budget_bytes;
+        let total = oracle.cost(&[i]).await?;
+        alone.push((i, fits, base_total - total));
+    }
+    oracle.cost(config).await?;
+    let items = oracle.items;
+    let by_query = |per_item: &[f64], q: &str| -> f64 {
+        items
+            .iter()
+            .zip(per_item)
+            .filter(|(item, _)| item.query == q)
+            .map(|(_, c)| c)
+            .sum()
+    };
+    let empty = Vec::new();
+    let base = oracle.per_item.get(&Vec::new()).unwrap_or(&empty);
+    let after = oracle.per_item.get(&sorted(config)).unwrap_or(&empty);
+    let mut out: Vec<QueryCosts> = Vec::new();
+    for item in items {
+        if out.iter().any(|q| q.query == item.query) {
+            continue;
+        }
+        let q = item.query.as_str();
+        let weighted: f64 = items
+            .iter()
+            .zip(base)
+            .filter(|(it, _)| it.query == q)
+            .map(|(it, c)| it.weight * c)
+            .sum();
+        let b = by_query(base, q);
+        let mut best: Option<BestAlone> = None;
+        for &(i, fits, workload_gain) in &alone {
+            let Some(per_item) = oracle.per_item.get(&vec![i]) else {
+                continue;
+            };
+            let cost = by_query(per_item, q);
+            if cost < b * (1.0 - MIN_QUERY_GAIN) && best.as_ref().is_none_or(|x| cost < x.cost) {
+                best = Some(BestAlone {
+                    def: oracle.candidates[i].clone(),
+                    cost,
+                    workload_gain,
+                    fits,
+                });
+            }
+        }
+        out.push(QueryCosts {
+            query: q.to_string(),
+            share: weighted / base_total.max(f64::MIN_POSITIVE),
+            base: b,
+            after: by_query(after, q),
+            best,
+        });
+    }
+    Ok(out)
+}
+
 fn sorted(config: &[usize]) -> Vec<usize> {
     let mut key = config.to_vec();
     key.sort_unstable();
@@ -538,10 +638,12 @@ pub async fn greedy(
             notes: Vec::new(),
         });
     }
+    let per_query = per_query(&mut oracle, &config, budget_bytes).await?;
     Ok(Selection {
         base_cost,
         final_cost: steps.last().map_or(base_cost, |s| s.cost_after),
         chosen,
+        per_query,
         rejected: pruned
             .into_iter()
             .map(|(i, reason)| Rejected {
