@@ -84,8 +84,6 @@ async fn built_in_workload_gets_the_orders_customer_index_and_rls_findings() {
             );
         }
     }
-    for e in &advice.explanations { eprintln!("XX {} {:?} {}", e.query, e.outcome, e.text); }
-    for r in &advice.selection.rejected { eprintln!("RJ {} {}", r.def.name(), r.reason); }
     let by_email = advice
         .explanations
         .iter()

@@ -383,7 +383,8 @@ pub async fn advise_with(
     .await?;
     let mut selection = selection;
     for c in &mut selection.chosen {
-        c.notes.extend(width_notes.get(&c.def).cloned().unwrap_or_default());
+        c.notes
+            .extend(width_notes.get(&c.def).cloned().unwrap_or_default());
     }
     selection.rejected.extend(width_rejected);
     let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
@@ -522,18 +523,52 @@ async fn select_indexes(
     Ok((selection?, method_used, calls))
 }
 
-/// The plans' non-leakproof findings, by query: not index problems.
-fn rls_findings(plans: &PlansFile) -> Vec<(String, crate::explain::findings::Finding)> {
-    plans
-        .queries
-        .iter()
-        .flat_map(|q| {
-            q.findings
-                .iter()
-                .filter(|f| f.kind == crate::explain::findings::FindingKind::RlsNonLeakproof)
-                .map(|f| (q.name.clone(), f.clone()))
+/// The plans' non-leakproof findings, by query: not index problems. Each
+/// once per query and predicate, naming the tenant classes whose plans
+/// show it (the row counts in a hint differ between classes; the advice
+/// does not).
+pub fn rls_findings(plans: &PlansFile) -> Vec<(String, crate::explain::findings::Finding)> {
+    use crate::explain::findings::FindingKind;
+    let mut out: Vec<(String, crate::explain::findings::Finding, Vec<String>)> = Vec::new();
+    for q in &plans.queries {
+        for t in &q.tenants {
+            let found = t.statements.iter().flat_map(|s| &s.findings);
+            for f in found.filter(|f| f.kind == FindingKind::RlsNonLeakproof) {
+                let hint = without_row_count(&f.hint);
+                match out
+                    .iter_mut()
+                    .find(|(n, g, _)| n == &q.name && g.hint == hint)
+                {
+                    Some((_, _, classes)) if !classes.contains(&t.class) => {
+                        classes.push(t.class.clone())
+                    }
+                    Some(_) => {}
+                    None => {
+                        let mut g = f.clone();
+                        g.hint = hint;
+                        out.push((q.name.clone(), g, vec![t.class.clone()]));
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(q, mut f, classes)| {
+            f.hint = format!("{} [tenants: {}]", f.hint, classes.join(", "));
+            (q, f)
         })
         .collect()
+}
+
+/// A finding's hint without its " (it filters N rows here)" part.
+fn without_row_count(hint: &str) -> String {
+    match hint.find(" (it filters ") {
+        Some(at) => match hint[at..].find(')') {
+            Some(end) => format!("{}{}", &hint[..at], &hint[at + end + 1..]),
+            None => hint.to_string(),
+        },
+        None => hint.to_string(),
+    }
 }
 
 impl Advice {

@@ -89,6 +89,9 @@ pub struct Selection {
     /// (too small a gain, no query served), with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Rejected>,
+    /// The `--max-indexes` the search kept to.
+    #[serde(default)]
+    pub max_indexes: usize,
     /// Each query's what-if cost without and with the chosen set, and the
     /// single candidate that helps it most: what its explanation reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -643,6 +646,7 @@ pub async fn greedy(
         base_cost,
         final_cost: steps.last().map_or(base_cost, |s| s.cost_after),
         chosen,
+        max_indexes,
         per_query,
         rejected: pruned
             .into_iter()
