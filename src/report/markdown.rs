@@ -49,7 +49,8 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         cell(&env.ended_at),
         env.measured_seconds
     );
-    environment(&mut m, model);
+    // The answer first; the environment is the appendix.
+    lead(&mut m, model);
     summary(&mut m, model);
     m.push_str("## Latency by percentile\n\nx: 1/(1−p) on a log scale; y: ms on a log scale.\n\n");
     for p in plots.iter().filter(|p| p.key.starts_with("latency:")) {
@@ -98,12 +99,42 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         }
     }
     drops(&mut m, advice, env.stats_missing.as_deref());
+    environment(&mut m, model);
     m
+}
+
+fn lead(m: &mut String, model: &ReportModel) {
+    m.push_str("## What to do\n\n");
+    if !model.environment.warnings.is_empty() {
+        m.push_str("> **Warning:** see the appendix (Environment): these figures are not production's.\n\n");
+    }
+    let actions = super::lead::actions(model);
+    if actions.is_empty() {
+        m.push_str("_Nothing to do: no advice.json in this run folder, or the advisor found nothing that pays._\n\n");
+    } else {
+        m.push_str("| # | action | effect | file |\n|---:|---|---|---|\n");
+        for (i, a) in actions.iter().enumerate() {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} |",
+                i + 1,
+                cell(&a.what),
+                cell(&a.effect),
+                cell(&a.file)
+            );
+        }
+        m.push('\n');
+    }
+    m.push_str("### Before and after, per query\n\n| query | p95 ms (measured) | what the advisor did |\n|---|---:|---|\n");
+    for [q, p95, why] in super::lead::before_after(model) {
+        let _ = writeln!(m, "| {} | {p95} | {} |", cell(&q), cell(&why));
+    }
+    m.push('\n');
 }
 
 fn environment(m: &mut String, model: &ReportModel) {
     let env = &model.environment;
-    m.push_str("## Environment\n\n");
+    m.push_str("## Appendix: environment\n\n");
     for w in &env.warnings {
         let _ = writeln!(m, "> **Warning:** {}\n", cell(w));
     }
