@@ -203,7 +203,7 @@ struct Limits {
 /// keeping the best; then local search — drop one chosen index and refill,
 /// or swap one for one left out — while it lowers the cost within the
 /// limits. Every step must save at least [`MIN_GAIN`] of the cost, and
-/// [`prune`] then removes what the final set does not need. Returns the base
+/// a pruning pass then removes what the final set does not need. Returns the base
 /// cost, the steps and the pruned indexes with their reasons.
 pub async fn search<O: Oracle>(
     oracle: &mut O,

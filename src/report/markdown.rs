@@ -1,14 +1,28 @@
 //! report.md: the HTML report's content in Markdown (for a PR comment or a
 //! client document), with the plots as SVG files in `report-files/` linked by
-//! relative path. Text from files is HTML-escaped (Markdown renderers pass
-//! HTML through) and table cells lose their pipes and line breaks.
+//! relative path. Text from files is escaped the Markdown way (a backslash
+//! before `<`, `&` and `\`: renderers pass raw HTML through, and a reader
+//! of the file itself must not meet `&#39;`), and table cells lose their
+//! pipes and line breaks.
 
 use std::fmt::Write as _;
 
 use super::FILES_DIR;
-use super::html::escape;
 use super::model::{AdviceView, ReportModel, ms, ratio_text};
 use super::plots::Plot;
+
+/// Text with Markdown's backslash escapes where HTML or an entity could
+/// start: `\<` shows `<` and opens no tag, `\&` opens no entity.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '<' | '&') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// A table cell: escaped, on one line, pipes escaped.
 fn cell(text: &str) -> String {
@@ -355,7 +369,7 @@ mod tests {
 
     #[test]
     fn cells_stay_on_one_line_and_keep_the_table_intact() {
-        assert_eq!(cell("a|b\nc <d>"), "a\\|b c &lt;d&gt;");
+        assert_eq!(cell("a|b\nc <d> &amp;"), "a\\|b c \\<d> \\&amp;");
     }
 
     #[test]
