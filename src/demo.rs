@@ -240,6 +240,9 @@ async fn run_step(
         max_tries: 1,
         simple: false,
         quiet: false,
+        pooler_url: None,
+        replica_urls: Vec::new(),
+        private_replicas: false,
     };
     let outcome = crate::run::run(&target, &options).await?;
     let path = crate::run::save_outcome(Some(folder), &outcome, access)?;

@@ -9,6 +9,7 @@ use super::values::{
     Arrivals, CompareFormat, Metric, Protocol, ReportFormat, Trimmed, parse_duration,
     parse_fraction,
 };
+use super::values::{AuditFormat, FailOn};
 use crate::pg::TargetOptions;
 use crate::pg::private::PrivateOptions;
 
@@ -243,6 +244,81 @@ pub(super) enum Command {
     /// side or no interval). A definite failure (1) wins over an undecidable
     /// query.
     Compare(CompareArgs),
+    /// Multi-tenant audit: leak paths, distribution blockers, RLS cost.
+    ///
+    /// Reads the catalog of --schema (no query is run on tenant data): row-level
+    /// security enabled, forced and with a tenant policy per command; keys and
+    /// foreign keys without the tenant column (Citus distribution blockers);
+    /// views, SECURITY DEFINER functions, materialized views, the application
+    /// role and untenanted tables that bypass the policies; indexes the policy
+    /// needs. The tenant column and setting are detected from the policies.
+    /// With --prisma-schema FILE, checks the Prisma models statically instead
+    /// (no database), each finding at FILE:line with the corrected lines.
+    ///
+    /// Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
+    /// 2 an error.
+    Audit(AuditArgs),
+    /// Erase a customer's or a tenant's rows, proven, in one transaction.
+    ///
+    /// Finds every row that references the subject through the catalog's
+    /// foreign keys, plus the references --policy declares (rows without a
+    /// foreign key, e.g. an audit log), deletes them leaves first as the
+    /// schema's owner with the subject's tenant set, and proves before COMMIT
+    /// that no row references the subject and that the transaction changed
+    /// nothing but those rows (pg_stat_xact_user_tables against the
+    /// statements' RETURNING counts). A failed proof rolls back and exits 2.
+    Erase(EraseArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct EraseArgs {
+    /// The customer's key (in the policy's subject table, default customers.id).
+    #[arg(long, required_unless_present = "tenant")]
+    pub(super) customer: Option<String>,
+    /// The tenant: alone, erase the whole tenant; with --customer, its tenant.
+    #[arg(long)]
+    pub(super) tenant: Option<String>,
+    /// Erasure policy (TOML): subject table, action per table, references
+    /// without a foreign key.
+    #[arg(long, value_name = "FILE")]
+    pub(super) policy: Option<std::path::PathBuf>,
+    /// Do everything and prove it, then roll back.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+    /// Schema.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
+    /// The tenant column.
+    #[arg(long, default_value = crate::audit::DEFAULT_COLUMN)]
+    pub(super) tenant_column: String,
+    /// The setting the policies read the tenant from.
+    #[arg(long, default_value = crate::audit::DEFAULT_SETTING)]
+    pub(super) setting: String,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct AuditArgs {
+    /// Schema to audit.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
+    /// The tenant column (detected from the policies when omitted).
+    #[arg(long)]
+    pub(super) tenant_column: Option<String>,
+    /// The setting policies read the tenant from (detected when omitted).
+    #[arg(long)]
+    pub(super) setting: Option<String>,
+    /// The role the application connects as.
+    #[arg(long, default_value = crate::pg::roles::APP)]
+    pub(super) app_role: String,
+    /// Audit this Prisma schema statically instead of a database.
+    #[arg(long, value_name = "FILE")]
+    pub(super) prisma_schema: Option<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub(super) format: AuditFormat,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub(super) fail_on: FailOn,
 }
 
 #[derive(Debug, Args)]
@@ -435,6 +511,40 @@ pub(super) struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub(super) quiet: bool,
+    /// Send the benchmark clients through the PgBouncer that `crmbench pg
+    /// start --pooler` started in front of the private server (transaction
+    /// mode; needs --protocol simple: PgBouncer 1.18 cannot keep prepared
+    /// statements there). crmbench's own statistics sessions still connect
+    /// directly. results.json records the pooler under driver.pooler.
+    #[arg(long, conflicts_with = "pooler_url")]
+    pub(super) pooler: bool,
+    /// Send the benchmark clients through the pooler at this URL (e.g. a
+    /// PgBouncer in front of a server elsewhere): its user, password
+    /// and database are used as given. A workload that needs SET ROLE is
+    /// refused (session state leaks between clients under transaction
+    /// pooling).
+    #[arg(long, value_name = "URL")]
+    pub(super) pooler_url: Option<String>,
+    /// Measure the pooler's pool size: for each size (e.g. 4,8,16,32) restart
+    /// the private PgBouncer with that default_pool_size and run the workload
+    /// for --duration at --clients, then print tps and p99 per size and
+    /// advise the knee — the smallest pool reaching 95% of the best tps —
+    /// with the curve in pool-sizes.json and pool-sizes.svg of the run folder.
+    #[arg(long, value_delimiter = ',', value_name = "N,N,…", requires = "pooler")]
+    pub(super) pool_sizes: Vec<u32>,
+    /// A read replica (repeatable): read queries (kind = "read", or route =
+    /// "replica" in the workload) go to the replicas, client c to replica
+    /// c mod n; writes go to the target. Without it, the private server's
+    /// running replicas (`pg start --replicas N`) are used. results.json
+    /// records which queries the replicas served, stale reads of a client's
+    /// own writes (queries marked reads_own_writes) and the replay lag per
+    /// interval. Not with a paired run.
+    #[arg(long = "replica-url", value_name = "URL")]
+    pub(super) replica_urls: Vec<String>,
+    /// Send every query to the target even when the private server has
+    /// running replicas.
+    #[arg(long, conflicts_with = "replica_urls")]
+    pub(super) no_replicas: bool,
 }
 
 #[derive(Debug, Args)]
@@ -463,7 +573,26 @@ pub(super) struct GenerateArgs {
 pub(super) enum PgCommand {
     /// Start the private server, initialising it on first use. Idempotent: a
     /// running server is reused. Creates the roles and the `crmbench` database.
-    Start,
+    Start {
+        /// Also start PgBouncer (the packaged one) in transaction mode in
+        /// front of the server, as the server's OS user, on its own socket
+        /// folder and a free loopback port; `run --pooler` then sends the
+        /// benchmark clients through it. A pooler crmbench started before is
+        /// replaced. `pg stop` stops it.
+        #[arg(long)]
+        pooler: bool,
+        /// PgBouncer's default_pool_size: server connections per database
+        /// and user (PgBouncer's own default is 20).
+        #[arg(long, default_value_t = 20, value_name = "N", requires = "pooler")]
+        pool_size: u32,
+        /// Also start N streaming replicas (pg_basebackup, hot standby) on
+        /// loopback, each in <data-dir>/replica-K on its own port. The server
+        /// is restarted once with wal_level = replica and WAL senders (loads
+        /// are slower there; results files record wal_level). `run` then
+        /// routes read queries to them; `pg status` shows their lag.
+        #[arg(long, value_name = "N")]
+        replicas: Option<usize>,
+    },
     /// Stop the private server crmbench started (never any other server).
     Stop,
     /// Say whether the private server runs, where, and which settings are in force.

@@ -42,6 +42,8 @@ pub struct Measured {
     pub stats_missing: Option<String>,
     /// Failed reconnection attempts by code.
     pub reconnect_errors: BTreeMap<String, u64>,
+    /// What the read replicas served, and how stale.
+    pub stale: super::replicas::StaleCounters,
 }
 
 /// Run the driver with `config` and measure, as `opts` says; `stats` reads
@@ -107,6 +109,7 @@ pub async fn measure(
         statements,
         stats_missing,
         reconnect_errors,
+        stale: driver.shared.stale.snapshot(),
     })
 }
 

@@ -4,6 +4,8 @@
 //! and removes the folder when the test process exits.
 #![allow(dead_code)]
 
+pub mod prisma;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -114,10 +116,13 @@ pub async fn generated(name: &str, scale: f64, seed: u64) -> Target {
 fn spawn_reaper(base: &std::path::Path) {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-         if [ -f '{b}/data/postmaster.pid' ]; then \
-           p=$(head -1 '{b}/data/postmaster.pid'); kill -QUIT \"$p\" 2>/dev/null; \
+         for f in '{b}'/data/postmaster.pid '{b}'/replica-*/data/postmaster.pid; do \
+           [ -f \"$f\" ] || continue; \
+           p=$(head -1 \"$f\"); kill -QUIT \"$p\" 2>/dev/null; \
            for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 \"$p\" 2>/dev/null || break; sleep 0.5; done; \
-         fi; rm -rf '{b}'",
+         done; \
+         if [ -f '{b}/pooler/pgbouncer.pid' ]; then kill \"$(cat '{b}/pooler/pgbouncer.pid')\" 2>/dev/null; fi; \
+         rm -rf '{b}'",
         pid = std::process::id(),
         b = base.display()
     );
@@ -150,6 +155,9 @@ pub fn options(workload: &str, seconds: f64) -> crmbench::run::RunOptions {
         max_tries: 1,
         simple: false,
         quiet: true,
+        pooler_url: None,
+        replica_urls: Vec::new(),
+        private_replicas: false,
     }
 }
 
