@@ -198,6 +198,9 @@ def main():
                 svgs: [...document.querySelectorAll('svg')].map(s => {
                     const r = s.getBoundingClientRect(); return [r.width, r.height]; }),
                 sections: [...document.querySelectorAll('section[id]')].map(s => s.id),
+                series: [...document.querySelectorAll('svg')].map(s => new Set(
+                    [...s.querySelectorAll('polyline[stroke-width="2"], path[stroke-width="2"]')]
+                        .map(p => p.getAttribute('stroke'))).size),
                 text: document.body.innerText.length,
                 height: document.documentElement.scrollHeight })""",
             "returnByValue": True}, session=session)["result"]["value"])
@@ -230,6 +233,13 @@ def main():
     for i, (w, h) in enumerate(facts["svgs"]):
         if w <= 0 or h <= 0:
             failures.append(f"svg #{i + 1} rendered with size {w}x{h}")
+    # The answer comes first: the executive summary opens the page.
+    if not facts["sections"] or facts["sections"][0] != "what-to-do":
+        failures.append(f"the first section is {facts['sections'][:1]}, not the summary (what-to-do)")
+    # A plot a reader can follow: at most ~8 series (distinct line colours).
+    for i, n in enumerate(facts["series"]):
+        if n > 8:
+            failures.append(f"svg #{i + 1} draws {n} series (more than 8): unreadable")
     others = [u for u in requests if u != url]
     if url not in requests:
         failures.append("the network log did not see the page itself: the log cannot be trusted")
@@ -237,7 +247,7 @@ def main():
         failures.append("the page requested other URLs: " + ", ".join(others))
     print(f"check-report-html: {report}: {len(facts['svgs'])} svg (all non-zero: "
           f"{all(w > 0 and h > 0 for w, h in facts['svgs'])}), sections {','.join(facts['sections'])}, "
-          f"first screen {share:.1%} ink, page {facts['height']} px tall, "
+          f"most series in one plot {max(facts['series'] or [0])}, first screen {share:.1%} ink, page {facts['height']} px tall, "
           f"{len(requests)} request(s): {', '.join(requests)}; screenshot {shot_path}")
     for f in failures:
         print(f"check-report-html: FAIL: {f}", file=sys.stderr)

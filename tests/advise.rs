@@ -62,6 +62,38 @@ async fn built_in_workload_gets_the_orders_customer_index_and_rls_findings() {
     );
     assert!(advice.selection.final_cost < advice.selection.base_cost);
     assert!(advice.whatif_calls > 0);
+    // Issue 16 item 8: every query of the workload is explained, the
+    // indexed ones by the index, the RLS-bound ones by the remedy.
+    let workload = crmbench::workload::Workload::load(path).unwrap();
+    for q in &workload.queries {
+        let e = advice
+            .explanations
+            .iter()
+            .find(|e| e.query == q.name)
+            .unwrap_or_else(|| panic!("no explanation for {}: {:#?}", q.name, advice.explanations));
+        assert!(!e.text.is_empty());
+    }
+    for c in &advice.selection.chosen {
+        // Issue 16 item 2: no index serving no query.
+        assert!(!c.queries.is_empty(), "{}", c.def.name());
+        for q in &c.queries {
+            let e = advice.explanations.iter().find(|e| &e.query == q).unwrap();
+            assert!(
+                e.outcome != advise::reasons::Outcome::NoCandidateHelped,
+                "{q}: {e:?}"
+            );
+        }
+    }
+    let by_email = advice
+        .explanations
+        .iter()
+        .find(|e| e.query == "customer_name_search")
+        .unwrap();
+    assert_eq!(
+        by_email.outcome,
+        advise::reasons::Outcome::RowLevelSecurity,
+        "{by_email:?}"
+    );
     // Every recommendation leads with tenant_id; none keys on a numeric,
     // jsonb or ILIKE predicate (usable by the owner only, under RLS).
     for c in &advice.selection.chosen {

@@ -67,6 +67,7 @@ async fn verify_keeps_what_pays_reverts_what_does_not_and_leaves_nothing() {
         cost_after: 1.0,
         hypopg_bytes: 8192,
         estimated_bytes: 8192,
+        notes: Vec::new(),
     };
     let opts = VerifyOptions {
         workload: path.to_path_buf(),

@@ -79,10 +79,18 @@ pub fn write_sql(folder: &RunFolder, advice: &Advice) -> Result<()> {
 /// the files are.
 pub fn render_summary(advice: &Advice, folder: &Path) -> String {
     let sel = &advice.selection;
+    // The headline counts what stands: after --verify, the kept indexes.
+    let kept = ranked(advice);
+    let reverted = sel.chosen.len() - kept.len();
     let mut out = format!(
-        "crmbench: {} index{} recommended; weighted what-if cost {:.1} → {:.1} ({:.0}% lower), {} what-if plans in {:.1} s, as {}\n",
-        sel.chosen.len(),
-        if sel.chosen.len() == 1 { "" } else { "es" },
+        "crmbench: {} index{} recommended{}; weighted what-if cost {:.1} → {:.1} ({:.0}% lower), {} what-if plans in {:.1} s, as {}\n",
+        kept.len(),
+        if kept.len() == 1 { "" } else { "es" },
+        if reverted > 0 {
+            format!(" ({reverted} more reverted by verification)")
+        } else {
+            String::new()
+        },
         sel.base_cost,
         sel.final_cost,
         if sel.base_cost > 0.0 {
@@ -94,7 +102,10 @@ pub fn render_summary(advice: &Advice, folder: &Path) -> String {
         advice.whatif_seconds,
         advice.method
     );
-    for c in &sel.chosen {
+    if kept.len() > 1 {
+        out.push_str("  ranked by what-if time saved (calls × per-call saving) per MB:\n");
+    }
+    for c in &kept {
         out.push_str(&format!(
             "  {}  ({:.1} → {:.1}; serves {})\n",
             c.def.create_sql(&advice.schema),
@@ -102,13 +113,39 @@ pub fn render_summary(advice: &Advice, folder: &Path) -> String {
             c.cost_after,
             c.queries.join(", ")
         ));
+        for n in &c.notes {
+            out.push_str(&format!("    note: {n}\n"));
+        }
+    }
+    if !sel.rejected.is_empty() {
+        out.push_str("  left out:\n");
+        for r in &sel.rejected {
+            out.push_str(&format!("    {}: {}\n", r.def.name(), r.reason));
+        }
     }
     out.push_str(&findings_summary(advice));
+    if !advice.explanations.is_empty() {
+        out.push_str("  per query:\n");
+        for e in &advice.explanations {
+            out.push_str(&format!("    {:<26} {}\n", e.query, e.text));
+        }
+    }
     out.push_str(&format!(
         "  written: {}/{{advice.json, migration.sql, rollback.sql, remedies.sql, prisma/}}\n",
         folder.display()
     ));
     out
+}
+
+/// The indexes that stand, by what-if cost saved (weighted by calls) per
+/// byte, the most rewarding first.
+pub fn ranked(advice: &Advice) -> Vec<&crate::advise::select::Chosen> {
+    let mut kept: Vec<&crate::advise::select::Chosen> = advice.kept().collect();
+    let per_byte = |c: &crate::advise::select::Chosen| {
+        (c.cost_before - c.cost_after) / c.estimated_bytes.max(c.hypopg_bytes).max(1) as f64
+    };
+    kept.sort_by(|a, b| per_byte(b).total_cmp(&per_byte(a)));
+    kept
 }
 
 /// The summary's verification, drop, remedy and row-level security lines.
@@ -209,8 +246,18 @@ pub fn remedies_sql(advice: &Advice) -> String {
          -- EXCLUSIVE lock; the CREATE INDEX CONCURRENTLY must run outside a transaction;\n\
          -- the application must then send the rewritten statement.\n\n",
     );
-    if advice.remedies.is_empty() {
-        out.push_str("-- none: no non-leakproof predicate with a mechanical remedy.\n");
+    if advice.remedies.is_empty() && advice.rls_findings.is_empty() {
+        out.push_str("-- none: no non-leakproof predicate.\n");
+    }
+    // Findings without a mechanical remedy: the same advice as advice.json
+    // and the summary give, said here as advice only.
+    for (q, f) in &advice.rls_findings {
+        if !advice.remedies.iter().any(|r| &r.query == q) {
+            out.push_str(&format!(
+                "-- {q}: no mechanical remedy; advice only: {}\n",
+                f.hint
+            ));
+        }
     }
     for r in &advice.remedies {
         out.push_str(&format!("-- {}: {}\n", r.query, r.change));
@@ -230,4 +277,58 @@ pub fn remedies_sql(advice: &Advice) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete() -> Advice {
+        let text = std::fs::read_to_string("fixtures/runs/complete/advice.json").unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// After --verify the headline counted the reverted index too: "2
+    /// indexes recommended" with one reverted (issue 16, item 5).
+    #[test]
+    fn the_headline_counts_the_kept_indexes() {
+        let advice = complete();
+        let text = render_summary(&advice, Path::new("r"));
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.starts_with("crmbench: 1 index recommended (1 more reverted by verification)"),
+            "{first}"
+        );
+        assert!(
+            !text.contains("order_items_tenant_id_order_id_idx  ("),
+            "{text}"
+        );
+    }
+
+    /// RLS findings were printed once per tenant class (twice), and the
+    /// jsonb finding had advice in the summary and "none" in remedies.sql.
+    #[test]
+    fn rls_findings_once_with_their_classes_and_remedies_sql_agrees() {
+        let text = std::fs::read_to_string("fixtures/runs/complete/plans.json").unwrap();
+        let plans: crate::explain::PlansFile = serde_json::from_str(&text).unwrap();
+        let found = crate::advise::rls_findings(&plans);
+        let search: Vec<_> = found
+            .iter()
+            .filter(|(q, _)| q == "customer_name_search")
+            .collect();
+        assert_eq!(search.len(), 1, "{search:#?}");
+        assert!(
+            search[0].1.hint.ends_with("[tenants: big, small]"),
+            "{search:#?}"
+        );
+        let mut advice = complete();
+        advice.rls_findings = found;
+        advice.remedies.clear();
+        let sql = remedies_sql(&advice);
+        assert!(!sql.contains("-- none"), "{sql}");
+        assert!(
+            sql.contains("customer_name_search: no mechanical remedy; advice only"),
+            "{sql}"
+        );
+    }
 }

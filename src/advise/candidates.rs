@@ -2,7 +2,7 @@
 //! filter, index condition, join condition and sort key with its columns; no
 //! SQL parser needed). Per query and table: tenant-leading btree indexes with
 //! equality columns first, then one range column, then ORDER BY columns with
-//! their direction; join keys of the inner side; predicates that row-level
+//! their direction; join keys of both sides of every join; predicates that row-level
 //! security keeps from being index conditions (non-leakproof) are left out.
 
 use std::collections::BTreeMap;
@@ -232,60 +232,18 @@ pub struct Needs {
     pub order: Vec<IndexColumn>,
     /// `column = literal` comparisons, with the literal as the plan prints it.
     pub constants: Vec<(String, String)>,
+    /// Columns the table is joined on (`Hash Cond`, `Merge Cond`, `Join
+    /// Filter`), on either side of the join: an index led by the tenant and
+    /// one of them lets the planner choose a nested loop or merge join.
+    pub join_keys: Vec<String>,
     /// Every column the query reads from the table (its scan's output and
     /// conditions), or `None` when some are expressions or unknown: an index
     /// holding them all allows an index-only scan.
     pub reads: Option<Vec<String>>,
 }
 
-/// Split `(a AND b AND (c OR d))` into its top-level conjuncts.
-pub fn conjuncts(expr: &str) -> Vec<String> {
-    let mut e = expr.trim();
-    while e.starts_with('(') && e.ends_with(')') && balanced_inner(e) {
-        e = e[1..e.len() - 1].trim();
-    }
-    let mut out = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    let bytes = e.as_bytes();
-    let mut i = 0;
-    let mut in_quote = false;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' => in_quote = !in_quote,
-            b'(' if !in_quote => depth += 1,
-            b')' if !in_quote => depth -= 1,
-            b' ' if !in_quote && depth == 0 && e[i..].starts_with(" AND ") => {
-                out.push(e[start..i].trim().to_string());
-                start = i + 5;
-                i += 4;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(e[start..].trim().to_string());
-    out.into_iter().filter(|s| !s.is_empty()).collect()
-}
-
-/// Whether the outer parentheses of `e` enclose all of it.
-fn balanced_inner(e: &str) -> bool {
-    let mut depth = 0i32;
-    let mut in_quote = false;
-    for (i, c) in e.char_indices() {
-        match c {
-            '\'' => in_quote = !in_quote,
-            '(' if !in_quote => depth += 1,
-            ')' if !in_quote => {
-                depth -= 1;
-                if depth == 0 && i != e.len() - 1 {
-                    return false;
-                }
-            }
-            _ => {}
-        }
-    }
-    true
-}
+use crate::explain::plan::balanced_inner;
+pub use crate::explain::plan::conjuncts;
 
 /// The column on the left of a comparison `(alias.col) op rhs`, the operator,
 /// and the right side.
@@ -345,7 +303,79 @@ pub fn column_name(expr: &str) -> Option<String> {
 pub fn needs(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> BTreeMap<String, Needs> {
     let mut out: BTreeMap<String, Needs> = BTreeMap::new();
     collect(root, None, rls, numeric, &mut out);
+    let aliases = aliases(root);
+    for (alias, col) in join_columns(root) {
+        if let Some(Some(table)) = aliases.get(&alias) {
+            let keys = &mut out.entry(table.clone()).or_default().join_keys;
+            if !keys.contains(&col) {
+                keys.push(col);
+            }
+        }
+    }
     out
+}
+
+/// Alias → relation of every scan in the tree; `None` for an alias two
+/// relations share (a self-join's sides are told apart by nothing else).
+fn aliases(root: &PlanNode) -> BTreeMap<String, Option<String>> {
+    let mut out: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for n in root.walk() {
+        if let (Some(alias), Some(rel)) = (&n.alias, &n.relation) {
+            let e = out
+                .entry(alias.clone())
+                .or_insert_with(|| Some(rel.clone()));
+            if e.as_ref() != Some(rel) {
+                *e = None;
+            }
+        }
+    }
+    out
+}
+
+/// (alias, column) of both sides of every equi-join condition in the tree.
+/// Only the inner side of a nested loop shows its key (as an Index Cond);
+/// a hash or merge join names both in its condition, and the side read
+/// whole is the one an index could turn into a nested loop.
+pub fn join_columns(root: &PlanNode) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for n in root.walk() {
+        for text in [&n.hash_cond, &n.merge_cond, &n.join_filter]
+            .into_iter()
+            .flatten()
+        {
+            for c in conjuncts(text) {
+                let mut c = c.trim();
+                while c.starts_with('(') && c.ends_with(')') && balanced_inner(c) {
+                    c = c[1..c.len() - 1].trim();
+                }
+                let Some((left, right)) = c.split_once(" = ") else {
+                    continue;
+                };
+                for side in [left, right] {
+                    if let Some(pair) = qualified_column(side) {
+                        if !out.contains(&pair) {
+                            out.push(pair);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `o.customer_id`, `(o.customer_id)::text` → `("o", "customer_id")`.
+fn qualified_column(expr: &str) -> Option<(String, String)> {
+    let mut e = expr.trim();
+    while e.starts_with('(') && e.contains(')') {
+        let close = e.find(')')?;
+        e = e[1..close].trim();
+    }
+    let e = e.split("::").next()?.trim();
+    let (alias, _) = e.rsplit_once('.')?;
+    let col = column_name(e)?;
+    let alias = alias.trim_matches('"');
+    (!alias.is_empty() && !alias.contains(['.', ' ', '('])).then(|| (alias.to_string(), col))
 }
 
 fn collect(
@@ -480,6 +510,19 @@ pub fn candidates_for(
     is_constant: &dyn Fn(&str, &str) -> bool,
 ) -> Vec<IndexDef> {
     let mut out: Vec<IndexDef> = candidate(table, needs, tenant_column).into_iter().collect();
+    // Each join key alone after the tenant: the what-if plans decide
+    // whether a nested loop or merge join on it beats the hash join.
+    for key in &needs.join_keys {
+        let join = Needs {
+            equality: vec![key.clone()],
+            ..Needs::default()
+        };
+        if let Some(def) = candidate(table, &join, tenant_column) {
+            if !out.contains(&def) {
+                out.push(def);
+            }
+        }
+    }
     // Covering variant: the same key with the other columns the query reads
     // INCLUDEd, so the scan never visits the heap.
     if let (Some(base), Some(reads)) = (out.first(), &needs.reads) {
@@ -509,6 +552,7 @@ pub fn candidates_for(
             order: needs.order.clone(),
             constants: Vec::new(),
             reads: None,
+            join_keys: Vec::new(),
         };
         if let Some(mut def) = candidate(table, &reduced, tenant_column) {
             def.predicate = Some(format!("{col} = {literal}"));
@@ -622,6 +666,7 @@ mod tests {
             }],
             constants: vec![],
             reads: None,
+            join_keys: vec![],
         };
         let c = candidate("orders", &needs, Some("tenant_id")).unwrap();
         assert_eq!(
@@ -637,6 +682,7 @@ mod tests {
             }],
             constants: vec![],
             reads: None,
+            join_keys: vec![],
         };
         // Range after equality; the sort cannot follow a range column.
         let c = candidate("posts", &ranged, None).unwrap();
@@ -653,6 +699,7 @@ mod tests {
             order: vec![],
             constants: vec![("status".into(), "'open'::text".into())],
             reads: None,
+            join_keys: vec![],
         };
         let all = candidates_for("deals", &needs, Some("tenant_id"), &|c, l| {
             c == "status" && l.contains("open")

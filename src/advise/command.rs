@@ -125,6 +125,8 @@ pub async fn run_advise(
         measure_remedies(&ctx, target, req, &mut advice).await?;
     }
     advice.partial = partial_reason(&advice, req.verify);
+    // Again after verification: its measured ratios and reverts count.
+    advice.explanations = super::reasons::explain(&advice);
     artifacts::write_artifacts(&folder, &advice, &names, prisma_text.as_deref())?;
     // Advice cut short is not applied: the user asked to stop.
     let (applied, catalog) = if req.apply && advice.partial.is_none() {

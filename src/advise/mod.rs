@@ -13,12 +13,14 @@ pub mod command;
 pub mod drops;
 pub mod items;
 pub mod prisma;
+pub mod reasons;
 pub mod remedy;
 pub mod remedy_measure;
 pub mod select;
 pub mod size;
 pub mod verify;
 pub mod whatif;
+pub mod width;
 
 pub use artifacts::{
     migration_sql, remedies_sql, render_summary, rollback_sql, write_artifacts, write_sql,
@@ -293,6 +295,9 @@ pub struct Advice {
     /// and the remedies' measurements hold what was decided before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
+    /// Why each query got an index or did not, one line each.
+    #[serde(default)]
+    pub explanations: Vec<reasons::QueryExplanation>,
 }
 
 fn default_schema() -> String {
@@ -348,6 +353,9 @@ pub async fn advise_with(
     let schema = workload_schema(plans);
     let catalog = catalog::SchemaCatalog::read(&admin, &schema).await?;
     let candidates = candidates_on(plans, &catalog);
+    // No unbounded column that could push an index row past the btree limit.
+    let widths = width::read(&admin, &schema, &candidates).await?;
+    let (candidates, width_notes, width_rejected) = width::admit(candidates, &widths);
     // Each query weighs by how often it ran (the run's counts) when a run is
     // at hand, else by the workload's weights.
     let (weights, use_counts) = items::query_weights(workload, results);
@@ -381,7 +389,12 @@ pub async fn advise_with(
     )
     .await;
     hypopg.finish(target).await?;
-    let (selection, method_used, calls) = selected?;
+    let (mut selection, method_used, calls) = selected?;
+    for c in &mut selection.chosen {
+        c.notes
+            .extend(width_notes.get(&c.def).cloned().unwrap_or_default());
+    }
+    selection.rejected.extend(width_rejected);
     let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
     let drops = drops::advise_drops(
         &schema,
@@ -398,7 +411,7 @@ pub async fn advise_with(
         &catalog.typed_columns,
         &catalog.tenant_tables,
     );
-    Ok(Advice {
+    let mut advice = Advice {
         format_version: FORMAT_VERSION,
         crmbench_version: env!("CARGO_PKG_VERSION").into(),
         workload: plans.workload.clone(),
@@ -431,7 +444,10 @@ pub async fn advise_with(
             "the workload file's weights".into()
         },
         partial: None,
-    })
+        explanations: Vec::new(),
+    };
+    advice.explanations = reasons::explain(&advice);
+    Ok(advice)
 }
 
 /// The candidates worth costing: the plans' candidates moved from a
@@ -514,18 +530,52 @@ async fn select_indexes(
     Ok((selection?, method_used, calls))
 }
 
-/// The plans' non-leakproof findings, by query: not index problems.
-fn rls_findings(plans: &PlansFile) -> Vec<(String, crate::explain::findings::Finding)> {
-    plans
-        .queries
-        .iter()
-        .flat_map(|q| {
-            q.findings
-                .iter()
-                .filter(|f| f.kind == crate::explain::findings::FindingKind::RlsNonLeakproof)
-                .map(|f| (q.name.clone(), f.clone()))
+/// The plans' non-leakproof findings, by query: not index problems. Each
+/// once per query and predicate, naming the tenant classes whose plans
+/// show it (the row counts in a hint differ between classes; the advice
+/// does not).
+pub fn rls_findings(plans: &PlansFile) -> Vec<(String, crate::explain::findings::Finding)> {
+    use crate::explain::findings::FindingKind;
+    let mut out: Vec<(String, crate::explain::findings::Finding, Vec<String>)> = Vec::new();
+    for q in &plans.queries {
+        for t in &q.tenants {
+            let found = t.statements.iter().flat_map(|s| &s.findings);
+            for f in found.filter(|f| f.kind == FindingKind::RlsNonLeakproof) {
+                let hint = without_row_count(&f.hint);
+                match out
+                    .iter_mut()
+                    .find(|(n, g, _)| n == &q.name && g.hint == hint)
+                {
+                    Some((_, _, classes)) if !classes.contains(&t.class) => {
+                        classes.push(t.class.clone())
+                    }
+                    Some(_) => {}
+                    None => {
+                        let mut g = f.clone();
+                        g.hint = hint;
+                        out.push((q.name.clone(), g, vec![t.class.clone()]));
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(q, mut f, classes)| {
+            f.hint = format!("{} [tenants: {}]", f.hint, classes.join(", "));
+            (q, f)
         })
         .collect()
+}
+
+/// A finding's hint without its " (it filters N rows here)" part.
+fn without_row_count(hint: &str) -> String {
+    match hint.find(" (it filters ") {
+        Some(at) => match hint[at..].find(')') {
+            Some(end) => format!("{}{}", &hint[..at], &hint[at + end + 1..]),
+            None => hint.to_string(),
+        },
+        None => hint.to_string(),
+    }
 }
 
 impl Advice {

@@ -19,8 +19,14 @@ use crate::workload::params::Value;
 pub const WRITE_COST_PER_INDEX: f64 = 8.0;
 /// Seeded greedy passes: one from each of this many best single indexes.
 pub const SEEDS: usize = 8;
-/// A step must save at least this share of the current cost.
+/// A step must save at least this share of the current cost, and every
+/// index of the final set at least this share of the cost without it.
 pub const MIN_GAIN: f64 = 0.005;
+/// An index must cut the what-if cost of at least one query it serves by
+/// this share: below it the difference is within what the sampled
+/// parameters move a plan's cost, and inside the 10% band a paired `verify`
+/// (and `compare`'s default threshold) can confirm.
+pub const MIN_QUERY_GAIN: f64 = 0.10;
 
 /// One statement to cost, with its weight and sample parameters.
 #[derive(Debug, Clone)]
@@ -55,6 +61,19 @@ pub struct Chosen {
     /// crmbench's size estimate (deduplication counted), bytes: the budget's unit.
     #[serde(default)]
     pub estimated_bytes: i64,
+    /// What the reader must know about it (e.g. an unbounded column kept
+    /// because its values are small today).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// A candidate the advisor considered and left out, with why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rejected {
+    /// The index.
+    pub def: IndexDef,
+    /// Why it is not recommended.
+    pub reason: String,
 }
 
 /// What the search found.
@@ -66,6 +85,47 @@ pub struct Selection {
     pub final_cost: f64,
     /// In order of choice.
     pub chosen: Vec<Chosen>,
+    /// Indexes a search pass picked that the final set does not keep
+    /// (too small a gain, no query served), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejected>,
+    /// The `--max-indexes` the search kept to.
+    #[serde(default)]
+    pub max_indexes: usize,
+    /// Each query's what-if cost without and with the chosen set, and the
+    /// single candidate that helps it most: what its explanation reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_query: Vec<QueryCosts>,
+}
+
+/// One query's what-if costs (per call: its statements' costs added).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueryCosts {
+    /// The query.
+    pub query: String,
+    /// Its share of the workload's weighted what-if cost, 0–1.
+    pub share: f64,
+    /// Per call, with no new index.
+    pub base: f64,
+    /// Per call, with the chosen set.
+    pub after: f64,
+    /// The candidate that alone lowers its cost most, if any lowers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestAlone>,
+}
+
+/// The candidate that helps one query most, built alone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BestAlone {
+    /// The index.
+    pub def: IndexDef,
+    /// The query's cost per call with it.
+    pub cost: f64,
+    /// The workload's weighted cost saved by it alone, write cost counted
+    /// (≤ 0: its writes cost more than it saves).
+    pub workload_gain: f64,
+    /// Whether it fits `--budget-mb` alone.
+    pub fits: bool,
 }
 
 async fn workload_cost(
@@ -108,6 +168,11 @@ pub trait Oracle {
     fn extends(&self, _long: usize, _short: usize) -> bool {
         false
     }
+    /// Whether some query costs at least [`MIN_QUERY_GAIN`] less with
+    /// `with` than with `without` (both costed just before).
+    fn serves_a_query(&self, _with: &[usize], _without: &[usize]) -> bool {
+        true
+    }
 }
 
 /// One step of the search.
@@ -137,14 +202,15 @@ struct Limits {
 /// indexes), from nothing and from each of the [`SEEDS`] best single indexes,
 /// keeping the best; then local search — drop one chosen index and refill,
 /// or swap one for one left out — while it lowers the cost within the
-/// limits. Every step must save at least [`MIN_GAIN`] of the cost. Returns
-/// the base cost and the steps.
+/// limits. Every step must save at least [`MIN_GAIN`] of the cost, and
+/// a pruning pass then removes what the final set does not need. Returns the base
+/// cost, the steps and the pruned indexes with their reasons.
 pub async fn search<O: Oracle>(
     oracle: &mut O,
     n: usize,
     max_indexes: usize,
     budget_bytes: i64,
-) -> Result<(f64, Vec<Step>)> {
+) -> Result<(f64, Vec<Step>, Vec<(usize, String)>)> {
     let limits = Limits {
         n,
         max_indexes,
@@ -178,7 +244,53 @@ pub async fn search<O: Oracle>(
             break;
         }
     }
-    Ok((base, in_order(oracle, base, config).await?))
+    let (config, rejected) = prune(oracle, cost, config).await?;
+    Ok((base, in_order(oracle, base, config).await?, rejected))
+}
+
+/// Remove, weakest first, every index of `config` whose removal costs less
+/// than [`MIN_GAIN`] of the workload or that cuts no query's cost by
+/// [`MIN_QUERY_GAIN`]: a seeded pass keeps its seed whatever it adds, and a
+/// later index can make an earlier one redundant.
+async fn prune<O: Oracle>(
+    oracle: &mut O,
+    mut cost: f64,
+    mut config: Vec<usize>,
+) -> Result<(Vec<usize>, Vec<(usize, String)>)> {
+    let mut rejected = Vec::new();
+    loop {
+        // (gain, position, cost without, reason)
+        let mut weakest: Option<(f64, usize, f64, String)> = None;
+        for k in 0..config.len() {
+            let mut without = config.clone();
+            without.remove(k);
+            let c = oracle.cost(&without).await?;
+            let gain = c - cost;
+            let reason = if gain < c * MIN_GAIN {
+                format!(
+                    "saves {:.2}% of the workload's what-if cost with the others in place (minimum {:.1}%)",
+                    100.0 * gain / c.max(f64::MIN_POSITIVE),
+                    100.0 * MIN_GAIN
+                )
+            } else if !oracle.serves_a_query(&config, &without) {
+                format!(
+                    "no query's what-if cost falls by {:.0}% or more with it",
+                    100.0 * MIN_QUERY_GAIN
+                )
+            } else {
+                continue;
+            };
+            if weakest.as_ref().is_none_or(|w| gain < w.0) {
+                weakest = Some((gain, k, c, reason));
+            }
+        }
+        let Some((_, k, c, reason)) = weakest else {
+            break;
+        };
+        rejected.push((config.remove(k), reason));
+        cost = c;
+    }
+    Ok((config, rejected))
 }
 
 /// Where greedy passes start: from nothing, then from each of the most
@@ -198,7 +310,7 @@ async fn starts<O: Oracle>(oracle: &mut O, limits: Limits, base: f64) -> Result<
         alone
             .iter()
             .take(SEEDS)
-            .filter(|(c, _)| *c < base)
+            .filter(|(c, _)| *c < base - base * MIN_GAIN)
             .map(|&(_, seed)| vec![seed]),
     );
     Ok(starts)
@@ -382,14 +494,105 @@ impl Oracle for WhatIfOracle<'_> {
             && self.candidates[long] != self.candidates[short]
     }
 
+    fn serves_a_query(&self, with: &[usize], without: &[usize]) -> bool {
+        let (Some(a), Some(b)) = (
+            self.per_item.get(&sorted(with)),
+            self.per_item.get(&sorted(without)),
+        ) else {
+            return true;
+        };
+        a.iter()
+            .zip(b)
+            .any(|(w, wo)| *w <= *wo * (1.0 - MIN_QUERY_GAIN))
+    }
+
     async fn cost(&mut self, config: &[usize]) -> Result<f64> {
+        let key = sorted(config);
+        if let Some(per_item) = self.per_item.get(&key) {
+            // What-if costs of one configuration do not change within a run.
+            return Ok(per_item
+                .iter()
+                .zip(self.items)
+                .map(|(c, item)| item.weight * c)
+                .sum());
+        }
         let defs: Vec<IndexDef> = config.iter().map(|i| self.candidates[*i].clone()).collect();
         let (total, per_item) = workload_cost(self.whatif, self.items, &defs).await?;
-        let mut key = config.to_vec();
-        key.sort_unstable();
         self.per_item.insert(key, per_item);
         Ok(total)
     }
+}
+
+/// Each query's costs without and with `config`, and its best single
+/// candidate (every candidate costed alone; most were by the seeding).
+async fn per_query(
+    oracle: &mut WhatIfOracle<'_>,
+    config: &[usize],
+    budget_bytes: i64,
+) -> Result<Vec<QueryCosts>> {
+    let base_total = oracle.cost(&[]).await?;
+    let mut alone = Vec::new();
+    for i in 0..oracle.candidates.len() {
+        let fits = oracle.size(i).await? <= budget_bytes;
+        let total = oracle.cost(&[i]).await?;
+        alone.push((i, fits, base_total - total));
+    }
+    oracle.cost(config).await?;
+    let items = oracle.items;
+    let by_query = |per_item: &[f64], q: &str| -> f64 {
+        items
+            .iter()
+            .zip(per_item)
+            .filter(|(item, _)| item.query == q)
+            .map(|(_, c)| c)
+            .sum()
+    };
+    let empty = Vec::new();
+    let base = oracle.per_item.get(&Vec::new()).unwrap_or(&empty);
+    let after = oracle.per_item.get(&sorted(config)).unwrap_or(&empty);
+    let mut out: Vec<QueryCosts> = Vec::new();
+    for item in items {
+        if out.iter().any(|q| q.query == item.query) {
+            continue;
+        }
+        let q = item.query.as_str();
+        let weighted: f64 = items
+            .iter()
+            .zip(base)
+            .filter(|(it, _)| it.query == q)
+            .map(|(it, c)| it.weight * c)
+            .sum();
+        let b = by_query(base, q);
+        let mut best: Option<BestAlone> = None;
+        for &(i, fits, workload_gain) in &alone {
+            let Some(per_item) = oracle.per_item.get(&vec![i]) else {
+                continue;
+            };
+            let cost = by_query(per_item, q);
+            if cost < b * (1.0 - MIN_QUERY_GAIN) && best.as_ref().is_none_or(|x| cost < x.cost) {
+                best = Some(BestAlone {
+                    def: oracle.candidates[i].clone(),
+                    cost,
+                    workload_gain,
+                    fits,
+                });
+            }
+        }
+        out.push(QueryCosts {
+            query: q.to_string(),
+            share: weighted / base_total.max(f64::MIN_POSITIVE),
+            base: b,
+            after: by_query(after, q),
+            best,
+        });
+    }
+    Ok(out)
+}
+
+fn sorted(config: &[usize]) -> Vec<usize> {
+    let mut key = config.to_vec();
+    key.sort_unstable();
+    key
 }
 
 /// Greedy selection among `candidates`, costed with what-if plans.
@@ -407,21 +610,23 @@ pub async fn greedy(
         sizes: Default::default(),
         per_item: Default::default(),
     };
-    let (base_cost, steps) =
+    let (base_cost, steps, pruned) =
         search(&mut oracle, candidates.len(), max_indexes, budget_bytes).await?;
-    let mut config: Vec<usize> = Vec::new();
+    let config: Vec<usize> = steps.iter().map(|s| s.index).collect();
+    let empty = Vec::new();
+    let with = oracle.per_item.get(&sorted(&config)).unwrap_or(&empty);
     let mut chosen = Vec::new();
     for step in &steps {
-        let mut before = config.clone();
-        before.sort_unstable();
-        config.push(step.index);
-        let mut after = config.clone();
-        after.sort_unstable();
-        let empty = Vec::new();
-        let b = oracle.per_item.get(&before).unwrap_or(&empty);
-        let a = oracle.per_item.get(&after).unwrap_or(&empty);
+        // What it is kept for: the queries that cost more without it, the
+        // others in place (what `prune` judged).
+        let without: Vec<usize> = config
+            .iter()
+            .copied()
+            .filter(|&i| i != step.index)
+            .collect();
+        let b = oracle.per_item.get(&sorted(&without)).unwrap_or(&empty);
         let mut queries: Vec<String> = Vec::new();
-        for ((item, x), y) in items.iter().zip(b).zip(a) {
+        for ((item, x), y) in items.iter().zip(b).zip(with) {
             if *y < *x * 0.99 && !queries.contains(&item.query) {
                 queries.push(item.query.clone());
             }
@@ -433,12 +638,23 @@ pub async fn greedy(
             cost_after: step.cost_after,
             hypopg_bytes: oracle.sizes.get(&step.index).map_or(0, |s| s.0),
             estimated_bytes: step.size,
+            notes: Vec::new(),
         });
     }
+    let per_query = per_query(&mut oracle, &config, budget_bytes).await?;
     Ok(Selection {
         base_cost,
         final_cost: steps.last().map_or(base_cost, |s| s.cost_after),
         chosen,
+        max_indexes,
+        per_query,
+        rejected: pruned
+            .into_iter()
+            .map(|(i, reason)| Rejected {
+                def: candidates[i].clone(),
+                reason,
+            })
+            .collect(),
     })
 }
 
@@ -559,6 +775,37 @@ mod tests {
         best
     }
 
+    /// A seeded pass kept its seed whatever it added: a seed that adds
+    /// 0.08% next to an index worth 46%, the pair beat the single index by
+    /// that and both were recommended (issue 16, item 2).
+    #[tokio::test]
+    async fn a_seed_that_adds_almost_nothing_is_pruned_with_its_reason() {
+        let mut m = Synthetic {
+            base: vec![1000.0, 100.0],
+            weight: vec![1.0, 1.0],
+            // Candidate 0 trims query 1 by 10% (a good seed alone);
+            // candidate 1 halves query 0 and trims query 1 by 9.5%, so the
+            // seed adds 0.5 to 590.
+            factor: vec![vec![1.0, 0.9], vec![0.5, 0.905]],
+            table: vec![0, 1],
+            writes_on: vec![None, None],
+            sizes: vec![1_000, 1_000],
+            extends: vec![None; 2],
+        };
+        let (_, steps, rejected) = search(&mut m, 2, 3, 100_000).await.unwrap();
+        let chosen: Vec<usize> = steps.iter().map(|s| s.index).collect();
+        assert_eq!(chosen, [1], "rejected: {rejected:?}");
+        assert!(
+            rejected
+                .iter()
+                .any(|(i, why)| *i == 0 && why.contains("minimum 0.5%")),
+            "{rejected:?}"
+        );
+        for s in &steps {
+            assert!(s.cost_after < s.cost_before * (1.0 - MIN_GAIN));
+        }
+    }
+
     /// Greedy against the exhaustive optimum over 60 seeded random
     /// workloads (≤ 6 queries, ≤ 12 candidates), same budget and limit.
     /// The gap is (greedy cost − optimal cost) / optimal cost.
@@ -569,7 +816,7 @@ mod tests {
             let mut m = Synthetic::random(seed);
             let (max, budget) = (3, 15_000);
             let n = m.sizes.len();
-            let (_, steps) = search(&mut m, n, max, budget).await.unwrap();
+            let (_, steps, _) = search(&mut m, n, max, budget).await.unwrap();
             let config: Vec<usize> = steps.iter().map(|s| s.index).collect();
             let greedy = m.eval(&config);
             let optimum = exhaustive(&m, max, budget);

@@ -26,6 +26,10 @@ pub enum FindingKind {
     /// Row-level security keeps a non-leakproof predicate from being an index
     /// condition: it is a filter above the tenant part of the index.
     RlsNonLeakproof,
+    /// A join between two tenant tables whose condition leaves out
+    /// `tenant_id`: no `(tenant_id, key)` index serves the join, and only
+    /// row-level security keeps it inside the tenant.
+    JoinWithoutTenant,
 }
 
 /// One finding.
@@ -51,6 +55,7 @@ pub type NumericColumns = std::collections::HashMap<String, Vec<String>>;
 /// security (as the app role with a tenant set).
 pub fn findings(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> Vec<Finding> {
     let mut out = Vec::new();
+    let stopped_early = under_a_stopped_limit(root);
     for node in root.walk() {
         let label = node.label();
         let removed = node.rows_removed_by_filter.unwrap_or(0.0) * node.actual_loops.unwrap_or(1.0);
@@ -76,7 +81,10 @@ pub fn findings(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> Vec<Fin
                 ),
             });
         }
-        if let Some(actual) = node.actual_rows {
+        // Under a LIMIT that stopped early a node returns fewer rows than
+        // its estimate (which counts them all) by design.
+        let limited = stopped_early.iter().any(|n| std::ptr::eq(*n, node));
+        if let (Some(actual), false) = (node.actual_rows, limited) {
             let (est, act) = (node.plan_rows.max(1.0), actual.max(1.0));
             if (est >= 100.0 || act >= 100.0) && (est / act >= 10.0 || act / est >= 10.0) {
                 out.push(Finding {
@@ -114,6 +122,9 @@ pub fn findings(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> Vec<Fin
                 }
             }
         }
+        if let Some(f) = join_without_tenant(node) {
+            out.push(f);
+        }
         if node.lossy_heap_blocks.unwrap_or(0) > 0 {
             out.push(Finding {
                 kind: FindingKind::LossyBitmap,
@@ -148,6 +159,110 @@ pub fn findings(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> Vec<Fin
         }
     }
     out
+}
+
+/// The nodes below a Limit that returned fewer rows than its child was
+/// estimated to produce (it stopped pulling), down to the first node that
+/// reads all its input anyway (a Sort, Hash or Aggregate below that
+/// point runs to completion).
+fn under_a_stopped_limit(root: &PlanNode) -> Vec<&PlanNode> {
+    fn mark<'a>(node: &'a PlanNode, out: &mut Vec<&'a PlanNode>) {
+        out.push(node);
+        // A Sort or Gather Merge is cut short itself, but what it reads runs whole.
+        if matches!(
+            node.node_type.as_str(),
+            "Sort" | "Incremental Sort" | "Hash" | "Aggregate" | "Gather Merge"
+        ) {
+            return;
+        }
+        for c in &node.plans {
+            mark(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    for n in root.walk() {
+        if n.node_type == "Limit" {
+            for c in &n.plans {
+                if c.actual_rows.is_some_and(|a| a < c.plan_rows) {
+                    mark(c, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A join (hash, merge, or a nested loop's inner index condition) of two
+/// sides that both filter on `tenant_id`, whose join condition pairs other
+/// columns but never `tenant_id`.
+fn join_without_tenant(node: &PlanNode) -> Option<Finding> {
+    let (outer, inner) = (node.plans.first()?, node.plans.get(1)?);
+    let mentions_tenant = |side: &PlanNode| {
+        side.walk().iter().any(|n| {
+            n.relation.is_some()
+                && [&n.filter, &n.index_cond, &n.recheck_cond]
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t.contains("tenant_id"))
+        })
+    };
+    if !node.node_type.contains("Join") && node.node_type != "Nested Loop" {
+        return None;
+    }
+    let mut texts: Vec<&str> = [&node.hash_cond, &node.merge_cond, &node.join_filter]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if node.node_type == "Nested Loop" {
+        texts.extend(
+            inner
+                .walk()
+                .into_iter()
+                .filter_map(|n| n.index_cond.as_deref()),
+        );
+    }
+    let pairs: Vec<String> = texts
+        .iter()
+        .flat_map(|t| super::plan::conjuncts(t))
+        .filter(|c| joins_two_aliases(c))
+        .collect();
+    if pairs.is_empty()
+        || pairs.iter().any(|c| c.contains("tenant_id"))
+        || !mentions_tenant(outer)
+        || !mentions_tenant(inner)
+    {
+        return None;
+    }
+    Some(Finding {
+        kind: FindingKind::JoinWithoutTenant,
+        node: node.label(),
+        hint: format!(
+            "joins on {} without tenant_id: add `AND <a>.tenant_id = <b>.tenant_id` so a (tenant_id, key) \
+             index can serve the join and the query stays in the tenant without relying on RLS alone",
+            pairs.join(" AND ")
+        ),
+    })
+}
+
+/// `(a.x = b.y)` with two different qualifiers.
+fn joins_two_aliases(conjunct: &str) -> bool {
+    let c = conjunct
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')');
+    let Some((l, r)) = c.split_once(" = ") else {
+        return false;
+    };
+    let alias = |side: &str| {
+        let s = side.trim().trim_start_matches('(');
+        let s = s.split("::").next().unwrap_or(s);
+        let s = s.trim_end_matches(')');
+        s.rsplit_once('.')
+            .map(|(a, _)| a.to_string())
+            .filter(|a| !a.is_empty() && !a.contains(['(', ' ', '\'']))
+    };
+    matches!((alias(l), alias(r)), (Some(a), Some(b)) if a != b)
 }
 
 const NUMERIC: (&str, &str) = (

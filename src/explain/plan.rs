@@ -158,6 +158,55 @@ impl PlanNode {
     }
 }
 
+/// Split `(a AND b AND (c OR d))` into its top-level conjuncts.
+pub fn conjuncts(expr: &str) -> Vec<String> {
+    let mut e = expr.trim();
+    while e.starts_with('(') && e.ends_with(')') && balanced_inner(e) {
+        e = e[1..e.len() - 1].trim();
+    }
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    let bytes = e.as_bytes();
+    let mut i = 0;
+    let mut in_quote = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => in_quote = !in_quote,
+            b'(' if !in_quote => depth += 1,
+            b')' if !in_quote => depth -= 1,
+            b' ' if !in_quote && depth == 0 && e[i..].starts_with(" AND ") => {
+                out.push(e[start..i].trim().to_string());
+                start = i + 5;
+                i += 4;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(e[start..].trim().to_string());
+    out.into_iter().filter(|s| !s.is_empty()).collect()
+}
+
+/// Whether the outer parentheses of `e` enclose all of it.
+pub fn balanced_inner(e: &str) -> bool {
+    let mut depth = 0i32;
+    let mut in_quote = false;
+    for (i, c) in e.char_indices() {
+        match c {
+            '\'' => in_quote = !in_quote,
+            '(' if !in_quote => depth += 1,
+            ')' if !in_quote => {
+                depth -= 1;
+                if depth == 0 && i != e.len() - 1 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

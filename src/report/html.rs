@@ -8,8 +8,8 @@ use super::model::{AdviceView, ReportModel, ms, ratio_text};
 use super::plots::Plot;
 
 /// The section ids, in page order (tests check each is present).
-pub const SECTIONS: [(&str, &str); 9] = [
-    ("environment", "Environment"),
+pub const SECTIONS: [(&str, &str); 10] = [
+    ("what-to-do", "What to do"),
     ("summary", "Summary per query"),
     ("latency", "Latency by percentile"),
     ("over-time", "Throughput and p99 over time"),
@@ -18,6 +18,7 @@ pub const SECTIONS: [(&str, &str); 9] = [
     ("migration", "Migration and rollback"),
     ("prisma", "Prisma"),
     ("drops", "Indexes that can go"),
+    ("environment", "Appendix: environment"),
 ];
 
 const CSS: &str = r#"
@@ -85,7 +86,8 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         let _ = write!(h, "<li><a href=\"#{id}\">{title}</a></li>");
     }
     h.push_str("</ol></nav>\n");
-    environment(&mut h, model);
+    // The answer first; the environment is the appendix.
+    lead(&mut h, model);
     summary(&mut h, model);
     latency(&mut h, plots);
     over_time(&mut h, plots);
@@ -102,6 +104,7 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
     if let Some(r) = &model.rehearsal {
         h.push_str(&super::rehearsal::html(r));
     }
+    environment(&mut h, model);
     h.push_str(
         "<footer><p class=\"missing\">Written by <code>crmbench report</code> from the files of \
          the run folder; no database was opened.</p></footer>\n</body>\n</html>\n",
@@ -136,6 +139,44 @@ fn figure(h: &mut String, plot: &Plot) {
         "<figure>{svg}<figcaption>{}</figcaption></figure>",
         escape(&plot.title)
     );
+}
+
+fn lead(h: &mut String, model: &ReportModel) {
+    open(h, "what-to-do");
+    if !model.environment.warnings.is_empty() {
+        h.push_str("<p class=\"warning\">⚠ See the appendix (environment): these figures are not production's.</p>\n");
+    }
+    let actions = super::lead::actions(model);
+    if actions.is_empty() {
+        missing(
+            h,
+            "Nothing to do: no advice.json in this run folder, or the advisor found nothing that pays.",
+        );
+    } else {
+        h.push_str("<table>\n<thead><tr><th class=\"n\">#</th><th>action</th><th>effect</th><th>file</th></tr></thead>\n");
+        for (i, a) in actions.iter().enumerate() {
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                i + 1,
+                escape(&a.what),
+                escape(&a.effect),
+                escape(&a.file)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("<h3>Before and after, per query</h3>\n<table>\n<thead><tr><th>query</th><th class=\"n\">p95 ms (measured)</th><th>what the advisor did</th></tr></thead>\n");
+    for [q, p95, why] in super::lead::before_after(model) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{p95}</td><td>{}</td></tr>",
+            escape(&q),
+            escape(&why)
+        );
+    }
+    h.push_str("</table>\n");
+    close(h);
 }
 
 fn environment(h: &mut String, model: &ReportModel) {

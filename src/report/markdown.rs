@@ -1,14 +1,28 @@
 //! report.md: the HTML report's content in Markdown (for a PR comment or a
 //! client document), with the plots as SVG files in `report-files/` linked by
-//! relative path. Text from files is HTML-escaped (Markdown renderers pass
-//! HTML through) and table cells lose their pipes and line breaks.
+//! relative path. Text from files is escaped the Markdown way (a backslash
+//! before `<`, `&` and `\`: renderers pass raw HTML through, and a reader
+//! of the file itself must not meet `&#39;`), and table cells lose their
+//! pipes and line breaks.
 
 use std::fmt::Write as _;
 
 use super::FILES_DIR;
-use super::html::escape;
 use super::model::{AdviceView, ReportModel, ms, ratio_text};
 use super::plots::Plot;
+
+/// Text with Markdown's backslash escapes where HTML or an entity could
+/// start: `\<` shows `<` and opens no tag, `\&` opens no entity.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '<' | '&') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// A table cell: escaped, on one line, pipes escaped.
 fn cell(text: &str) -> String {
@@ -49,7 +63,8 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         cell(&env.ended_at),
         env.measured_seconds
     );
-    environment(&mut m, model);
+    // The answer first; the environment is the appendix.
+    lead(&mut m, model);
     summary(&mut m, model);
     m.push_str("## Latency by percentile\n\nx: 1/(1−p) on a log scale; y: ms on a log scale.\n\n");
     for p in plots.iter().filter(|p| p.key.starts_with("latency:")) {
@@ -102,12 +117,42 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
     if let Some(r) = &model.rehearsal {
         m.push_str(&super::rehearsal::markdown(r));
     }
+    environment(&mut m, model);
     m
+}
+
+fn lead(m: &mut String, model: &ReportModel) {
+    m.push_str("## What to do\n\n");
+    if !model.environment.warnings.is_empty() {
+        m.push_str("> **Warning:** see the appendix (Environment): these figures are not production's.\n\n");
+    }
+    let actions = super::lead::actions(model);
+    if actions.is_empty() {
+        m.push_str("_Nothing to do: no advice.json in this run folder, or the advisor found nothing that pays._\n\n");
+    } else {
+        m.push_str("| # | action | effect | file |\n|---:|---|---|---|\n");
+        for (i, a) in actions.iter().enumerate() {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} |",
+                i + 1,
+                cell(&a.what),
+                cell(&a.effect),
+                cell(&a.file)
+            );
+        }
+        m.push('\n');
+    }
+    m.push_str("### Before and after, per query\n\n| query | p95 ms (measured) | what the advisor did |\n|---|---:|---|\n");
+    for [q, p95, why] in super::lead::before_after(model) {
+        let _ = writeln!(m, "| {} | {p95} | {} |", cell(&q), cell(&why));
+    }
+    m.push('\n');
 }
 
 fn environment(m: &mut String, model: &ReportModel) {
     let env = &model.environment;
-    m.push_str("## Environment\n\n");
+    m.push_str("## Appendix: environment\n\n");
     for w in &env.warnings {
         let _ = writeln!(m, "> **Warning:** {}\n", cell(w));
     }
@@ -328,7 +373,7 @@ mod tests {
 
     #[test]
     fn cells_stay_on_one_line_and_keep_the_table_intact() {
-        assert_eq!(cell("a|b\nc <d>"), "a\\|b c &lt;d&gt;");
+        assert_eq!(cell("a|b\nc <d> &amp;"), "a\\|b c \\<d> \\&amp;");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod html;
 pub mod json;
+pub mod lead;
 pub mod markdown;
 pub mod model;
 pub mod plots;
@@ -248,6 +249,11 @@ fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
         migration_sql,
         rollback_sql,
         prisma: prisma_files(&folder.join("prisma"), folder)?,
+        explanations: a
+            .explanations
+            .iter()
+            .map(|e| (e.query.clone(), e.text.clone()))
+            .collect(),
     })
 }
 

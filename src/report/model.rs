@@ -145,6 +145,8 @@ pub struct AdviceView {
     pub rollback_sql: String,
     /// Files under `prisma/`: (path relative to the folder, contents).
     pub prisma: Vec<(String, String)>,
+    /// Why each query got an index or did not: (query, explanation).
+    pub explanations: Vec<(String, String)>,
 }
 
 /// One recommended index.

@@ -88,8 +88,10 @@ pub fn render_all(model: &ReportModel) -> Result<Vec<Plot>> {
         out.push(Plot {
             key: "p99".into(),
             file_name: "p99-over-time.svg".into(),
-            title: "p99 latency over time, per query".into(),
-            svg: p99_over_time(&model.queries)?,
+            title: format!(
+                "p99 latency over time, the {MAX_SERIES} queries with the most total time"
+            ),
+            svg: p99_over_time(&top_by_time(&model.queries), model.interval_seconds)?,
         });
     }
     if let Some(advice) = &model.advice {
@@ -441,18 +443,39 @@ fn throughput(queries: &[QuerySummary], interval_seconds: f64) -> Result<String>
     Ok(svg)
 }
 
-fn p99_over_time(queries: &[QuerySummary]) -> Result<String> {
-    let title = "p99 latency over time, per query";
+/// Most lines one over-time plot draws: past it colours repeat and no
+/// reader can follow one query.
+pub const MAX_SERIES: usize = 8;
+
+/// The [`MAX_SERIES`] queries with the most total time (count × mean).
+pub fn top_by_time(queries: &[QuerySummary]) -> Vec<QuerySummary> {
+    let mut by_time: Vec<&QuerySummary> = queries.iter().collect();
+    let total = |q: &QuerySummary| q.count as f64 * q.latency.mean_us;
+    by_time.sort_by(|a, b| total(b).total_cmp(&total(a)));
+    by_time.into_iter().take(MAX_SERIES).cloned().collect()
+}
+
+/// One query's p99 per interval (t = the interval's end), full intervals
+/// only: a partial one (the run's last moments) holds a few fast requests
+/// and would draw a misleading drop.
+pub fn p99_points(q: &QuerySummary, interval_seconds: f64) -> Vec<(f64, f64)> {
+    let mut previous_end = 0.0;
+    q.intervals
+        .iter()
+        .filter_map(|s| {
+            let length = s.t - previous_end;
+            previous_end = s.t;
+            (s.count > 0 && length >= interval_seconds * 0.95).then(|| (s.t, log_ms(s.p99_us)))
+        })
+        .collect()
+}
+
+fn p99_over_time(queries: &[QuerySummary], interval_seconds: f64) -> Result<String> {
+    let title = "p99 latency over time (top queries by total time)";
     let err = plot_error(title);
     let series: Vec<Vec<(f64, f64)>> = queries
         .iter()
-        .map(|q| {
-            q.intervals
-                .iter()
-                .filter(|s| s.count > 0)
-                .map(|s| (s.t, log_ms(s.p99_us)))
-                .collect()
-        })
+        .map(|q| p99_points(q, interval_seconds))
         .collect();
     let (y_lo, y_hi) = series
         .iter()

@@ -67,6 +67,7 @@ struct ParamSpec {
     float: Option<[f64; 2]>,
     dist: Option<Dist>,
     days_ago: Option<[f64; 2]>,
+    days_from_now: Option<[f64; 2]>,
     choice: Option<Vec<toml::Value>>,
     #[serde(rename = "ref")]
     reference: Option<String>,
@@ -106,7 +107,8 @@ pub enum Param {
         /// Shape.
         dist: Dist,
     },
-    /// A timestamp between `hi` and `lo` days before the dataset's epoch.
+    /// A timestamp between `hi` and `lo` days before the dataset's epoch
+    /// (negative: after it; `days_from_now = [a, b]` is `[-b, -a]`).
     DaysAgo {
         /// Nearest.
         lo: f64,
@@ -552,11 +554,22 @@ fn convert(p: ParamSpec) -> std::result::Result<Param, String> {
             Err(format!("float = [{lo}, {hi}]: lo > hi"))
         };
     }
+    // Signed: a negative bound is after the dataset's "today" (upcoming
+    // closes, renewals), as `days_from_now` says directly.
     if let Some([lo, hi]) = p.days_ago {
-        return if 0.0 <= lo && lo <= hi {
+        return if lo <= hi {
             Ok(Param::DaysAgo { lo, hi })
         } else {
-            Err(format!("days_ago = [{lo}, {hi}]: need 0 <= lo <= hi"))
+            Err(format!(
+                "days_ago = [{lo}, {hi}]: need lo <= hi (negative days are in the future)"
+            ))
+        };
+    }
+    if let Some([lo, hi]) = p.days_from_now {
+        return if lo <= hi {
+            Ok(Param::DaysAgo { lo: -hi, hi: -lo })
+        } else {
+            Err(format!("days_from_now = [{lo}, {hi}]: need lo <= hi"))
         };
     }
     if let Some(items) = p.choice {
@@ -582,6 +595,7 @@ fn check_one_kind(p: &ParamSpec) -> std::result::Result<(), String> {
         p.int.is_some(),
         p.float.is_some(),
         p.days_ago.is_some(),
+        p.days_from_now.is_some(),
         p.choice.is_some(),
         p.reference.is_some(),
         p.value.is_some(),
@@ -590,12 +604,12 @@ fn check_one_kind(p: &ParamSpec) -> std::result::Result<(), String> {
         1 => {}
         0 => {
             return Err(
-                "give one of tenant, sample, int, float, days_ago, choice, ref, value".into(),
+                "give one of tenant, sample, int, float, days_ago, days_from_now, choice, ref, value".into(),
             );
         }
         _ => {
             return Err(
-                "give only one of tenant, sample, int, float, days_ago, choice, ref, value".into(),
+                "give only one of tenant, sample, int, float, days_ago, days_from_now, choice, ref, value".into(),
             );
         }
     }

@@ -43,7 +43,7 @@ pub fn check_range(param: &Param) -> std::result::Result<(), String> {
             Err(format!("days_ago = [{lo}, {hi}]: give finite bounds"))
         }
         Param::DaysAgo { lo, hi } if lo.abs().max(hi.abs()) > MAX_DAYS_AGO => Err(format!(
-            "days_ago = [{lo}, {hi}]: at most {MAX_DAYS_AGO} days (about 1000 years) back"
+            "days_ago = [{lo}, {hi}]: at most {MAX_DAYS_AGO} days (about 1000 years) away"
         )),
         _ => Ok(()),
     }
@@ -595,6 +595,27 @@ mod tests {
             ts.starts_with("2025-12") || ts.starts_with("2025-11"),
             "{ts}"
         );
+    }
+
+    /// A workload could not ask for "closing in the next 30 days": every
+    /// draw was on or before the dataset's "today" (issue 16, item 7).
+    #[test]
+    fn negative_days_ago_are_after_the_epoch() {
+        let pools = Pools::for_bench(TenantPool::none());
+        let mut rng = Prng::for_parts(&[5]);
+        let epoch = pools.epoch.format("%Y-%m-%d").to_string();
+        let next_month = Param::DaysAgo {
+            lo: -30.0,
+            hi: -1.0,
+        };
+        for _ in 0..200 {
+            let Value::Text(ts) = pools.value(&next_month, &mut rng, "", &HashMap::new()) else {
+                panic!()
+            };
+            assert!(ts[..10] > *epoch, "{ts} not after {epoch}");
+        }
+        assert!(check_range(&Param::DaysAgo { lo: -30.0, hi: 0.0 }).is_ok());
+        assert!(check_range(&Param::DaysAgo { lo: -1e9, hi: 0.0 }).is_err());
     }
 
     #[test]
