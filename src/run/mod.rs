@@ -10,6 +10,7 @@ mod client;
 mod collect;
 pub mod conn;
 pub mod driver;
+pub mod normal;
 mod outcome;
 pub mod paired;
 pub mod pgstat;
