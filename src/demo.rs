@@ -240,6 +240,7 @@ async fn run_step(
         max_tries: 1,
         simple: false,
         quiet: false,
+        sequential: None,
     };
     let outcome = crate::run::run(&target, &options).await?;
     let path = crate::run::save_outcome(Some(folder), &outcome, access)?;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use super::values::{
-    Arrivals, CompareFormat, Metric, Protocol, ReportFormat, Trimmed, parse_duration,
-    parse_fraction,
+    Arrivals, CompareFormat, InconclusiveArg, Metric, Protocol, ReportFormat, Trimmed,
+    parse_duration, parse_fraction,
 };
 use crate::pg::TargetOptions;
 use crate::pg::private::PrivateOptions;
@@ -313,6 +313,10 @@ pub(super) struct CompareArgs {
     /// Seed of the separate-run bootstrap (the same seed gives the same verdict).
     #[arg(long, default_value_t = 1)]
     pub(super) seed: u64,
+    /// Exit code of an inconclusive verdict (an interval across the
+    /// threshold): 2 by default; `pass` exits 0, `fail` exits 1.
+    #[arg(long, value_enum)]
+    pub(super) inconclusive: Option<InconclusiveArg>,
 }
 
 #[derive(Debug, Args)]
@@ -435,6 +439,30 @@ pub(super) struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub(super) quiet: bool,
+    /// Sequential paired gate: look at the intervals every --look-every and
+    /// stop once every gated query is a regression or shows no regression,
+    /// at the latest after --max-duration (--duration is then ignored).
+    /// Repeated looks keep the false-alarm rate (α spending, see README).
+    #[arg(long, requires = "candidate_url")]
+    pub(super) until_decided: bool,
+    /// --until-decided: the largest increase of the metric that is no regression.
+    #[arg(long, default_value = "10%", value_parser = parse_fraction)]
+    pub(super) threshold: f64,
+    /// --until-decided: the gated percentile.
+    #[arg(long, value_enum, default_value_t = Metric::P95)]
+    pub(super) metric: Metric,
+    /// --until-decided: no look before this much of the window.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub(super) min_duration: std::time::Duration,
+    /// --until-decided: the longest the window lasts.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub(super) max_duration: std::time::Duration,
+    /// --until-decided: time between looks.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(super) look_every: std::time::Duration,
+    /// --until-decided: gate only these queries (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub(super) gate_queries: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args)]

@@ -154,7 +154,9 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         max_tries: args.max_tries,
         simple: args.protocol == Protocol::Simple,
         quiet: args.quiet,
+        sequential: None,
     };
+    let options = sequential_options(&args, options);
     crate::run::check_options(&options)?;
     let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
     crate::run::check_room(args.out.as_deref(), ctx.workload(), &options)?;
@@ -173,6 +175,24 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         out(format!("{line}\n"))?;
     }
     Ok(outcome.exit_code())
+}
+
+/// `--until-decided`: the window lasts at most --max-duration.
+fn sequential_options(
+    args: &RunArgs,
+    mut options: crate::run::RunOptions,
+) -> crate::run::RunOptions {
+    if args.until_decided {
+        options.duration = args.max_duration;
+        options.sequential = Some(crate::run::sequential::SequentialOptions {
+            threshold: args.threshold,
+            metric: args.metric.into(),
+            min: args.min_duration,
+            look_every: args.look_every.max(std::time::Duration::from_secs(1)),
+            gate_queries: args.gate_queries.clone(),
+        });
+    }
+    options
 }
 
 pub(super) async fn explain_command(
@@ -275,6 +295,7 @@ pub(super) fn compare_command(args: CompareArgs) -> Result<u8> {
         fail_on_plan_change: args.fail_on_plan_change,
         candidate_plans: args.candidate_plans,
         seed: args.seed,
+        inconclusive: args.inconclusive.map(Into::into).unwrap_or_default(),
     })?;
     let markdown = crate::compare::render::markdown(&comparison);
     match args.format {

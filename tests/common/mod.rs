@@ -150,6 +150,7 @@ pub fn options(workload: &str, seconds: f64) -> crmbench::run::RunOptions {
         max_tries: 1,
         simple: false,
         quiet: true,
+        sequential: None,
     }
 }
 
