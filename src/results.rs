@@ -83,7 +83,8 @@ pub struct SequentialRecord {
     pub gated: Vec<String>,
     /// Each look, in order.
     pub looks: Vec<Look>,
-    /// "decided" (every gated query decided) or "max_duration".
+    /// "decided" (every gated query decided), "regression" (one gated query
+    /// regressed: the gate fails whatever the rest show) or "max_duration".
     pub stopped: String,
 }
 

@@ -118,7 +118,8 @@ impl Metric {
         }
     }
 
-    fn quantile(self) -> f64 {
+    /// 0.50, 0.95 or 0.99.
+    pub fn quantile(self) -> f64 {
         match self {
             Metric::P50 => 0.50,
             Metric::P95 => 0.95,

@@ -379,10 +379,10 @@ fn sequential_line(s: &crate::results::SequentialRecord, seconds: f64) -> String
     format!(
         "crmbench: sequential gate {} after {seconds:.0} s ({} looks): {} of {} gated \
          quer{} undecided; `crmbench compare` on this run folder gives the verdict",
-        if s.stopped == "decided" {
-            "decided"
-        } else {
-            "reached --max-duration"
+        match s.stopped.as_str() {
+            "decided" => "decided every gated query",
+            "regression" => "found a regression",
+            _ => "reached --max-duration",
         },
         s.looks.len(),
         undecided,

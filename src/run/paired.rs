@@ -15,7 +15,7 @@ use crate::results::{RatioCi, Ratios};
 use crate::rng::Prng;
 
 /// Bootstrap resamples for the standard error of each log ratio.
-pub const RESAMPLES: usize = 300;
+pub const RESAMPLES: usize = 200;
 /// Pairs kept per query per block (reservoir).
 pub const MAX_PAIRS: usize = 2_000;
 /// Most pairs one bootstrap resamples: beyond it, every block is thinned by
@@ -87,6 +87,44 @@ pub fn ratios(blocks: &[Block], level: f64, seed: u64) -> Option<Ratios> {
 /// sampling distribution close to symmetric. `level` is only recorded.
 /// `None` with fewer than 20 pairs or 3 blocks.
 pub fn ratios_z(blocks: &[Block], z: f64, level: f64, seed: u64) -> Option<Ratios> {
+    let (thinned, pairs) = prepare(blocks)?;
+    let mut scratch = (
+        Vec::with_capacity(pairs.len()),
+        Vec::with_capacity(pairs.len()),
+    );
+    let qs = [0.50, 0.95, 0.99];
+    let point: Vec<f64> = qs
+        .iter()
+        .map(|&q| ratio_at(&pairs, q, &mut scratch.0, &mut scratch.1))
+        .collect();
+    let logs = resample_logs(&thinned, &qs, seed, &mut scratch);
+    let ci = |i: usize| normal_ci(point[i], &logs[i], z);
+    Some(Ratios {
+        level,
+        pairs: pairs.len(),
+        p50: ci(0),
+        p95: ci(1),
+        p99: ci(2),
+    })
+}
+
+/// The interval of one quantile `q` only, as [`ratios_z`] gives it (the
+/// same resamples: a look of a sequential run costs a third).
+pub fn ratio_ci(blocks: &[Block], q: f64, z: f64, seed: u64) -> Option<RatioCi> {
+    let (thinned, pairs) = prepare(blocks)?;
+    let mut scratch = (
+        Vec::with_capacity(pairs.len()),
+        Vec::with_capacity(pairs.len()),
+    );
+    let point = ratio_at(&pairs, q, &mut scratch.0, &mut scratch.1);
+    let logs = resample_logs(&thinned, &[q], seed, &mut scratch);
+    Some(normal_ci(point, &logs[0], z))
+}
+
+/// Per client its blocks thinned for the bootstrap, and every pair; `None`
+/// with fewer than 20 pairs or 3 blocks.
+#[allow(clippy::type_complexity)]
+fn prepare(blocks: &[Block]) -> Option<(Vec<Vec<Vec<(u32, u32)>>>, Vec<(u32, u32)>)> {
     let clients = by_client(blocks);
     let n_blocks: usize = clients.iter().map(Vec::len).sum();
     let total: usize = clients.iter().flatten().map(|b| b.len()).sum();
@@ -108,21 +146,7 @@ pub fn ratios_z(blocks: &[Block], z: f64, level: f64, seed: u64) -> Option<Ratio
         .flatten()
         .flat_map(|b| b.iter().copied())
         .collect();
-    let mut scratch = (Vec::with_capacity(total), Vec::with_capacity(total));
-    let qs = [0.50, 0.95, 0.99];
-    let point: Vec<f64> = qs
-        .iter()
-        .map(|&q| ratio_at(&pairs, q, &mut scratch.0, &mut scratch.1))
-        .collect();
-    let logs = resample_logs(&thinned, &qs, seed, &mut scratch);
-    let ci = |i: usize| normal_ci(point[i], &logs[i], z);
-    Some(Ratios {
-        level,
-        pairs: pairs.len(),
-        p50: ci(0),
-        p95: ci(1),
-        p99: ci(2),
-    })
+    Some((thinned, pairs))
 }
 
 /// Each client's non-empty blocks, clients in order.
@@ -323,6 +347,16 @@ mod tests {
         let expect = crate::run::normal::z_two_sided(1.0 - 0.05 / 23.0) / 1.959_964;
         assert!((half(wide) / half(narrow) - expect).abs() < 1e-6);
         assert!(wide.lo.is_finite() && wide.hi.is_finite());
+    }
+
+    /// A sequential look computes one quantile; the file's interval at the
+    /// same critical value must be the very same one.
+    #[test]
+    fn one_quantile_interval_is_the_one_of_all_three() {
+        let blocks = stream(1.1, 3, 4, 40, 9);
+        let all = ratios_z(&blocks, 2.5, 0.0, 4).unwrap();
+        assert_eq!(ratio_ci(&blocks, 0.95, 2.5, 4).unwrap(), all.p95);
+        assert_eq!(ratio_ci(&blocks, 0.50, 2.5, 4).unwrap(), all.p50);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Sequential paired runs (`run --until-decided`): the run looks at its
 //! paired intervals every `--look-every` from `--min-duration` on, and stops
 //! as soon as every gated query is decided — a *regression* (its whole
-//! interval above 1 + threshold) or *no regression* (below it) — or at
+//! interval above 1 + threshold) or *no regression* (below it) — or as soon
+//! as one is a regression (the gate fails whatever the rest show), or at
 //! `--max-duration`, leaving the rest *inconclusive*.
 //!
 //! Looking again and again at an interval made for one look would inflate
@@ -82,7 +83,7 @@ pub struct Looker {
     t_prev: f64,
     last_look: Option<f64>,
     looks: Vec<Look>,
-    decided: bool,
+    stopped: Option<&'static str>,
 }
 
 impl Looker {
@@ -124,7 +125,7 @@ impl Looker {
             t_prev: 0.0,
             last_look: None,
             looks: Vec::new(),
-            decided: false,
+            stopped: None,
         })
     }
 
@@ -149,16 +150,18 @@ impl Looker {
         self.t_prev = frac;
         self.last_look = Some(t);
         let mut undecided = 0;
+        let mut regression = false;
         let mut intervals = Vec::with_capacity(self.gated.len());
         for (i, name) in &self.gated {
-            let ci = pairs.get(*i).and_then(|blocks| {
-                paired::ratios_z(blocks, z, 0.0, self.seed ^ *i as u64)
-                    .map(|r| self.opts.metric.of_ratios(&r))
-            });
+            let q = self.opts.metric.quantile();
+            let ci = pairs
+                .get(*i)
+                .and_then(|blocks| paired::ratio_ci(blocks, q, z, self.seed ^ *i as u64));
             let v = verdict::judge(ci.as_ref(), ci.is_some(), self.opts.threshold);
             if !v.decided() {
                 undecided += 1;
             }
+            regression |= v == QueryVerdict::Regression;
             let (lo, hi) = ci.map_or((f64::NAN, f64::NAN), |c| (c.lo, c.hi));
             intervals.push((name.clone(), lo, hi));
         }
@@ -168,8 +171,17 @@ impl Looker {
             undecided,
             intervals,
         });
-        self.decided = undecided == 0;
-        self.decided
+        // A regression decides the gate whatever the other queries show;
+        // the intervals are valid at any stopping time, so stopping there
+        // costs no error rate and saves the rest of --max-duration.
+        self.stopped = if undecided == 0 {
+            Some("decided")
+        } else if regression {
+            Some("regression")
+        } else {
+            None
+        };
+        self.stopped.is_some()
     }
 
     /// The progress line of the last look.
@@ -228,12 +240,7 @@ impl Looker {
             look_every_seconds: self.opts.look_every.as_secs_f64(),
             gated: self.gated.iter().map(|(_, n)| n.clone()).collect(),
             looks: self.looks.clone(),
-            stopped: if self.decided {
-                "decided"
-            } else {
-                "max_duration"
-            }
-            .into(),
+            stopped: self.stopped.unwrap_or("max_duration").into(),
         }
     }
 }
