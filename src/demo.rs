@@ -241,6 +241,9 @@ async fn run_step(
         simple: false,
         quiet: false,
         sequential: None,
+        pooler_url: None,
+        replica_urls: Vec::new(),
+        private_replicas: false,
     };
     let outcome = crate::run::run(&target, &options).await?;
     let path = crate::run::save_outcome(Some(folder), &outcome, access)?;

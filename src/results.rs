@@ -54,6 +54,10 @@ pub struct Results {
     /// the transactions the outage failed are counted per query.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reconnect_errors: BTreeMap<String, u64>,
+    /// Read routing to replicas: which queries they served, stale reads of
+    /// own writes, replay lag over time (absent without replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<crate::run::replicas::ReplicationInfo>,
     /// A sequential paired run (`run --until-decided`): its method, looks and
     /// decisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +155,10 @@ pub struct DriverInfo {
     pub interval_seconds: f64,
     /// Whether baseline and candidate ran paired.
     pub paired: bool,
+    /// The pooler the baseline clients went through (password redacted),
+    /// when they did not connect to the server directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<String>,
 }
 
 /// One query's figures.

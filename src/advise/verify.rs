@@ -231,6 +231,9 @@ fn paired_run(opts: &VerifyOptions, candidate_db: &str) -> RunOptions {
         simple: false,
         quiet: true,
         sequential: None,
+        pooler_url: None,
+        replica_urls: Vec::new(),
+        private_replicas: false,
     }
 }
 

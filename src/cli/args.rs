@@ -147,7 +147,7 @@ pub(super) enum Command {
     /// Writes results.json into the run folder, also when the run ends early
     /// (marked partial). Exit codes: 0 done, 1 a query's error rate exceeded
     /// --max-error-rate or the --self-check failed, 2 an error.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Capture executed plans of every query, with findings, into plans.json.
     ///
     /// Every query's executed plan, for a big and a small tenant, as
@@ -463,6 +463,40 @@ pub(super) struct RunArgs {
     /// --until-decided: gate only these queries (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     pub(super) gate_queries: Option<Vec<String>>,
+    /// Send the benchmark clients through the PgBouncer that `crmbench pg
+    /// start --pooler` started in front of the private server (transaction
+    /// mode; needs --protocol simple: PgBouncer 1.18 cannot keep prepared
+    /// statements there). crmbench's own statistics sessions still connect
+    /// directly. results.json records the pooler under driver.pooler.
+    #[arg(long, conflicts_with = "pooler_url")]
+    pub(super) pooler: bool,
+    /// Send the benchmark clients through the pooler at this URL (e.g. a
+    /// PgBouncer in front of a server elsewhere): its user, password
+    /// and database are used as given. A workload that needs SET ROLE is
+    /// refused (session state leaks between clients under transaction
+    /// pooling).
+    #[arg(long, value_name = "URL")]
+    pub(super) pooler_url: Option<String>,
+    /// Measure the pooler's pool size: for each size (e.g. 4,8,16,32) restart
+    /// the private PgBouncer with that default_pool_size and run the workload
+    /// for --duration at --clients, then print tps and p99 per size and
+    /// advise the knee — the smallest pool reaching 95% of the best tps —
+    /// with the curve in pool-sizes.json and pool-sizes.svg of the run folder.
+    #[arg(long, value_delimiter = ',', value_name = "N,N,…", requires = "pooler")]
+    pub(super) pool_sizes: Vec<u32>,
+    /// A read replica (repeatable): read queries (kind = "read", or route =
+    /// "replica" in the workload) go to the replicas, client c to replica
+    /// c mod n; writes go to the target. Without it, the private server's
+    /// running replicas (`pg start --replicas N`) are used. results.json
+    /// records which queries the replicas served, stale reads of a client's
+    /// own writes (queries marked reads_own_writes) and the replay lag per
+    /// interval. Not with a paired run.
+    #[arg(long = "replica-url", value_name = "URL")]
+    pub(super) replica_urls: Vec<String>,
+    /// Send every query to the target even when the private server has
+    /// running replicas.
+    #[arg(long, conflicts_with = "replica_urls")]
+    pub(super) no_replicas: bool,
 }
 
 #[derive(Debug, Args)]
@@ -491,7 +525,26 @@ pub(super) struct GenerateArgs {
 pub(super) enum PgCommand {
     /// Start the private server, initialising it on first use. Idempotent: a
     /// running server is reused. Creates the roles and the `crmbench` database.
-    Start,
+    Start {
+        /// Also start PgBouncer (the packaged one) in transaction mode in
+        /// front of the server, as the server's OS user, on its own socket
+        /// folder and a free loopback port; `run --pooler` then sends the
+        /// benchmark clients through it. A pooler crmbench started before is
+        /// replaced. `pg stop` stops it.
+        #[arg(long)]
+        pooler: bool,
+        /// PgBouncer's default_pool_size: server connections per database
+        /// and user (PgBouncer's own default is 20).
+        #[arg(long, default_value_t = 20, value_name = "N", requires = "pooler")]
+        pool_size: u32,
+        /// Also start N streaming replicas (pg_basebackup, hot standby) on
+        /// loopback, each in <data-dir>/replica-K on its own port. The server
+        /// is restarted once with wal_level = replica and WAL senders (loads
+        /// are slower there; results files record wal_level). `run` then
+        /// routes read queries to them; `pg status` shows their lag.
+        #[arg(long, value_name = "N")]
+        replicas: Option<usize>,
+    },
     /// Stop the private server crmbench started (never any other server).
     Stop,
     /// Say whether the private server runs, where, and which settings are in force.

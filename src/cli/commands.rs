@@ -19,7 +19,20 @@ use crate::workload::context::WorkloadContext;
 /// The text a `pg` command prints.
 pub(super) async fn pg_command(cmd: PgCommand, opts: &TargetOptions) -> Result<String> {
     match cmd {
-        PgCommand::Start => pg::manage::start(opts).await,
+        PgCommand::Start {
+            pooler,
+            pool_size,
+            replicas,
+        } => {
+            let mut text = pg::manage::start(opts).await?;
+            if let Some(n) = replicas {
+                text.push_str(&pg::manage::start_replicas(opts, n).await?);
+            }
+            if pooler {
+                text.push_str(&pg::manage::start_pooler(opts, pool_size)?);
+            }
+            Ok(text)
+        }
         PgCommand::Stop => pg::manage::stop(opts),
         PgCommand::Status => pg::manage::status(opts).await,
         PgCommand::Url { app } => pg::manage::url(opts, app),
@@ -113,6 +126,61 @@ pub(super) async fn generate_command(
     Ok(())
 }
 
+/// Where the benchmark clients connect when a pooler is asked for: the
+/// private PgBouncer (`--pooler`, which must be running) or `--pooler-url`.
+fn pooler_url(args: &RunArgs, target: &Target) -> Result<Option<String>> {
+    if !args.pooler {
+        return Ok(args.pooler_url.clone());
+    }
+    let Target::Private { server, database } = target else {
+        return Err(Error::Usage {
+            message: "--pooler means the PgBouncer crmbench starts in front of its private server"
+                .into(),
+            fix: "for a pooler in front of a --database-url server pass --pooler-url URL".into(),
+        });
+    };
+    if args.protocol != Protocol::Simple {
+        return Err(Error::Usage {
+            message: "PgBouncer 1.18 in transaction mode cannot keep prepared statements \
+                      (they belong to a server connection the next transaction may not get; \
+                      1.21+ can with max_prepared_statements)"
+                .into(),
+            fix: "add --protocol simple".into(),
+        });
+    }
+    match crate::pg::pooler::Pooler::open(server)? {
+        Some(p) if p.is_running() => Ok(Some(p.url(crate::pg::roles::APP, database))),
+        _ => Err(Error::State {
+            message: "no PgBouncer is running in front of the private server".into(),
+            fix: "crmbench pg start --pooler".into(),
+        }),
+    }
+}
+
+/// `run --pooler --pool-sizes …`: the sweep, its table, curve and advice.
+async fn pool_sizes_command(
+    args: &RunArgs,
+    target: &Target,
+    options: &crate::run::RunOptions,
+    access: Access,
+) -> Result<u8> {
+    let Target::Private { server, .. } = target else {
+        return Err(Error::Internal {
+            message: "--pool-sizes without the private pooler".into(),
+            fix: String::new(),
+        });
+    };
+    crate::run::check_options(options)?;
+    let ctx = WorkloadContext::prepare(target, &args.workload).await?;
+    let curve =
+        crate::run::poolsize::sweep(&ctx, target, server, &args.pool_sizes, options).await?;
+    let folder = crate::runfolder::RunFolder::prepare(args.out.as_deref(), "pool-sizes", access)?;
+    folder.write(&curve)?;
+    folder.write_text("pool-sizes.svg", &crate::run::poolsize::plot(&curve)?)?;
+    out(crate::run::poolsize::render(&curve, folder.path()))?;
+    Ok(EXIT_OK)
+}
+
 pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Access) -> Result<u8> {
     // A workload file that cannot be read is refused before any server starts.
     crate::workload::Workload::load(&args.workload)?;
@@ -154,9 +222,15 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         max_tries: args.max_tries,
         simple: args.protocol == Protocol::Simple,
         quiet: args.quiet,
+        pooler_url: pooler_url(&args, &target)?,
+        replica_urls: args.replica_urls.clone(),
+        private_replicas: !args.no_replicas,
         sequential: None,
     };
     let options = sequential_options(&args, options);
+    if !args.pool_sizes.is_empty() {
+        return pool_sizes_command(&args, &target, &options, access).await;
+    }
     crate::run::check_options(&options)?;
     let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
     crate::run::check_room(args.out.as_deref(), ctx.workload(), &options)?;

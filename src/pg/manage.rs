@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
+use super::pooler::Pooler;
 use super::private::{self, PrivateServer, StartOutcome};
+use super::replicas;
 use super::{Target, TargetOptions, connect, roles, settings};
 use crate::error::{Error, Result};
 
@@ -91,23 +93,90 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
-/// `pg stop`: stop the private server if crmbench started one here.
+/// `pg start --replicas N`: streaming replicas of the (running) private server.
+pub async fn start_replicas(opts: &TargetOptions, n: usize) -> Result<String> {
+    refuse_external(opts, "start --replicas")?;
+    let (target, _) = Target::resolve(opts, false)?;
+    let Target::Private { server, .. } = &target else {
+        return Ok(String::new());
+    };
+    let mut out = String::new();
+    if replicas::enable_on_primary(server, n).await? {
+        let _ = writeln!(
+            out,
+            "crmbench: restarted the server with wal_level = replica for streaming \
+             replication (loads are slower now; results record wal_level)"
+        );
+    }
+    for r in replicas::start(server, n)? {
+        let _ = writeln!(
+            out,
+            "crmbench: {} (hot standby) running on port {} (data: {})",
+            r.name(),
+            r.server.port(),
+            r.server.base_dir().display()
+        );
+    }
+    Ok(out)
+}
+
+/// `pg start --pooler`: PgBouncer in front of the (running) private server.
+pub fn start_pooler(opts: &TargetOptions, pool_size: u32) -> Result<String> {
+    refuse_external(opts, "start --pooler")?;
+    let (target, _) = Target::resolve(opts, false)?;
+    let Target::Private { server, database } = &target else {
+        return Ok(String::new());
+    };
+    let pooler = Pooler::start(server, pool_size)?;
+    let state = pooler.state();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "crmbench: {} started in transaction mode, pool size {} (port {}, folder {})",
+        state.version,
+        state.pool_size,
+        state.port,
+        pooler.dir().display()
+    );
+    let _ = writeln!(out, "  app URL:   {}", pooler.url(roles::APP, database));
+    let _ = writeln!(
+        out,
+        "  use it:    crmbench run --pooler --protocol simple …  (PgBouncer before 1.21 cannot keep prepared statements in transaction mode)"
+    );
+    Ok(out)
+}
+
+/// `pg stop`: stop the private server if crmbench started one here (and the
+/// pooler in front of it first).
 pub fn stop(opts: &TargetOptions) -> Result<String> {
     refuse_external(opts, "stop")?;
     let Some(server) = PrivateServer::open(&opts.private)? else {
         return Ok("crmbench: no private server here; nothing to stop\n".into());
     };
-    Ok(if server.stop()? {
-        format!(
-            "crmbench: private server on port {} stopped\n",
-            server.port()
-        )
-    } else {
-        format!(
-            "crmbench: private server on port {} was not running\n",
-            server.port()
-        )
-    })
+    let mut said = String::new();
+    for name in replicas::stop_all(&server)? {
+        said.push_str(&format!("crmbench: {name} stopped\n"));
+    }
+    if let Some(pooler) = Pooler::open(&server)? {
+        if pooler.stop()? {
+            said = format!(
+                "crmbench: PgBouncer on port {} stopped\n",
+                pooler.state().port
+            );
+        }
+    }
+    Ok(said
+        + &if server.stop()? {
+            format!(
+                "crmbench: private server on port {} stopped\n",
+                server.port()
+            )
+        } else {
+            format!(
+                "crmbench: private server on port {} was not running\n",
+                server.port()
+            )
+        })
 }
 
 /// `pg url`: a URL psql accepts, as the superuser or (`app`) the application role.
@@ -142,7 +211,23 @@ pub async fn status(opts: &TargetOptions) -> Result<String> {
     };
     let running = server.is_running()?;
     describe_server(&mut out, &server, running);
+    if let Some(pooler) = Pooler::open(&server)? {
+        let st = pooler.state();
+        let _ = writeln!(
+            out,
+            "  pooler:      {} ({}, transaction mode, pool size {}, port {})",
+            if pooler.is_running() {
+                "running"
+            } else {
+                "stopped"
+            },
+            st.version,
+            st.pool_size,
+            st.port
+        );
+    }
     if running {
+        out.push_str(&replica_lines(&server).await?);
         out.push_str(&settings_in_force(server).await?);
     }
     Ok(out)
@@ -173,6 +258,36 @@ fn describe_server(out: &mut String, server: &PrivateServer, running: bool) {
         "  admin URL:   {}",
         server.url(private::SUPERUSER, private::DATABASE)
     );
+}
+
+/// One line per replica: running or not, port, replay lag.
+async fn replica_lines(server: &PrivateServer) -> Result<String> {
+    let list = replicas::list(server)?;
+    if list.is_empty() {
+        return Ok(String::new());
+    }
+    let admin = connect(&Target::private(server.clone()).admin_to("postgres")).await?;
+    let lag = replicas::lag(&admin).await?;
+    let mut out = String::new();
+    for r in list {
+        let seen = lag.iter().find(|(name, _, _)| *name == r.name());
+        let state = match (r.server.is_running()?, seen) {
+            (true, Some((_, bytes, ms))) => format!(
+                "streaming, {bytes} bytes behind{}",
+                ms.map(|m| format!(", replay lag {m:.1} ms"))
+                    .unwrap_or_default()
+            ),
+            (true, None) => "running, not streaming".into(),
+            (false, _) => "stopped".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  replica {}:   port {}, {state}",
+            r.index,
+            r.server.port()
+        );
+    }
+    Ok(out)
 }
 
 async fn settings_in_force(server: PrivateServer) -> Result<String> {

@@ -264,7 +264,7 @@ impl PrivateServer {
         Ok(())
     }
 
-    fn write_state(&self) -> Result<()> {
+    pub(crate) fn write_state(&self) -> Result<()> {
         let path = self.base.join("cluster.json");
         let text = serde_json::to_string_pretty(&self.state).map_err(|e| Error::Json {
             action: "serializing",
@@ -364,7 +364,7 @@ impl PrivateServer {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    fn run_tool(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<Output> {
+    pub(crate) fn run_tool(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<Output> {
         let path = self.state.binaries.program(program);
         let mut cmd = Command::new(&path);
         cmd.args(args)
@@ -381,6 +381,42 @@ impl PrivateServer {
             cmd.uid(u.uid).gid(u.gid);
         }
         cmd.output().map_err(|e| Error::io("running", path, e))
+    }
+
+    /// Another cluster of the same binaries and OS user in `base` on `port`
+    /// (a streaming replica of this one): its `cluster.json` is written by
+    /// the caller once its data folder exists.
+    pub(crate) fn sibling(&self, base: PathBuf, port: u16) -> PrivateServer {
+        let mut state = self.state.clone();
+        state.port = port;
+        state.created_at = chrono::Utc::now().to_rfc3339();
+        PrivateServer {
+            base,
+            state,
+            user: self.user.clone(),
+        }
+    }
+
+    /// `program` as a command run as the server's OS user (when crmbench
+    /// runs as root), from the base folder: helpers the server user owns
+    /// (the pooler) start the way the server does.
+    pub(crate) fn command_as_server(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.stdin(Stdio::null())
+            .env("LC_ALL", "C")
+            .current_dir(&self.base);
+        if let Some(u) = &self.user {
+            cmd.uid(u.uid).gid(u.gid);
+        }
+        cmd
+    }
+
+    /// Hand `path` to the server's OS user (when crmbench runs as root).
+    pub(crate) fn give_to_server_user(&self, path: &Path) -> Result<()> {
+        match &self.user {
+            Some(u) => chown(path, u),
+            None => Ok(()),
+        }
     }
 
     /// The base folder.

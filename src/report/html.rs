@@ -98,6 +98,7 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         model.advice.as_ref(),
         model.environment.stats_missing.as_deref(),
     );
+    super::replication::html(&mut h, model.replication.as_ref());
     h.push_str(
         "<footer><p class=\"missing\">Written by <code>crmbench report</code> from the files of \
          the run folder; no database was opened.</p></footer>\n</body>\n</html>\n",

@@ -98,6 +98,7 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         }
     }
     drops(&mut m, advice, env.stats_missing.as_deref());
+    super::replication::markdown(&mut m, model.replication.as_ref());
     m
 }
 

@@ -11,6 +11,7 @@ pub mod json;
 pub mod markdown;
 pub mod model;
 pub mod plots;
+pub mod replication;
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +70,7 @@ pub fn load(folder: &Path) -> Result<ReportModel> {
         interval_seconds: results.driver.interval_seconds,
         plans: plans.map(|p| findings_view(&p)),
         advice,
+        replication: results.replication.clone(),
     })
 }
 

@@ -23,6 +23,8 @@ pub struct ReportModel {
     pub plans: Option<Vec<QueryFindings>>,
     /// The advisor's output; `None` when advice.json was not captured.
     pub advice: Option<AdviceView>,
+    /// Read routing to replicas, when the run had replicas.
+    pub replication: Option<crate::run::replicas::ReplicationInfo>,
 }
 
 /// Where and how the run was measured.

@@ -43,23 +43,36 @@ pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared
         let qi = picker.pick(&mut rng);
         let query = &config.workload.queries[qi];
         let (tenant, values) = draw(query, &config.pools, &mut rng, &no_refs);
+        let routed = sides.replica.is_some() && query.to_replica();
+        if routed && query.reads_own_writes {
+            sides.await_own_write(&shared).await;
+        }
         let results = sides
             .run(qi, query, &tenant, &values, config.max_tries, &mut rng)
             .await;
+        sides.after(query, routed, &results, &shared).await;
         let paired = sides.candidate.is_some();
         let lost = record(&shared.slots[t], c, qi, intended, paired, &results);
         shared.done.fetch_add(1, Ordering::Relaxed);
         // A killed backend or dropped connection: counted above, then reconnect.
-        if !sides.reconnect(lost, &config, &shared).await {
+        if !sides.reconnect(lost, routed, &config, &shared).await {
             return;
         }
     }
 }
 
-/// A client's connections: the baseline's, and the candidate's when paired.
+/// A client's connections: the baseline's, the candidate's when paired, and
+/// its read replica's when the run has replicas.
 struct Sides {
     baseline: Conn,
     candidate: Option<Conn>,
+    replica: Option<Conn>,
+    /// The primary's WAL position after this client's last write, when a
+    /// `reads_own_writes` query may follow.
+    last_write: Option<String>,
+    /// Whether any query reads its own writes (else positions are not taken).
+    tracks_writes: bool,
+    replica_index: usize,
 }
 
 impl Sides {
@@ -77,10 +90,55 @@ impl Sides {
             let baseline = initial(&config.baseline, workload, shared, simple).await?;
             (open_candidate(config, shared).await?, baseline)
         };
+        let replica_index = c % config.replicas.len().max(1);
+        let replica = match config.replicas.get(replica_index) {
+            Some(spec) => Some(initial(spec, workload, shared, simple).await?),
+            None => None,
+        };
         Some(Sides {
             baseline,
             candidate,
+            replica,
+            last_write: None,
+            tracks_writes: workload.queries.iter().any(|q| q.reads_own_writes),
+            replica_index,
         })
+    }
+
+    /// Before a read of this client's own writes on its replica: wait (and
+    /// count a stale read) until the replica has replayed the last write.
+    async fn await_own_write(&self, shared: &Shared) {
+        if let (Some(replica), Some(lsn)) = (&self.replica, &self.last_write) {
+            let limit = Duration::from_secs(30);
+            super::replicas::await_visible(
+                replica.client(),
+                lsn,
+                &shared.stale,
+                limit,
+                &shared.stop,
+            )
+            .await;
+        }
+    }
+
+    /// After a transaction: count what a replica served, and note the
+    /// primary's WAL position after a write that later reads may need.
+    async fn after(
+        &mut self,
+        query: &Query,
+        routed: bool,
+        results: &[Option<SideResult>; 2],
+        shared: &Shared,
+    ) {
+        if routed {
+            shared.stale.served.fetch_add(1, Ordering::Relaxed);
+        } else if self.tracks_writes
+            && self.replica.is_some()
+            && query.kind == crate::workload::Kind::Write
+            && matches!(&results[0], Some((Ok(_), _)))
+        {
+            self.last_write = super::replicas::primary_position(self.baseline.client()).await;
+        }
     }
 
     /// Run the transaction on each side, in random order when paired;
@@ -100,6 +158,8 @@ impl Sides {
             let is_candidate = (side == 0) == candidate_first;
             let conn = if is_candidate {
                 self.candidate.as_mut()
+            } else if query.to_replica() && self.replica.is_some() {
+                self.replica.as_mut()
             } else {
                 Some(&mut self.baseline)
             };
@@ -113,9 +173,23 @@ impl Sides {
     /// Replace the connections `lost` says were lost (`[baseline,
     /// candidate]`); false when the client must end (the run stopped, or
     /// the server cannot be reached any more).
-    async fn reconnect(&mut self, lost: [bool; 2], config: &DriverConfig, shared: &Shared) -> bool {
+    async fn reconnect(
+        &mut self,
+        lost: [bool; 2],
+        routed: bool,
+        config: &DriverConfig,
+        shared: &Shared,
+    ) -> bool {
         let simple = config.simple;
-        if lost[0] {
+        if lost[0] && routed {
+            let Some(spec) = config.replicas.get(self.replica_index) else {
+                return false;
+            };
+            match open_with_retry(spec, &config.workload, shared, simple).await {
+                Some(c) => self.replica = Some(c),
+                None => return false,
+            }
+        } else if lost[0] {
             match open_with_retry(&config.baseline, &config.workload, shared, simple).await {
                 Some(c) => self.baseline = c,
                 None => return false,

@@ -129,6 +129,12 @@ impl Conn {
         })
     }
 
+    /// The driver connection, for crmbench's own bookkeeping queries (WAL
+    /// positions for read-your-writes), never for the workload's.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Run query `qi` once with `values[statement][param]` (refs resolved here).
     pub async fn run(
         &mut self,

@@ -57,6 +57,9 @@ pub struct DriverConfig {
     pub max_tries: u32,
     /// Simple protocol (text with literals) instead of prepared statements.
     pub simple: bool,
+    /// Read replicas: client `c` sends the queries routed to a replica to
+    /// `replicas[c % n]` (baseline side only).
+    pub replicas: Vec<ConnSpec>,
 }
 
 /// One query's figures for one side within an interval.
@@ -145,6 +148,8 @@ pub struct Shared {
     pub panicked: AtomicBool,
     /// Failed attempts to reconnect while the server was away, by code.
     pub reconnect_errors: Mutex<BTreeMap<String, u64>>,
+    /// Replica-served transactions and read-your-writes staleness.
+    pub stale: super::replicas::StaleCounters,
 }
 
 impl Shared {
@@ -159,6 +164,7 @@ impl Shared {
             fatal: Mutex::new(None),
             panicked: AtomicBool::new(false),
             reconnect_errors: Mutex::new(BTreeMap::new()),
+            stale: Default::default(),
         })
     }
 

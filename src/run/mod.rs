@@ -14,6 +14,8 @@ pub mod normal;
 mod outcome;
 pub mod paired;
 pub mod pgstat;
+pub mod poolsize;
+pub mod replicas;
 pub mod sequential;
 mod slots;
 mod window;
@@ -70,6 +72,14 @@ pub struct RunOptions {
     /// Sequential paired run (`--until-decided`): stop when every gated
     /// query is decided, at the latest after `duration` (`--max-duration`).
     pub sequential: Option<sequential::SequentialOptions>,
+    /// The benchmark clients (baseline side) connect through this pooler
+    /// (PgBouncer in transaction mode) instead of to the server; crmbench's
+    /// own statistics and admin sessions still go to the server directly.
+    pub pooler_url: Option<String>,
+    /// Read replicas the clients send read queries to (URLs).
+    pub replica_urls: Vec<String>,
+    /// Also use the private server's own replicas when it has running ones.
+    pub private_replicas: bool,
 }
 
 /// Run the workload at `opts.workload`. Results are returned even when the
@@ -149,13 +159,17 @@ async fn run_on(
     let mut stats = pgstat::StatsConn::open(&target.admin()).await?;
     let admin = stats.client();
     let candidate = candidate_target(target, opts)?;
-    let baseline_spec = ctx.spec_on(target);
+    let baseline_spec = match &opts.pooler_url {
+        Some(url) => pooled_spec(ctx, url)?,
+        None => ctx.spec_on(target),
+    };
     let candidate_spec = match (&candidate, opts.self_check) {
         (Some(c), _) => Some(ctx.spec_on(c)),
         (None, true) => Some(baseline_spec.clone()),
         (None, false) => None,
     };
     let paired = candidate_spec.is_some();
+    let replica_targets = replicas::targets(target, opts, paired)?;
     let threads = opts.threads.min(opts.clients);
     let config = DriverConfig {
         workload: ctx.shared_workload(),
@@ -169,6 +183,7 @@ async fn run_on(
         seed: opts.seed,
         max_tries: opts.max_tries.max(1),
         simple: opts.simple,
+        replicas: replica_targets.iter().map(|t| ctx.spec_on(t)).collect(),
     };
     let candidate_label = candidate.as_ref().map(|c| c.describe()).or_else(|| {
         opts.self_check
@@ -181,14 +196,54 @@ async fn run_on(
     if let Some(warning) = cores_warning(paired, opts.clients, available_cores()) {
         crate::console::err_line(warning);
     }
+    let lag = replicas::LagSampler::start(target, &replica_targets, opts).await?;
     let measured = window::measure(&mut stats, config, opts).await?;
+    let replication = match lag {
+        Some(sampler) => Some(replicas::ReplicationInfo::from_run(
+            replica_targets.iter().map(Target::describe).collect(),
+            ctx.workload()
+                .queries
+                .iter()
+                .filter(|q| q.to_replica())
+                .map(|q| q.name.clone())
+                .collect(),
+            &measured.stale,
+            sampler.finish(opts.warmup).await,
+        )),
+        None => None,
+    };
     let setup = outcome::Setup {
         threads,
         paired,
         server,
         dataset,
     };
-    Ok(outcome::assemble(ctx.workload(), opts, setup, measured))
+    let mut outcome = outcome::assemble(ctx.workload(), opts, setup, measured);
+    outcome.results.replication = replication;
+    Ok(outcome)
+}
+
+/// The workload's connection through the pooler at `url`. Session state
+/// does not survive transaction pooling, so a workload that needs `SET ROLE`
+/// after connecting is refused rather than leaking its role to others.
+fn pooled_spec(ctx: &WorkloadContext, url: &str) -> Result<pg::ConnSpec> {
+    let pooler = Target::resolve(
+        &pg::TargetOptions {
+            database_url: Some(url.to_string()),
+            ..Default::default()
+        },
+        false,
+    )?
+    .0;
+    let mut spec = ctx.spec_on(&pooler);
+    // Logging in as the workload's role needs no SET ROLE at all.
+    if spec.set_role.as_deref() == spec.config.get_user() {
+        spec.set_role = None;
+    }
+    if let Some(role) = &spec.set_role {
+        return Err(pg::pooler::role_refused(role));
+    }
+    Ok(spec)
 }
 
 /// The machine's cores (2 when unknown).

@@ -231,6 +231,7 @@ pub(super) fn assemble(
             warmup_seconds: opts.warmup.as_secs_f64(),
             interval_seconds: opts.interval.as_secs_f64(),
             paired: setup.paired,
+            pooler: opts.pooler_url.as_deref().map(crate::pg::redact::redact),
         },
         started_at: measured.started_at.to_rfc3339(),
         ended_at: chrono::Utc::now().to_rfc3339(),
@@ -242,6 +243,7 @@ pub(super) fn assemble(
         stats_missing: measured.stats_missing,
         reconnect_errors: measured.reconnect_errors,
         sequential: measured.looker.as_ref().map(|l| l.record()),
+        replication: None,
     };
     RunOutcome {
         results,

@@ -45,6 +45,8 @@ pub struct Measured {
     pub reconnect_errors: BTreeMap<String, u64>,
     /// The looks of a sequential run.
     pub looker: Option<Looker>,
+    /// What the read replicas served, and how stale.
+    pub stale: super::replicas::StaleCounters,
 }
 
 /// Run the driver with `config` and measure, as `opts` says; `stats` reads
@@ -119,6 +121,7 @@ pub async fn measure(
         stats_missing,
         reconnect_errors,
         looker,
+        stale: driver.shared.stale.snapshot(),
     })
 }
 

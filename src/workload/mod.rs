@@ -142,6 +142,20 @@ struct QuerySpec {
     sql: Option<Spanned<String>>,
     params: Option<Vec<ParamSpec>>,
     statements: Option<Vec<StatementSpec>>,
+    #[serde(default)]
+    route: Option<Route>,
+    #[serde(default)]
+    reads_own_writes: bool,
+}
+
+/// Where a query goes when the run has read replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// The primary (the default for writes).
+    Primary,
+    /// A read replica (the default for reads).
+    Replica,
 }
 
 fn one() -> u32 {
@@ -208,6 +222,23 @@ pub struct Query {
     pub statements: Vec<Statement>,
     /// Line of the `name` key in the file.
     pub line: usize,
+    /// `route`: where it goes when the run has replicas (`None`: reads to
+    /// a replica, writes to the primary).
+    pub route: Option<Route>,
+    /// It reads what the same client just wrote (view the order just
+    /// placed): on a replica, a read that comes before the replica has
+    /// replayed the client's last write is counted as stale.
+    pub reads_own_writes: bool,
+}
+
+impl Query {
+    /// Whether a run with replicas sends it to one.
+    pub fn to_replica(&self) -> bool {
+        match self.route {
+            Some(r) => r == Route::Replica,
+            None => self.kind == Kind::Read,
+        }
+    }
 }
 
 /// A validated workload.
@@ -408,6 +439,9 @@ impl SourceFile<'_> {
         if q.weight == 0 {
             return fail("weight must be at least 1");
         }
+        if q.reads_own_writes && (q.kind != Kind::Read || q.route == Some(Route::Primary)) {
+            return fail("reads_own_writes is for a read query a replica serves");
+        }
         let specs: Vec<(Spanned<String>, Vec<ParamSpec>)> = match (q.sql, q.statements) {
             (Some(sql), None) => vec![(sql, q.params.unwrap_or_default())],
             (None, Some(st)) if q.params.is_none() && !st.is_empty() => {
@@ -434,6 +468,8 @@ impl SourceFile<'_> {
             tenant: q.tenant,
             statements,
             line,
+            route: q.route,
+            reads_own_writes: q.reads_own_writes,
         })
     }
 

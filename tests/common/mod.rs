@@ -114,10 +114,13 @@ pub async fn generated(name: &str, scale: f64, seed: u64) -> Target {
 fn spawn_reaper(base: &std::path::Path) {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-         if [ -f '{b}/data/postmaster.pid' ]; then \
-           p=$(head -1 '{b}/data/postmaster.pid'); kill -QUIT \"$p\" 2>/dev/null; \
+         for f in '{b}'/data/postmaster.pid '{b}'/replica-*/data/postmaster.pid; do \
+           [ -f \"$f\" ] || continue; \
+           p=$(head -1 \"$f\"); kill -QUIT \"$p\" 2>/dev/null; \
            for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 \"$p\" 2>/dev/null || break; sleep 0.5; done; \
-         fi; rm -rf '{b}'",
+         done; \
+         if [ -f '{b}/pooler/pgbouncer.pid' ]; then kill \"$(cat '{b}/pooler/pgbouncer.pid')\" 2>/dev/null; fi; \
+         rm -rf '{b}'",
         pid = std::process::id(),
         b = base.display()
     );
@@ -151,6 +154,9 @@ pub fn options(workload: &str, seconds: f64) -> crmbench::run::RunOptions {
         simple: false,
         quiet: true,
         sequential: None,
+        pooler_url: None,
+        replica_urls: Vec::new(),
+        private_replicas: false,
     }
 }
 
