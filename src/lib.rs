@@ -34,14 +34,17 @@
 //! - [`rng`]: the seeded random streams every stage derives its values from.
 
 pub mod advise;
+pub mod audit;
 pub mod cli;
 pub mod compare;
 pub mod console;
 pub mod demo;
+pub mod erase;
 pub mod error;
 pub mod explain;
 pub mod generate;
 pub mod pg;
+pub mod prisma;
 pub mod report;
 pub mod results;
 pub mod rng;

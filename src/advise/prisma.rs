@@ -53,39 +53,22 @@ pub struct Names {
 }
 
 impl Names {
-    /// Read the models of a Prisma schema's text.
+    /// Read the models of a Prisma schema's text (through the one reader,
+    /// [`crate::prisma::Schema`]).
     pub fn parse(text: &str) -> Names {
-        let mut names = Names::default();
-        // (model, @@map table, (column, field) pairs) of the model being read.
-        type Open = (String, Option<String>, Vec<(String, String)>);
-        let mut model: Option<Open> = None;
-        for raw in text.lines() {
-            let line = raw.split("//").next().unwrap_or("").trim();
-            if let Some(rest) = line.strip_prefix("model ") {
-                let name = rest.trim_end_matches('{').trim().to_string();
-                model = Some((name, None, Vec::new()));
-                continue;
-            }
-            let Some((name, table, fields)) = model.as_mut() else {
-                continue;
-            };
-            if line.starts_with('}') {
-                let table = table.clone().unwrap_or_else(|| name.clone());
-                let columns = fields.drain(..).collect();
-                names.models.insert(table, (name.clone(), columns));
-                model = None;
-            } else if let Some(mapped) = line.strip_prefix("@@map(") {
-                *table = quoted(mapped);
-            } else if !line.starts_with("@@") && !line.is_empty() {
-                let field = line.split_whitespace().next().unwrap_or("").to_string();
-                let column = line
-                    .find("@map(")
-                    .and_then(|at| quoted(&line[at + 5..]))
-                    .unwrap_or_else(|| field.clone());
-                fields.push((column, field));
-            }
-        }
-        names
+        let models = crate::prisma::Schema::parse(text)
+            .models
+            .into_iter()
+            .map(|m| {
+                let columns = m
+                    .fields
+                    .iter()
+                    .map(|f| (f.column(), f.name.clone()))
+                    .collect();
+                (m.table(), (m.name.clone(), columns))
+            })
+            .collect();
+        Names { models }
     }
 
     /// The model of `table`.
@@ -107,13 +90,6 @@ impl Names {
     pub fn from_schema(&self) -> bool {
         !self.models.is_empty()
     }
-}
-
-/// The first double-quoted string in `s`.
-fn quoted(s: &str) -> Option<String> {
-    let start = s.find('"')? + 1;
-    let len = s[start..].find('"')?;
-    Some(s[start..start + len].to_string())
 }
 
 /// The `@@index([...], map: "...")` line of an index.

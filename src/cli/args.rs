@@ -9,6 +9,7 @@ use super::values::{
     Arrivals, CompareFormat, InconclusiveArg, Metric, Protocol, ReportFormat, Trimmed,
     parse_duration, parse_fraction,
 };
+use super::values::{AuditFormat, FailOn};
 use crate::pg::TargetOptions;
 use crate::pg::private::PrivateOptions;
 
@@ -243,6 +244,81 @@ pub(super) enum Command {
     /// side or no interval). A definite failure (1) wins over an undecidable
     /// query.
     Compare(CompareArgs),
+    /// Multi-tenant audit: leak paths, distribution blockers, RLS cost.
+    ///
+    /// Reads the catalog of --schema (no query is run on tenant data): row-level
+    /// security enabled, forced and with a tenant policy per command; keys and
+    /// foreign keys without the tenant column (Citus distribution blockers);
+    /// views, SECURITY DEFINER functions, materialized views, the application
+    /// role and untenanted tables that bypass the policies; indexes the policy
+    /// needs. The tenant column and setting are detected from the policies.
+    /// With --prisma-schema FILE, checks the Prisma models statically instead
+    /// (no database), each finding at FILE:line with the corrected lines.
+    ///
+    /// Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it,
+    /// 2 an error.
+    Audit(AuditArgs),
+    /// Erase a customer's or a tenant's rows, proven, in one transaction.
+    ///
+    /// Finds every row that references the subject through the catalog's
+    /// foreign keys, plus the references --policy declares (rows without a
+    /// foreign key, e.g. an audit log), deletes them leaves first as the
+    /// schema's owner with the subject's tenant set, and proves before COMMIT
+    /// that no row references the subject and that the transaction changed
+    /// nothing but those rows (pg_stat_xact_user_tables against the
+    /// statements' RETURNING counts). A failed proof rolls back and exits 2.
+    Erase(EraseArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct EraseArgs {
+    /// The customer's key (in the policy's subject table, default customers.id).
+    #[arg(long, required_unless_present = "tenant")]
+    pub(super) customer: Option<String>,
+    /// The tenant: alone, erase the whole tenant; with --customer, its tenant.
+    #[arg(long)]
+    pub(super) tenant: Option<String>,
+    /// Erasure policy (TOML): subject table, action per table, references
+    /// without a foreign key.
+    #[arg(long, value_name = "FILE")]
+    pub(super) policy: Option<std::path::PathBuf>,
+    /// Do everything and prove it, then roll back.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+    /// Schema.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
+    /// The tenant column.
+    #[arg(long, default_value = crate::audit::DEFAULT_COLUMN)]
+    pub(super) tenant_column: String,
+    /// The setting the policies read the tenant from.
+    #[arg(long, default_value = crate::audit::DEFAULT_SETTING)]
+    pub(super) setting: String,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct AuditArgs {
+    /// Schema to audit.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
+    /// The tenant column (detected from the policies when omitted).
+    #[arg(long)]
+    pub(super) tenant_column: Option<String>,
+    /// The setting policies read the tenant from (detected when omitted).
+    #[arg(long)]
+    pub(super) setting: Option<String>,
+    /// The role the application connects as.
+    #[arg(long, default_value = crate::pg::roles::APP)]
+    pub(super) app_role: String,
+    /// Audit this Prisma schema statically instead of a database.
+    #[arg(long, value_name = "FILE")]
+    pub(super) prisma_schema: Option<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub(super) format: AuditFormat,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub(super) fail_on: FailOn,
 }
 
 #[derive(Debug, Args)]

@@ -388,3 +388,54 @@ pub(super) fn compare_command(args: CompareArgs) -> Result<u8> {
     }
     Ok(comparison.exit_code)
 }
+
+/// `audit`: the catalog (or a Prisma schema) checked, printed in the chosen
+/// format; exit 1 when a finding reaches --fail-on.
+pub(super) async fn audit_command(
+    args: super::args::AuditArgs,
+    opts: &TargetOptions,
+) -> Result<u8> {
+    use super::values::AuditFormat;
+    let options = crate::audit::AuditOptions {
+        schema: args.schema,
+        tenant_column: args.tenant_column,
+        setting: args.setting,
+        app_role: args.app_role,
+        prisma_schema: args.prisma_schema,
+    };
+    let report = match &options.prisma_schema {
+        Some(path) => crate::audit::prisma::audit_file(path, &options)?,
+        None => {
+            let (target, _) = Target::resolve(opts, true)?;
+            crate::audit::audit_database(&target, &options).await?
+        }
+    };
+    out(match args.format {
+        AuditFormat::Text => report.render_text(),
+        AuditFormat::Json => to_json(&report)?,
+        AuditFormat::Sarif => to_json(&crate::audit::sarif::sarif(&report))?,
+    })?;
+    Ok(if report.fails(args.fail_on.into()) {
+        super::EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// `erase`: the subject's rows deleted and proven (or rolled back).
+pub(super) async fn erase_command(
+    args: super::args::EraseArgs,
+    opts: &TargetOptions,
+) -> Result<String> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let options = crate::erase::EraseOptions {
+        schema: args.schema,
+        customer: args.customer,
+        tenant: args.tenant,
+        policy: args.policy,
+        dry_run: args.dry_run,
+        column: args.tenant_column,
+        setting: args.setting,
+    };
+    Ok(crate::erase::erase(&target, &options).await?.render())
+}

@@ -147,6 +147,8 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Advise(args) => return Ok(advise_command(args, opts, access).await?),
         Command::Report(args) => report_command(&args, access)?,
         Command::Compare(args) => return Ok(compare_command(args)?),
+        Command::Audit(args) => return Ok(commands::audit_command(args, opts).await?),
+        Command::Erase(args) => out(commands::erase_command(args, opts).await?)?,
     }
     Ok(EXIT_OK)
 }

@@ -172,3 +172,32 @@ impl From<InconclusiveArg> for crate::compare::verdict::InconclusivePolicy {
         }
     }
 }
+
+/// `audit --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum AuditFormat {
+    /// Findings with why and fix, for people.
+    Text,
+    /// The report with its format_version.
+    Json,
+    /// SARIF 2.1.0 for GitHub code scanning: only findings located in a file.
+    Sarif,
+}
+
+/// `audit --fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum FailOn {
+    /// Exit 1 when any error is found.
+    Error,
+    /// Exit 1 when any warning or error is found.
+    Warning,
+}
+
+impl From<FailOn> for crate::audit::Severity {
+    fn from(f: FailOn) -> Self {
+        match f {
+            FailOn::Error => crate::audit::Severity::Error,
+            FailOn::Warning => crate::audit::Severity::Warning,
+        }
+    }
+}

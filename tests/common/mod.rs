@@ -4,6 +4,8 @@
 //! and removes the folder when the test process exits.
 #![allow(dead_code)]
 
+pub mod prisma;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;

@@ -1,0 +1,283 @@
+//! `crmbench audit` on real catalogs: crmbench's own schema has no error,
+//! every rule fires on its fixture schema (fixtures/audit/catalog: a sound
+//! base plus one defect) and only that rule, the exit codes follow
+//! --fail-on, and the Prisma audit flags the common Customer model and
+//! emits corrected lines that `prisma validate` accepts and that audit
+//! clean; its SARIF validates against the vendored SARIF 2.1.0 schema.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use assert_cmd::Command;
+use crmbench::audit::{self, AuditOptions, Rule, Severity};
+use crmbench::pg::{self, Target, private::SUPERUSER};
+use crmbench::schema::{self, CreateOptions};
+
+const FIXTURES: &str = "fixtures/audit/catalog";
+const CUSTOMER: &str = "fixtures/audit/prisma/customer.prisma";
+
+fn options(schema: &str) -> AuditOptions {
+    AuditOptions {
+        schema: schema.into(),
+        app_role: pg::roles::APP.into(),
+        ..AuditOptions::default()
+    }
+}
+
+/// One database holding the CRM schema and every fixture schema, made once.
+async fn database() -> Target {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let target = Target::private(common::cluster().server.clone()).on_database("audit_all");
+    ONCE.get_or_init(|| async {
+        let target = common::fresh_database("audit_all").await;
+        schema::create(&target, &CreateOptions::default())
+            .await
+            .expect("schema create");
+        let admin = pg::connect(&target.admin()).await.unwrap();
+        let base = std::fs::read_to_string(format!("{FIXTURES}/base.sql")).unwrap();
+        for (rule, sql) in fixtures() {
+            let s = schema_of(&rule);
+            let script = format!("{base}\n{sql}").replace("{S}", &s);
+            admin
+                .batch_execute(&script)
+                .await
+                .unwrap_or_else(|e| panic!("fixture {rule}: {:?}", e.as_db_error()));
+        }
+    })
+    .await;
+    target
+}
+
+/// (rule id, defect SQL) of every catalog fixture.
+fn fixtures() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(FIXTURES)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_stem().is_some_and(|s| s != "base"))
+        .map(|p| {
+            let rule = p.file_stem().unwrap().to_string_lossy().to_string();
+            (rule, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn schema_of(rule: &str) -> String {
+    format!("fx_{}", rule.replace('-', "_"))
+}
+
+#[tokio::test]
+async fn crmbench_schema_has_no_error() {
+    let target = database().await;
+    let report = audit::audit_database(&target, &options("crm"))
+        .await
+        .unwrap();
+    assert_eq!(report.tenant_column, "tenant_id");
+    assert_eq!(report.setting, "app.current_tenant_id");
+    assert!(
+        report.detected.starts_with("detected"),
+        "{}",
+        report.detected
+    );
+    let errors: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{}", report.render_text());
+}
+
+#[tokio::test]
+async fn every_rule_fires_on_its_fixture_and_only_it() {
+    let target = database().await;
+    let all = fixtures();
+    assert_eq!(all.len(), 16, "a fixture per catalog rule");
+    let mut fired = BTreeSet::new();
+    for (rule, sql) in &all {
+        let mut opts = options(&schema_of(rule));
+        if let Some(role) = sql.lines().find_map(|l| l.strip_prefix("-- app-role: ")) {
+            opts.app_role = role.trim().into();
+        }
+        let report = audit::audit_database(&target, &opts).await.unwrap();
+        let ids: BTreeSet<String> = report.findings.iter().map(|f| f.rule.id()).collect();
+        assert_eq!(
+            ids,
+            BTreeSet::from([rule.clone()]),
+            "fixture {rule}:\n{}",
+            report.render_text()
+        );
+        fired.insert(rule.clone());
+    }
+    // Every catalog rule has its fixture (the Prisma-only rule excepted).
+    for r in Rule::ALL {
+        if r != Rule::IndexNotTenantLed {
+            assert!(fired.contains(&r.id()), "no fixture fires {}", r.id());
+        }
+    }
+}
+
+#[tokio::test]
+async fn leak_paths_name_the_object_and_the_fix() {
+    let target = database().await;
+    let view = audit::audit_database(&target, &options("fx_view_bypasses_rls"))
+        .await
+        .unwrap();
+    let f = &view.findings[0];
+    assert_eq!(f.object, "customer_emails");
+    assert!(f.message.contains(SUPERUSER), "{}", f.message);
+    assert_eq!(
+        f.fix,
+        "ALTER VIEW fx_view_bypasses_rls.customer_emails SET (security_invoker = on);"
+    );
+    let definer = audit::audit_database(&target, &options("fx_security_definer_reads_tenants"))
+        .await
+        .unwrap();
+    assert_eq!(definer.findings[0].object, "customer_total()");
+    assert!(definer.findings[0].fix.contains("SECURITY INVOKER"));
+}
+
+fn crmbench(database: &str) -> Command {
+    let mut cmd = Command::cargo_bin("crmbench").unwrap();
+    cmd.env(
+        "DATABASE_URL",
+        common::cluster().server.url(SUPERUSER, database),
+    )
+    .env(
+        "CRMBENCH_DATA_DIR",
+        "/nonexistent/crmbench-must-not-be-used",
+    );
+    cmd
+}
+
+#[tokio::test]
+async fn exit_codes_follow_fail_on_and_json_is_versioned() {
+    database().await;
+    let run = |schema: &str, extra: &[&str]| {
+        let out = crmbench("audit_all")
+            .args(["audit", "--schema", schema])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, text) = run("fx_global_unique", &["--format", "json"]);
+    assert_eq!(code, Some(1), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["findings"][0]["rule"], "global-unique");
+    assert_eq!(json["findings"][0]["distribution_blocker"], true);
+    // A warning fails only with --fail-on warning; info never fails.
+    assert_eq!(run("fx_foreign_key_unindexed", &[]).0, Some(0));
+    assert_eq!(
+        run("fx_foreign_key_unindexed", &["--fail-on", "warning"]).0,
+        Some(1)
+    );
+    assert_eq!(
+        run("fx_shared_sequence", &["--fail-on", "warning"]).0,
+        Some(0)
+    );
+    let (code, text) = run("no_such_schema", &[]);
+    assert_eq!(code, Some(2), "{text}");
+}
+
+#[test]
+fn prisma_customer_gets_corrected_lines_that_prisma_accepts() {
+    let text = std::fs::read_to_string(CUSTOMER).unwrap();
+    let found = audit::prisma::check(&text, CUSTOMER, "tenant_id");
+    let got: Vec<(String, usize)> = found
+        .iter()
+        .map(|c| {
+            (
+                c.finding.rule.id(),
+                c.finding.location.as_ref().unwrap().line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("global-unique".to_string(), 20),
+            ("global-unique".into(), 22),
+            ("index-not-tenant-led".into(), 28),
+            ("index-not-tenant-led".into(), 29),
+            ("global-unique".into(), 34),
+            ("cross-tenant-foreign-key".into(), 39),
+            ("foreign-key-unindexed".into(), 39),
+        ]
+    );
+    let email = &found[1].finding;
+    assert_eq!(email.object, "Customer.email");
+    assert_eq!(
+        email.fix,
+        "  email    String\n  @@unique([tenantId, email])"
+    );
+    assert!(
+        found[5]
+            .finding
+            .fix
+            .contains("@relation(fields: [tenantId, customerId], references: [tenantId, id])")
+    );
+
+    let edits: Vec<_> = found.into_iter().flat_map(|c| c.edits).collect();
+    let fixed = audit::prisma::apply(&text, &edits);
+    assert!(
+        audit::prisma::check(&fixed, CUSTOMER, "tenant_id").is_empty(),
+        "{fixed}"
+    );
+    let (ok, out) = common::prisma::validate(&fixed);
+    assert!(
+        ok,
+        "prisma validate rejected the corrected schema:\n{out}\n{fixed}"
+    );
+    // The check has teeth: the relation fixed on one side only is refused.
+    let half = fixed.replace("@@id([tenantId, id])", "");
+    assert!(!common::prisma::validate(&half).0);
+}
+
+#[test]
+fn sarif_has_a_location_per_result_and_validates() {
+    let out = Command::cargo_bin("crmbench")
+        .unwrap()
+        .args(["audit", "--prisma-schema", CUSTOMER, "--format", "sarif"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 7);
+    for r in results {
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert_eq!(loc["artifactLocation"]["uri"], CUSTOMER);
+        assert!(loc["region"]["startLine"].as_u64().unwrap() > 0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.sarif");
+    std::fs::write(&file, &out.stdout).unwrap();
+    validate_sarif(&file);
+}
+
+/// Validate against fixtures/audit/sarif-schema-2.1.0.json with Python's
+/// jsonschema (installed by .ci/run).
+fn validate_sarif(file: &Path) {
+    let script = "import json, sys, jsonschema\n\
+                  schema = json.load(open('fixtures/audit/sarif-schema-2.1.0.json'))\n\
+                  jsonschema.validate(json.load(open(sys.argv[1])), schema)\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(file)
+        .output()
+        .expect("python3 with jsonschema is needed for this test");
+    assert!(
+        out.status.success(),
+        "SARIF does not validate:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
