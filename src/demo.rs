@@ -240,6 +240,7 @@ async fn run_step(
         max_tries: 1,
         simple: false,
         quiet: false,
+        sequential: None,
         pooler_url: None,
         replica_urls: Vec::new(),
         private_replicas: false,

@@ -58,6 +58,51 @@ pub struct Results {
     /// own writes, replay lag over time (absent without replicas).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<crate::run::replicas::ReplicationInfo>,
+    /// A sequential paired run (`run --until-decided`): its method, looks and
+    /// decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SequentialRecord>,
+}
+
+/// How a sequential paired run (`run --until-decided`) decided.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SequentialRecord {
+    /// The method's name and reference.
+    pub method: String,
+    /// Threshold on the ratio (0.10 = 10%).
+    pub threshold: f64,
+    /// Gated percentile ("p50", "p95", "p99").
+    pub metric: String,
+    /// False-alarm rate of the whole family (all gated queries, all looks).
+    pub alpha: f64,
+    /// Intervals in the family (gated queries).
+    pub family: usize,
+    /// `--min-duration`, seconds.
+    pub min_seconds: f64,
+    /// `--max-duration`, seconds.
+    pub max_seconds: f64,
+    /// `--look-every`, seconds.
+    pub look_every_seconds: f64,
+    /// Gated query names.
+    pub gated: Vec<String>,
+    /// Each look, in order.
+    pub looks: Vec<Look>,
+    /// "decided" (every gated query decided), "regression" (one gated query
+    /// regressed: the gate fails whatever the rest show) or "max_duration".
+    pub stopped: String,
+}
+
+/// One look of a sequential run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Look {
+    /// Seconds into the window.
+    pub t: f64,
+    /// Critical value of this look's intervals.
+    pub z: f64,
+    /// Gated queries still undecided after it.
+    pub undecided: usize,
+    /// Per gated query: (name, lo, hi) of the gated metric's interval.
+    pub intervals: Vec<(String, f64, f64)>,
 }
 
 /// The generated dataset, from `crm.crmbench_meta`.

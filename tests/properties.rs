@@ -423,6 +423,7 @@ fn read_everything(folder: &Path, file: &str, pristine: &str) {
         fail_on_plan_change: true,
         candidate_plans: None,
         seed: 1,
+        inconclusive: Default::default(),
     };
     let pristine = Path::new(pristine);
     // A separate-run comparison bootstraps every query (tens of ms): plans

@@ -230,6 +230,7 @@ fn paired_run(opts: &VerifyOptions, candidate_db: &str) -> RunOptions {
         max_tries: 1,
         simple: false,
         quiet: true,
+        sequential: None,
         pooler_url: None,
         replica_urls: Vec::new(),
         private_replicas: false,

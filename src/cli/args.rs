@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use super::values::{
-    Arrivals, CompareFormat, Metric, Protocol, ReportFormat, Trimmed, parse_duration,
-    parse_fraction,
+    Arrivals, CompareFormat, InconclusiveArg, Metric, Protocol, ReportFormat, Trimmed,
+    parse_duration, parse_fraction,
 };
 use super::values::{AuditFormat, FailOn};
 use crate::pg::TargetOptions;
@@ -148,7 +148,7 @@ pub(super) enum Command {
     /// Writes results.json into the run folder, also when the run ends early
     /// (marked partial). Exit codes: 0 done, 1 a query's error rate exceeded
     /// --max-error-rate or the --self-check failed, 2 an error.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Capture executed plans of every query, with findings, into plans.json.
     ///
     /// Every query's executed plan, for a big and a small tenant, as
@@ -433,6 +433,10 @@ pub(super) struct CompareArgs {
     /// Seed of the separate-run bootstrap (the same seed gives the same verdict).
     #[arg(long, default_value_t = 1)]
     pub(super) seed: u64,
+    /// Exit code of an inconclusive verdict (an interval across the
+    /// threshold): 2 by default; `pass` exits 0, `fail` exits 1.
+    #[arg(long, value_enum)]
+    pub(super) inconclusive: Option<InconclusiveArg>,
 }
 
 #[derive(Debug, Args)]
@@ -555,6 +559,30 @@ pub(super) struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub(super) quiet: bool,
+    /// Sequential paired gate: look at the intervals every --look-every and
+    /// stop once every gated query is a regression or shows no regression,
+    /// at the latest after --max-duration (--duration is then ignored).
+    /// Repeated looks keep the false-alarm rate (α spending, see README).
+    #[arg(long, requires = "candidate_url")]
+    pub(super) until_decided: bool,
+    /// --until-decided: the largest increase of the metric that is no regression.
+    #[arg(long, default_value = "10%", value_parser = parse_fraction)]
+    pub(super) threshold: f64,
+    /// --until-decided: the gated percentile.
+    #[arg(long, value_enum, default_value_t = Metric::P95)]
+    pub(super) metric: Metric,
+    /// --until-decided: no look before this much of the window.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub(super) min_duration: std::time::Duration,
+    /// --until-decided: the longest the window lasts.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub(super) max_duration: std::time::Duration,
+    /// --until-decided: time between looks.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(super) look_every: std::time::Duration,
+    /// --until-decided: gate only these queries (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub(super) gate_queries: Option<Vec<String>>,
     /// Send the benchmark clients through the PgBouncer that `crmbench pg
     /// start --pooler` started in front of the private server (transaction
     /// mode; needs --protocol simple: PgBouncer 1.18 cannot keep prepared

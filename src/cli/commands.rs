@@ -225,7 +225,9 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         pooler_url: pooler_url(&args, &target)?,
         replica_urls: args.replica_urls.clone(),
         private_replicas: !args.no_replicas,
+        sequential: None,
     };
+    let options = sequential_options(&args, options);
     if !args.pool_sizes.is_empty() {
         return pool_sizes_command(&args, &target, &options, access).await;
     }
@@ -247,6 +249,24 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         out(format!("{line}\n"))?;
     }
     Ok(outcome.exit_code())
+}
+
+/// `--until-decided`: the window lasts at most --max-duration.
+fn sequential_options(
+    args: &RunArgs,
+    mut options: crate::run::RunOptions,
+) -> crate::run::RunOptions {
+    if args.until_decided {
+        options.duration = args.max_duration;
+        options.sequential = Some(crate::run::sequential::SequentialOptions {
+            threshold: args.threshold,
+            metric: args.metric.into(),
+            min: args.min_duration,
+            look_every: args.look_every.max(std::time::Duration::from_secs(1)),
+            gate_queries: args.gate_queries.clone(),
+        });
+    }
+    options
 }
 
 pub(super) async fn explain_command(
@@ -349,6 +369,7 @@ pub(super) fn compare_command(args: CompareArgs) -> Result<u8> {
         fail_on_plan_change: args.fail_on_plan_change,
         candidate_plans: args.candidate_plans,
         seed: args.seed,
+        inconclusive: args.inconclusive.map(Into::into).unwrap_or_default(),
     })?;
     let markdown = crate::compare::render::markdown(&comparison);
     match args.format {

@@ -142,7 +142,7 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Pg(cmd) => out(pg_command(cmd, opts).await?)?,
         Command::Schema(cmd) => out(schema_command(cmd, opts).await?)?,
         Command::Generate(args) => generate_command(args, opts, access).await?,
-        Command::Run(args) => return Ok(run_command(args, opts, access).await?),
+        Command::Run(args) => return Ok(run_command(*args, opts, access).await?),
         Command::Explain(args) => explain_command(args, opts, access).await?,
         Command::Advise(args) => return Ok(advise_command(args, opts, access).await?),
         Command::Report(args) => report_command(&args, access)?,

@@ -155,6 +155,24 @@ impl<E: ValueEnum + Clone + Send + Sync + 'static> TypedValueParser for Trimmed<
     }
 }
 
+/// `compare --inconclusive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum InconclusiveArg {
+    /// Exit 0: "not shown to regress" is accepted.
+    Pass,
+    /// Exit 1: only a shown absence of regression passes.
+    Fail,
+}
+
+impl From<InconclusiveArg> for crate::compare::verdict::InconclusivePolicy {
+    fn from(a: InconclusiveArg) -> Self {
+        match a {
+            InconclusiveArg::Pass => Self::Pass,
+            InconclusiveArg::Fail => Self::Fail,
+        }
+    }
+}
+
 /// `audit --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum AuditFormat {

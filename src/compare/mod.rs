@@ -25,6 +25,42 @@ use crate::results::{QueryResult, RatioCi, Results, SideStats};
 use crate::runfolder::RunFolder;
 use verdict::{NewError, QueryVerdict, Verdict};
 
+/// What would decide an inconclusive `row` of a run `seconds` long: how
+/// much longer to run (an interval's width shrinks as 1/√time), or another
+/// metric; `None` for a decided row.
+pub fn decide_hint(row: &QueryRow, threshold: f64, seconds: f64, metric: Metric) -> Option<String> {
+    let other = if metric == Metric::P50 {
+        String::new()
+    } else {
+        ", or gate on p50 (narrower intervals)".to_string()
+    };
+    match row.verdict {
+        QueryVerdict::TooFewSamples => {
+            return Some(format!(
+                "too rare to decide: {} transactions; run longer, or leave it out with                  --gate-queries",
+                row.current_count.min(row.base_count)
+            ));
+        }
+        QueryVerdict::Inconclusive => {}
+        _ => return None,
+    }
+    let ci = row.change?;
+    let half = (ci.hi.ln() - ci.lo.ln()) / 2.0;
+    let gap = (ci.ratio.ln() - (1.0 + threshold).ln()).abs();
+    if !(half.is_finite() && gap > 1e-3) {
+        return Some(format!(
+            "the change sits at the threshold: no run length decides it{other}"
+        ));
+    }
+    let extra = seconds * ((half / gap).powi(2) - 1.0).max(0.0);
+    let longer = if extra >= 90.0 {
+        format!("~{:.0} min", extra / 60.0)
+    } else {
+        format!("~{:.0} s", extra.max(1.0))
+    };
+    Some(format!("run {longer} longer{other}"))
+}
+
 /// Version of compare's JSON output.
 pub const FORMAT_VERSION: u32 = 1;
 /// Fewest successful transactions per side a query needs for a verdict.
@@ -55,6 +91,8 @@ pub struct CompareOptions {
     pub candidate_plans: Option<PathBuf>,
     /// Seed of the separate-run bootstrap.
     pub seed: u64,
+    /// What an inconclusive verdict exits with.
+    pub inconclusive: verdict::InconclusivePolicy,
 }
 
 /// The percentile the gate judges.
@@ -80,7 +118,8 @@ impl Metric {
         }
     }
 
-    fn quantile(self) -> f64 {
+    /// 0.50, 0.95 or 0.99.
+    pub fn quantile(self) -> f64 {
         match self {
             Metric::P50 => 0.50,
             Metric::P95 => 0.95,
@@ -88,7 +127,8 @@ impl Metric {
         }
     }
 
-    fn of_ratios(self, r: &crate::results::Ratios) -> RatioCi {
+    /// This percentile's ratio in `r`.
+    pub fn of_ratios(self, r: &crate::results::Ratios) -> RatioCi {
         match self {
             Metric::P50 => r.p50,
             Metric::P95 => r.p95,
@@ -257,7 +297,11 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
                 .into(),
         });
     }
-    let threshold = opts.threshold.unwrap_or(PAIRED_THRESHOLD);
+    let sequential = run.sequential.as_ref();
+    let threshold = opts
+        .threshold
+        .or(sequential.map(|s| s.threshold))
+        .unwrap_or(PAIRED_THRESHOLD);
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut level = 0.0_f64;
@@ -277,6 +321,7 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
             level = level.max(r.level);
         }
         let enough = q.baseline.count >= MIN_SAMPLES && cand.count >= MIN_SAMPLES;
+        let judged = verdict::judge(change.as_ref(), enough, threshold);
         rows.push(QueryRow {
             name: q.name.clone(),
             base_us: hist_value(path, &q.name, &q.baseline, opts.metric)?,
@@ -284,7 +329,9 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
             base_count: q.baseline.count,
             current_count: cand.count,
             change,
-            verdict: verdict::judge(change.as_ref(), enough, threshold),
+            verdict: sequential.map_or(judged, |s| {
+                crate::run::sequential::gated_verdict(s, &q.name, judged)
+            }),
         });
         errors.extend(verdict::new_errors(
             &q.name,
@@ -298,14 +345,24 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
         Some(cand) => Some((load_plans(&folder_of(path))?, load_plans_required(cand)?)),
         None => None,
     };
-    let notes = vec![
+    let mut notes = vec![
         "throughput is not compared: a paired run sends every transaction to both sides".into(),
     ];
+    if let Some(s) = sequential {
+        notes.push(format!(
+            "sequential run ({} looks, stopped: {}); its intervals keep a family false-alarm \
+             rate of {:.0}% over all looks: {}",
+            s.looks.len(),
+            s.stopped.replace('_', " "),
+            s.alpha * 100.0,
+            s.method
+        ));
+    }
     finish(
         opts,
         InputKind::Paired,
         (path, path),
-        threshold,
+        (threshold, run.measured_seconds),
         level,
         rows,
         (Vec::new(), Vec::new()),
@@ -355,7 +412,10 @@ fn separate(
         opts,
         InputKind::Separate,
         (&opts.base, current_path),
-        threshold,
+        (
+            threshold,
+            base.measured_seconds.min(current.measured_seconds),
+        ),
         level,
         rows,
         (added, removed),
@@ -477,7 +537,7 @@ fn finish(
     opts: &CompareOptions,
     kind: InputKind,
     (base, current): (&Path, &Path),
-    threshold: f64,
+    (threshold, seconds): (f64, f64),
     level: f64,
     rows: Vec<QueryRow>,
     (added, removed): (Vec<String>, Vec<String>),
@@ -500,6 +560,12 @@ fn finish(
     let plans_compared = matches!(plans, Some((Some(_), _)));
     let mut changed: Vec<&str> = plan_changes.iter().map(|p| p.query.as_str()).collect();
     changed.dedup();
+    let hints: Vec<(&str, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            decide_hint(r, threshold, seconds, opts.metric).map(|h| (r.name.as_str(), h))
+        })
+        .collect();
     let (verdict, reasons) = verdict::decide(&verdict::Findings {
         metric: opts.metric.name(),
         queries: rows.iter().map(|r| (r.name.as_str(), r.verdict)).collect(),
@@ -507,6 +573,7 @@ fn finish(
         new_errors: &new_errors,
         plan_changes: changed,
         fail_on_plan_change: opts.fail_on_plan_change,
+        hints,
     });
     Ok(Comparison {
         format_version: FORMAT_VERSION,
@@ -518,7 +585,7 @@ fn finish(
         level,
         max_error_rate: opts.max_error_rate,
         verdict,
-        exit_code: verdict.exit_code(),
+        exit_code: verdict.exit_code_with(opts.inconclusive),
         reasons,
         queries: rows,
         added,

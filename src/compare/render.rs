@@ -24,10 +24,9 @@ fn change(ci: Option<&RatioCi>) -> String {
 
 fn query_verdict(v: QueryVerdict) -> &'static str {
     match v {
-        QueryVerdict::Pass => "pass",
         QueryVerdict::Regression => "**REGRESSION**",
-        QueryVerdict::Faster => "faster",
-        QueryVerdict::TooFewSamples => "too few samples",
+        QueryVerdict::Inconclusive => "_inconclusive_",
+        other => other.label(),
     }
 }
 
@@ -37,6 +36,7 @@ pub fn markdown(c: &Comparison) -> String {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
         Verdict::Undecidable => "UNDECIDABLE",
+        Verdict::Inconclusive => "INCONCLUSIVE",
     };
     let mut out = format!("## crmbench compare: {headline}\n\n");
     out.push_str(&intro(c));
@@ -77,11 +77,12 @@ fn intro(c: &Comparison) -> String {
         InputKind::Paired => format!(
             "Paired run `{}` (baseline and candidate interleaved in one time window). \
              A query regresses when the whole {:.1}% interval of its candidate/baseline {} \
-             lies above +{:.0}%.\n\n",
+             lies above +{t:.0}%, shows no regression when it lies below +{t:.0}%, and is \
+             inconclusive when it reaches across.\n\n",
             c.base,
             c.level * 100.0,
             c.metric,
-            c.threshold * 100.0
+            t = c.threshold * 100.0
         ),
         InputKind::Separate => format!(
             "**Verdict from separate runs** `{}` → `{}`: their drift is not in the interval, \
@@ -275,7 +276,8 @@ mod tests {
         let expected = "## crmbench compare: FAIL\n\n\
             Paired run `a/results.json` (baseline and candidate interleaved in one time window). \
             A query regresses when the whole 97.5% interval of its candidate/baseline p95 lies \
-            above +10%.\n\n\
+            above +10%, shows no regression when it lies below +10%, and is inconclusive when it \
+            reaches across.\n\n\
             | query | baseline p95 | current p95 | change [interval] | verdict |\n\
             |---|---:|---:|---|---|\n\
             | slow_q | 1.00 ms | 1.25 ms | +25.0% [+15.0%, +30.0%] | **REGRESSION** |\n\n\

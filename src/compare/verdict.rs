@@ -1,7 +1,9 @@
 //! The gate's decision, as pure functions of figures already computed: a
 //! query regresses only when the whole interval of its p95 ratio lies beyond
-//! the threshold; throughput drops only when the whole interval lies below
-//! it; a new SQLSTATE fails only above the error-rate limit; a plan change
+//! the threshold, and shows *no regression* only when the whole interval lies
+//! below it — an interval across the threshold is *inconclusive*, never a
+//! pass ("not proven to regress" is not "fine"); throughput drops only when
+//! the whole interval lies below 1 - threshold; a new SQLSTATE fails only above the error-rate limit; a plan change
 //! fails only when asked to. Exit codes are part of the API (see
 //! [`Verdict::exit_code`]).
 
@@ -20,18 +22,39 @@ pub enum Verdict {
     /// A regression, a throughput drop, a new error above the limit or (with
     /// `--fail-on-plan-change`) a plan change (exit 1).
     Fail,
-    /// The input cannot decide (too few samples, no query in common) and
-    /// nothing failed (exit 2).
+    /// The input cannot decide (no query in common) and nothing failed (exit 2).
     Undecidable,
+    /// Nothing failed, but some gated query's interval reaches across the
+    /// threshold or it ran too rarely: neither a regression nor its absence
+    /// is shown (exit 2 unless `--inconclusive pass|fail` says otherwise).
+    Inconclusive,
+}
+
+/// What an inconclusive verdict exits with (`compare --inconclusive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InconclusivePolicy {
+    /// Exit 2, as any input that cannot decide (the default).
+    #[default]
+    Undecided,
+    /// Exit 0: the team accepts "not shown to regress".
+    Pass,
+    /// Exit 1: only a proven absence of regression passes.
+    Fail,
 }
 
 impl Verdict {
-    /// 0 pass, 1 fail, 2 undecidable (the same code as any error).
+    /// 0 pass, 1 fail, 2 undecidable or inconclusive (the same code as any error).
     pub fn exit_code(self) -> u8 {
-        match self {
-            Verdict::Pass => 0,
-            Verdict::Fail => 1,
-            Verdict::Undecidable => 2,
+        self.exit_code_with(InconclusivePolicy::Undecided)
+    }
+
+    /// [`Verdict::exit_code`], with an inconclusive verdict mapped by `policy`.
+    pub fn exit_code_with(self, policy: InconclusivePolicy) -> u8 {
+        match (self, policy) {
+            (Verdict::Pass, _) | (Verdict::Inconclusive, InconclusivePolicy::Pass) => 0,
+            (Verdict::Fail, _) | (Verdict::Inconclusive, InconclusivePolicy::Fail) => 1,
+            (Verdict::Undecidable | Verdict::Inconclusive, _) => 2,
         }
     }
 }
@@ -40,7 +63,8 @@ impl Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryVerdict {
-    /// The interval reaches inside the threshold.
+    /// No regression: the whole interval lies below 1 + threshold (but it
+    /// reaches below 1 - threshold, so neither *equivalent* nor *faster*).
     Pass,
     /// The whole interval lies above 1 + threshold.
     Regression,
@@ -48,6 +72,40 @@ pub enum QueryVerdict {
     Faster,
     /// Fewer samples than the gate's minimum, or no interval.
     TooFewSamples,
+    /// No regression, and the whole interval lies within ±threshold.
+    Equivalent,
+    /// The interval reaches across 1 + threshold: undecided.
+    Inconclusive,
+    /// Not gated (`--gate-queries`, or `gate = false` in the workload).
+    NotGated,
+}
+
+impl QueryVerdict {
+    /// Whether the query shows no regression (the gate passes on it).
+    pub fn no_regression(self) -> bool {
+        matches!(
+            self,
+            QueryVerdict::Pass | QueryVerdict::Faster | QueryVerdict::Equivalent
+        )
+    }
+
+    /// Decided either way.
+    pub fn decided(self) -> bool {
+        self.no_regression() || self == QueryVerdict::Regression
+    }
+
+    /// How the report and the summary name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            QueryVerdict::Pass => "no regression",
+            QueryVerdict::Regression => "REGRESSION",
+            QueryVerdict::Faster => "faster",
+            QueryVerdict::TooFewSamples => "too few samples",
+            QueryVerdict::Equivalent => "equivalent",
+            QueryVerdict::Inconclusive => "inconclusive",
+            QueryVerdict::NotGated => "not gated",
+        }
+    }
 }
 
 /// Judge one ratio interval (current / baseline) against `threshold` (0.10 = 10%).
@@ -62,8 +120,12 @@ pub fn judge(change: Option<&RatioCi>, enough_samples: bool, threshold: f64) -> 
         QueryVerdict::Regression
     } else if ci.hi < 1.0 - threshold {
         QueryVerdict::Faster
-    } else {
+    } else if ci.hi < 1.0 + threshold && ci.lo > 1.0 - threshold {
+        QueryVerdict::Equivalent
+    } else if ci.hi < 1.0 + threshold {
         QueryVerdict::Pass
+    } else {
+        QueryVerdict::Inconclusive
     }
 }
 
@@ -151,6 +213,8 @@ pub struct Findings<'a> {
     pub plan_changes: Vec<&'a str>,
     /// `--fail-on-plan-change`.
     pub fail_on_plan_change: bool,
+    /// What would decide an inconclusive query ("run ~4 min longer"), by name.
+    pub hints: Vec<(&'a str, String)>,
 }
 
 /// The overall verdict with one reason per failing or undecidable item. A
@@ -158,12 +222,32 @@ pub struct Findings<'a> {
 pub fn decide(f: &Findings<'_>) -> (Verdict, Vec<String>) {
     let mut fails = Vec::new();
     let mut undecided = Vec::new();
+    let mut inconclusive = Vec::new();
+    let hint = |name: &str| {
+        f.hints
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or_else(String::new, |(_, h)| format!(" ({h})"))
+    };
     for (name, v) in &f.queries {
         match v {
             QueryVerdict::Regression => fails.push(format!("{name}: {} regression", f.metric)),
-            QueryVerdict::TooFewSamples => undecided.push(format!("{name}: too few samples")),
-            QueryVerdict::Pass | QueryVerdict::Faster => {}
+            QueryVerdict::TooFewSamples => {
+                inconclusive.push(format!("{name}: too few samples{}", hint(name)));
+            }
+            QueryVerdict::Inconclusive => inconclusive.push(format!(
+                "{name}: inconclusive: the {} interval reaches across the threshold{}",
+                f.metric,
+                hint(name)
+            )),
+            QueryVerdict::Pass
+            | QueryVerdict::Faster
+            | QueryVerdict::Equivalent
+            | QueryVerdict::NotGated => {}
         }
+    }
+    if f.queries.iter().all(|(_, v)| *v == QueryVerdict::NotGated) && !f.queries.is_empty() {
+        undecided.push("no query is gated: nothing to decide".to_string());
     }
     if f.throughput_dropped {
         fails.push("throughput dropped".to_string());
@@ -190,6 +274,8 @@ pub fn decide(f: &Findings<'_>) -> (Verdict, Vec<String>) {
         (Verdict::Fail, fails)
     } else if !undecided.is_empty() {
         (Verdict::Undecidable, undecided)
+    } else if !inconclusive.is_empty() {
+        (Verdict::Inconclusive, inconclusive)
     } else {
         (Verdict::Pass, Vec::new())
     }
@@ -215,19 +301,61 @@ mod tests {
         );
     }
 
+    /// The bug of issue 12: [-5.4%, +67.7%] passed. It shows neither a
+    /// regression nor its absence.
     #[test]
-    fn interval_straddling_threshold_passes() {
-        // Point estimate +20%, but the interval reaches down to +5%.
-        assert_eq!(judge(Some(&ci(1.05, 1.35)), true, 0.10), QueryVerdict::Pass);
-        // Exactly at the threshold is not beyond it.
-        assert_eq!(judge(Some(&ci(1.10, 1.20)), true, 0.10), QueryVerdict::Pass);
+    fn interval_straddling_threshold_is_inconclusive_not_a_pass() {
+        assert_eq!(
+            judge(Some(&ci(0.946, 1.677)), true, 0.10),
+            QueryVerdict::Inconclusive
+        );
+        // Exactly at the threshold is not beyond it either way.
+        assert_eq!(
+            judge(Some(&ci(1.10, 1.20)), true, 0.10),
+            QueryVerdict::Inconclusive
+        );
+        let (v, reasons) = decide(&Findings {
+            metric: "p95",
+            queries: vec![("q", QueryVerdict::Inconclusive)],
+            hints: vec![("q", "run ~4 min longer".into())],
+            ..Default::default()
+        });
+        assert_eq!(v, Verdict::Inconclusive);
+        assert_eq!(v.exit_code(), 2);
+        assert_eq!(v.exit_code_with(InconclusivePolicy::Pass), 0);
+        assert_eq!(v.exit_code_with(InconclusivePolicy::Fail), 1);
+        assert!(reasons[0].contains("run ~4 min longer"), "{reasons:?}");
+    }
+
+    #[test]
+    fn no_regression_is_labelled_equivalent_or_faster_when_the_interval_says_so() {
+        assert_eq!(
+            judge(Some(&ci(0.95, 1.05)), true, 0.10),
+            QueryVerdict::Equivalent
+        );
+        assert_eq!(judge(Some(&ci(0.85, 1.05)), true, 0.10), QueryVerdict::Pass);
+        assert_eq!(judge(Some(&ci(0.5, 0.8)), true, 0.10), QueryVerdict::Faster);
+        for v in [
+            QueryVerdict::Equivalent,
+            QueryVerdict::Pass,
+            QueryVerdict::Faster,
+        ] {
+            assert_eq!(
+                decide(&Findings {
+                    queries: vec![("q", v)],
+                    ..Default::default()
+                })
+                .0,
+                Verdict::Pass
+            );
+        }
     }
 
     #[test]
     fn wider_threshold_of_separate_runs_passes_what_paired_would_flag() {
-        let c = ci(1.15, 1.25);
+        let c = ci(1.12, 1.20);
         assert_eq!(judge(Some(&c), true, 0.10), QueryVerdict::Regression);
-        assert_eq!(judge(Some(&c), true, 0.25), QueryVerdict::Pass);
+        assert_eq!(judge(Some(&c), true, 0.25), QueryVerdict::Equivalent);
     }
 
     #[test]
@@ -262,7 +390,7 @@ mod tests {
             ],
             ..Default::default()
         });
-        assert_eq!(v, Verdict::Undecidable);
+        assert_eq!(v, Verdict::Inconclusive);
         assert_eq!(v.exit_code(), 2);
         assert_eq!(reasons, vec!["b: too few samples"]);
     }

@@ -24,6 +24,9 @@ pub struct Collector {
     /// Paired samples per query, one block per interval.
     pub pairs: Vec<Vec<paired::Block>>,
     reservoir_rng: Prng,
+    /// Set after a sequential run's last look: its intervals, and so the
+    /// file's, are the ones that look decided on.
+    pairs_frozen: bool,
 }
 
 impl Collector {
@@ -39,6 +42,7 @@ impl Collector {
             candidate_series: vec![Vec::new(); q],
             pairs: vec![Vec::new(); q],
             reservoir_rng: Prng::for_parts(&[seed, 0x5EED]),
+            pairs_frozen: false,
         }
     }
 
@@ -75,7 +79,15 @@ impl Collector {
         }
     }
 
+    /// Keep no more pairs (a sequential run after its last look).
+    pub fn freeze_pairs(&mut self) {
+        self.pairs_frozen = true;
+    }
+
     fn add_pairs(&mut self, i: usize, slot: &Slot) {
+        if self.pairs_frozen {
+            return;
+        }
         self.pairs[i].extend(paired::blocks(&slot.pairs[i], &mut self.reservoir_rng));
     }
 }

@@ -98,6 +98,10 @@ impl RunOutcome {
             ));
             end.stderr.extend(exceeded.iter().map(|l| format!("  {l}")));
         }
+        if let Some(s) = &self.results.sequential {
+            end.stdout
+                .push(sequential_line(s, self.results.measured_seconds));
+        }
         if self_check {
             if self.self_check_failed.is_empty() {
                 end.stdout
@@ -195,8 +199,13 @@ pub(super) fn assemble(
     measured: Measured,
 ) -> RunOutcome {
     let collected = &measured.collected;
-    let level = bonferroni_level(&collected.pairs);
-    let queries = query_results(workload, collected, measured.seconds, level, opts.seed);
+    // A sequential run's intervals are those of its last look (its critical
+    // value); a fixed-length run's are at the Bonferroni level.
+    let z = match measured.looker.as_ref().and_then(|l| l.last_z()) {
+        Some(z) => z,
+        None => super::normal::z_two_sided(bonferroni_level(&collected.pairs)),
+    };
+    let queries = query_results(workload, collected, measured.seconds, z, opts.seed);
     let error_rate_exceeded = error_rates(workload, &collected.totals, opts.max_error_rate);
     let self_check_failed = if opts.self_check {
         self_check_failures(&queries)
@@ -233,6 +242,7 @@ pub(super) fn assemble(
         statements: measured.statements,
         stats_missing: measured.stats_missing,
         reconnect_errors: measured.reconnect_errors,
+        sequential: measured.looker.as_ref().map(|l| l.record()),
         replication: None,
     };
     RunOutcome {
@@ -258,9 +268,10 @@ fn query_results(
     workload: &Workload,
     collected: &Collector,
     seconds: f64,
-    level: f64,
+    z: f64,
     seed: u64,
 ) -> Vec<QueryResult> {
+    let level = 1.0 - 2.0 * super::normal::upper_tail(z);
     let paired = collected.paired();
     workload
         .queries
@@ -282,7 +293,7 @@ fn query_results(
                 )
             }),
             ratios: if paired {
-                paired::ratios(&collected.pairs[i], level, seed ^ i as u64)
+                paired::ratios_z(&collected.pairs[i], z, level, seed ^ i as u64)
             } else {
                 None
             },
@@ -362,4 +373,22 @@ fn self_check_failures(queries: &[QueryResult]) -> Vec<String> {
             (!bad.is_empty()).then(|| format!("{}: {}", qr.name, bad.join(", ")))
         })
         .collect()
+}
+
+/// How a sequential run ended, in one line.
+fn sequential_line(s: &crate::results::SequentialRecord, seconds: f64) -> String {
+    let undecided = s.looks.last().map_or(s.family, |l| l.undecided);
+    format!(
+        "crmbench: sequential gate {} after {seconds:.0} s ({} looks): {} of {} gated \
+         quer{} undecided; `crmbench compare` on this run folder gives the verdict",
+        match s.stopped.as_str() {
+            "decided" => "decided every gated query",
+            "regression" => "found a regression",
+            _ => "reached --max-duration",
+        },
+        s.looks.len(),
+        undecided,
+        s.family,
+        if s.family == 1 { "y" } else { "ies" }
+    )
 }

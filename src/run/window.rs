@@ -19,6 +19,7 @@ use super::RunOptions;
 use super::collect::{Collector, progress_line};
 use super::driver::{self, DriverConfig, Shared};
 use super::pgstat::{self, StatsConn};
+use super::sequential::Looker;
 use crate::error::{Error, Result};
 use crate::results::{IndexUsage, StatementStats};
 use crate::workload::Workload;
@@ -42,6 +43,8 @@ pub struct Measured {
     pub stats_missing: Option<String>,
     /// Failed reconnection attempts by code.
     pub reconnect_errors: BTreeMap<String, u64>,
+    /// The looks of a sequential run.
+    pub looker: Option<Looker>,
     /// What the read replicas served, and how stale.
     pub stale: super::replicas::StaleCounters,
 }
@@ -67,17 +70,25 @@ pub async fn measure(
         shared,
     };
     let mut collected = Collector::new(&workload, paired, opts.seed);
-    let mut partial =
-        match tick_until_done(stats, &mut window, &driver, &workload, &mut collected, opts).await {
-            Ok(partial) => partial,
-            Err(fatal) => {
-                let _ = driver.stop().await;
-                return Err(Error::State {
-                    message: format!("the run could not start: {fatal}"),
-                    fix: "check the server and the workload (`crmbench run --check`)".into(),
-                });
-            }
-        };
+    let mut looker = match (&opts.sequential, paired) {
+        (Some(seq), true) => Some(Looker::new(&workload, seq, opts.duration, opts.seed)?),
+        _ => None,
+    };
+    let mut ticking = Ticking {
+        window: &mut window,
+        collected: &mut collected,
+        looker: looker.as_mut(),
+    };
+    let mut partial = match tick_until_done(stats, &mut ticking, &driver, &workload, opts).await {
+        Ok(partial) => partial,
+        Err(fatal) => {
+            let _ = driver.stop().await;
+            return Err(Error::State {
+                message: format!("the run could not start: {fatal}"),
+                fix: "check the server and the workload (`crmbench run --check`)".into(),
+            });
+        }
+    };
     if let Err(e) = driver.stop().await {
         partial.get_or_insert(e.to_string());
     }
@@ -109,8 +120,39 @@ pub async fn measure(
         statements,
         stats_missing,
         reconnect_errors,
+        looker,
         stale: driver.shared.stale.snapshot(),
     })
+}
+
+/// What each tick updates.
+struct Ticking<'a> {
+    window: &'a mut Window,
+    collected: &'a mut Collector,
+    looker: Option<&'a mut Looker>,
+}
+
+impl Ticking<'_> {
+    /// A sequential run's look, when one is due `t` seconds into the window
+    /// (`end`: the last); `true` when the run is decided or over. After the
+    /// last look the pairs are frozen, so the file holds what it decided on.
+    fn look(&mut self, t: f64, end: bool, quiet: bool) -> bool {
+        let Some(looker) = self.looker.as_deref_mut() else {
+            return end;
+        };
+        if !looker.due(t, end) {
+            return false;
+        }
+        let decided = looker.look(t, end, &self.collected.pairs);
+        if !quiet {
+            crate::console::err_line(looker.progress_line());
+        }
+        if decided || end {
+            self.collected.freeze_pairs();
+            return true;
+        }
+        false
+    }
 }
 
 /// The window's state: open (`since`) or still warming up.
@@ -170,14 +212,13 @@ impl Window {
 /// clients failed before anything ran.
 async fn tick_until_done(
     stats: &mut StatsConn,
-    window: &mut Window,
+    ticking: &mut Ticking<'_>,
     driver: &Running,
     workload: &Workload,
-    collected: &mut Collector,
     opts: &RunOptions,
 ) -> std::result::Result<Option<String>, String> {
     let shared = &driver.shared;
-    let paired = collected.paired();
+    let paired = ticking.collected.paired();
     let started = Instant::now();
     let mut partial: Option<String> = None;
     let mut tick = tokio::time::interval(opts.interval);
@@ -195,16 +236,19 @@ async fn tick_until_done(
         }
         if let Some(fatal) = shared.fatal.lock().ok().and_then(|f| f.clone()) {
             let panicked = shared.panicked.load(Ordering::Relaxed);
-            if window.since.is_none() && shared.done.load(Ordering::Relaxed) == 0 && !panicked {
+            if ticking.window.since.is_none()
+                && shared.done.load(Ordering::Relaxed) == 0
+                && !panicked
+            {
                 return Err(fatal);
             }
             partial.get_or_insert(format!("stopped by an error: {fatal}"));
         }
         let slot = shared.swap(workload, paired);
         let done = shared.done.load(Ordering::Relaxed);
-        match window.since {
+        match ticking.window.since {
             None if started.elapsed() >= opts.warmup => {
-                window.open(stats).await;
+                ticking.window.open(stats).await;
                 // Warm-up over: what finished during it is dropped.
                 let _ = shared.swap(workload, paired);
                 last_done = shared.done.load(Ordering::Relaxed);
@@ -218,13 +262,13 @@ async fn tick_until_done(
             None => {}
             Some(since) => {
                 let t = since.elapsed().as_secs_f64();
-                collected.add_interval(t, &slot);
+                ticking.collected.add_interval(t, &slot);
                 if !opts.quiet {
                     let interval = opts.interval.as_secs_f64();
                     crate::console::err_line(progress_line(t, &slot, done - last_done, interval));
                 }
                 last_done = done;
-                if since.elapsed() >= opts.duration {
+                if ticking.look(t, since.elapsed() >= opts.duration, opts.quiet) {
                     break;
                 }
             }

@@ -155,6 +155,7 @@ pub fn options(workload: &str, seconds: f64) -> crmbench::run::RunOptions {
         max_tries: 1,
         simple: false,
         quiet: true,
+        sequential: None,
         pooler_url: None,
         replica_urls: Vec::new(),
         private_replicas: false,
