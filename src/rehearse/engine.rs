@@ -333,6 +333,7 @@ fn load_options(
         replica_urls: Vec::new(),
         // The clone is not on the replicas: reads stay on it.
         private_replicas: false,
+        sequential: None,
     }
 }
 
