@@ -150,6 +150,9 @@ pub struct Shared {
     pub reconnect_errors: Mutex<BTreeMap<String, u64>>,
     /// Replica-served transactions and read-your-writes staleness.
     pub stale: super::replicas::StaleCounters,
+    /// Set once any client has connected: the server was reachable, so a
+    /// failure to connect after that is an outage to wait out, not a typo.
+    pub reached: AtomicBool,
 }
 
 impl Shared {
@@ -165,6 +168,7 @@ impl Shared {
             panicked: AtomicBool::new(false),
             reconnect_errors: Mutex::new(BTreeMap::new()),
             stale: Default::default(),
+            reached: AtomicBool::new(false),
         })
     }
 
@@ -331,7 +335,19 @@ pub(super) async fn initial(
     simple: bool,
 ) -> Option<Conn> {
     match Conn::open(spec, workload, simple).await {
-        Ok(c) => Some(c),
+        Ok(c) => {
+            shared.reached.store(true, Ordering::Relaxed);
+            Some(c)
+        }
+        // Another client reached the server, so this one met a restart (a
+        // crashed backend) while still connecting: retry as after a lost
+        // connection instead of failing the run.
+        Err(e) if server_unavailable(&e) && shared.reached.load(Ordering::Relaxed) => {
+            if let Ok(mut counts) = shared.reconnect_errors.lock() {
+                *counts.entry(failure_code(&e)).or_default() += 1;
+            }
+            open_with_retry(spec, workload, shared, simple).await
+        }
         Err(e) => {
             set_fatal(shared, e.to_string());
             None
