@@ -201,11 +201,16 @@ pub(super) fn assemble(
     let collected = &measured.collected;
     // A sequential run's intervals are those of its last look (its critical
     // value); a fixed-length run's are at the Bonferroni level.
-    let z = match measured.looker.as_ref().and_then(|l| l.last_z()) {
-        Some(z) => z,
-        None => super::normal::z_two_sided(bonferroni_level(&collected.pairs)),
+    // The level is recorded as chosen (a round trip through z would drift
+    // in the last digits).
+    let (z, level) = match measured.looker.as_ref().and_then(|l| l.last_z()) {
+        Some(z) => (z, 1.0 - 2.0 * super::normal::upper_tail(z)),
+        None => {
+            let level = bonferroni_level(&collected.pairs);
+            (super::normal::z_two_sided(level), level)
+        }
     };
-    let queries = query_results(workload, collected, measured.seconds, z, opts.seed);
+    let queries = query_results(workload, collected, measured.seconds, (z, level), opts.seed);
     let error_rate_exceeded = error_rates(workload, &collected.totals, opts.max_error_rate);
     let self_check_failed = if opts.self_check {
         self_check_failures(&queries)
@@ -268,10 +273,9 @@ fn query_results(
     workload: &Workload,
     collected: &Collector,
     seconds: f64,
-    z: f64,
+    (z, level): (f64, f64),
     seed: u64,
 ) -> Vec<QueryResult> {
-    let level = 1.0 - 2.0 * super::normal::upper_tail(z);
     let paired = collected.paired();
     workload
         .queries
