@@ -58,18 +58,8 @@ impl Table {
 
 /// An identifier as SQL needs it: bare when it is a plain lower-case word.
 pub fn ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.into()
-    } else {
-        crate::pg::quote_ident(name)
-    }
+    // One rule for when a name needs quotes: the audit's.
+    crate::audit::rules::ident(name)
 }
 
 /// The tenant frame detected from the policies.
