@@ -292,6 +292,29 @@ pub(super) enum Command {
     /// the catalog, the tenant context from the RLS policies. Statements it
     /// cannot replay are listed with their share of execution time.
     Capture(CaptureArgs),
+    /// Merge the folders of one run spread over several machines
+    /// (`run --worker K/N --start-at T` on each) into one results.json.
+    ///
+    /// Exact: HDR histograms are added (never averaged), counts, errors and
+    /// retries summed, each interval of the series added from the workers'
+    /// histograms of that interval after aligning them by wall clock, and a
+    /// paired run's ratios recomputed from every worker's pairs. The server's
+    /// own counters (index use, statements) are server-wide in every worker's
+    /// folder and are taken from worker 0. Refuses folders of different
+    /// workloads, seeds, targets or options, and a set with a worker missing
+    /// or repeated. `report`, `compare` and `advise` read the merged folder
+    /// as a single run's.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct MergeArgs {
+    /// Worker run folders (or their results.json), one per worker.
+    #[arg(required = true)]
+    pub(super) folders: Vec<PathBuf>,
+    /// Run folder for the merged results.json [default: reports/<timestamp>-merge].
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -617,6 +640,34 @@ pub(super) struct RunArgs {
     /// running replicas.
     #[arg(long, conflicts_with = "replica_urls")]
     pub(super) no_replicas: bool,
+    /// Run one slice of the clients, for load from several machines: worker
+    /// K of N (K from 0, like a Kubernetes completion index) runs the client
+    /// ids ≡ K mod N of --clients (the total over all workers), each with the
+    /// parameter stream a single-machine run gives that client. Results keep
+    /// per-interval histograms (and paired samples) so `crmbench merge` can
+    /// add the workers' folders up exactly. Use with --start-at.
+    #[arg(long, value_name = "K/N", value_parser = parse_worker,
+          conflicts_with_all = ["until_decided", "pool_sizes"])]
+    pub(super) worker: Option<crate::run::worker::WorkerSlice>,
+    /// Start (connect, warm up, measure) at this wall-clock instant, RFC 3339
+    /// or Unix seconds, so every worker's window lines up; a start more than
+    /// 1 s past is refused. Clocks must agree (NTP).
+    #[arg(long, value_name = "TIME", value_parser = parse_start)]
+    pub(super) start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Record each client's first N transactions (query, tenant, drawn
+    /// values) in results.json under param_trace — to check that workers
+    /// replay one run's streams, or to reproduce a failing transaction.
+    /// The values are the dataset's: share the file accordingly.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(super) trace_params: usize,
+}
+
+fn parse_worker(text: &str) -> std::result::Result<crate::run::worker::WorkerSlice, String> {
+    crate::run::worker::WorkerSlice::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_start(text: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::run::worker::parse_start(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

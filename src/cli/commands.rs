@@ -226,6 +226,9 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         replica_urls: args.replica_urls.clone(),
         private_replicas: !args.no_replicas,
         sequential: None,
+        worker: args.worker,
+        start_at: args.start_at,
+        trace_params: args.trace_params,
     };
     let options = sequential_options(&args, options);
     if !args.pool_sizes.is_empty() {
@@ -499,4 +502,24 @@ pub(super) async fn rehearse_command(
         outcome.folder.join("rehearsal.json").display()
     ))?;
     Ok(outcome.rehearsal.exit_code())
+}
+
+/// `merge`: the workers' folders into one results.json.
+pub(super) fn merge_command(args: super::args::MergeArgs, access: Access) -> Result<String> {
+    let runs = crate::merge::read(&args.folders)?;
+    let workers = runs.len();
+    let merged = crate::merge::merge(runs)?;
+    let folder = crate::runfolder::RunFolder::prepare(args.out.as_deref(), "merge", access)?;
+    let path = folder.write(&merged)?;
+    Ok(format!(
+        "{}crmbench: merged {workers} workers ({} clients){}\n  results: {}\n",
+        crate::run::render_table(&merged),
+        merged.driver.clients,
+        merged
+            .partial
+            .as_ref()
+            .map(|p| format!("; partial: {p}"))
+            .unwrap_or_default(),
+        path.display()
+    ))
 }

@@ -334,6 +334,9 @@ fn load_options(
         // The clone is not on the replicas: reads stay on it.
         private_replicas: false,
         sequential: None,
+        worker: None,
+        start_at: None,
+        trace_params: 0,
     }
 }
 
