@@ -244,3 +244,57 @@ async fn paired_workers_ratios_come_from_every_workers_pairs() {
         "{level}"
     );
 }
+
+/// The examples agree with themselves and with the flags: N is the same
+/// everywhere, K is the engine's own index, the start time is shared.
+#[test]
+fn worker_examples_are_consistent() {
+    let k8s = std::fs::read_to_string("examples/k8s/crmbench-workers.yaml").unwrap();
+    let value = |key: &str| -> String {
+        let line = k8s
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap();
+        line.split(':')
+            .nth(1)
+            .unwrap()
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let n = value("completions:");
+    assert_eq!(value("parallelism:"), n);
+    assert!(k8s.contains("completionMode: Indexed"));
+    let workers = k8s
+        .lines()
+        .skip_while(|l| !l.contains("name: WORKERS"))
+        .nth(1)
+        .unwrap();
+    assert!(workers.contains(&format!("\"{n}\"")), "{workers}");
+    assert!(k8s.contains(r#"--worker "${JOB_COMPLETION_INDEX}/${WORKERS}""#));
+    assert!(k8s.contains(r#"--start-at "${START_AT}""#));
+    assert!(k8s.contains("metadata.annotations['crmbench/start-at']"));
+    // The connection comes from a Secret; no password in the manifest itself.
+    assert!(
+        k8s.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .all(|l| !l.to_lowercase().contains("password")),
+        "a password in the manifest"
+    );
+    assert!(k8s.contains("secretRef:"));
+    let gha = std::fs::read_to_string("examples/github-actions-workers.yml").unwrap();
+    let n: usize = gha
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("WORKERS:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let matrix = format!(
+        "index: [{}]",
+        (0..n).map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    assert!(gha.contains(&matrix), "{matrix}");
+    assert!(gha.contains("--worker ${{ matrix.index }}/${{ env.WORKERS }}"));
+    assert!(gha.contains("crmbench merge worker-*"));
+}
