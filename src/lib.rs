@@ -27,6 +27,7 @@
 //! - [`report`]: a run folder's files to HTML, Markdown and JSON reports, never a database.
 //! - [`console`]: terminal output that ends quietly when the reader has gone, never a panic.
 //! - [`compare`]: the CI regression gate over results files, with exit codes.
+//! - [`distribute`]: ready for Citus: the distribution SQL, the tenant hash, tenant placement on N nodes.
 //! - [`merge`]: worker folders of one run over several machines added up exactly into one results.json.
 //! - [`results`]: `results.json`, the typed contract between `run` and the stages that read it.
 //! - [`runfolder`]: the run folder every stage reads from and writes into.
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod compare;
 pub mod console;
 pub mod demo;
+pub mod distribute;
 pub mod erase;
 pub mod error;
 pub mod explain;

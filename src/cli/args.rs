@@ -785,6 +785,24 @@ pub(super) enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the SQL that distributes the CRM with Citus: shared lookups as
+    /// reference tables, the tenants by id, every tenant table by tenant_id
+    /// co-located with them, in dependency order; with --nodes, the tenant
+    /// placement for the workload's load first (as comments) and the
+    /// isolate_tenant_to_new_shard calls for the tenants big enough to need
+    /// a shard of their own. Nothing is changed: pipe it to psql on the
+    /// Citus coordinator.
+    DistributeSql {
+        /// Shards per distributed table (Citus's default is 32).
+        #[arg(long, default_value_t = 32)]
+        shards: u32,
+        /// Worker nodes: advise the tenant placement for this many.
+        #[arg(long)]
+        nodes: Option<u32>,
+        /// The workload whose load the placement balances.
+        #[arg(long, default_value = "workloads/crm.toml")]
+        workload: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -66,6 +66,15 @@ pub(super) async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> 
             schema::clone::render_drop(&name, dropped)
         }
         SchemaCommand::Gc => schema::gc::gc(&target).await?.render(),
+        SchemaCommand::DistributeSql {
+            shards,
+            nodes,
+            workload,
+        } => {
+            crate::distribute::distribution(&target, shards, nodes, &workload)
+                .await?
+                .sql
+        }
         SchemaCommand::Checksum { json } => {
             let client = pg::connect(&target.admin()).await?;
             let sums = crate::generate::checksum::checksums(&client).await?;
