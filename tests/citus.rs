@@ -23,10 +23,31 @@ async fn distribution_sql_runs_against_citus_signatures_in_dependency_order() {
         .await
         .unwrap();
     let placement = d.placement.as_ref().unwrap();
-    admin
-        .batch_execute(&d.sql)
+    let isolate: Vec<String> = placement.isolate.iter().map(|t| t.id.clone()).collect();
+    assert!(d.sql.contains("-- tenant placement on 4 nodes"));
+    assert!(d.sql.ends_with(&distribute::sql::statements(
+        target.database(),
+        32,
+        &isolate
+    )));
+    assert!(
+        distribute::placement::imbalance(&placement.with_isolation)
+            <= distribute::placement::imbalance(&placement.hashed)
+    );
+    // Run it with the biggest tenant isolated, so every Citus function is called.
+    let biggest: String = admin
+        .query_one(
+            "SELECT tenant_id::text FROM crm.customers GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+            &[],
+        )
         .await
-        .unwrap_or_else(|e| panic!("{:?}\n{}", e.as_db_error(), d.sql));
+        .unwrap()
+        .get(0);
+    let sql = distribute::sql::statements(target.database(), 32, std::slice::from_ref(&biggest));
+    admin
+        .batch_execute(&sql)
+        .await
+        .unwrap_or_else(|e| panic!("{:?}\n{sql}", e.as_db_error()));
     let calls: Vec<(String, String, Option<String>)> = admin
         .query(
             "SELECT fn, n.nspname || '.' || c.relname, dist_column FROM citus_stub.calls \
@@ -40,7 +61,8 @@ async fn distribution_sql_runs_against_citus_signatures_in_dependency_order() {
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let tables = crmbench::schema::tables::TABLES;
-    assert_eq!(calls.len(), tables.len() + placement.isolate.len());
+    assert_eq!(calls.len(), tables.len() + 1);
+    assert_eq!(calls[tables.len()].0, "isolate_tenant_to_new_shard");
     for (call, table) in calls.iter().zip(tables.iter()) {
         assert_eq!(call.1, format!("crm.{}", table.name));
     }
@@ -51,9 +73,6 @@ async fn distribution_sql_runs_against_citus_signatures_in_dependency_order() {
             .iter()
             .all(|c| c.2.as_deref() == Some("tenant_id"))
     );
-    // The Zipf-skewed dataset has tenants big enough to isolate at 4 nodes.
-    assert!(!placement.isolate.is_empty(), "{:?}", placement);
-    assert!(d.sql.contains("-- tenant placement on 4 nodes"));
     // The stubs hold the order: a tenant table before the tenants is refused.
     admin
         .batch_execute("DELETE FROM citus_stub.calls")
@@ -92,5 +111,61 @@ async fn tenant_hash_is_the_servers_uuid_hash() {
             .unwrap()
             .get(0);
         assert_eq!(hash::hash_bytes(s.as_bytes()) as i32, server, "{s:?}");
+    }
+}
+
+/// `--tenant-frame set-local`: every transaction sets the tenant with
+/// `SET LOCAL` (what Citus propagates) and set_config is not sent at all,
+/// while row-level security still sees the tenant (the customer lookups
+/// return rows: without a tenant the policies return none).
+#[tokio::test]
+async fn set_local_frame_runs_the_workload_under_rls() {
+    use crmbench::workload::FrameForm;
+    let target = common::generated("citus_frame", 0.002, 7).await;
+    let ctx = crmbench::workload::context::WorkloadContext::prepare(
+        &target,
+        std::path::Path::new("workloads/crm.toml"),
+    )
+    .await
+    .unwrap();
+    for (form, simple) in [
+        (FrameForm::SetConfig, false),
+        (FrameForm::SetLocal, false),
+        (FrameForm::SetLocal, true),
+    ] {
+        let ctx = ctx.clone().with_frame_form(form);
+        let mut opts = common::options("workloads/crm.toml", 1.5);
+        opts.simple = simple;
+        let r = crmbench::run::run_with(&ctx, &target, &opts)
+            .await
+            .unwrap()
+            .results;
+        let case = format!("{form:?} simple={simple}");
+        assert!(r.partial.is_none(), "{case}: {:?}", r.partial);
+        for q in &r.queries {
+            assert!(
+                q.baseline.errors.is_empty(),
+                "{case} {}: {:?}",
+                q.name,
+                q.baseline.errors
+            );
+        }
+        let sum = |prefix: &str, pick: fn(&crmbench::results::StatementStats) -> i64| -> i64 {
+            r.statements
+                .iter()
+                .filter(|s| s.query.trim_start().to_lowercase().starts_with(prefix))
+                .map(pick)
+                .sum()
+        };
+        let set_config = sum("select set_config", |s| s.calls);
+        match form {
+            FrameForm::SetConfig => assert!(set_config > 0, "{case}"),
+            FrameForm::SetLocal => assert_eq!(set_config, 0, "{case}"),
+        }
+        let customers = sum("select id, first_name", |s| s.rows);
+        assert!(
+            customers > 0,
+            "{case}: no customer rows: the tenant was not set"
+        );
     }
 }

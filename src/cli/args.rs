@@ -9,7 +9,7 @@ use super::values::{
     Arrivals, CompareFormat, InconclusiveArg, Metric, Protocol, ReportFormat, Trimmed,
     parse_duration, parse_fraction,
 };
-use super::values::{AuditFormat, FailOn};
+use super::values::{AuditFormat, FailOn, TenantFrameArg};
 use crate::pg::TargetOptions;
 use crate::pg::private::PrivateOptions;
 
@@ -660,6 +660,14 @@ pub(super) struct RunArgs {
     /// The values are the dataset's: share the file accordingly.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(super) trace_params: usize,
+    /// How each transaction sets the tenant [default: the workload's
+    /// `[context] tenant_frame`, else set-config]. set-local sends `SET LOCAL
+    /// setting = 'tenant'`, which Citus propagates to the workers holding the
+    /// shards (with citus.propagate_set_commands = 'local'); set_config is
+    /// not propagated there, so row-level security on a worker would see no
+    /// tenant.
+    #[arg(long, value_enum)]
+    pub(super) tenant_frame: Option<TenantFrameArg>,
 }
 
 fn parse_worker(text: &str) -> std::result::Result<crate::run::worker::WorkerSlice, String> {

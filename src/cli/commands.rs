@@ -244,7 +244,10 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         return pool_sizes_command(&args, &target, &options, access).await;
     }
     crate::run::check_options(&options)?;
-    let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    let mut ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    if let Some(form) = args.tenant_frame {
+        ctx = ctx.with_frame_form(form.into());
+    }
     crate::run::check_room(args.out.as_deref(), ctx.workload(), &options)?;
     let outcome = crate::run::run_with(&ctx, &target, &options).await?;
     // The table first: on a full disk it is what the user still gets.
