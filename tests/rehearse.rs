@@ -200,6 +200,9 @@ async fn a_share_lock_held_two_seconds_blocks_writes_and_is_named() {
     assert!(md.contains("## Migration rehearsal"), "{md}");
     assert!(md.contains("### Deployment checklist"), "{md}");
     assert!(md.contains("SHARE on shop.items"), "{md}");
+    assert!(md.contains("### After the migration vs before (paired)"), "{md}");
+    assert!(md.contains("Applied under the same load"), "{md}");
+    assert!(md.contains("wal_level = replica"), "{md}");
     let html = std::fs::read_to_string(outcome.folder.join("report.html")).unwrap();
     assert!(html.contains("<section id=\"rehearsal\">") && html.contains("<polyline"));
 }
@@ -240,11 +243,12 @@ async fn a_plain_index_queued_behind_a_writer_blocks_the_writes_after_it() {
     assert_eq!(measured.blocked, s.blocked);
     let rb = r.rollback.as_ref().unwrap();
     assert!(rb.identical, "{}", rb.difference.render());
-    // WAL at wal_level = replica: the index build logs its pages (under
-    // minimal it would skip them and write a few kB).
+    // WAL measured on the quiesced clone at wal_level = replica (the
+    // server restarted that way). This index is under wal_skip_threshold
+    // (2 MB), so even minimal would log it at commit: only the level is
+    // what the replica restart changes here; the bytes show it is measured.
     let d = r.data.as_ref().unwrap();
     assert_eq!(d.wal_level, "replica");
-    eprintln!("index build WAL: {} bytes", d.statements[0].wal_bytes);
     assert!(d.statements[0].wal_bytes > 40_000, "{d:?}");
 }
 
