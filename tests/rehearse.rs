@@ -200,7 +200,10 @@ async fn a_share_lock_held_two_seconds_blocks_writes_and_is_named() {
     assert!(md.contains("## Migration rehearsal"), "{md}");
     assert!(md.contains("### Deployment checklist"), "{md}");
     assert!(md.contains("SHARE on shop.items"), "{md}");
-    assert!(md.contains("### After the migration vs before (paired)"), "{md}");
+    assert!(
+        md.contains("### After the migration vs before (paired)"),
+        "{md}"
+    );
     assert!(md.contains("Applied under the same load"), "{md}");
     assert!(md.contains("wal_level = replica"), "{md}");
     let html = std::fs::read_to_string(outcome.folder.join("report.html")).unwrap();
