@@ -57,12 +57,14 @@ pub async fn sample(
     while !stop.load(Ordering::Acquire) {
         let unit = current.load(Ordering::Acquire);
         if let Ok(unit) = usize::try_from(unit) {
-            if let Ok(s) = look(&client, pid, unit, clock).await {
-                out.push(s);
+            match look(&client, pid, unit, clock).await {
+                Ok(s) => out.push(s),
+                Err(e) => tracing::debug!("lock sampler: a look failed: {e}"),
             }
         }
         tokio::time::sleep(PERIOD).await;
     }
+    tracing::debug!("lock sampler: {} looks", out.len());
     out
 }
 
