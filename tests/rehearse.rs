@@ -268,8 +268,16 @@ async fn the_same_index_built_concurrently_waits_but_blocks_nothing() {
     let r = rehearse(&target, &opts).await.unwrap().rehearsal;
     assert!(r.failure.is_none(), "{:?}", r.failure);
     let s = &r.statements[0];
-    // It waited for the writer to end…
+    // It waited for the writer to end (on its transaction, not a table
+    // lock), and the wait is counted with the writer named…
     assert!(s.duration_ms >= 1500.0, "{s:?}");
+    assert!(s.lock_wait_ms >= 1000.0, "{s:?}");
+    assert!(
+        s.waited_behind
+            .iter()
+            .any(|w| w.application.contains("held transaction")),
+        "{s:?}"
+    );
     // …and nobody waited for it.
     assert_eq!(total_blocked(&r), 0, "{s:?}");
     assert!(r.rollback.as_ref().unwrap().identical);
