@@ -189,30 +189,20 @@ struct Rule {
     lock: LockMode,
 }
 
-const INDEX_NOT_CONCURRENT: Rule = Rule {
-    id: "index-not-concurrent",
-    lock: LockMode::Share,
-};
-const TABLE_REWRITE: Rule = Rule {
-    id: "table-rewrite",
-    lock: LockMode::AccessExclusive,
-};
-const SET_NOT_NULL_SCAN: Rule = Rule {
-    id: "set-not-null-scan",
-    lock: LockMode::AccessExclusive,
-};
-const CHECK_WITHOUT_NOT_VALID: Rule = Rule {
-    id: "check-without-not-valid",
-    lock: LockMode::AccessExclusive,
-};
-const FK_WITHOUT_NOT_VALID: Rule = Rule {
-    id: "fk-without-not-valid",
-    lock: LockMode::ShareRowExclusive,
-};
-const CONSTRAINT_BUILDS_INDEX: Rule = Rule {
-    id: "constraint-builds-index",
-    lock: LockMode::AccessExclusive,
-};
+impl Rule {
+    const fn new(id: &'static str, lock: LockMode) -> Rule {
+        Rule { id, lock }
+    }
+}
+
+const INDEX_NOT_CONCURRENT: Rule = Rule::new("index-not-concurrent", LockMode::Share);
+const TABLE_REWRITE: Rule = Rule::new("table-rewrite", LockMode::AccessExclusive);
+const SET_NOT_NULL_SCAN: Rule = Rule::new("set-not-null-scan", LockMode::AccessExclusive);
+const CHECK_WITHOUT_NOT_VALID: Rule =
+    Rule::new("check-without-not-valid", LockMode::AccessExclusive);
+const FK_WITHOUT_NOT_VALID: Rule = Rule::new("fk-without-not-valid", LockMode::ShareRowExclusive);
+const CONSTRAINT_BUILDS_INDEX: Rule =
+    Rule::new("constraint-builds-index", LockMode::AccessExclusive);
 
 /// Where a statement is.
 struct At<'a> {
