@@ -868,6 +868,15 @@ pub(super) struct RehearseArgs {
     /// Run folder [default: reports/<timestamp>-rehearse].
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
+    /// Validation queries (.sql, each returns one boolean): each must return
+    /// true after the migration and after the rollback, on a quiesced clone.
+    #[arg(long)]
+    pub(super) validate: Option<PathBuf>,
+    /// Leave the private server's wal_level as it is (by default a server at
+    /// minimal is restarted at replica, so WAL figures mean what they would
+    /// in production; under minimal they are marked not comparable).
+    #[arg(long)]
+    pub(super) keep_wal_level: bool,
 }
 
 impl Command {

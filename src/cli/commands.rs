@@ -502,6 +502,8 @@ pub(super) async fn rehearse_command(
         after: args.after,
         lock_timeout: args.lock_timeout,
         hold: args.hold.map(|sql| (sql, args.hold_for)),
+        validate: args.validate,
+        wal_replica: !args.keep_wal_level,
         index_limit_bytes: (args.index_limit_mb * 1e6) as i64,
         seed: args.seed,
         out: args.out,
