@@ -44,6 +44,7 @@ pub mod demo;
 pub mod erase;
 pub mod error;
 pub mod explain;
+pub mod export;
 pub mod generate;
 pub mod pg;
 pub mod prisma;

@@ -280,11 +280,13 @@ pub(super) enum Command {
     ///
     /// Finds every row that references the subject through the catalog's
     /// foreign keys, plus the references --policy declares (rows without a
-    /// foreign key, e.g. an audit log), deletes them leaves first as the
-    /// schema's owner with the subject's tenant set, and proves before COMMIT
-    /// that no row references the subject and that the transaction changed
-    /// nothing but those rows (pg_stat_xact_user_tables against the
-    /// statements' RETURNING counts). A failed proof rolls back and exits 2.
+    /// foreign key, e.g. an audit log), deletes them leaves first (or
+    /// pseudonymises the policy's personal columns) as the schema's owner
+    /// with the subject's tenant set, and proves before COMMIT that no row
+    /// references the subject, no personal value remains, and the
+    /// transaction changed nothing but those rows (pg_stat_xact_user_tables
+    /// against the statements' RETURNING counts; rows written, by xmin). A
+    /// failed proof rolls back and exits 2.
     Erase(EraseArgs),
     /// Write a workload file from what the server really ran
     /// (pg_stat_statements of the target database, the application's role):
@@ -306,7 +308,8 @@ pub(super) struct EraseArgs {
     /// without a foreign key.
     #[arg(long, value_name = "FILE")]
     pub(super) policy: Option<std::path::PathBuf>,
-    /// Do everything and prove it, then roll back.
+    /// Erase and prove on a clone of the database instead (dropped after),
+    /// also comparing every other tenant's checksums before and after.
     #[arg(long)]
     pub(super) dry_run: bool,
     /// Schema.

@@ -216,6 +216,8 @@ pub enum Purpose {
     Remedy,
     /// `rehearse`: the clone a migration is rehearsed on.
     Rehearse,
+    /// `erase --dry-run`: the clone erased instead of the target.
+    EraseDryRun,
 }
 
 impl Purpose {
@@ -227,6 +229,7 @@ impl Purpose {
             Purpose::WhatIf => "crmbench_whatif",
             Purpose::Remedy => "crmbench_remedy",
             Purpose::Rehearse => "crmbench_rehearse",
+            Purpose::EraseDryRun => "crmbench_erase",
         }
     }
 
@@ -238,6 +241,7 @@ impl Purpose {
             Purpose::WhatIf => "advise --no-hypopg",
             Purpose::Remedy => "advise --verify, remedies",
             Purpose::Rehearse => "rehearse, the migrated copy",
+            Purpose::EraseDryRun => "erase --dry-run",
         }
     }
 }
