@@ -294,6 +294,19 @@ pub(super) enum Command {
     /// the catalog, the tenant context from the RLS policies. Statements it
     /// cannot replay are listed with their share of execution time.
     Capture(CaptureArgs),
+    /// Export a customer's or a tenant's rows, with counts and checksums.
+    ///
+    /// The rows erase would remove (the subject's, every row referencing it
+    /// through a foreign key, the --policy's declared references; for a
+    /// tenant every row with the tenant column), one file per table, read in
+    /// one snapshot, and manifest.json with each table's rows and an
+    /// order-free checksum. A tenant goes out as CSV by COPY, which `import`
+    /// loads elsewhere.
+    Export(ExportArgs),
+    /// Load a tenant's CSV export into a schema of the same shape, proven:
+    /// each table's checksum of the tenant's rows must equal the manifest's,
+    /// or nothing is loaded (exit 2).
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -804,4 +817,39 @@ impl Command {
             Command::Run(_) | Command::Generate(_) | Command::Advise(_) | Command::Demo(_)
         )
     }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ExportArgs {
+    /// The customer's key (in the policy's subject table, default customers.id).
+    #[arg(long, required_unless_present = "tenant")]
+    pub(super) customer: Option<String>,
+    /// The tenant: alone, export the whole tenant; with --customer, its tenant.
+    #[arg(long)]
+    pub(super) tenant: Option<String>,
+    /// Erasure policy (TOML): subject table, references without a foreign key.
+    #[arg(long, value_name = "FILE")]
+    pub(super) policy: Option<std::path::PathBuf>,
+    /// Output folder (created; files 0600).
+    #[arg(long, value_name = "DIR")]
+    pub(super) out: std::path::PathBuf,
+    /// Row format: jsonl (default for --customer) or csv (default for --tenant).
+    #[arg(long, value_enum)]
+    pub(super) format: Option<super::values::ExportFormat>,
+    /// Schema.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
+    /// The tenant column.
+    #[arg(long, default_value = crate::audit::DEFAULT_COLUMN)]
+    pub(super) tenant_column: String,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ImportArgs {
+    /// The export folder (its manifest.json and CSV files).
+    #[arg(value_name = "DIR")]
+    pub(super) from: std::path::PathBuf,
+    /// Schema to load into.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
 }

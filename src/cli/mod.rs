@@ -151,6 +151,8 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Erase(args) => out(commands::erase_command(args, opts).await?)?,
         Command::Capture(args) => capture_command(args, opts).await?,
         Command::Rehearse(args) => return Ok(rehearse_command(args, opts, access).await?),
+        Command::Export(args) => out(commands::export_command(args, opts).await?)?,
+        Command::Import(args) => out(commands::import_command(args, opts).await?)?,
     }
     Ok(EXIT_OK)
 }

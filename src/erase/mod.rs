@@ -194,34 +194,48 @@ pub async fn erase(target: &Target, opts: &EraseOptions) -> Result<EraseReport> 
         Some(p) => Policy::load(p)?,
         None => Policy::default(),
     };
-    let subject_table = policy.subject.clone().unwrap_or_else(|| "customers".into());
-    let key = policy.key.clone().unwrap_or_else(|| "id".into());
-    let tenant = {
-        let client = pg::connect(&target.admin()).await?;
-        match (&opts.customer, &opts.tenant) {
-            (_, Some(t)) => t.clone(),
-            (Some(id), None) => tenant_of(&client, opts, &subject_table, &key, id).await?,
-            (None, None) => {
-                return Err(Error::Usage {
-                    message: "erase needs --customer ID or --tenant ID".into(),
-                    fix: "name the subject".into(),
-                });
-            }
-        }
-    };
-    let subject = match &opts.customer {
-        Some(id) => Subject::Row {
-            table: subject_table,
-            key,
-            id: id.clone(),
-        },
-        None => Subject::Tenant,
-    };
+    let named = (opts.customer.as_deref(), opts.tenant.as_deref());
+    let (tenant, subject) = resolve(target, &opts.schema, &opts.column, &policy, named).await?;
     if opts.dry_run {
         dryrun::on_clone(target, opts, &policy, &tenant, &subject).await
     } else {
         erase_in(target, opts, &policy, &tenant, &subject).await
     }
+}
+
+/// The subject named by `--customer` / `--tenant`, and its tenant (found
+/// from the customer's row when not given).
+pub(crate) async fn resolve(
+    target: &Target,
+    schema: &str,
+    column: &str,
+    policy: &Policy,
+    (customer, tenant): (Option<&str>, Option<&str>),
+) -> Result<(String, Subject)> {
+    let table = policy.subject.clone().unwrap_or_else(|| "customers".into());
+    let key = policy.key.clone().unwrap_or_else(|| "id".into());
+    let subject = match customer {
+        Some(id) => Subject::Row {
+            table: table.clone(),
+            key: key.clone(),
+            id: id.to_string(),
+        },
+        None => Subject::Tenant,
+    };
+    let tenant = match (customer, tenant) {
+        (_, Some(t)) => t.to_string(),
+        (Some(id), None) => {
+            let client = pg::connect(&target.admin()).await?;
+            tenant_of(&client, schema, column, &table, &key, id).await?
+        }
+        (None, None) => {
+            return Err(Error::Usage {
+                message: "name the subject: --customer ID or --tenant ID".into(),
+                fix: "give --customer ID (its tenant is found) or --tenant ID".into(),
+            });
+        }
+    };
+    Ok((tenant, subject))
 }
 
 /// The erasure itself, committed on `target`.
@@ -234,7 +248,7 @@ async fn erase_in(
 ) -> Result<EraseReport> {
     let mut client = pg::connect(&target.admin()).await?;
     let cat = Catalog::load(&client, &opts.schema, "").await?;
-    let (references, statements) = statements(&cat, opts, policy, tenant, subject);
+    let (references, statements) = statements(&cat, &opts.column, policy, tenant, subject);
     let action = |t: &str| policy.action(t);
     let cx = Context {
         schema: &opts.schema,
@@ -283,9 +297,9 @@ async fn erase_in(
 
 /// The declared references and then every statement (references first,
 /// then the catalog's steps, leaves first).
-fn statements(
+pub(crate) fn statements(
     cat: &Catalog,
-    opts: &EraseOptions,
+    column: &str,
     policy: &Policy,
     tenant: &str,
     subject: &Subject,
@@ -293,20 +307,20 @@ fn statements(
     let tenant_tables: Vec<String> = cat
         .relations
         .iter()
-        .filter(|r| matches!(r.kind, 'r' | 'p') && r.columns.contains(&opts.column))
+        .filter(|r| matches!(r.kind, 'r' | 'p') && r.columns.iter().any(|c| c == column))
         .map(|r| r.name.clone())
         .collect();
     let ctx = crate::audit::rules::Ctx {
         cat,
-        column: &opts.column,
-        setting: &opts.setting,
+        column,
+        setting: "",
     };
     let roots = ctx.roots();
     let action = |t: &str| policy.action(t);
     let graph = plan::Graph {
-        schema: &opts.schema,
+        schema: &cat.schema,
         keys: &cat.keys,
-        column: &opts.column,
+        column,
         tenant_tables: &tenant_tables,
         root: roots.first().map(|(t, k)| (t.as_str(), k.as_str())),
         action: &action,
@@ -316,8 +330,8 @@ fn statements(
         .iter()
         .map(|r| Statement {
             table: r.table.clone(),
-            predicate: reference_predicate(opts, r, tenant, subject),
-            tenant_column: opts.column.clone(),
+            predicate: reference_predicate(column, r, tenant, subject),
+            tenant_column: column.to_string(),
             action: r.action,
         })
         .collect();
@@ -335,15 +349,16 @@ fn statements(
 
 async fn tenant_of(
     client: &tokio_postgres::Client,
-    opts: &EraseOptions,
+    schema: &str,
+    column: &str,
     table: &str,
     key: &str,
     id: &str,
 ) -> Result<String> {
     let sql = format!(
         "SELECT {}::text FROM {}.{} WHERE {}::text = $1",
-        pg::quote_ident(&opts.column),
-        pg::quote_ident(&opts.schema),
+        pg::quote_ident(column),
+        pg::quote_ident(schema),
         pg::quote_ident(table),
         pg::quote_ident(key)
     );
@@ -361,19 +376,14 @@ async fn tenant_of(
     }
 }
 
-fn reference_predicate(
-    opts: &EraseOptions,
-    r: &Reference,
-    tenant: &str,
-    subject: &Subject,
-) -> String {
+fn reference_predicate(column: &str, r: &Reference, tenant: &str, subject: &Subject) -> String {
     let id = match subject {
         Subject::Row { id, .. } => quote_literal(id),
         Subject::Tenant => "NULL".into(),
     };
     format!(
         "{} = {} AND ({})",
-        pg::quote_ident(&opts.column),
+        pg::quote_ident(column),
         quote_literal(tenant),
         r.condition.replace("{id}", &id)
     )
