@@ -353,6 +353,10 @@ pub(super) struct AuditArgs {
     /// Audit this Prisma schema statically instead of a database.
     #[arg(long, value_name = "FILE")]
     pub(super) prisma_schema: Option<std::path::PathBuf>,
+    /// Also run read-only probes as the application role: isolation (no
+    /// tenant set, one tenant set) and the policy's measured cost.
+    #[arg(long, conflicts_with = "prisma_schema")]
+    pub(super) probe: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
     pub(super) format: AuditFormat,

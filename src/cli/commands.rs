@@ -402,6 +402,7 @@ pub(super) async fn audit_command(
         setting: args.setting,
         app_role: args.app_role,
         prisma_schema: args.prisma_schema,
+        probe: args.probe,
     };
     let report = match &options.prisma_schema {
         Some(path) => crate::audit::prisma::audit_file(path, &options)?,
