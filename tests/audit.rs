@@ -353,3 +353,41 @@ async fn probe_runs_as_the_app_role_and_finds_leaks_only_where_there_are_some() 
     assert!(open.message.contains("read 4 row(s)"), "{}", open.message);
     assert!(report.fails(Severity::Error));
 }
+
+#[tokio::test]
+async fn a_workload_statement_setting_the_tenant_is_an_error_at_its_line() {
+    let target = database().await;
+    let mut opts = options("crm");
+    opts.workload = Some("workloads/crm.toml".into());
+    let report = audit::audit_database(&target, &opts).await.unwrap();
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|f| f.rule == Rule::WorkloadSetsTenant),
+        "{}",
+        report.render_text()
+    );
+    let text = format!(
+        "name = \"leaky\"\n{}\n[[query]]\nname = \"any_tenant\"\nkind = \"read\"\nweight = 1\n\
+         sql = \"SELECT set_config('app.current_tenant_id', $1, true), count(*) FROM crm.customers\"\n\
+         params = [ {{ tenant = true }} ]\n",
+        common::CONTEXT
+    );
+    let (_dir, path) = common::write_workload(&text);
+    opts.workload = Some(path.clone().into());
+    let report = audit::audit_database(&target, &opts).await.unwrap();
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::WorkloadSetsTenant)
+        .unwrap_or_else(|| panic!("{}", report.render_text()));
+    assert_eq!(f.object, "any_tenant");
+    let at = f.location.as_ref().unwrap();
+    assert_eq!(
+        (at.file.as_str(), at.line),
+        (path.as_str(), 12),
+        "the sql key's line"
+    );
+    assert!(report.fails(Severity::Error));
+}

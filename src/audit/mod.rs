@@ -16,6 +16,7 @@ pub mod prisma;
 pub mod probe;
 pub mod rules;
 pub mod sarif;
+pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ pub struct AuditOptions {
     pub prisma_schema: Option<PathBuf>,
     /// Also run the probes as the application role ([`probe`]).
     pub probe: bool,
+    /// A workload file whose statements are checked ([`workload`]).
+    pub workload: Option<PathBuf>,
 }
 
 /// Audit the catalog of `opts.schema` on `target`.
@@ -69,6 +72,14 @@ pub async fn audit_database(target: &Target, opts: &AuditOptions) -> Result<Repo
     }
     let cat = catalog::Catalog::load(&client, &opts.schema, &opts.app_role).await?;
     let mut report = audit_catalog(&cat, opts);
+    if let Some(path) = &opts.workload {
+        let w = crate::workload::Workload::load(path)?;
+        let file = path.display().to_string();
+        report
+            .findings
+            .extend(workload::check(&w, &file, &report.setting));
+        report.sort();
+    }
     if opts.probe {
         let cx = rules::Ctx {
             cat: &cat,

@@ -357,6 +357,10 @@ pub(super) struct AuditArgs {
     /// tenant set, one tenant set) and the policy's measured cost.
     #[arg(long, conflicts_with = "prisma_schema")]
     pub(super) probe: bool,
+    /// Also check this workload file's statements (a statement that sets
+    /// the tenant setting itself is an error, at its file:line).
+    #[arg(long, value_name = "FILE", conflicts_with = "prisma_schema")]
+    pub(super) workload: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
     pub(super) format: AuditFormat,

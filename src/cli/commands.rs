@@ -403,6 +403,7 @@ pub(super) async fn audit_command(
         app_role: args.app_role,
         prisma_schema: args.prisma_schema,
         probe: args.probe,
+        workload: args.workload,
     };
     let report = match &options.prisma_schema {
         Some(path) => crate::audit::prisma::audit_file(path, &options)?,
