@@ -197,11 +197,27 @@ pub async fn erase(target: &Target, opts: &EraseOptions) -> Result<EraseReport> 
     let named = (opts.customer.as_deref(), opts.tenant.as_deref());
     let (tenant, subject) = resolve(target, &opts.schema, &opts.column, &policy, named).await?;
     if opts.dry_run {
-        dryrun::on_clone(target, opts, &policy, &tenant, &subject).await
-    } else {
-        erase_in(target, opts, &policy, &tenant, &subject).await
+        return dryrun::on_clone(target, opts, &policy, &tenant, &subject).await;
+    }
+    // The application may still write the subject's rows: its transactions
+    // lock them in another order, and PostgreSQL breaks the deadlock by
+    // failing one side. Everything rolled back, so a new attempt is safe.
+    let mut tries = 1;
+    loop {
+        match erase_in(target, opts, &policy, &tenant, &subject).await {
+            Err(e) if tries < DEADLOCK_TRIES && e.sqlstate() == Some("40P01") => {
+                tracing::warn!(
+                    "erase attempt {tries} deadlocked with the application, retrying: {e}"
+                );
+                tries += 1;
+            }
+            other => return other,
+        }
     }
 }
+
+/// Attempts of an erasure that deadlocks with the application's writes.
+const DEADLOCK_TRIES: u32 = 3;
 
 /// The subject named by `--customer` / `--tenant`, and its tenant (found
 /// from the customer's row when not given).
