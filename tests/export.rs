@@ -10,7 +10,7 @@ mod common;
 use crmbench::export::checksum;
 use crmbench::export::import::import;
 use crmbench::export::{ExportOptions, Format, export, rows};
-use crmbench::pg::{self, Target};
+use crmbench::pg::{self, Target, private::SUPERUSER};
 use crmbench::schema::{self, CreateOptions};
 
 fn options(
@@ -132,4 +132,32 @@ async fn a_customer_and_a_tenant_are_exported_and_the_tenant_reimported_with_equ
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+
+    // The commands: export exits 0 and writes the manifest; the tampered
+    // import exits 2 naming the table.
+    let cli = |db: &str| {
+        let mut cmd = assert_cmd::Command::cargo_bin("crmbench").unwrap();
+        cmd.env("DATABASE_URL", common::cluster().server.url(SUPERUSER, db))
+            .env(
+                "CRMBENCH_DATA_DIR",
+                "/nonexistent/crmbench-must-not-be-used",
+            );
+        cmd
+    };
+    let out = cli("export_src")
+        .args(["export", "--customer", &id, "--tenant", &tenant, "--out"])
+        .arg(dir.path().join("cli"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("manifest.json holds the checksums"));
+    assert!(dir.path().join("cli/manifest.json").is_file());
+    let out = cli("export_bad").arg("import").arg(&ten).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("crm.customers"));
 }
