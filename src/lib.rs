@@ -47,6 +47,7 @@ pub mod distribute;
 pub mod erase;
 pub mod error;
 pub mod explain;
+pub mod export;
 pub mod generate;
 pub mod merge;
 pub mod pg;

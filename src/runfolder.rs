@@ -83,6 +83,12 @@ pub trait RunFile: Serialize + DeserializeOwned {
 
 // Every versioned file crmbench writes, in one place.
 
+impl RunFile for crate::export::Manifest {
+    const FILE: &'static str = "manifest.json";
+    const FORMAT_VERSION: u32 = crate::export::FORMAT_VERSION;
+    const MADE_BY: &'static str = "crmbench export";
+}
+
 impl RunFile for crate::generate::GenerateReport {
     const FILE: &'static str = "generate.json";
     // generate fills `format_version: 1` itself; keep the two equal.

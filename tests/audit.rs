@@ -113,9 +113,17 @@ async fn every_rule_fires_on_its_fixture_and_only_it() {
         );
         fired.insert(rule.clone());
     }
-    // Every catalog rule has its fixture (the Prisma-only rule excepted).
+    // Every catalog rule has its fixture (the Prisma-only rule, the probes
+    // and the workload rule have tests of their own).
     for r in Rule::ALL {
-        if r != Rule::IndexNotTenantLed {
+        if !matches!(
+            r,
+            Rule::IndexNotTenantLed
+                | Rule::IsolationBroken
+                | Rule::NoTenantReadsRows
+                | Rule::RlsCostMeasured
+                | Rule::WorkloadSetsTenant
+        ) {
             assert!(fired.contains(&r.id()), "no fixture fires {}", r.id());
         }
     }
@@ -280,4 +288,106 @@ fn validate_sarif(file: &Path) {
         "SARIF does not validate:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn probe_runs_as_the_app_role_and_finds_leaks_only_where_there_are_some() {
+    let target = common::generated("audit_probe", 0.001, 7).await;
+    let mut opts = options("crm");
+    opts.probe = true;
+    let report = audit::audit_database(&target, &opts).await.unwrap();
+    assert!(report.probed);
+    assert!(
+        report
+            .render_text()
+            .contains("probed as the application role"),
+        "{}",
+        report.render_text()
+    );
+    let probed: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| matches!(f.rule, Rule::IsolationBroken | Rule::NoTenantReadsRows))
+        .collect();
+    assert!(probed.is_empty(), "{}", report.render_text());
+
+    // The leaky fixture, with rows: tenant a's own, one public row of b, and
+    // a fallback that opens every row when no tenant is set.
+    let admin = pg::connect(&target.admin()).await.unwrap();
+    let base = std::fs::read_to_string(format!("{FIXTURES}/base.sql")).unwrap();
+    let leak = std::fs::read_to_string(format!("{FIXTURES}/policy-not-tenant.sql")).unwrap();
+    let a = "00000000-0000-0000-0000-00000000000a";
+    let b = "00000000-0000-0000-0000-00000000000b";
+    let script = format!(
+        "{base}\n{leak}\n\
+         ALTER POLICY tenant_isolation ON {{S}}.customers USING (tenant_id::text = \
+             coalesce(nullif(current_setting('app.current_tenant_id', true), ''), tenant_id::text));\n\
+         ALTER POLICY public_rows ON {{S}}.customers \
+             USING (tenant_id::text = current_setting('app.current_tenant_id', true) OR is_public);\n\
+         INSERT INTO {{S}}.tenants VALUES ('{a}', 'a'), ('{b}', 'b');\n\
+         INSERT INTO {{S}}.customers VALUES ('{a}', 1, 'x@a', false), ('{a}', 2, 'y@a', false), \
+             ('{a}', 3, 'z@a', false), ('{b}', 1, 'x@b', true);\n\
+         GRANT USAGE ON SCHEMA {{S}} TO {app}; GRANT SELECT ON ALL TABLES IN SCHEMA {{S}} TO {app};",
+        app = pg::roles::APP
+    )
+    .replace("{S}", "fx_probe");
+    admin.batch_execute(&script).await.unwrap();
+    let mut opts = options("fx_probe");
+    opts.probe = true;
+    let report = audit::audit_database(&target, &opts).await.unwrap();
+    let find = |rule: Rule| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.rule == rule)
+            .unwrap_or_else(|| panic!("no {}:\n{}", rule.id(), report.render_text()))
+    };
+    let leak = find(Rule::IsolationBroken);
+    assert_eq!(leak.object, "customers");
+    assert!(
+        leak.message.contains(a) && leak.message.contains("read 1 row(s)"),
+        "{}",
+        leak.message
+    );
+    let open = find(Rule::NoTenantReadsRows);
+    assert!(open.message.contains("read 4 row(s)"), "{}", open.message);
+    assert!(report.fails(Severity::Error));
+}
+
+#[tokio::test]
+async fn a_workload_statement_setting_the_tenant_is_an_error_at_its_line() {
+    let target = database().await;
+    let mut opts = options("crm");
+    opts.workload = Some("workloads/crm.toml".into());
+    let report = audit::audit_database(&target, &opts).await.unwrap();
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|f| f.rule == Rule::WorkloadSetsTenant),
+        "{}",
+        report.render_text()
+    );
+    let text = format!(
+        "name = \"leaky\"\n{}\n[[query]]\nname = \"any_tenant\"\nkind = \"read\"\nweight = 1\n\
+         sql = \"SELECT set_config('app.current_tenant_id', $1, true), count(*) FROM crm.customers\"\n\
+         params = [ {{ tenant = true }} ]\n",
+        common::CONTEXT
+    );
+    let (_dir, path) = common::write_workload(&text);
+    opts.workload = Some(path.clone().into());
+    let report = audit::audit_database(&target, &opts).await.unwrap();
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::WorkloadSetsTenant)
+        .unwrap_or_else(|| panic!("{}", report.render_text()));
+    assert_eq!(f.object, "any_tenant");
+    let at = f.location.as_ref().unwrap();
+    assert_eq!(
+        (at.file.as_str(), at.line),
+        (path.as_str(), 12),
+        "the sql key's line"
+    );
+    assert!(report.fails(Severity::Error));
 }

@@ -13,6 +13,7 @@ use crmbench::pg::{self, Target};
 use tokio_postgres::Client;
 
 const POLICY: &str = "fixtures/erase/crm.toml";
+const RETAIN: &str = "fixtures/erase/retain.toml";
 
 fn options(customer: Option<String>, tenant: Option<String>, policy: Option<&str>) -> EraseOptions {
     EraseOptions {
@@ -88,7 +89,7 @@ async fn a_customer_is_erased_with_every_reference_and_nothing_else() {
         .unwrap();
     assert_eq!(report.tenant, tenant);
     assert!(report.committed);
-    assert_eq!(report.proofs.len(), 2, "{}", report.render());
+    assert_eq!(report.proofs.len(), 4, "{}", report.render());
     for t in ["customers", "orders", "audit_log"] {
         assert!(
             report.deleted.get(t).copied().unwrap_or(0) > 0,
@@ -172,14 +173,28 @@ async fn a_policy_leaving_a_reference_or_a_trigger_touching_another_tenant_fails
 }
 
 #[tokio::test]
-async fn a_tenant_is_erased_dry_run_first() {
+async fn a_tenant_is_erased_dry_run_first_on_a_clone() {
     let (target, admin) = dataset("erase_tenant").await;
     let (tenant, _) = busy_customer(&admin).await;
     let before = counts(&admin, &tenant).await;
+    // PostgreSQL copies a database only while nobody is connected to it.
+    drop(admin);
     let mut opts = options(None, Some(tenant.clone()), None);
     opts.dry_run = true;
     let dry = erase(&target, &opts).await.unwrap();
     assert!(!dry.committed);
+    let clone = dry.clone.clone().unwrap();
+    assert!(
+        dry.proofs.iter().any(|p| p.contains("same checksum")),
+        "{}",
+        dry.render()
+    );
+    assert_eq!(
+        common::databases_like(&target, &clone).await,
+        0,
+        "clone dropped"
+    );
+    let admin = pg::connect(&target.admin()).await.unwrap();
     assert_eq!(
         counts(&admin, &tenant).await,
         before,
@@ -194,5 +209,78 @@ async fn a_tenant_is_erased_dry_run_first() {
     {
         assert_eq!(other_before, other_after, "{t}");
         assert_eq!(*own_after, 0, "{t}");
+    }
+}
+
+/// The customer's personal columns as text, and its orders.
+async fn personal(admin: &Client, tenant: &str, id: &str) -> (Vec<Option<String>>, i64) {
+    let row = admin
+        .query_one(
+            "SELECT first_name, last_name, email, phone, city, \
+                    (SELECT count(*) FROM crm.orders o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id) \
+             FROM crm.customers c WHERE tenant_id::text = $1 AND id::text = $2",
+            &[&tenant, &id],
+        )
+        .await
+        .unwrap();
+    ((0..5).map(|i| row.get(i)).collect(), row.get(5))
+}
+
+#[tokio::test]
+async fn a_kept_customer_is_pseudonymised_with_its_orders_and_proven() {
+    let (target, admin) = dataset("erase_pseudonym").await;
+    let (tenant, id) = busy_customer(&admin).await;
+    let (names, orders) = personal(&admin, &tenant, &id).await;
+    let before = counts(&admin, &tenant).await;
+
+    // A trigger that puts the e-mail back: the personal-value proof fails.
+    admin
+        .batch_execute(
+            "CREATE FUNCTION crm.keep_email() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN NEW.email := OLD.email; RETURN NEW; END $$; \
+             CREATE TRIGGER keep_email BEFORE UPDATE ON crm.customers \
+             FOR EACH ROW EXECUTE FUNCTION crm.keep_email();",
+        )
+        .await
+        .unwrap();
+    let opts = options(Some(id.clone()), None, Some(RETAIN));
+    let err = erase(&target, &opts).await.unwrap_err().to_string();
+    assert!(
+        err.contains("proof failed") && err.contains("customers still hold the subject's email"),
+        "{err}"
+    );
+    assert_eq!(counts(&admin, &tenant).await, before, "rolled back");
+    admin
+        .batch_execute("DROP TRIGGER keep_email ON crm.customers; DROP FUNCTION crm.keep_email()")
+        .await
+        .unwrap();
+
+    let report = erase(&target, &opts).await.unwrap();
+    assert_eq!(
+        report.pseudonymised.get("customers"),
+        Some(&1),
+        "{}",
+        report.render()
+    );
+    assert!(report.deleted.get("audit_log").copied().unwrap_or(0) > 0);
+    assert!(!report.deleted.contains_key("orders"));
+    assert_eq!(report.proofs.len(), 4, "{}", report.render());
+    assert!(report.proofs[3].contains("by xmin"), "{}", report.render());
+    let (after, orders_after) = personal(&admin, &tenant, &id).await;
+    assert_eq!(orders_after, orders, "orders kept");
+    for (old, new) in names.iter().zip(&after) {
+        assert!(old.is_none() || old != new, "{old:?} kept: {after:?}");
+    }
+    assert!(
+        after[2].as_deref().unwrap().starts_with("erased:"),
+        "{after:?}"
+    );
+    for ((t, other_before, _), (_, other_after, _)) in
+        before.iter().zip(&counts(&admin, &tenant).await)
+    {
+        assert_eq!(
+            other_before, other_after,
+            "{t}: another tenant's rows changed"
+        );
     }
 }

@@ -13,8 +13,10 @@ pub mod catalog;
 pub mod detect;
 pub mod model;
 pub mod prisma;
+pub mod probe;
 pub mod rules;
 pub mod sarif;
+pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +43,10 @@ pub struct AuditOptions {
     pub app_role: String,
     /// A Prisma schema to audit statically instead of a database.
     pub prisma_schema: Option<PathBuf>,
+    /// Also run the probes as the application role ([`probe`]).
+    pub probe: bool,
+    /// A workload file whose statements are checked ([`workload`]).
+    pub workload: Option<PathBuf>,
 }
 
 /// Audit the catalog of `opts.schema` on `target`.
@@ -65,7 +71,27 @@ pub async fn audit_database(target: &Target, opts: &AuditOptions) -> Result<Repo
         });
     }
     let cat = catalog::Catalog::load(&client, &opts.schema, &opts.app_role).await?;
-    Ok(audit_catalog(&cat, opts))
+    let mut report = audit_catalog(&cat, opts);
+    if let Some(path) = &opts.workload {
+        let w = crate::workload::Workload::load(path)?;
+        let file = path.display().to_string();
+        report
+            .findings
+            .extend(workload::check(&w, &file, &report.setting));
+        report.sort();
+    }
+    if opts.probe {
+        let cx = rules::Ctx {
+            cat: &cat,
+            column: &report.tenant_column,
+            setting: &report.setting,
+        };
+        let found = probe::probe(target, &cx, &opts.app_role).await?;
+        report.findings.extend(found);
+        report.probed = true;
+        report.sort();
+    }
+    Ok(report)
 }
 
 /// The report of the catalog rules on loaded facts.

@@ -69,6 +69,17 @@ pub enum Rule {
     ForeignKeyUnindexed,
     /// A Prisma `@@index` that does not lead with the tenant field.
     IndexNotTenantLed,
+    /// `--probe`: as the application role with one tenant set, a table
+    /// returned rows of another tenant.
+    IsolationBroken,
+    /// `--probe`: as the application role with no tenant set, a table
+    /// returned rows instead of failing or returning none.
+    NoTenantReadsRows,
+    /// `--probe`: the policy made a query measurably slower than the same
+    /// tenant filter written in the query.
+    RlsCostMeasured,
+    /// A workload statement sets the tenant setting itself.
+    WorkloadSetsTenant,
 }
 
 impl Rule {
@@ -81,7 +92,7 @@ impl Rule {
     }
 
     /// Every rule, in order (SARIF lists them all).
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 21] = [
         Rule::RlsDisabled,
         Rule::RlsNotForced,
         Rule::PolicyMissing,
@@ -99,6 +110,10 @@ impl Rule {
         Rule::PolicyPerRowFunction,
         Rule::ForeignKeyUnindexed,
         Rule::IndexNotTenantLed,
+        Rule::IsolationBroken,
+        Rule::NoTenantReadsRows,
+        Rule::RlsCostMeasured,
+        Rule::WorkloadSetsTenant,
     ];
 
     /// The rule's severity.
@@ -115,12 +130,16 @@ impl Rule {
             | SecurityDefinerReadsTenants
             | AppRoleOwnsTable
             | AppRoleBypassesRls
-            | UntenantedReference => Severity::Error,
+            | UntenantedReference
+            | IsolationBroken
+            | NoTenantReadsRows
+            | WorkloadSetsTenant => Severity::Error,
             PolicyMissing
             | TenantColumnNotIndexed
             | PolicyPerRowFunction
             | ForeignKeyUnindexed
-            | IndexNotTenantLed => Severity::Warning,
+            | IndexNotTenantLed
+            | RlsCostMeasured => Severity::Warning,
             SharedSequence => Severity::Info,
         }
     }
@@ -182,6 +201,18 @@ impl Rule {
             }
             IndexNotTenantLed => {
                 "under row-level security every query filters on the tenant: an index not led by it reads entries of every tenant"
+            }
+            IsolationBroken => {
+                "measured, not inferred: the application, with one tenant set, read rows of another tenant"
+            }
+            NoTenantReadsRows => {
+                "a connection that forgot to set the tenant (a pooled connection, a background job) reads rows instead of failing closed"
+            }
+            RlsCostMeasured => {
+                "measured as the application role: the policy's filter costs more than the same filter written in the query (a per-row function, no index it can use)"
+            }
+            WorkloadSetsTenant => {
+                "row-level security keyed on a session setting is no boundary against the application's own SQL: a query that sets the tenant itself can read any tenant"
             }
         }
     }

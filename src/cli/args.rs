@@ -280,11 +280,13 @@ pub(super) enum Command {
     ///
     /// Finds every row that references the subject through the catalog's
     /// foreign keys, plus the references --policy declares (rows without a
-    /// foreign key, e.g. an audit log), deletes them leaves first as the
-    /// schema's owner with the subject's tenant set, and proves before COMMIT
-    /// that no row references the subject and that the transaction changed
-    /// nothing but those rows (pg_stat_xact_user_tables against the
-    /// statements' RETURNING counts). A failed proof rolls back and exits 2.
+    /// foreign key, e.g. an audit log), deletes them leaves first (or
+    /// pseudonymises the policy's personal columns) as the schema's owner
+    /// with the subject's tenant set, and proves before COMMIT that no row
+    /// references the subject, no personal value remains, and the
+    /// transaction changed nothing but those rows (pg_stat_xact_user_tables
+    /// against the statements' RETURNING counts; rows written, by xmin). A
+    /// failed proof rolls back and exits 2.
     Erase(EraseArgs),
     /// Write a workload file from what the server really ran
     /// (pg_stat_statements of the target database, the application's role):
@@ -292,6 +294,19 @@ pub(super) enum Command {
     /// the catalog, the tenant context from the RLS policies. Statements it
     /// cannot replay are listed with their share of execution time.
     Capture(CaptureArgs),
+    /// Export a customer's or a tenant's rows, with counts and checksums.
+    ///
+    /// The rows erase would remove (the subject's, every row referencing it
+    /// through a foreign key, the --policy's declared references; for a
+    /// tenant every row with the tenant column), one file per table, read in
+    /// one snapshot, and manifest.json with each table's rows and an
+    /// order-free checksum. A tenant goes out as CSV by COPY, which `import`
+    /// loads elsewhere.
+    Export(ExportArgs),
+    /// Load a tenant's CSV export into a schema of the same shape, proven:
+    /// each table's checksum of the tenant's rows must equal the manifest's,
+    /// or nothing is loaded (exit 2).
+    Import(ImportArgs),
     /// Merge the folders of one run spread over several machines
     /// (`run --worker K/N --start-at T` on each) into one results.json.
     ///
@@ -329,7 +344,8 @@ pub(super) struct EraseArgs {
     /// without a foreign key.
     #[arg(long, value_name = "FILE")]
     pub(super) policy: Option<std::path::PathBuf>,
-    /// Do everything and prove it, then roll back.
+    /// Erase and prove on a clone of the database instead (dropped after),
+    /// also comparing every other tenant's checksums before and after.
     #[arg(long)]
     pub(super) dry_run: bool,
     /// Schema.
@@ -360,6 +376,14 @@ pub(super) struct AuditArgs {
     /// Audit this Prisma schema statically instead of a database.
     #[arg(long, value_name = "FILE")]
     pub(super) prisma_schema: Option<std::path::PathBuf>,
+    /// Also run read-only probes as the application role: isolation (no
+    /// tenant set, one tenant set) and the policy's measured cost.
+    #[arg(long, conflicts_with = "prisma_schema")]
+    pub(super) probe: bool,
+    /// Also check this workload file's statements (a statement that sets
+    /// the tenant setting itself is an error, at its file:line).
+    #[arg(long, value_name = "FILE", conflicts_with = "prisma_schema")]
+    pub(super) workload: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
     pub(super) format: AuditFormat,
@@ -887,4 +911,39 @@ impl Command {
             Command::Run(_) | Command::Generate(_) | Command::Advise(_) | Command::Demo(_)
         )
     }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ExportArgs {
+    /// The customer's key (in the policy's subject table, default customers.id).
+    #[arg(long, required_unless_present = "tenant")]
+    pub(super) customer: Option<String>,
+    /// The tenant: alone, export the whole tenant; with --customer, its tenant.
+    #[arg(long)]
+    pub(super) tenant: Option<String>,
+    /// Erasure policy (TOML): subject table, references without a foreign key.
+    #[arg(long, value_name = "FILE")]
+    pub(super) policy: Option<std::path::PathBuf>,
+    /// Output folder (created; files 0600).
+    #[arg(long, value_name = "DIR")]
+    pub(super) out: std::path::PathBuf,
+    /// Row format: jsonl (default for --customer) or csv (default for --tenant).
+    #[arg(long, value_enum)]
+    pub(super) format: Option<super::values::ExportFormat>,
+    /// Schema.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
+    /// The tenant column.
+    #[arg(long, default_value = crate::audit::DEFAULT_COLUMN)]
+    pub(super) tenant_column: String,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ImportArgs {
+    /// The export folder (its manifest.json and CSV files).
+    #[arg(value_name = "DIR")]
+    pub(super) from: std::path::PathBuf,
+    /// Schema to load into.
+    #[arg(long, default_value = crate::pg::SCHEMA)]
+    pub(super) schema: String,
 }

@@ -417,6 +417,8 @@ pub(super) async fn audit_command(
         setting: args.setting,
         app_role: args.app_role,
         prisma_schema: args.prisma_schema,
+        probe: args.probe,
+        workload: args.workload,
     };
     let report = match &options.prisma_schema {
         Some(path) => crate::audit::prisma::audit_file(path, &options)?,
@@ -453,6 +455,40 @@ pub(super) async fn erase_command(
         setting: args.setting,
     };
     Ok(crate::erase::erase(&target, &options).await?.render())
+}
+
+/// `export`: the subject's rows and their manifest.
+pub(super) async fn export_command(
+    args: super::args::ExportArgs,
+    opts: &TargetOptions,
+) -> Result<String> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let options = crate::export::ExportOptions {
+        schema: args.schema,
+        customer: args.customer,
+        tenant: args.tenant,
+        policy: args.policy,
+        out: args.out.clone(),
+        format: args.format.map(Into::into),
+        column: args.tenant_column,
+    };
+    Ok(crate::export::export(&target, &options)
+        .await?
+        .render(&args.out))
+}
+
+/// `import`: a tenant's export loaded and its checksums proven.
+pub(super) async fn import_command(
+    args: super::args::ImportArgs,
+    opts: &TargetOptions,
+) -> Result<String> {
+    let (target, _) = Target::resolve(opts, true)?;
+    let rows = crate::export::import::import(&target, &args.from, &args.schema).await?;
+    Ok(format!(
+        "imported {rows} rows from {} into schema {}; every table's checksum equals the manifest's\n",
+        args.from.display(),
+        args.schema
+    ))
 }
 
 pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> Result<()> {

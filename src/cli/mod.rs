@@ -152,6 +152,8 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Capture(args) => capture_command(args, opts).await?,
         Command::Rehearse(args) => return Ok(rehearse_command(args, opts, access).await?),
         Command::Merge(args) => out(commands::merge_command(args, access)?)?,
+        Command::Export(args) => out(commands::export_command(args, opts).await?)?,
+        Command::Import(args) => out(commands::import_command(args, opts).await?)?,
     }
     Ok(EXIT_OK)
 }

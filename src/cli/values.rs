@@ -220,3 +220,21 @@ impl From<FailOn> for crate::audit::Severity {
         }
     }
 }
+
+/// `export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum ExportFormat {
+    /// One JSON object per row and line.
+    Jsonl,
+    /// CSV with a header, written by COPY (what `import` loads).
+    Csv,
+}
+
+impl From<ExportFormat> for crate::export::Format {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Jsonl => crate::export::Format::Jsonl,
+            ExportFormat::Csv => crate::export::Format::Csv,
+        }
+    }
+}

@@ -14,22 +14,30 @@
 //!    cascade, a trigger or a foreign-key action (which do not pass through
 //!    row-level security) is a surplus that fails the proof.
 //!
-//! Any failed proof rolls everything back and names the table.
-//! [`plan`] builds the statements from the catalog.
+//! Per table the policy deletes the rows or pseudonymises named columns
+//! (records a business must keep lose what names the person); [`proofs`]
+//! lists every proof (no personal value left, rows written found by
+//! `xmin`). Any failed proof rolls everything back and names the table.
+//! `--dry-run` erases a clone instead ([`dryrun`]: nothing else writes
+//! there) and also compares every other tenant's checksums before and after.
+//! [`plan`] builds the steps from the catalog, [`run`] executes them.
 
+pub mod dryrun;
 pub mod plan;
+pub mod proofs;
+pub mod pseudonym;
+pub mod run;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Deserialize;
-use tokio_postgres::Transaction;
-
-use crate::audit::catalog::Catalog;
+use crate::audit::catalog::{Catalog, Key};
 use crate::error::{Error, Result};
 use crate::pg::{self, Target, quote_literal};
-use plan::{Action, Step, Subject};
+use plan::{Action, Subject};
+use run::Statement;
+use serde::Deserialize;
 
 /// A reference the catalog cannot know (no foreign key).
 #[derive(Debug, Clone, Deserialize)]
@@ -57,9 +65,13 @@ pub struct Policy {
     pub subject: Option<String>,
     /// Its key column (default `id`).
     pub key: Option<String>,
-    /// Action per table (default delete).
+    /// Action per table (default delete; pseudonymise for a table listed
+    /// in `pseudonymise`).
     #[serde(default)]
     pub tables: BTreeMap<String, Action>,
+    /// The personal columns overwritten per pseudonymised table.
+    #[serde(default)]
+    pub pseudonymise: BTreeMap<String, Vec<String>>,
     /// References without a foreign key.
     #[serde(default)]
     pub reference: Vec<Reference>,
@@ -74,6 +86,15 @@ impl Policy {
             fix: "see README, section Erasure, for the policy format".into(),
         })
     }
+
+    /// What the policy does with `table`'s rows.
+    pub fn action(&self, table: &str) -> Action {
+        match self.tables.get(table) {
+            Some(a) => *a,
+            None if self.pseudonymise.contains_key(table) => Action::Pseudonymise,
+            None => Action::Delete,
+        }
+    }
 }
 
 /// What to erase.
@@ -87,7 +108,7 @@ pub struct EraseOptions {
     pub tenant: Option<String>,
     /// Policy file.
     pub policy: Option<PathBuf>,
-    /// Roll back instead of committing.
+    /// Erase a clone instead (and compare the other tenants' checksums).
     pub dry_run: bool,
     /// The tenant column and setting.
     pub column: String,
@@ -102,10 +123,14 @@ pub struct EraseReport {
     pub tenant: String,
     /// Rows deleted per table.
     pub deleted: BTreeMap<String, u64>,
+    /// Rows pseudonymised per table.
+    pub pseudonymised: BTreeMap<String, u64>,
     /// The proofs that held, one line each.
     pub proofs: Vec<String>,
-    /// Committed (false: dry run, rolled back).
+    /// Committed on the target (false: a dry run, done on a clone).
     pub committed: bool,
+    /// The clone a dry run erased (dropped afterwards).
+    pub clone: Option<String>,
     /// Seconds the transaction took.
     pub seconds: f64,
 }
@@ -117,15 +142,19 @@ impl EraseReport {
         for (t, n) in &self.deleted {
             out.push_str(&format!("  {t:<24} {n:>8} deleted\n"));
         }
+        for (t, n) in &self.pseudonymised {
+            out.push_str(&format!("  {t:<24} {n:>8} pseudonymised\n"));
+        }
         for p in &self.proofs {
             out.push_str(&format!("  proof: {p}\n"));
         }
         out.push_str(&format!(
             "{} in {:.2} s\n",
-            if self.committed {
-                "committed"
-            } else {
-                "rolled back (--dry-run)"
+            match (&self.clone, self.committed) {
+                (_, true) => "committed".to_string(),
+                (Some(c), false) =>
+                    format!("done on clone {c}, dropped (--dry-run; the target is unchanged)"),
+                (None, false) => "rolled back".to_string(),
             },
             self.seconds
         ));
@@ -133,62 +162,120 @@ impl EraseReport {
     }
 }
 
-fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+pub(crate) fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
     let context = context.into();
     move |e| Error::from_pg(context, e)
 }
 
+/// What the statements and the proofs share.
+pub struct Context<'a> {
+    /// Schema.
+    pub schema: &'a str,
+    /// The tenant column.
+    pub column: &'a str,
+    /// The subject's tenant.
+    pub tenant: &'a str,
+    /// Who is erased.
+    pub subject: &'a Subject,
+    /// The schema's keys.
+    pub keys: &'a [Key],
+    /// The policy's action per table.
+    pub action: &'a dyn Fn(&str) -> Action,
+    /// The policy's declared references, as statements.
+    pub references: &'a [Statement],
+    /// Every statement, in order (declared references first).
+    pub statements: &'a [Statement],
+}
+
 /// Erase and prove it; a failed proof is an error and nothing is changed.
+/// With `dry_run`, the same on a clone of the database.
 pub async fn erase(target: &Target, opts: &EraseOptions) -> Result<EraseReport> {
     let policy = match &opts.policy {
         Some(p) => Policy::load(p)?,
         None => Policy::default(),
     };
-    let mut client = pg::connect(&target.admin()).await?;
-    let cat = Catalog::load(&client, &opts.schema, "").await?;
-    let subject_table = policy.subject.clone().unwrap_or_else(|| "customers".into());
-    let key = policy.key.clone().unwrap_or_else(|| "id".into());
-    let tenant = match (&opts.customer, &opts.tenant) {
-        (_, Some(t)) => t.clone(),
-        (Some(id), None) => tenant_of(&client, opts, &subject_table, &key, id).await?,
-        (None, None) => {
-            return Err(Error::Usage {
-                message: "erase needs --customer ID or --tenant ID".into(),
-                fix: "name the subject".into(),
-            });
+    let named = (opts.customer.as_deref(), opts.tenant.as_deref());
+    let (tenant, subject) = resolve(target, &opts.schema, &opts.column, &policy, named).await?;
+    if opts.dry_run {
+        return dryrun::on_clone(target, opts, &policy, &tenant, &subject).await;
+    }
+    // The application may still write the subject's rows: its transactions
+    // lock them in another order, and PostgreSQL breaks the deadlock by
+    // failing one side. Everything rolled back, so a new attempt is safe.
+    let mut tries = 1;
+    loop {
+        match erase_in(target, opts, &policy, &tenant, &subject).await {
+            Err(e) if tries < DEADLOCK_TRIES && e.sqlstate() == Some("40P01") => {
+                tracing::warn!(
+                    "erase attempt {tries} deadlocked with the application, retrying: {e}"
+                );
+                tries += 1;
+            }
+            other => return other,
         }
-    };
-    let subject = match &opts.customer {
+    }
+}
+
+/// Attempts of an erasure that deadlocks with the application's writes.
+const DEADLOCK_TRIES: u32 = 3;
+
+/// The subject named by `--customer` / `--tenant`, and its tenant (found
+/// from the customer's row when not given).
+pub(crate) async fn resolve(
+    target: &Target,
+    schema: &str,
+    column: &str,
+    policy: &Policy,
+    (customer, tenant): (Option<&str>, Option<&str>),
+) -> Result<(String, Subject)> {
+    let table = policy.subject.clone().unwrap_or_else(|| "customers".into());
+    let key = policy.key.clone().unwrap_or_else(|| "id".into());
+    let subject = match customer {
         Some(id) => Subject::Row {
-            table: subject_table,
-            key,
-            id: id.clone(),
+            table: table.clone(),
+            key: key.clone(),
+            id: id.to_string(),
         },
         None => Subject::Tenant,
     };
-    let tenant_tables: Vec<String> = cat
-        .relations
-        .iter()
-        .filter(|r| matches!(r.kind, 'r' | 'p') && r.columns.contains(&opts.column))
-        .map(|r| r.name.clone())
-        .collect();
-    let ctx = crate::audit::rules::Ctx {
-        cat: &cat,
-        column: &opts.column,
-        setting: &opts.setting,
+    let tenant = match (customer, tenant) {
+        (_, Some(t)) => t.to_string(),
+        (Some(id), None) => {
+            let client = pg::connect(&target.admin()).await?;
+            tenant_of(&client, schema, column, &table, &key, id).await?
+        }
+        (None, None) => {
+            return Err(Error::Usage {
+                message: "name the subject: --customer ID or --tenant ID".into(),
+                fix: "give --customer ID (its tenant is found) or --tenant ID".into(),
+            });
+        }
     };
-    let roots = ctx.roots();
-    let root = roots.first().map(|(t, k)| (t.as_str(), k.as_str()));
-    let action = |t: &str| policy.tables.get(t).copied().unwrap_or(Action::Delete);
-    let graph = plan::Graph {
+    Ok((tenant, subject))
+}
+
+/// The erasure itself, committed on `target`.
+async fn erase_in(
+    target: &Target,
+    opts: &EraseOptions,
+    policy: &Policy,
+    tenant: &str,
+    subject: &Subject,
+) -> Result<EraseReport> {
+    let mut client = pg::connect(&target.admin()).await?;
+    let cat = Catalog::load(&client, &opts.schema, "").await?;
+    let (references, statements) = statements(&cat, &opts.column, policy, tenant, subject);
+    let action = |t: &str| policy.action(t);
+    let cx = Context {
         schema: &opts.schema,
-        keys: &cat.keys,
         column: &opts.column,
-        tenant_tables: &tenant_tables,
-        root,
+        tenant,
+        subject,
+        keys: &cat.keys,
         action: &action,
+        references: &references,
+        statements: &statements,
     };
-    let steps = plan::steps(&graph, &tenant, &subject);
     let started = Instant::now();
     let tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
     let owner: String = tx
@@ -202,44 +289,92 @@ pub async fn erase(target: &Target, opts: &EraseOptions) -> Result<EraseReport> 
     tx.batch_execute(&format!(
         "SET LOCAL ROLE {owner}; SELECT set_config({}, {}, true)",
         quote_literal(&opts.setting),
-        quote_literal(&tenant)
+        quote_literal(tenant)
     ))
     .await
     .map_err(pg_err(format!("becoming {owner} in tenant {tenant}")))?;
-    let deleted = run_steps(&tx, opts, &steps, &policy, &tenant, &subject).await?;
+    let changes = run::run(&tx, &opts.schema, &statements, &policy.pseudonymise, tenant).await?;
     // Proofs read every tenant's rows: back to the connecting role.
     tx.batch_execute("RESET ROLE")
         .await
         .map_err(pg_err("RESET ROLE"))?;
-    let mut proofs =
-        vec![no_reference_left(&tx, opts, &cat, &steps, &policy, &tenant, &subject).await?];
-    proofs.push(nothing_else_touched(&tx, opts, &deleted).await?);
-    let committed = !opts.dry_run;
-    if committed {
-        tx.commit().await.map_err(pg_err("COMMIT"))?;
-    } else {
-        tx.rollback().await.map_err(pg_err("ROLLBACK"))?;
-    }
+    let proofs = proofs::all(&tx, &cx, &changes).await?;
+    tx.commit().await.map_err(pg_err("COMMIT"))?;
     Ok(EraseReport {
-        tenant,
-        deleted,
+        tenant: tenant.to_string(),
+        deleted: changes.deleted,
+        pseudonymised: changes.updated,
         proofs,
-        committed,
+        committed: true,
+        clone: None,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
+/// The declared references and then every statement (references first,
+/// then the catalog's steps, leaves first).
+pub(crate) fn statements(
+    cat: &Catalog,
+    column: &str,
+    policy: &Policy,
+    tenant: &str,
+    subject: &Subject,
+) -> (Vec<Statement>, Vec<Statement>) {
+    let tenant_tables: Vec<String> = cat
+        .relations
+        .iter()
+        .filter(|r| matches!(r.kind, 'r' | 'p') && r.columns.iter().any(|c| c == column))
+        .map(|r| r.name.clone())
+        .collect();
+    let ctx = crate::audit::rules::Ctx {
+        cat,
+        column,
+        setting: "",
+    };
+    let roots = ctx.roots();
+    let action = |t: &str| policy.action(t);
+    let graph = plan::Graph {
+        schema: &cat.schema,
+        keys: &cat.keys,
+        column,
+        tenant_tables: &tenant_tables,
+        root: roots.first().map(|(t, k)| (t.as_str(), k.as_str())),
+        action: &action,
+    };
+    let references: Vec<Statement> = policy
+        .reference
+        .iter()
+        .map(|r| Statement {
+            table: r.table.clone(),
+            predicate: reference_predicate(column, r, tenant, subject),
+            tenant_column: column.to_string(),
+            action: r.action,
+        })
+        .collect();
+    let steps = plan::steps(&graph, tenant, subject)
+        .into_iter()
+        .map(|s| Statement {
+            table: s.table,
+            predicate: s.predicate,
+            tenant_column: s.tenant_column,
+            action: s.action,
+        });
+    let all = references.iter().cloned().chain(steps).collect();
+    (references, all)
+}
+
 async fn tenant_of(
     client: &tokio_postgres::Client,
-    opts: &EraseOptions,
+    schema: &str,
+    column: &str,
     table: &str,
     key: &str,
     id: &str,
 ) -> Result<String> {
     let sql = format!(
         "SELECT {}::text FROM {}.{} WHERE {}::text = $1",
-        pg::quote_ident(&opts.column),
-        pg::quote_ident(&opts.schema),
+        pg::quote_ident(column),
+        pg::quote_ident(schema),
         pg::quote_ident(table),
         pg::quote_ident(key)
     );
@@ -257,195 +392,15 @@ async fn tenant_of(
     }
 }
 
-/// Run the steps and the declared references; every returned row must be
-/// of `tenant`.
-async fn run_steps(
-    tx: &Transaction<'_>,
-    opts: &EraseOptions,
-    steps: &[Step],
-    policy: &Policy,
-    tenant: &str,
-    subject: &Subject,
-) -> Result<BTreeMap<String, u64>> {
-    let mut deleted: BTreeMap<String, u64> = BTreeMap::new();
-    let mut statements: Vec<(String, String, String)> = Vec::new();
-    for r in policy
-        .reference
-        .iter()
-        .filter(|r| r.action == Action::Delete)
-    {
-        let pred = reference_predicate(opts, r, tenant, subject);
-        statements.push((r.table.clone(), pred, opts.column.clone()));
-    }
-    for s in steps.iter().filter(|s| s.action == Action::Delete) {
-        statements.push((
-            s.table.clone(),
-            s.predicate.clone(),
-            s.tenant_column.clone(),
-        ));
-    }
-    for (table, pred, tenant_column) in statements {
-        let sql = format!(
-            "DELETE FROM {}.{} WHERE {pred} RETURNING {}::text",
-            pg::quote_ident(&opts.schema),
-            pg::quote_ident(&table),
-            pg::quote_ident(&tenant_column)
-        );
-        let rows = tx
-            .query(&sql, &[])
-            .await
-            .map_err(pg_err(format!("deleting from {table}")))?;
-        if let Some(other) = rows
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .find(|t| t != tenant)
-        {
-            return Err(Error::State {
-                message: format!(
-                    "proof failed: deleting from {table} returned a row of tenant {other}; rolled back"
-                ),
-                fix: "check the policy and the table's row-level security".into(),
-            });
-        }
-        *deleted.entry(table).or_default() += rows.len() as u64;
-    }
-    Ok(deleted)
-}
-
-fn reference_predicate(
-    opts: &EraseOptions,
-    r: &Reference,
-    tenant: &str,
-    subject: &Subject,
-) -> String {
+fn reference_predicate(column: &str, r: &Reference, tenant: &str, subject: &Subject) -> String {
     let id = match subject {
         Subject::Row { id, .. } => quote_literal(id),
         Subject::Tenant => "NULL".into(),
     };
     format!(
         "{} = {} AND ({})",
-        pg::quote_ident(&opts.column),
+        pg::quote_ident(column),
         quote_literal(tenant),
         r.condition.replace("{id}", &id)
     )
-}
-
-/// Proof 1: nothing references the subject any more.
-async fn no_reference_left(
-    tx: &Transaction<'_>,
-    opts: &EraseOptions,
-    cat: &Catalog,
-    steps: &[Step],
-    policy: &Policy,
-    tenant: &str,
-    subject: &Subject,
-) -> Result<String> {
-    let mut checks: Vec<(String, String)> = Vec::new();
-    match subject {
-        Subject::Row { table, key, id } => {
-            checks.push((
-                table.clone(),
-                format!(
-                    "{} = {} AND {} = {}",
-                    pg::quote_ident(&opts.column),
-                    quote_literal(tenant),
-                    pg::quote_ident(key),
-                    quote_literal(id)
-                ),
-            ));
-            // Rows holding the subject's key directly, through a foreign key.
-            for k in cat
-                .keys
-                .iter()
-                .filter(|k| k.kind == 'f' && &k.foreign_table == table)
-            {
-                let conds: Vec<String> = k
-                    .columns
-                    .iter()
-                    .zip(&k.foreign_columns)
-                    .map(|(c, f)| {
-                        let v = if f == key {
-                            id.as_str()
-                        } else if *f == opts.column {
-                            tenant
-                        } else {
-                            ""
-                        };
-                        format!("{}::text = {}", pg::quote_ident(c), quote_literal(v))
-                    })
-                    .collect();
-                checks.push((k.table.clone(), conds.join(" AND ")));
-            }
-        }
-        Subject::Tenant => {
-            for s in steps {
-                checks.push((s.table.clone(), s.predicate.clone()));
-            }
-        }
-    }
-    for r in &policy.reference {
-        checks.push((
-            r.table.clone(),
-            reference_predicate(opts, r, tenant, subject),
-        ));
-    }
-    for (table, pred) in &checks {
-        let sql = format!(
-            "SELECT count(*) FROM {}.{} WHERE {pred}",
-            pg::quote_ident(&opts.schema),
-            pg::quote_ident(table)
-        );
-        let left: i64 = tx
-            .query_one(&sql, &[])
-            .await
-            .map_err(pg_err(format!("proving {table}")))?
-            .get(0);
-        if left > 0 {
-            return Err(Error::State {
-                message: format!(
-                    "proof failed: {left} row(s) of {table} still reference the subject; rolled back"
-                ),
-                fix: format!(
-                    "give {table} the action delete in the policy (or declare how it references the subject)"
-                ),
-            });
-        }
-    }
-    Ok(format!(
-        "no row references the subject ({} checks, every tenant's rows read)",
-        checks.len()
-    ))
-}
-
-/// Proof 2: the transaction's own counters equal the statements' counts.
-async fn nothing_else_touched(
-    tx: &Transaction<'_>,
-    opts: &EraseOptions,
-    deleted: &BTreeMap<String, u64>,
-) -> Result<String> {
-    let rows = tx
-        .query(
-            "SELECT relname::text, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables \
-             WHERE schemaname = $1 AND n_tup_ins + n_tup_upd + n_tup_del > 0",
-            &[&opts.schema],
-        )
-        .await
-        .map_err(pg_err("reading pg_stat_xact_user_tables"))?;
-    for r in &rows {
-        let (table, ins, upd, del): (String, i64, i64, i64) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
-        let ours = deleted.get(&table).copied().unwrap_or(0);
-        if ins != 0 || upd != 0 || u64::try_from(del).ok() != Some(ours) {
-            return Err(Error::State {
-                message: format!(
-                    "proof failed: {table} changed beyond crmbench's statements (inserted {ins}, updated {upd}, deleted {del}; crmbench deleted {ours}): a cascade, trigger or foreign-key action; rolled back"
-                ),
-                fix: format!("list {table} in the policy, or remove the action that changes it"),
-            });
-        }
-    }
-    Ok(format!(
-        "the transaction changed only the rows crmbench deleted, all in tenant ({} tables)",
-        rows.len()
-    ))
 }

@@ -15,6 +15,9 @@ pub enum Action {
     Delete,
     /// Leave them (they must then not reference the subject: the proof says so).
     Keep,
+    /// Keep the rows but overwrite the policy's personal columns (records a
+    /// business must keep, e.g. invoices, lose what names the person).
+    Pseudonymise,
 }
 
 /// One statement of the erasure.

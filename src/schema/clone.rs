@@ -220,6 +220,8 @@ pub enum Purpose {
     RehearseBefore,
     /// `rehearse`: the quiesced clone of the data checks.
     RehearseQuiet,
+    /// `erase --dry-run`: the clone erased instead of the target.
+    EraseDryRun,
 }
 
 impl Purpose {
@@ -233,6 +235,7 @@ impl Purpose {
             Purpose::Rehearse => "crmbench_rehearse",
             Purpose::RehearseBefore => "crmbench_rehearse_before",
             Purpose::RehearseQuiet => "crmbench_rehearse_quiet",
+            Purpose::EraseDryRun => "crmbench_erase",
         }
     }
 
@@ -246,6 +249,7 @@ impl Purpose {
             Purpose::Rehearse => "rehearse, the migrated copy",
             Purpose::RehearseBefore => "rehearse, the copy left as before",
             Purpose::RehearseQuiet => "rehearse, the quiesced copy of the data checks",
+            Purpose::EraseDryRun => "erase --dry-run",
         }
     }
 }

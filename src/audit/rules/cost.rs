@@ -132,12 +132,7 @@ mod tests {
         cat.keys.push(key("customers", 'p', &["id"], ("", &[])));
         cat.functions = vec!["current_tenant".into()];
         cat.policies[1].using = Some("(tenant_id = app.current_tenant())".into());
-        let ctx = Ctx {
-            cat: &cat,
-            column: "tenant_id",
-            setting: "app.t",
-        };
-        let found = check(&ctx);
+        let found = super::super::tests::run(&cat, check);
         let rules: Vec<Rule> = found.iter().map(|f| f.rule).collect();
         assert_eq!(
             rules,

@@ -114,22 +114,14 @@ mod tests {
         cat.keys.retain(|k| k.kind != 'f');
         cat.keys
             .push(key("orders", 'f', &["customer_id"], ("customers", &["id"])));
-        let ctx = Ctx {
-            cat: &cat,
-            column: "tenant_id",
-            setting: "app.t",
-        };
-        let found: Vec<(Rule, String)> = check(&ctx)
-            .into_iter()
-            .map(|f| (f.rule, f.object))
-            .collect();
+        let f = super::super::tests::run(&cat, check);
+        let found = super::super::tests::objects(&f);
         assert_eq!(found.len(), 4, "{found:?}");
         assert!(found.iter().take(3).all(|f| f.0 == Rule::GlobalUnique));
         assert_eq!(
             found[3],
             (Rule::CrossTenantForeignKey, "orders.orders_f".into())
         );
-        let f = check(&ctx);
         assert!(
             f[1].fix.contains("UNIQUE (tenant_id, email)"),
             "{}",

@@ -213,15 +213,7 @@ mod tests {
             &["customer_id"],
             ("customers", &["id"]),
         ));
-        let ctx = Ctx {
-            cat: &cat,
-            column: "tenant_id",
-            setting: "app.t",
-        };
-        let found: Vec<(Rule, String)> = check(&ctx)
-            .into_iter()
-            .map(|f| (f.rule, f.object))
-            .collect();
+        let found = super::super::tests::objects(&super::super::tests::run(&cat, check));
         assert_eq!(
             found,
             [

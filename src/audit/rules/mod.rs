@@ -116,6 +116,21 @@ pub fn check(cat: &Catalog, column: &str, setting: &str) -> Vec<Finding> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::catalog::{Catalog, Key, Policy, Relation};
+    use super::super::model::{Finding, Rule};
+
+    /// One rule family run on `cat`, tenant column `tenant_id`.
+    pub fn run(cat: &Catalog, family: fn(&super::Ctx) -> Vec<Finding>) -> Vec<Finding> {
+        family(&super::Ctx {
+            cat,
+            column: "tenant_id",
+            setting: "app.t",
+        })
+    }
+
+    /// The (rule, object) of each finding.
+    pub fn objects(found: &[Finding]) -> Vec<(Rule, String)> {
+        found.iter().map(|f| (f.rule, f.object.clone())).collect()
+    }
 
     /// A table with the CRM's policy, forced RLS and the given columns.
     pub fn table(name: &str, cols: &[&str]) -> Relation {
