@@ -128,6 +128,41 @@ pub fn params(sql: &str) -> Result<Vec<Param>, SqlError> {
     Ok(out)
 }
 
+/// The column names an expression refers to (`status = 'open'` → `status`,
+/// `lower(email)` → `email`; a qualified `t.x` gives `x`), in order, each once.
+pub fn column_refs(expr: &str) -> Result<Vec<String>, SqlError> {
+    let tree = parse(&format!("SELECT {expr}"))?;
+    let mut out: Vec<String> = Vec::new();
+    for (node, ..) in tree.protobuf.nodes() {
+        let NodeRef::ColumnRef(c) = node else {
+            continue;
+        };
+        if let Some(NodeEnum::String(s)) = c.fields.last().and_then(|f| f.node.as_ref()) {
+            if !out.contains(&s.sval) {
+                out.push(s.sval.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A `NULL` constant, to stand in for an expression a rewrite leaves out.
+pub fn null_node() -> pg_query::protobuf::Node {
+    pg_query::protobuf::Node {
+        node: Some(NodeEnum::AConst(pg_query::protobuf::AConst {
+            isnull: true,
+            location: -1,
+            val: None,
+        })),
+    }
+}
+
+/// The text of one `SELECT` (or `VALUES`) tree, as the server's own
+/// deparser writes it.
+pub fn deparse_select(select: &pg_query::protobuf::SelectStmt) -> Result<String, SqlError> {
+    Ok(NodeEnum::SelectStmt(Box::new(select.clone())).deparse()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +207,15 @@ mod tests {
         let text = "-- a\n/* b */ CREATE INDEX i ON t (x)";
         assert_eq!(&text[code_start(text)..][..6], "CREATE");
         assert_eq!(code_start("SELECT 1"), 0);
+    }
+
+    #[test]
+    fn column_refs_name_each_column_once() {
+        assert_eq!(
+            column_refs("status = 'open'::text AND t.status <> lower(email)").unwrap(),
+            vec!["status".to_string(), "email".to_string()]
+        );
+        assert!(column_refs("now()").unwrap().is_empty());
     }
 
     #[test]

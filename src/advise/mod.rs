@@ -21,6 +21,7 @@ pub mod size;
 pub mod verify;
 pub mod whatif;
 pub mod width;
+pub mod writes;
 
 pub use artifacts::{
     migration_sql, remedies_sql, render_summary, rollback_sql, write_artifacts, write_sql,
@@ -359,7 +360,7 @@ pub async fn advise_with(
     // Each query weighs by how often it ran (the run's counts) when a run is
     // at hand, else by the workload's weights.
     let (weights, use_counts) = items::query_weights(workload, results);
-    let items = items::weighted_items(
+    let mut items = items::weighted_items(
         workload,
         pools,
         plans,
@@ -367,6 +368,8 @@ pub async fn advise_with(
         &weights,
         opts.seed,
     );
+    // Each write charged for the indexes it maintains (HOT, partial predicates).
+    writes::prepare(&admin, &schema, &mut items, &candidates).await?;
     let started = std::time::Instant::now();
     // HypoPG on demand: created for this run under --allow-ddl, else the
     // reason and the cost of the fallback are said (schema::extensions).

@@ -3,9 +3,11 @@
 //! a candidate or widens a chosen index into a candidate that extends it
 //! (columns appended), whichever has the best benefit per (extra) byte — under `--max-indexes` and
 //! `--budget-mb`, where benefit is the drop in the weighted what-if cost of
-//! the workload *including write cost*: every write statement on a table pays
-//! for each index on it, so an index that helps a rare read on a write-heavy
-//! table is not chosen. Nothing is chosen when nothing pays.
+//! the workload *including write cost*: a write statement pays for each index
+//! it maintains (a partial index only for the rows its predicate matches; an
+//! index on an updated column ends HOT, so the update then pays for every
+//! index of the table — see [`super::writes`]), so an index that helps a rare
+//! read on a write-heavy table is not chosen. Nothing is chosen when nothing pays.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +43,8 @@ pub struct Item {
     pub samples: Vec<(String, Vec<Value>)>,
     /// Tables the statement reads or writes.
     pub tables: Vec<String>,
-    /// Table the statement writes, if any.
-    pub writes: Option<String>,
+    /// The table the statement writes, if any, and what it maintains there.
+    pub writes: Option<super::writes::Write>,
 }
 
 /// A chosen index.
@@ -146,9 +148,8 @@ async fn workload_cost(
             sum += whatif.cost(&item.sql, params, tenant, &relevant).await?;
         }
         let mut cost = sum / item.samples.len().max(1) as f64;
-        if let Some(table) = &item.writes {
-            cost +=
-                WRITE_COST_PER_INDEX * config.iter().filter(|d| &d.table == table).count() as f64;
+        if let Some(write) = &item.writes {
+            cost += write.cost(config);
         }
         per_item.push(cost);
         total += item.weight * cost;
