@@ -145,6 +145,28 @@ async fn built_in_workload_gets_the_orders_customer_index_and_rls_findings() {
         "{:#?}",
         advice.remedies
     );
+    // Item 4: every use of the column moves with the remedy — the ORDER BY
+    // too, else the new index cannot deliver the order — and the rewritten
+    // plan on the remedy clone uses the remedy's index.
+    let mut price: Vec<_> = advice
+        .remedies
+        .iter()
+        .filter(|r| r.query == "product_search")
+        .cloned()
+        .collect();
+    assert!(
+        price[0]
+            .rewritten_sql
+            .contains("ORDER BY p.base_price_cents"),
+        "{}",
+        price[0].rewritten_sql
+    );
+    advise::remedy_measure::measure(&target, path, &mut price, 1)
+        .await
+        .unwrap();
+    let measured = price[0].measured.as_ref().unwrap();
+    assert_eq!(measured.uses_index, Some(true), "{measured:?}");
+    assert!(measured.same_rows, "{measured:?}");
     // Drop advice: the single-column tenant_id indexes lead the primary keys;
     // keys and constraint-backing indexes are never proposed.
     assert!(

@@ -16,6 +16,7 @@ pub mod prisma;
 pub mod reasons;
 pub mod remedy;
 pub mod remedy_measure;
+pub mod rewrite;
 pub mod select;
 pub mod size;
 pub mod verify;
