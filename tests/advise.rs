@@ -444,3 +444,39 @@ async fn a_partial_index_pays_only_for_the_inserts_it_holds() {
         );
     }
 }
+
+/// A long advise step is never silent (issue 16, item 13): off a terminal,
+/// the what-if search writes plain progress lines with the unit at work,
+/// how many there are and the time elapsed.
+#[tokio::test]
+async fn advise_reports_progress_off_a_terminal() {
+    let target = dataset("advise_progress").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.toml");
+    std::fs::write(
+        &path,
+        "name = \"progress\"\n[context]\nrole = \"crmbench_app\"\ntenant_setting = \"app.current_tenant_id\"\n\
+         tenants = \"SELECT t.id::text, 1 FROM crm.tenants t\"\n\
+         [[query]]\nname = \"by_phone\"\nkind = \"read\"\n\
+         sql = \"SELECT id FROM customers WHERE phone = $1\"\nparams = [{ sample = \"customers.phone\" }]\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_crmbench"))
+        .env("CRMBENCH_DATA_DIR", &common::cluster().base)
+        .args(["--database", target.database(), "advise", "--workload"])
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("advise: what-if search: "))
+        .unwrap_or_else(|| panic!("no progress line in:\n{stderr}"));
+    assert!(
+        line.contains("(candidate 1 alone, ") && line.contains(" elapsed"),
+        "{line}"
+    );
+}

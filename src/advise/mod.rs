@@ -13,6 +13,7 @@ pub mod command;
 pub mod drops;
 pub mod items;
 pub mod prisma;
+pub mod progress;
 pub mod reasons;
 pub mod remedy;
 pub mod remedy_measure;

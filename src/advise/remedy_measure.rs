@@ -72,11 +72,14 @@ async fn measure_on(
         after: &after,
         tenant,
     };
-    for r in remedies.iter_mut() {
+    let mut progress =
+        super::progress::Progress::new("advise: timing remedies", remedies.len() as u64);
+    for (i, r) in remedies.iter_mut().enumerate() {
         // Asked to stop: the remedies measured so far keep their numbers.
         if crate::signals::stopped().is_some() {
             break;
         }
+        progress.at(i as u64, &r.change);
         let Some(query) = ctx.workload().queries.iter().find(|q| q.name == r.query) else {
             continue;
         };
@@ -88,6 +91,7 @@ async fn measure_on(
         }
         r.measured = Some(measure_one(ctx, &sides, r, &st.params, &st.sql, seed).await?);
     }
+    progress.finish();
     Ok(())
 }
 

@@ -174,6 +174,9 @@ pub trait Oracle {
     fn serves_a_query(&self, _with: &[usize], _without: &[usize]) -> bool {
         true
     }
+    /// The search has reached unit `done` of `total` (`label` says which):
+    /// progress for a reader of a long search.
+    fn progress(&mut self, _done: usize, _total: usize, _label: &str) {}
 }
 
 /// One step of the search.
@@ -219,9 +222,13 @@ pub async fn search<O: Oracle>(
     };
     let base = oracle.cost(&[]).await?;
     let starts = starts(oracle, limits, base).await?;
+    // Units of progress: each candidate alone, each pass, local search, pruning.
+    let total = n + 2 * starts.len() + 2;
     let mut best: Option<(f64, Vec<usize>)> = None;
-    for start in starts {
+    for (k, start) in starts.into_iter().enumerate() {
         for per_byte in [true, false] {
+            let pass = n + 2 * k + usize::from(!per_byte);
+            oracle.progress(pass, total, &format!("greedy pass {}", pass - n + 1));
             let config = greedy_pass(oracle, limits, start.clone(), per_byte, None).await?;
             let cost = oracle.cost(&config).await?;
             if best.as_ref().is_none_or(|b| cost < b.0) {
@@ -230,6 +237,7 @@ pub async fn search<O: Oracle>(
         }
     }
     let (mut cost, mut config) = best.unwrap_or((base, Vec::new()));
+    oracle.progress(total - 2, total, "local search");
     // Local search: a step the first passes could not undo, while it pays.
     loop {
         let mut improved = false;
@@ -245,6 +253,7 @@ pub async fn search<O: Oracle>(
             break;
         }
     }
+    oracle.progress(total - 1, total, "pruning");
     let (config, rejected) = prune(oracle, cost, config).await?;
     Ok((base, in_order(oracle, base, config).await?, rejected))
 }
@@ -301,6 +310,11 @@ async fn starts<O: Oracle>(oracle: &mut O, limits: Limits, base: f64) -> Result<
     let mut starts: Vec<Vec<usize>> = vec![Vec::new()];
     let mut alone = Vec::new();
     for i in 0..limits.n {
+        oracle.progress(
+            i,
+            limits.n + 2 * (SEEDS + 1) + 2,
+            &format!("candidate {} alone", i + 1),
+        );
         let size = oracle.size(i).await?.max(1);
         if size <= limits.budget_bytes && limits.max_indexes > 0 {
             alone.push((oracle.cost(&[i]).await?, i));
@@ -472,6 +486,7 @@ async fn greedy_pass<O: Oracle>(
 }
 
 struct WhatIfOracle<'a> {
+    progress: super::progress::Progress,
     whatif: &'a mut WhatIf,
     items: &'a [Item],
     candidates: &'a [IndexDef],
@@ -487,6 +502,12 @@ impl Oracle for WhatIfOracle<'_> {
         let sizes = self.whatif.sizes(&self.candidates[i]).await?;
         self.sizes.insert(i, sizes);
         Ok(sizes.1.max(8192))
+    }
+
+    fn progress(&mut self, done: usize, total: usize, label: &str) {
+        self.progress.set_total(total as u64);
+        let label = format!("{label}, {} EXPLAIN calls", self.whatif.calls);
+        self.progress.at(done as u64, &label);
     }
 
     fn extends(&self, long: usize, short: usize) -> bool {
@@ -605,6 +626,7 @@ pub async fn greedy(
     budget_bytes: i64,
 ) -> Result<Selection> {
     let mut oracle = WhatIfOracle {
+        progress: super::progress::Progress::new("advise: what-if search", candidates.len() as u64),
         whatif,
         items,
         candidates,
@@ -643,6 +665,7 @@ pub async fn greedy(
         });
     }
     let per_query = per_query(&mut oracle, &config, budget_bytes).await?;
+    oracle.progress.finish();
     Ok(Selection {
         base_cost,
         final_cost: steps.last().map_or(base_cost, |s| s.cost_after),
