@@ -134,9 +134,11 @@ fn figure(h: &mut String, plot: &Plot) {
         .svg
         .find("<svg")
         .map_or(plot.svg.as_str(), |i| &plot.svg[i..]);
+    // The SVG draws its own title: a caption under it would repeat it
+    // (issue 16, item 10); the title stays for screen readers.
     let _ = writeln!(
         h,
-        "<figure>{svg}<figcaption>{}</figcaption></figure>",
+        "<figure aria-label=\"{}\">{svg}</figure>",
         escape(&plot.title)
     );
 }
