@@ -128,6 +128,193 @@ pub fn params(sql: &str) -> Result<Vec<Param>, SqlError> {
     Ok(out)
 }
 
+/// The column names an expression refers to (`status = 'open'` → `status`,
+/// `lower(email)` → `email`; a qualified `t.x` gives `x`), in order, each once.
+pub fn column_refs(expr: &str) -> Result<Vec<String>, SqlError> {
+    let tree = parse(&format!("SELECT {expr}"))?;
+    let mut out: Vec<String> = Vec::new();
+    for (node, ..) in tree.protobuf.nodes() {
+        let NodeRef::ColumnRef(c) = node else {
+            continue;
+        };
+        if let Some(NodeEnum::String(s)) = c.fields.last().and_then(|f| f.node.as_ref()) {
+            if !out.contains(&s.sval) {
+                out.push(s.sval.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A `NULL` constant, to stand in for an expression a rewrite leaves out.
+pub fn null_node() -> pg_query::protobuf::Node {
+    pg_query::protobuf::Node {
+        node: Some(NodeEnum::AConst(pg_query::protobuf::AConst {
+            isnull: true,
+            location: -1,
+            val: None,
+        })),
+    }
+}
+
+/// The text of one `SELECT` (or `VALUES`) tree, as the server's own
+/// deparser writes it.
+pub fn deparse_select(select: &pg_query::protobuf::SelectStmt) -> Result<String, SqlError> {
+    Ok(NodeEnum::SelectStmt(Box::new(select.clone())).deparse()?)
+}
+
+/// The text of one expression, as the server's deparser writes it.
+pub fn expr_text(expr: &pg_query::protobuf::Node) -> Result<String, SqlError> {
+    // A parsed `SELECT NULL` carries every field the deparser checks (a
+    // hand-built tree with an unset enum aborts the process inside it).
+    let mut select = match parse("SELECT NULL")?
+        .protobuf
+        .stmts
+        .first()
+        .and_then(|s| s.stmt.as_ref())
+        .and_then(|s| s.node.clone())
+    {
+        Some(NodeEnum::SelectStmt(s)) => s,
+        _ => {
+            return Err(SqlError {
+                message: "SELECT NULL did not parse as a SELECT".into(),
+            });
+        }
+    };
+    if let Some(NodeEnum::ResTarget(r)) =
+        select.target_list.first_mut().and_then(|t| t.node.as_mut())
+    {
+        r.val = Some(Box::new(expr.clone()));
+    }
+    let text = deparse_select(&select)?;
+    Ok(text.strip_prefix("SELECT ").unwrap_or(&text).to_string())
+}
+
+/// One expression parsed (`round($1 * 100)` → its tree).
+pub fn parse_expr(text: &str) -> Result<pg_query::protobuf::Node, SqlError> {
+    let tree = parse(&format!("SELECT {text}"))?;
+    let target =
+        tree.protobuf
+            .stmts
+            .first()
+            .and_then(|s| match s.stmt.as_ref()?.node.as_ref()? {
+                NodeEnum::SelectStmt(sel) if sel.target_list.len() == 1 => {
+                    match sel.target_list[0].node.as_ref()? {
+                        NodeEnum::ResTarget(r) => r.val.as_deref().cloned(),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            });
+    target.ok_or_else(|| SqlError {
+        message: format!("not one expression: {text}"),
+    })
+}
+
+/// The child nodes of the expression and statement nodes a rewrite walks
+/// (select lists, FROM items and joins, WHERE/HAVING, GROUP/ORDER BY,
+/// operators, boolean logic, casts, function calls, sub-selects, CASE,
+/// COALESCE, CTEs, UPDATE/DELETE/INSERT bodies), for changing a tree in
+/// place. A set operation's arms are not `Node`s: walk
+/// `SelectStmt::larg`/`rarg` yourself.
+pub fn children_mut(node: &mut NodeEnum) -> Vec<&mut pg_query::protobuf::Node> {
+    let mut out: Vec<&mut pg_query::protobuf::Node> = Vec::new();
+    fn opt<'a>(
+        out: &mut Vec<&'a mut pg_query::protobuf::Node>,
+        n: &'a mut Option<Box<pg_query::protobuf::Node>>,
+    ) {
+        if let Some(n) = n.as_deref_mut() {
+            out.push(n);
+        }
+    }
+    fn with_ctes(
+        w: &mut Option<pg_query::protobuf::WithClause>,
+    ) -> std::slice::IterMut<'_, pg_query::protobuf::Node> {
+        match w {
+            Some(w) => w.ctes.iter_mut(),
+            None => [].iter_mut(),
+        }
+    }
+    match node {
+        NodeEnum::SelectStmt(s) => {
+            let s = &mut **s;
+            out.extend(with_ctes(&mut s.with_clause));
+            out.extend(s.target_list.iter_mut());
+            out.extend(s.from_clause.iter_mut());
+            opt(&mut out, &mut s.where_clause);
+            out.extend(s.group_clause.iter_mut());
+            opt(&mut out, &mut s.having_clause);
+            out.extend(s.sort_clause.iter_mut());
+            out.extend(s.values_lists.iter_mut());
+        }
+        NodeEnum::InsertStmt(s) => {
+            let s = &mut **s;
+            out.extend(with_ctes(&mut s.with_clause));
+            opt(&mut out, &mut s.select_stmt);
+            out.extend(s.returning_list.iter_mut());
+        }
+        NodeEnum::UpdateStmt(s) => {
+            let s = &mut **s;
+            out.extend(with_ctes(&mut s.with_clause));
+            out.extend(s.target_list.iter_mut());
+            out.extend(s.from_clause.iter_mut());
+            opt(&mut out, &mut s.where_clause);
+            out.extend(s.returning_list.iter_mut());
+        }
+        NodeEnum::DeleteStmt(s) => {
+            let s = &mut **s;
+            out.extend(with_ctes(&mut s.with_clause));
+            out.extend(s.using_clause.iter_mut());
+            opt(&mut out, &mut s.where_clause);
+            out.extend(s.returning_list.iter_mut());
+        }
+        NodeEnum::CommonTableExpr(c) => opt(&mut out, &mut c.ctequery),
+        NodeEnum::ResTarget(r) => opt(&mut out, &mut r.val),
+        NodeEnum::AExpr(e) => {
+            let e = &mut **e;
+            opt(&mut out, &mut e.lexpr);
+            opt(&mut out, &mut e.rexpr);
+        }
+        NodeEnum::BoolExpr(b) => out.extend(b.args.iter_mut()),
+        NodeEnum::List(l) => out.extend(l.items.iter_mut()),
+        NodeEnum::TypeCast(t) => opt(&mut out, &mut t.arg),
+        NodeEnum::FuncCall(f) => {
+            let f = &mut **f;
+            out.extend(f.args.iter_mut());
+            out.extend(f.agg_order.iter_mut());
+            opt(&mut out, &mut f.agg_filter);
+        }
+        NodeEnum::SubLink(l) => {
+            let l = &mut **l;
+            opt(&mut out, &mut l.testexpr);
+            opt(&mut out, &mut l.subselect);
+        }
+        NodeEnum::NullTest(t) => opt(&mut out, &mut t.arg),
+        NodeEnum::JoinExpr(j) => {
+            let j = &mut **j;
+            opt(&mut out, &mut j.larg);
+            opt(&mut out, &mut j.rarg);
+            opt(&mut out, &mut j.quals);
+        }
+        NodeEnum::RangeSubselect(r) => opt(&mut out, &mut r.subquery),
+        NodeEnum::CaseExpr(c) => {
+            let c = &mut **c;
+            opt(&mut out, &mut c.arg);
+            out.extend(c.args.iter_mut());
+            opt(&mut out, &mut c.defresult);
+        }
+        NodeEnum::CaseWhen(c) => {
+            let c = &mut **c;
+            opt(&mut out, &mut c.expr);
+            opt(&mut out, &mut c.result);
+        }
+        NodeEnum::CoalesceExpr(c) => out.extend(c.args.iter_mut()),
+        NodeEnum::SortBy(s) => opt(&mut out, &mut s.node),
+        _ => {}
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +359,15 @@ mod tests {
         let text = "-- a\n/* b */ CREATE INDEX i ON t (x)";
         assert_eq!(&text[code_start(text)..][..6], "CREATE");
         assert_eq!(code_start("SELECT 1"), 0);
+    }
+
+    #[test]
+    fn column_refs_name_each_column_once() {
+        assert_eq!(
+            column_refs("status = 'open'::text AND t.status <> lower(email)").unwrap(),
+            vec!["status".to_string(), "email".to_string()]
+        );
+        assert!(column_refs("now()").unwrap().is_empty());
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn touched_tables(
     qp: Option<&QueryPlans>,
     k: usize,
     partitions: &Partitions,
-) -> (Vec<String>, Option<String>) {
+) -> (Vec<String>, Option<super::writes::Write>) {
     let mut tables = Vec::new();
     let mut writes = None;
     for tp in qp.map(|p| p.tenants.as_slice()).unwrap_or_default() {
@@ -83,7 +83,7 @@ fn touched_tables(
                     }
                 }
                 if n.node_type == "ModifyTable" {
-                    writes = Some(partitions.root(rel));
+                    writes = Some(super::writes::Write::on(&partitions.root(rel)));
                 }
             }
         }

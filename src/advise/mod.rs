@@ -13,14 +13,17 @@ pub mod command;
 pub mod drops;
 pub mod items;
 pub mod prisma;
+pub mod progress;
 pub mod reasons;
 pub mod remedy;
 pub mod remedy_measure;
+pub mod rewrite;
 pub mod select;
 pub mod size;
 pub mod verify;
 pub mod whatif;
 pub mod width;
+pub mod writes;
 
 pub use artifacts::{
     migration_sql, remedies_sql, render_summary, rollback_sql, write_artifacts, write_sql,
@@ -359,7 +362,7 @@ pub async fn advise_with(
     // Each query weighs by how often it ran (the run's counts) when a run is
     // at hand, else by the workload's weights.
     let (weights, use_counts) = items::query_weights(workload, results);
-    let items = items::weighted_items(
+    let mut items = items::weighted_items(
         workload,
         pools,
         plans,
@@ -367,6 +370,8 @@ pub async fn advise_with(
         &weights,
         opts.seed,
     );
+    // Each write charged for the indexes it maintains (HOT, partial predicates).
+    writes::prepare(&admin, &schema, &mut items, &candidates).await?;
     let started = std::time::Instant::now();
     // HypoPG on demand: created for this run under --allow-ddl, else the
     // reason and the cost of the fallback are said (schema::extensions).
@@ -395,6 +400,36 @@ pub async fn advise_with(
             .extend(width_notes.get(&c.def).cloned().unwrap_or_default());
     }
     selection.rejected.extend(width_rejected);
+    let mut advice = assemble(plans, results, &catalog, schema, selection, candidates);
+    advice.method = format!(
+        "what-if plans with {method_used}, as role {} with the tenant set, for the largest tenant and a small one",
+        workload
+            .context
+            .role
+            .as_deref()
+            .unwrap_or("(connecting user)")
+    );
+    advice.whatif_calls = calls;
+    advice.whatif_seconds = started.elapsed().as_secs_f64();
+    advice.weights_from = if use_counts {
+        "transaction counts of the run's results.json".into()
+    } else {
+        "the workload file's weights".into()
+    };
+    advice.explanations = reasons::explain(&advice);
+    Ok(advice)
+}
+
+/// The advice around a selection: drop advice, remedies, RLS findings,
+/// partitioned tables (method, timings and explanations are the caller's).
+fn assemble(
+    plans: &PlansFile,
+    results: Option<&crate::results::Results>,
+    catalog: &catalog::SchemaCatalog,
+    schema: String,
+    selection: select::Selection,
+    candidates: Vec<IndexDef>,
+) -> Advice {
     let recommended: Vec<IndexDef> = selection.chosen.iter().map(|c| c.def.clone()).collect();
     let drops = drops::advise_drops(
         &schema,
@@ -411,22 +446,15 @@ pub async fn advise_with(
         &catalog.typed_columns,
         &catalog.tenant_tables,
     );
-    let mut advice = Advice {
+    Advice {
         format_version: FORMAT_VERSION,
         crmbench_version: env!("CARGO_PKG_VERSION").into(),
         workload: plans.workload.clone(),
-        method: format!(
-            "what-if plans with {method_used}, as role {} with the tenant set, for the largest tenant and a small one",
-            workload
-                .context
-                .role
-                .as_deref()
-                .unwrap_or("(connecting user)")
-        ),
+        method: String::new(),
         candidates,
         selection,
-        whatif_calls: calls,
-        whatif_seconds: started.elapsed().as_secs_f64(),
+        whatif_calls: 0,
+        whatif_seconds: 0.0,
         rls_findings: rls_findings(plans),
         verified: None,
         drops,
@@ -438,16 +466,10 @@ pub async fn advise_with(
             .collect(),
         schema,
         remedies,
-        weights_from: if use_counts {
-            "transaction counts of the run's results.json".into()
-        } else {
-            "the workload file's weights".into()
-        },
+        weights_from: String::new(),
         partial: None,
         explanations: Vec::new(),
-    };
-    advice.explanations = reasons::explain(&advice);
-    Ok(advice)
+    }
 }
 
 /// The candidates worth costing: the plans' candidates moved from a

@@ -67,32 +67,8 @@ pub fn explain(advice: &Advice) -> Vec<QueryExplanation> {
 }
 
 fn one(advice: &Advice, q: &QueryCosts) -> (Outcome, String) {
-    let ratio = |after: f64| q.base / after.max(f64::MIN_POSITIVE);
-    let serving: Vec<&super::select::Chosen> = advice
-        .selection
-        .chosen
-        .iter()
-        .filter(|c| c.queries.contains(&q.query))
-        .collect();
-    if !serving.is_empty() && q.after <= q.base * (1.0 - MIN_QUERY_GAIN) {
-        let kept: Vec<&&super::select::Chosen> = serving
-            .iter()
-            .filter(|c| advice.kept().any(|k| k.def == c.def))
-            .collect();
-        if kept.is_empty() {
-            return (
-                Outcome::Reverted,
-                format!(
-                    "what-if {:.1}× faster with {}, but --verify measured no gain and reverted it",
-                    ratio(q.after),
-                    names(serving.iter().map(|c| &c.def))
-                ),
-            );
-        }
-        return (
-            Outcome::Indexed,
-            indexed_text(advice, q, &kept, ratio(q.after)),
-        );
+    if let Some(served) = served(advice, q) {
+        return served;
     }
     if let Some((_, f)) = advice.rls_findings.iter().find(|(n, _)| n == &q.query) {
         let remedy = advice
@@ -109,29 +85,68 @@ fn one(advice: &Advice, q: &QueryCosts) -> (Outcome, String) {
             ),
         );
     }
-    let share = 100.0 * q.share;
-    let Some(best) = &q.best else {
-        if q.share < FAST_SHARE {
-            return (
-                Outcome::AlreadyFast,
-                format!(
-                    "already fast: {share:.1}% of the workload's what-if cost, and no candidate lowers it by {:.0}%",
-                    100.0 * MIN_QUERY_GAIN
-                ),
-            );
-        }
-        return (
-            Outcome::NoCandidateHelped,
+    match &q.best {
+        Some(best) => left_out(advice, q, best),
+        None => no_candidate(q),
+    }
+}
+
+/// Indexed by a recommended index (or reverted by `--verify`), if any
+/// chosen index serves the query enough.
+fn served(advice: &Advice, q: &QueryCosts) -> Option<(Outcome, String)> {
+    let ratio = q.base / q.after.max(f64::MIN_POSITIVE);
+    let serving: Vec<&super::select::Chosen> = advice
+        .selection
+        .chosen
+        .iter()
+        .filter(|c| c.queries.contains(&q.query))
+        .collect();
+    if serving.is_empty() || q.after > q.base * (1.0 - MIN_QUERY_GAIN) {
+        return None;
+    }
+    let kept: Vec<&&super::select::Chosen> = serving
+        .iter()
+        .filter(|c| advice.kept().any(|k| k.def == c.def))
+        .collect();
+    if kept.is_empty() {
+        return Some((
+            Outcome::Reverted,
             format!(
-                "no candidate lowered its what-if cost by {:.0}% or more ({share:.1}% of the workload)",
+                "what-if {ratio:.1}× faster with {}, but --verify measured no gain and reverted it",
+                names(serving.iter().map(|c| &c.def))
+            ),
+        ));
+    }
+    Some((Outcome::Indexed, indexed_text(advice, q, &kept, ratio)))
+}
+
+/// No candidate helps: already fast, or nothing lowered its cost.
+fn no_candidate(q: &QueryCosts) -> (Outcome, String) {
+    let share = 100.0 * q.share;
+    if q.share < FAST_SHARE {
+        return (
+            Outcome::AlreadyFast,
+            format!(
+                "already fast: {share:.1}% of the workload's what-if cost, and no candidate lowers it by {:.0}%",
                 100.0 * MIN_QUERY_GAIN
             ),
         );
-    };
+    }
+    (
+        Outcome::NoCandidateHelped,
+        format!(
+            "no candidate lowered its what-if cost by {:.0}% or more ({share:.1}% of the workload)",
+            100.0 * MIN_QUERY_GAIN
+        ),
+    )
+}
+
+/// A candidate helps the query alone but is not recommended: why.
+fn left_out(advice: &Advice, q: &QueryCosts, best: &super::select::BestAlone) -> (Outcome, String) {
     let helps = format!(
         "{} alone makes it {:.1}× faster in the what-if plans",
         best.def.name(),
-        ratio(best.cost)
+        q.base / best.cost.max(f64::MIN_POSITIVE)
     );
     if let Some(r) = advice.selection.rejected.iter().find(|r| r.def == best.def) {
         return (
@@ -164,8 +179,7 @@ fn one(advice: &Advice, q: &QueryCosts) -> (Outcome, String) {
             ),
         );
     }
-    let limits_full = advice.selection.chosen.len() >= advice.selection.max_indexes;
-    if limits_full {
+    if advice.selection.chosen.len() >= advice.selection.max_indexes {
         return (
             Outcome::Limits,
             format!("{helps}, but --max-indexes went to indexes that save more"),

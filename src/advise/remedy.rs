@@ -31,6 +31,9 @@ pub struct Remedy {
     pub migration: Vec<String>,
     /// The statement rewritten to use the new column.
     pub rewritten_sql: String,
+    /// The index the migration builds (its name).
+    #[serde(default)]
+    pub index: String,
     /// Measured effect (`--verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured: Option<RemedyMeasured>,
@@ -51,6 +54,11 @@ pub struct RemedyMeasured {
     pub ratio: RatioCi,
     /// Both returned the same number of rows for every parameter set.
     pub same_rows: bool,
+    /// Whether the rewritten statement's plan on the clone uses the
+    /// remedy's index (checked before timing: a rewrite the planner does
+    /// not serve from the index measures something else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_index: Option<bool>,
 }
 
 impl Remedy {
@@ -59,7 +67,7 @@ impl Remedy {
         match &self.measured {
             None => "not measured (advise --verify measures it)".to_string(),
             Some(m) => format!(
-                "{:.2} ms → {:.2} ms, {:.2}× [{:.2}, {:.2}]{}",
+                "{:.2} ms → {:.2} ms, {:.2}× [{:.2}, {:.2}]{}{}",
                 m.before_p50_ms,
                 m.after_p50_ms,
                 m.ratio.ratio,
@@ -69,6 +77,11 @@ impl Remedy {
                     ""
                 } else {
                     "; row counts differ: check the rewrite"
+                },
+                if m.uses_index == Some(false) {
+                    format!("; the rewritten plan does not use {}", self.index)
+                } else {
+                    String::new()
                 }
             ),
         }
@@ -88,7 +101,7 @@ pub fn propose(
     let mut out = Vec::new();
     for (table, column, ty) in columns {
         let rule = if ty == "numeric" {
-            numeric_to_cents(sql, column)
+            numeric_to_cents(sql, table, column)
         } else if ty == "text" || ty == "varchar" {
             ilike_prefix_to_range(sql, column)
         } else {
@@ -128,61 +141,39 @@ pub fn propose(
                 index.create_concurrently_sql(schema),
             ],
             rewritten_sql: rewritten,
+            index: index.name(),
             measured: None,
         });
     }
     out
 }
 
-/// `[alias.]col BETWEEN $a[::numeric] AND $b[::numeric]` and
-/// `[alias.]col <op> $a[::numeric]` → the same on `col_cents`.
-fn numeric_to_cents(sql: &str, column: &str) -> Option<(String, String, String, String)> {
+/// Comparisons of `column` → the same on `column_cents`, with every other
+/// use of the column that must follow (ORDER BY, GROUP BY, the select list
+/// under a moved grouping) rewritten by [`super::rewrite`].
+fn numeric_to_cents(
+    sql: &str,
+    table: &str,
+    column: &str,
+) -> Option<(String, String, String, String)> {
     let cents = format!("{column}_cents");
-    let to_cents = |param: &str| format!("(round({param}::numeric * 100))::bigint");
-    let mut rewritten = String::new();
-    let mut rest = sql;
-    let mut changed = false;
-    while let Some(at) = find_word(rest, column) {
-        let after = &rest[at + column.len()..];
-        let trimmed = after.trim_start();
-        let replacement = if let Some(r) = strip_keyword(trimmed, "BETWEEN") {
-            let (a, r) = param(r)?;
-            let r = strip_keyword(r, "AND")?;
-            let (b, r) = param(r)?;
-            Some((
-                format!("{cents} BETWEEN {} AND {}", to_cents(&a), to_cents(&b)),
-                r,
-            ))
-        } else {
-            [">=", "<=", "<>", "=", "<", ">"].iter().find_map(|op| {
-                let r = trimmed.strip_prefix(op)?;
-                let (a, r) = param(r)?;
-                Some((format!("{cents} {op} {}", to_cents(&a)), r))
-            })
-        };
-        match replacement {
-            Some((text, r)) => {
-                rewritten.push_str(&rest[..at]);
-                rewritten.push_str(&text);
-                rest = r;
-                changed = true;
-            }
-            None => {
-                rewritten.push_str(&rest[..at + column.len()]);
-                rest = after;
-            }
-        }
-    }
-    rewritten.push_str(rest);
-    changed.then(|| {
-        (
-            cents,
-            format!("bigint GENERATED ALWAYS AS ((round({column} * 100))::bigint)"),
-            rewritten,
-            "money as integer cents (a stored generated bigint column): bigint comparisons are leakproof"
-                .to_string(),
-        )
-    })
+    let swap = super::rewrite::Swap {
+        table,
+        column,
+        new_column: &cents,
+        convert: "(round(({})::numeric * 100))::bigint",
+        // Cents are exact for a numeric of scale ≤ 2 (money): same order,
+        // same groups, the value computed back.
+        back: "round({} / 100.0, 2)",
+    };
+    let (rewritten, _) = super::rewrite::rewrite(sql, &swap)?;
+    Some((
+        cents,
+        format!("bigint GENERATED ALWAYS AS ((round({column} * 100))::bigint)"),
+        rewritten,
+        "money as integer cents (a stored generated bigint column): bigint comparisons are leakproof"
+            .to_string(),
+    ))
 }
 
 /// `[alias.]col ILIKE $n || '%'` → `col_lower >= lower($n) AND col_lower <
@@ -296,7 +287,8 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(
             r[0].rewritten_sql,
-            "SELECT p.id FROM products p WHERE p.metal = $1\n  AND p.base_price_cents BETWEEN (round($2::numeric * 100))::bigint AND (round($3::numeric * 100))::bigint\nORDER BY p.base_price"
+            // Every use moves: ORDER BY too (issue 16, item 4).
+            "SELECT p.id FROM products p WHERE p.metal = $1 AND p.base_price_cents BETWEEN round($2::numeric * 100)::bigint AND round($3::numeric * 100)::bigint ORDER BY p.base_price_cents"
         );
         assert_eq!(
             r[0].migration[0],
@@ -318,7 +310,9 @@ mod tests {
         assert!(
             ge[0]
                 .rewritten_sql
-                .ends_with("total_cents >= (round($2::numeric * 100))::bigint")
+                .ends_with("total_cents >= round($2::numeric * 100)::bigint"),
+            "{}",
+            ge[0].rewritten_sql
         );
         // Not a comparison with a parameter: nothing to rewrite.
         assert!(

@@ -72,11 +72,14 @@ async fn measure_on(
         after: &after,
         tenant,
     };
-    for r in remedies.iter_mut() {
+    let mut progress =
+        super::progress::Progress::new("advise: timing remedies", remedies.len() as u64);
+    for (i, r) in remedies.iter_mut().enumerate() {
         // Asked to stop: the remedies measured so far keep their numbers.
         if crate::signals::stopped().is_some() {
             break;
         }
+        progress.at(i as u64, &r.change);
         let Some(query) = ctx.workload().queries.iter().find(|q| q.name == r.query) else {
             continue;
         };
@@ -88,6 +91,7 @@ async fn measure_on(
         }
         r.measured = Some(measure_one(ctx, &sides, r, &st.params, &st.sql, seed).await?);
     }
+    progress.finish();
     Ok(())
 }
 
@@ -144,6 +148,7 @@ async fn measure_one(
     })?;
     let mut times = Vec::with_capacity(ITERATIONS);
     let mut same_rows = true;
+    let mut uses_index = None;
     let mut order = Prng::for_parts(&[seed, tag("remedy-order"), tag(&r.query)]);
     for i in 0..ITERATIONS {
         let mut rng = Prng::for_parts(&[seed, tag("remedy"), tag(&r.query), i as u64]);
@@ -156,6 +161,9 @@ async fn measure_one(
             .collect();
         let params: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        if i == 0 {
+            uses_index = Some(plan_uses(after, &r.rewritten_sql, &params, &r.index).await?);
+        }
         let (b, a) = if order.chance(0.5) {
             let b = timed(before, &orig, &params).await?;
             (b, timed(after, &rewritten, &params).await?)
@@ -166,7 +174,32 @@ async fn measure_one(
         same_rows &= a.1 == b.1;
         times.push((b.0, a.0));
     }
-    Ok(summarize(&times, same_rows, seed))
+    let mut m = summarize(&times, same_rows, seed);
+    m.uses_index = uses_index;
+    Ok(m)
+}
+
+/// Whether the plan of `sql` with `params` on `client` scans `index`.
+async fn plan_uses(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    index: &str,
+) -> Result<bool> {
+    let row = client
+        .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), params)
+        .await
+        .map_err(|e| Error::from_pg("EXPLAIN of a rewritten statement on the remedy clone", e))?;
+    let json: serde_json::Value = row.get(0);
+    let plan = crate::explain::plan::Explained::parse(&json).map_err(|m| Error::Internal {
+        message: m,
+        fix: String::new(),
+    })?;
+    Ok(plan
+        .plan
+        .walk()
+        .iter()
+        .any(|n| n.index.as_deref() == Some(index)))
 }
 
 /// (ms, rows) of one execution.
@@ -218,6 +251,7 @@ pub fn summarize(times: &[(f64, f64)], same_rows: bool, seed: u64) -> RemedyMeas
             hi: boots[974],
         },
         same_rows,
+        uses_index: None,
     }
 }
 

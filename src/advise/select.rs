@@ -3,9 +3,11 @@
 //! a candidate or widens a chosen index into a candidate that extends it
 //! (columns appended), whichever has the best benefit per (extra) byte — under `--max-indexes` and
 //! `--budget-mb`, where benefit is the drop in the weighted what-if cost of
-//! the workload *including write cost*: every write statement on a table pays
-//! for each index on it, so an index that helps a rare read on a write-heavy
-//! table is not chosen. Nothing is chosen when nothing pays.
+//! the workload *including write cost*: a write statement pays for each index
+//! it maintains (a partial index only for the rows its predicate matches; an
+//! index on an updated column ends HOT, so the update then pays for every
+//! index of the table — see [`super::writes`]), so an index that helps a rare
+//! read on a write-heavy table is not chosen. Nothing is chosen when nothing pays.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +43,8 @@ pub struct Item {
     pub samples: Vec<(String, Vec<Value>)>,
     /// Tables the statement reads or writes.
     pub tables: Vec<String>,
-    /// Table the statement writes, if any.
-    pub writes: Option<String>,
+    /// The table the statement writes, if any, and what it maintains there.
+    pub writes: Option<super::writes::Write>,
 }
 
 /// A chosen index.
@@ -146,9 +148,8 @@ async fn workload_cost(
             sum += whatif.cost(&item.sql, params, tenant, &relevant).await?;
         }
         let mut cost = sum / item.samples.len().max(1) as f64;
-        if let Some(table) = &item.writes {
-            cost +=
-                WRITE_COST_PER_INDEX * config.iter().filter(|d| &d.table == table).count() as f64;
+        if let Some(write) = &item.writes {
+            cost += write.cost(config);
         }
         per_item.push(cost);
         total += item.weight * cost;
@@ -173,6 +174,9 @@ pub trait Oracle {
     fn serves_a_query(&self, _with: &[usize], _without: &[usize]) -> bool {
         true
     }
+    /// The search has reached unit `done` of `total` (`label` says which):
+    /// progress for a reader of a long search.
+    fn progress(&mut self, _done: usize, _total: usize, _label: &str) {}
 }
 
 /// One step of the search.
@@ -218,9 +222,13 @@ pub async fn search<O: Oracle>(
     };
     let base = oracle.cost(&[]).await?;
     let starts = starts(oracle, limits, base).await?;
+    // Units of progress: each candidate alone, each pass, local search, pruning.
+    let total = n + 2 * starts.len() + 2;
     let mut best: Option<(f64, Vec<usize>)> = None;
-    for start in starts {
+    for (k, start) in starts.into_iter().enumerate() {
         for per_byte in [true, false] {
+            let pass = n + 2 * k + usize::from(!per_byte);
+            oracle.progress(pass, total, &format!("greedy pass {}", pass - n + 1));
             let config = greedy_pass(oracle, limits, start.clone(), per_byte, None).await?;
             let cost = oracle.cost(&config).await?;
             if best.as_ref().is_none_or(|b| cost < b.0) {
@@ -229,6 +237,7 @@ pub async fn search<O: Oracle>(
         }
     }
     let (mut cost, mut config) = best.unwrap_or((base, Vec::new()));
+    oracle.progress(total - 2, total, "local search");
     // Local search: a step the first passes could not undo, while it pays.
     loop {
         let mut improved = false;
@@ -244,6 +253,7 @@ pub async fn search<O: Oracle>(
             break;
         }
     }
+    oracle.progress(total - 1, total, "pruning");
     let (config, rejected) = prune(oracle, cost, config).await?;
     Ok((base, in_order(oracle, base, config).await?, rejected))
 }
@@ -300,6 +310,11 @@ async fn starts<O: Oracle>(oracle: &mut O, limits: Limits, base: f64) -> Result<
     let mut starts: Vec<Vec<usize>> = vec![Vec::new()];
     let mut alone = Vec::new();
     for i in 0..limits.n {
+        oracle.progress(
+            i,
+            limits.n + 2 * (SEEDS + 1) + 2,
+            &format!("candidate {} alone", i + 1),
+        );
         let size = oracle.size(i).await?.max(1);
         if size <= limits.budget_bytes && limits.max_indexes > 0 {
             alone.push((oracle.cost(&[i]).await?, i));
@@ -471,6 +486,7 @@ async fn greedy_pass<O: Oracle>(
 }
 
 struct WhatIfOracle<'a> {
+    progress: super::progress::Progress,
     whatif: &'a mut WhatIf,
     items: &'a [Item],
     candidates: &'a [IndexDef],
@@ -486,6 +502,12 @@ impl Oracle for WhatIfOracle<'_> {
         let sizes = self.whatif.sizes(&self.candidates[i]).await?;
         self.sizes.insert(i, sizes);
         Ok(sizes.1.max(8192))
+    }
+
+    fn progress(&mut self, done: usize, total: usize, label: &str) {
+        self.progress.set_total(total as u64);
+        let label = format!("{label}, {} EXPLAIN calls", self.whatif.calls);
+        self.progress.at(done as u64, &label);
     }
 
     fn extends(&self, long: usize, short: usize) -> bool {
@@ -604,6 +626,7 @@ pub async fn greedy(
     budget_bytes: i64,
 ) -> Result<Selection> {
     let mut oracle = WhatIfOracle {
+        progress: super::progress::Progress::new("advise: what-if search", candidates.len() as u64),
         whatif,
         items,
         candidates,
@@ -642,6 +665,7 @@ pub async fn greedy(
         });
     }
     let per_query = per_query(&mut oracle, &config, budget_bytes).await?;
+    oracle.progress.finish();
     Ok(Selection {
         base_cost,
         final_cost: steps.last().map_or(base_cost, |s| s.cost_after),

@@ -153,10 +153,12 @@ async fn verify_on(
 ) -> Result<Vec<Verified>> {
     let mut out = Vec::new();
     let mut previous_cost = base_cost;
-    for c in chosen {
+    let mut progress = super::progress::Progress::new("advise: verifying", chosen.len() as u64);
+    for (i, c) in chosen.iter().enumerate() {
         if signals::stopped().is_some() {
             break;
         }
+        progress.at(i as u64, &c.def.name());
         let candidate = WorkingCopy::create(state, Purpose::VerifyCandidate).await?;
         let measured = measure_index(ctx, state, &candidate, c, opts).await;
         candidate.remove_or_warn().await;
@@ -181,6 +183,7 @@ async fn verify_on(
         });
         previous_cost = c.cost_after;
     }
+    progress.finish();
     Ok(out)
 }
 

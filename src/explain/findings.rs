@@ -58,45 +58,12 @@ pub fn findings(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> Vec<Fin
     let stopped_early = under_a_stopped_limit(root);
     for node in root.walk() {
         let label = node.label();
-        let removed = node.rows_removed_by_filter.unwrap_or(0.0) * node.actual_loops.unwrap_or(1.0);
-        let returned = node.total_rows();
-        if node.node_type == "Seq Scan" && removed >= LARGE && returned * 10.0 <= removed {
-            out.push(Finding {
-                kind: FindingKind::SeqScanSelective,
-                node: label.clone(),
-                hint: format!(
-                    "reads {:.0} rows to return {:.0}: an index on the filtered columns ({}) would skip them",
-                    removed + returned,
-                    returned,
-                    node.filter.as_deref().unwrap_or("?")
-                ),
-            });
-        } else if node.node_type != "Seq Scan" && removed >= LARGE && returned * 10.0 <= removed {
-            out.push(Finding {
-                kind: FindingKind::FilterRemovesMost,
-                node: label.clone(),
-                hint: format!(
-                    "the filter removes {removed:.0} rows for {returned:.0} returned: move its columns into the index ({})",
-                    node.filter.as_deref().unwrap_or("?")
-                ),
-            });
-        }
+        out.extend(filtering(node, &label));
         // Under a LIMIT that stopped early a node returns fewer rows than
         // its estimate (which counts them all) by design.
         let limited = stopped_early.iter().any(|n| std::ptr::eq(*n, node));
-        if let (Some(actual), false) = (node.actual_rows, limited) {
-            let (est, act) = (node.plan_rows.max(1.0), actual.max(1.0));
-            if (est >= 100.0 || act >= 100.0) && (est / act >= 10.0 || act / est >= 10.0) {
-                out.push(Finding {
-                    kind: FindingKind::EstimateOff,
-                    node: label.clone(),
-                    hint: format!(
-                        "estimated {:.0} rows, got {:.0} per loop: stale or missing statistics, or correlated \
-                         columns (ANALYZE; CREATE STATISTICS)",
-                        node.plan_rows, actual
-                    ),
-                });
-            }
+        if !limited {
+            out.extend(estimate_off(node, &label));
         }
         if node.sort_space_type.as_deref() == Some("Disk") || node.hash_batches.unwrap_or(1) > 1 {
             out.push(Finding {
@@ -106,25 +73,8 @@ pub fn findings(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> Vec<Fin
                     .into(),
             });
         }
-        if node.node_type == "Nested Loop" {
-            if let Some(inner) = node.plans.get(1) {
-                let loops = inner.actual_loops.unwrap_or(1.0);
-                let scan = inner.walk().into_iter().find(|n| n.node_type == "Seq Scan");
-                if loops >= 1000.0 || (loops >= 10.0 && scan.is_some()) {
-                    out.push(Finding {
-                        kind: FindingKind::NestedLoopMany,
-                        node: label.clone(),
-                        hint: format!(
-                            "repeats its inner side {loops:.0} times{}: an index for the join key, or a hash join",
-                            scan.map(|s| format!(" ({})", s.label())).unwrap_or_default()
-                        ),
-                    });
-                }
-            }
-        }
-        if let Some(f) = join_without_tenant(node) {
-            out.push(f);
-        }
+        out.extend(nested_loop_many(node, &label));
+        out.extend(join_without_tenant(node));
         if node.lossy_heap_blocks.unwrap_or(0) > 0 {
             out.push(Finding {
                 kind: FindingKind::LossyBitmap,
@@ -135,30 +85,95 @@ pub fn findings(root: &PlanNode, rls: bool, numeric: &NumericColumns) -> Vec<Fin
                 ),
             });
         }
-        if rls && node.relation.is_some() {
-            if let Some(filter) = &node.filter {
-                let numeric_cols = node
-                    .relation
-                    .as_ref()
-                    .and_then(|r| numeric.get(r))
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                if let Some((what, remedy)) =
-                    non_leakproof(filter).or_else(|| numeric_comparison(filter, numeric_cols))
-                {
-                    out.push(Finding {
-                        kind: FindingKind::RlsNonLeakproof,
-                        node: label.clone(),
-                        hint: format!(
-                            "under row-level security {what} is not leakproof, so it cannot be an index \
-                             condition for the app role (it filters {removed:.0} rows here): {remedy}"
-                        ),
-                    });
-                }
-            }
+        if rls {
+            out.extend(rls_non_leakproof(node, &label, numeric));
         }
     }
     out
+}
+
+/// Rows read and thrown away by a filter: a selective sequential scan, or
+/// a filter on top of an index that removes most rows.
+fn filtering(node: &PlanNode, label: &str) -> Option<Finding> {
+    let removed = node.rows_removed_by_filter.unwrap_or(0.0) * node.actual_loops.unwrap_or(1.0);
+    let returned = node.total_rows();
+    if removed < LARGE || returned * 10.0 > removed {
+        return None;
+    }
+    let filter = node.filter.as_deref().unwrap_or("?");
+    Some(if node.node_type == "Seq Scan" {
+        Finding {
+            kind: FindingKind::SeqScanSelective,
+            node: label.to_string(),
+            hint: format!(
+                "reads {:.0} rows to return {:.0}: an index on the filtered columns ({filter}) would skip them",
+                removed + returned,
+                returned,
+            ),
+        }
+    } else {
+        Finding {
+            kind: FindingKind::FilterRemovesMost,
+            node: label.to_string(),
+            hint: format!(
+                "the filter removes {removed:.0} rows for {returned:.0} returned: move its columns into the index ({filter})"
+            ),
+        }
+    })
+}
+
+/// The planner's row estimate off by 10× or more (100 rows or more).
+fn estimate_off(node: &PlanNode, label: &str) -> Option<Finding> {
+    let actual = node.actual_rows?;
+    let (est, act) = (node.plan_rows.max(1.0), actual.max(1.0));
+    ((est >= 100.0 || act >= 100.0) && (est / act >= 10.0 || act / est >= 10.0)).then(|| Finding {
+        kind: FindingKind::EstimateOff,
+        node: label.to_string(),
+        hint: format!(
+            "estimated {:.0} rows, got {:.0} per loop: stale or missing statistics, or correlated \
+             columns (ANALYZE; CREATE STATISTICS)",
+            node.plan_rows, actual
+        ),
+    })
+}
+
+/// A nested loop repeating its inner side many times (or a sequential scan
+/// more than a few times).
+fn nested_loop_many(node: &PlanNode, label: &str) -> Option<Finding> {
+    if node.node_type != "Nested Loop" {
+        return None;
+    }
+    let inner = node.plans.get(1)?;
+    let loops = inner.actual_loops.unwrap_or(1.0);
+    let scan = inner.walk().into_iter().find(|n| n.node_type == "Seq Scan");
+    (loops >= 1000.0 || (loops >= 10.0 && scan.is_some())).then(|| Finding {
+        kind: FindingKind::NestedLoopMany,
+        node: label.to_string(),
+        hint: format!(
+            "repeats its inner side {loops:.0} times{}: an index for the join key, or a hash join",
+            scan.map(|s| format!(" ({})", s.label()))
+                .unwrap_or_default()
+        ),
+    })
+}
+
+/// A filter on a table under row-level security that is not leakproof, so
+/// it can never be an index condition for the app role.
+fn rls_non_leakproof(node: &PlanNode, label: &str, numeric: &NumericColumns) -> Option<Finding> {
+    let relation = node.relation.as_ref()?;
+    let filter = node.filter.as_ref()?;
+    let removed = node.rows_removed_by_filter.unwrap_or(0.0) * node.actual_loops.unwrap_or(1.0);
+    let numeric_cols = numeric.get(relation).map(Vec::as_slice).unwrap_or_default();
+    let (what, remedy) =
+        non_leakproof(filter).or_else(|| numeric_comparison(filter, numeric_cols))?;
+    Some(Finding {
+        kind: FindingKind::RlsNonLeakproof,
+        node: label.to_string(),
+        hint: format!(
+            "under row-level security {what} is not leakproof, so it cannot be an index \
+             condition for the app role (it filters {removed:.0} rows here): {remedy}"
+        ),
+    })
 }
 
 /// The nodes below a Limit that returned fewer rows than its child was

@@ -134,9 +134,11 @@ fn figure(h: &mut String, plot: &Plot) {
         .svg
         .find("<svg")
         .map_or(plot.svg.as_str(), |i| &plot.svg[i..]);
+    // The SVG draws its own title: a caption under it would repeat it
+    // (issue 16, item 10); the title stays for screen readers.
     let _ = writeln!(
         h,
-        "<figure>{svg}<figcaption>{}</figcaption></figure>",
+        "<figure aria-label=\"{}\">{svg}</figure>",
         escape(&plot.title)
     );
 }
@@ -308,37 +310,77 @@ fn findings(h: &mut String, model: &ReportModel) {
         Some(plans) => {
             h.push_str(
                 "<p>From EXPLAIN ANALYZE as the workload's role with the tenant set, for a big \
-                 and a small tenant. <code>rls_non_leakproof</code>: row-level security keeps a \
-                 predicate from being an index condition; the remedy is a schema change, not \
-                 an index.</p>\n<table>\n<thead><tr><th>query</th><th>finding</th><th>plan \
-                 node</th><th>what to do</th></tr></thead>\n<tbody>\n",
+                 and a small tenant, grouped by kind, most severe first, one line each with what \
+                 to do. <code>rls_non_leakproof</code>: row-level security keeps a predicate \
+                 from being an index condition; the remedy is a schema change, not an index.</p>\n",
             );
-            for q in plans {
-                if q.findings.is_empty() {
-                    let _ = writeln!(
-                        h,
-                        "<tr><td>{}</td><td colspan=\"3\" class=\"missing\">no findings</td></tr>",
-                        escape(&q.query)
-                    );
-                }
-                for f in &q.findings {
-                    let _ = writeln!(
-                        h,
-                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        escape(&q.query),
-                        escape(&f.kind),
-                        escape(&f.node),
-                        escape(&f.hint)
-                    );
-                }
-            }
-            h.push_str("</tbody></table>\n");
+            grouped_findings(h, plans);
         }
     }
     if let Some(a) = &model.advice {
         remedies(h, a);
     }
     close(h);
+}
+
+/// How much a finding kind matters: 0 high (wrong or unbounded work), 1
+/// medium (wasted work), 2 low (a hint for the planner).
+pub fn severity(kind: &str) -> u8 {
+    match kind {
+        "rls_non_leakproof" | "join_without_tenant" | "seq_scan_selective" | "nested_loop_many" => {
+            0
+        }
+        "filter_removes_most" | "spill" | "lossy_bitmap" => 1,
+        _ => 2,
+    }
+}
+
+/// Findings by kind, most severe kind first, one table per kind; the
+/// queries without any on one line.
+fn grouped_findings(h: &mut String, plans: &[super::model::QueryFindings]) {
+    let mut kinds: Vec<&str> = plans
+        .iter()
+        .flat_map(|q| q.findings.iter().map(|f| f.kind.as_str()))
+        .collect();
+    kinds.sort_by_key(|k| (severity(k), *k));
+    kinds.dedup();
+    for kind in kinds {
+        let rows: Vec<(&str, &super::model::FindingView)> = plans
+            .iter()
+            .flat_map(|q| q.findings.iter().map(move |f| (q.query.as_str(), f)))
+            .filter(|(_, f)| f.kind == kind)
+            .collect();
+        let _ = writeln!(
+            h,
+            "<h3><code>{}</code> — {} ({})</h3>\n<table>\n<thead><tr><th>query</th><th>plan \
+             node</th><th>what to do</th></tr></thead>\n<tbody>",
+            escape(kind),
+            ["high", "medium", "low"][usize::from(severity(kind).min(2))],
+            rows.len()
+        );
+        for (query, f) in rows {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(query),
+                escape(&f.node),
+                escape(&f.hint)
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    let clean: Vec<String> = plans
+        .iter()
+        .filter(|q| q.findings.is_empty())
+        .map(|q| escape(&q.query))
+        .collect();
+    if !clean.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"missing\">No findings: {}.</p>",
+            clean.join(", ")
+        );
+    }
 }
 
 fn remedies(h: &mut String, a: &AdviceView) {
@@ -530,6 +572,38 @@ fn drops(h: &mut String, advice: Option<&AdviceView>, stats_missing: Option<&str
 
 #[cfg(test)]
 mod tests {
+
+    /// Findings grouped by kind, most severe first (issue 16, item 11).
+    #[test]
+    fn findings_are_grouped_by_kind_most_severe_first() {
+        use super::super::model::{FindingView, QueryFindings};
+        let f = |kind: &str| FindingView {
+            kind: kind.into(),
+            node: "Seq Scan on orders".into(),
+            hint: "do this".into(),
+        };
+        let plans = vec![
+            QueryFindings {
+                query: "a".into(),
+                findings: vec![f("estimate_off"), f("rls_non_leakproof")],
+            },
+            QueryFindings {
+                query: "b".into(),
+                findings: vec![f("estimate_off")],
+            },
+            QueryFindings {
+                query: "c".into(),
+                findings: Vec::new(),
+            },
+        ];
+        let mut h = String::new();
+        grouped_findings(&mut h, &plans);
+        let rls = h.find("<code>rls_non_leakproof</code> — high (1)").unwrap();
+        let est = h.find("<code>estimate_off</code> — low (2)").unwrap();
+        assert!(rls < est, "{h}");
+        assert_eq!(h.matches("<h3>").count(), 2, "{h}");
+        assert!(h.contains("No findings: c."), "{h}");
+    }
     use super::*;
 
     #[test]

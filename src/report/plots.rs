@@ -61,6 +61,7 @@ fn plot_error<E: std::fmt::Display>(plot: &str) -> impl Fn(E) -> Error + '_ {
 /// Every plot of the report, in the order the report shows them.
 pub fn render_all(model: &ReportModel) -> Result<Vec<Plot>> {
     let mut out = Vec::new();
+    let latency_axes = spectrum_axes(model.queries.iter().map(|q| &q.histogram));
     for (i, q) in model.queries.iter().enumerate() {
         out.push(Plot {
             key: format!("latency:{}", q.name),
@@ -75,6 +76,7 @@ pub fn render_all(model: &ReportModel) -> Result<Vec<Plot>> {
                     dashed: false,
                 }],
                 (440, 280),
+                latency_axes,
             )?,
         });
     }
@@ -95,6 +97,14 @@ pub fn render_all(model: &ReportModel) -> Result<Vec<Plot>> {
         });
     }
     if let Some(advice) = &model.advice {
+        let verify_axes = spectrum_axes(
+            advice
+                .indexes
+                .iter()
+                .filter_map(|i| i.verification.as_ref())
+                .flat_map(|v| &v.measured)
+                .flat_map(|m| [&m.before, &m.after]),
+        );
         for (i, index) in advice.indexes.iter().enumerate() {
             let Some(v) = &index.verification else {
                 continue;
@@ -129,6 +139,7 @@ pub fn render_all(model: &ReportModel) -> Result<Vec<Plot>> {
                     &format!("{} — before (solid) / after (dashed)", index.name),
                     &lines,
                     (900, 320),
+                    verify_axes,
                 )?,
             });
         }
@@ -267,17 +278,29 @@ fn percentile_points(hi: f64) -> Vec<f64> {
     out
 }
 
-fn spectrum(title: &str, lines: &[Line<'_>], size: (u32, u32)) -> Result<String> {
-    let err = plot_error(title);
-    let series: Vec<Vec<(f64, f64)>> = lines.iter().map(|l| spectrum_points(l.hist)).collect();
-    let all = series.iter().flatten();
-    let x_hi = all
-        .clone()
+/// The axes of percentile spectra, shared by every plot of a section so
+/// they can be compared at a glance: x up to the longest tail's decade, y
+/// over every latency shown (log10 values).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpectrumAxes {
+    /// log10 of 1/(1−p) at the right end.
+    pub x_hi: f64,
+    /// log10 ms at the bottom.
+    pub y_lo: f64,
+    /// log10 ms at the top.
+    pub y_hi: f64,
+}
+
+/// Axes holding every histogram of `hists`.
+pub fn spectrum_axes<'a>(hists: impl IntoIterator<Item = &'a Hist>) -> SpectrumAxes {
+    let points: Vec<(f64, f64)> = hists.into_iter().flat_map(spectrum_points).collect();
+    let x_hi = points
+        .iter()
         .map(|p| p.0)
         .fold(2.0f64, f64::max)
         .ceil()
         .max(2.0);
-    let (y_lo, y_hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+    let (y_lo, y_hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
         (lo.min(p.1), hi.max(p.1))
     });
     let (y_lo, y_hi) = if y_lo > y_hi {
@@ -285,6 +308,18 @@ fn spectrum(title: &str, lines: &[Line<'_>], size: (u32, u32)) -> Result<String>
     } else {
         ((y_lo - 0.02).floor().min(y_hi - 1.0), (y_hi + 0.02).ceil())
     };
+    SpectrumAxes { x_hi, y_lo, y_hi }
+}
+
+fn spectrum(
+    title: &str,
+    lines: &[Line<'_>],
+    size: (u32, u32),
+    axes: SpectrumAxes,
+) -> Result<String> {
+    let err = plot_error(title);
+    let series: Vec<Vec<(f64, f64)>> = lines.iter().map(|l| spectrum_points(l.hist)).collect();
+    let SpectrumAxes { x_hi, y_lo, y_hi } = axes;
     let legend = lines.len() > 1;
     let mut svg = String::new();
     {
@@ -560,6 +595,37 @@ mod tests {
     fn millisecond_labels_follow_one_two_five_steps() {
         let labels: Vec<String> = decade_points(-1.0, 1.0).into_iter().map(ms_label).collect();
         assert_eq!(labels, ["0.1", "0.2", "0.5", "1", "2", "5", "10"]);
+    }
+
+    /// Spectra of one section share their axes (issue 16, item 10): a fast
+    /// query's plot spans the slow one's latencies and tail.
+    #[test]
+    fn spectra_of_a_section_share_their_axes() {
+        let mut fast = new_hist();
+        let mut slow = new_hist();
+        for i in 0..100u64 {
+            fast.record(50 + i).unwrap();
+        }
+        for i in 0..20_000u64 {
+            slow.record(2_000 + i * 10).unwrap();
+        }
+        let axes = spectrum_axes([&fast, &slow]);
+        assert_eq!(axes, spectrum_axes([&slow, &fast]));
+        assert!(axes.y_lo <= log_ms(50) && axes.y_hi >= log_ms(slow.max()));
+        assert!(axes.x_hi >= (slow.len() as f64).log10());
+        let svg = |h: &Hist| {
+            let line = Line {
+                label: "q".into(),
+                hist: h,
+                colour: colour(0),
+                dashed: false,
+            };
+            spectrum("q", std::slice::from_ref(&line), (440, 280), axes).unwrap()
+        };
+        // Both plots carry the slow query's tail and latency ticks.
+        for s in [svg(&fast), svg(&slow)] {
+            assert!(s.contains("\n99.99%\n") && s.contains("\n100\n"), "{s}");
+        }
     }
 
     #[test]
