@@ -134,6 +134,31 @@ pub async fn application_role(client: &Client, entries: &[Entry]) -> Result<Stri
     })
 }
 
+/// What ran between two snapshots: per (role, statement), the calls and
+/// execution time of `after` less those of `before`. A statement first
+/// seen in `after` counts whole; one whose counters went down was reset or
+/// evicted in between (`pg_stat_statements.max`), so its `after` figures are
+/// all that is known of the window. Statements not called in the window are
+/// left out.
+pub fn window_delta(before: &[Entry], after: Vec<Entry>) -> Vec<Entry> {
+    let earlier: HashMap<(&str, &str), (i64, f64)> = before
+        .iter()
+        .map(|e| ((e.role.as_str(), e.query.as_str()), (e.calls, e.total_ms)))
+        .collect();
+    after
+        .into_iter()
+        .filter_map(|mut e| {
+            if let Some(&(calls, ms)) = earlier.get(&(e.role.as_str(), e.query.as_str())) {
+                if e.calls >= calls {
+                    e.calls -= calls;
+                    e.total_ms = (e.total_ms - ms).max(0.0);
+                }
+            }
+            (e.calls > 0).then_some(e)
+        })
+        .collect()
+}
+
 /// Entries of the same statement (same fingerprint) added up.
 pub fn grouped(entries: Vec<Entry>) -> Vec<Entry> {
     let mut out: Vec<Entry> = Vec::new();
@@ -175,6 +200,39 @@ mod tests {
         assert!(select_sql("v", &v16).unwrap().contains("AND s.toplevel"));
         let v12: Vec<String> = ["query", "total_time"].map(String::from).to_vec();
         assert!(select_sql("v", &v12).unwrap().contains("s.total_time"));
+    }
+
+    #[test]
+    fn window_is_the_difference_of_two_snapshots() {
+        let e = |q: &str, role: &str, calls, total_ms| Entry {
+            query: q.into(),
+            role: role.into(),
+            calls,
+            total_ms,
+        };
+        let before = vec![
+            e("SELECT 1", "app", 10, 5.0),
+            e("SELECT 2", "app", 4, 2.0),
+            e("SELECT 1", "other", 1, 1.0),
+            e("SELECT 3", "app", 50, 9.0),
+        ];
+        let after = vec![
+            e("SELECT 1", "app", 25, 12.5),
+            e("SELECT 2", "app", 4, 2.0),
+            e("SELECT 1", "other", 3, 2.0),
+            e("SELECT 3", "app", 2, 1.0),
+            e("SELECT 4", "app", 7, 3.0),
+        ];
+        let d = window_delta(&before, after);
+        assert_eq!(
+            d,
+            vec![
+                e("SELECT 1", "app", 15, 7.5),
+                e("SELECT 1", "other", 2, 1.0),
+                e("SELECT 3", "app", 2, 1.0),
+                e("SELECT 4", "app", 7, 3.0),
+            ]
+        );
     }
 
     #[test]

@@ -363,6 +363,10 @@ pub(super) struct CaptureArgs {
     /// from row-level security, whose statements took the most time).
     #[arg(long)]
     pub(super) role: Option<String>,
+    /// Take two snapshots of pg_stat_statements this far apart (e.g. 10m)
+    /// and weigh statements by the calls made in between.
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) window: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

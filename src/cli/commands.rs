@@ -450,6 +450,7 @@ pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> 
             top: args.top,
             min_calls: args.min_calls,
             role: args.role,
+            window: args.window,
         },
     )
     .await?;
