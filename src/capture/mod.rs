@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod infer;
 pub mod normalize;
+pub mod realism;
 pub mod stats;
 
 use std::fmt::Write as _;
@@ -65,6 +66,8 @@ pub struct Captured {
     pub role: String,
     /// Statements that could not be replayed.
     pub unreplayable: Vec<Unreplayable>,
+    /// What the source ran of each query written, for `--check-replay`.
+    pub source: Vec<realism::Source>,
 }
 
 /// One generated query.
@@ -74,6 +77,8 @@ struct Captured1 {
     weight: i64,
     sql: String,
     params: Vec<String>,
+    /// The source's total execution time of the statement, ms.
+    total_ms: f64,
 }
 
 /// Capture the target's workload into `opts.out`.
@@ -148,11 +153,22 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
             Err(e) => return Err(e),
         }
     }
+    let source = sel
+        .queries
+        .iter()
+        .map(|(q, ..)| realism::Source {
+            name: q.name.clone(),
+            sql: q.sql.clone(),
+            calls: q.weight,
+            total_ms: q.total_ms,
+        })
+        .collect();
     Ok(Captured {
         coverage: sel.covered,
         queries: sel.queries.len(),
         role,
         unreplayable: sel.unreplayable,
+        source,
     })
 }
 
@@ -311,6 +327,7 @@ async fn build(
         weight: e.calls.max(1),
         sql,
         params,
+        total_ms: e.total_ms,
     })
 }
 

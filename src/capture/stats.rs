@@ -18,6 +18,10 @@ pub struct Entry {
     pub query: String,
     /// The role that ran it.
     pub role: String,
+    /// The server's id of the statement (`None` where the view hides it):
+    /// one text can have several (the same statement prepared with other
+    /// parameter types), so two snapshots are matched by id, not by text.
+    pub queryid: Option<i64>,
     /// Calls.
     pub calls: i64,
     /// Total execution time, ms.
@@ -73,6 +77,7 @@ pub async fn read(client: &Client, database: &str) -> Result<Vec<Entry>> {
             role: r.get(1),
             calls: r.get(2),
             total_ms: r.get(3),
+            queryid: r.get(4),
         })
         .collect())
 }
@@ -97,7 +102,7 @@ pub fn select_sql(view: &str, columns: &[String]) -> Result<String> {
         ""
     };
     Ok(format!(
-        "SELECT s.query, r.rolname::text, s.calls::bigint, s.{time}::float8 \
+        "SELECT s.query, r.rolname::text, s.calls::bigint, s.{time}::float8, s.queryid \
          FROM {view} s JOIN pg_roles r ON r.oid = s.userid \
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
            AND s.query IS NOT NULL{toplevel}"
@@ -141,14 +146,19 @@ pub async fn application_role(client: &Client, entries: &[Entry]) -> Result<Stri
 /// all that is known of the window. Statements not called in the window are
 /// left out.
 pub fn window_delta(before: &[Entry], after: Vec<Entry>) -> Vec<Entry> {
-    let earlier: HashMap<(&str, &str), (i64, f64)> = before
+    type Key<'a> = (&'a str, Option<i64>, &'a str);
+    let earlier: HashMap<Key, (i64, f64)> = before
         .iter()
-        .map(|e| ((e.role.as_str(), e.query.as_str()), (e.calls, e.total_ms)))
+        .map(|e| {
+            let key = (e.role.as_str(), e.queryid, e.query.as_str());
+            (key, (e.calls, e.total_ms))
+        })
         .collect();
     after
         .into_iter()
         .filter_map(|mut e| {
-            if let Some(&(calls, ms)) = earlier.get(&(e.role.as_str(), e.query.as_str())) {
+            let key = (e.role.as_str(), e.queryid, e.query.as_str());
+            if let Some(&(calls, ms)) = earlier.get(&key) {
                 if e.calls >= calls {
                     e.calls -= calls;
                     e.total_ms = (e.total_ms - ms).max(0.0);
@@ -207,6 +217,7 @@ mod tests {
         let e = |q: &str, role: &str, calls, total_ms| Entry {
             query: q.into(),
             role: role.into(),
+            queryid: Some(q.len() as i64),
             calls,
             total_ms,
         };
@@ -233,6 +244,23 @@ mod tests {
                 e("SELECT 4", "app", 7, 3.0),
             ]
         );
+        // One text, two statements (other parameter types): matched by id,
+        // the new one counts whole, the old one did not run in the window.
+        let with_id = |id, calls| Entry {
+            queryid: Some(id),
+            ..e("SELECT $1", "app", calls, 1.0)
+        };
+        let d = window_delta(
+            &[with_id(1, 1000), with_id(2, 1)],
+            vec![with_id(1, 1000), with_id(2, 31)],
+        );
+        assert_eq!(
+            d,
+            vec![Entry {
+                total_ms: 0.0,
+                ..with_id(2, 30)
+            }]
+        );
     }
 
     #[test]
@@ -240,6 +268,7 @@ mod tests {
         let e = |q: &str, calls| Entry {
             query: q.into(),
             role: "app".into(),
+            queryid: None,
             calls,
             total_ms: 1.0,
         };

@@ -440,7 +440,7 @@ pub(super) async fn erase_command(
     Ok(crate::erase::erase(&target, &options).await?.render())
 }
 
-pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> Result<()> {
+pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> Result<u8> {
     let (target, _) = Target::resolve(opts, true)?;
     let captured = crate::capture::capture(
         &target,
@@ -454,7 +454,28 @@ pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> 
         },
     )
     .await?;
-    out(crate::capture::render_summary(&captured, &args.out))
+    out(crate::capture::render_summary(&captured, &args.out))?;
+    if !args.check_replay {
+        return Ok(EXIT_OK);
+    }
+    use crate::capture::realism;
+    let rows = realism::check_replay(
+        &target,
+        &args.out,
+        &captured.role,
+        &captured.source,
+        realism::ReplayOptions {
+            duration: args.replay_duration,
+            clients: args.replay_clients,
+        },
+    )
+    .await?;
+    out(realism::render(&rows))?;
+    Ok(if rows.iter().all(|r| r.flags.is_empty()) {
+        EXIT_OK
+    } else {
+        1
+    })
 }
 
 pub(super) async fn rehearse_command(
