@@ -70,6 +70,8 @@ async fn capture_after_the_built_in_workload_replays() {
         String::from_utf8_lossy(&captured.stderr)
     );
     let stdout = String::from_utf8_lossy(&captured.stdout).into_owned();
+    // The comparison goes to the test log: its figures are the realism check's.
+    eprintln!("{stdout}");
     let coverage: f64 = stdout
         .split("coverage: ")
         .nth(1)

@@ -183,7 +183,23 @@ pub async fn check_replay(
             (q.name.clone(), (q.baseline.count, failed))
         })
         .collect();
-    Ok(compare(source, &replay, &outcomes))
+    let mut rows = compare(source, &replay, &outcomes);
+    // Name the SQLSTATEs of the failures: they say what to mend in the file.
+    for row in &mut rows {
+        let Some(q) = outcome.results.queries.iter().find(|q| q.name == row.name) else {
+            continue;
+        };
+        if let Some(flag) = row.flags.iter_mut().find(|f| f.ends_with("failed")) {
+            let codes: Vec<String> = q
+                .baseline
+                .errors
+                .iter()
+                .map(|(code, n)| format!("{code} ×{n}"))
+                .collect();
+            flag.push_str(&format!(" ({})", codes.join(", ")));
+        }
+    }
+    Ok(rows)
 }
 
 /// A plain closed-loop run of the captured file.
