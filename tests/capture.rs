@@ -117,4 +117,16 @@ async fn capture_after_the_built_in_workload_replays() {
         stdout.contains(&format!(" of {queries} statements within the realism band")),
         "{stdout}"
     );
+
+    // --window: only what runs between the two snapshots counts. Nothing
+    // of the application runs in this window, so there is nothing to
+    // capture (everything since the reset would be captured without it).
+    let windowed = crmbench(&["capture", "--out", file.to_str().unwrap(), "--window", "1s"]);
+    let stderr = String::from_utf8_lossy(&windowed.stderr);
+    assert!(!windowed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("first snapshot of pg_stat_statements taken")
+            && stderr.contains("holds no statement of an application role"),
+        "{stderr}"
+    );
 }
