@@ -226,6 +226,9 @@ fn run_options(file: &Path, opts: ReplayOptions) -> crate::run::RunOptions {
         pooler_url: None,
         replica_urls: Vec::new(),
         private_replicas: false,
+        worker: None,
+        start_at: None,
+        trace_params: 0,
     }
 }
 
