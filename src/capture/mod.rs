@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod infer;
 pub mod normalize;
+pub mod realism;
 pub mod stats;
 
 use std::fmt::Write as _;
@@ -38,6 +39,9 @@ pub struct CaptureOptions {
     /// The application's role (default: the non-superuser role subject to
     /// row-level security that ran the most).
     pub role: Option<String>,
+    /// Two snapshots this far apart: the weights are the calls made in
+    /// between (`None`: everything since the last reset).
+    pub window: Option<std::time::Duration>,
 }
 
 /// A statement left out, with why and its share of execution time.
@@ -62,6 +66,8 @@ pub struct Captured {
     pub role: String,
     /// Statements that could not be replayed.
     pub unreplayable: Vec<Unreplayable>,
+    /// What the source ran of each query written, for `--check-replay`.
+    pub source: Vec<realism::Source>,
 }
 
 /// One generated query.
@@ -71,12 +77,15 @@ struct Captured1 {
     weight: i64,
     sql: String,
     params: Vec<String>,
+    /// The source's total execution time of the statement, ms.
+    total_ms: f64,
 }
 
 /// Capture the target's workload into `opts.out`.
 pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured> {
     let admin = pg::connect(&target.admin()).await?;
-    let entries = stats::read(&admin, target.database()).await?;
+    pg::privileges::check_capture(&admin, opts.role.as_deref()).await?;
+    let entries = read_entries(&admin, target.database(), opts.window).await?;
     let role = match &opts.role {
         Some(r) => r.clone(),
         None => stats::application_role(&admin, &entries).await?,
@@ -144,12 +153,53 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
             Err(e) => return Err(e),
         }
     }
+    let source = sel
+        .queries
+        .iter()
+        .map(|(q, ..)| realism::Source {
+            name: q.name.clone(),
+            sql: q.sql.clone(),
+            calls: q.weight,
+            total_ms: q.total_ms,
+        })
+        .collect();
     Ok(Captured {
         coverage: sel.covered,
         queries: sel.queries.len(),
         role,
         unreplayable: sel.unreplayable,
+        source,
     })
+}
+
+/// The statements of the database: all since the last reset, or with
+/// `window` the difference of two snapshots taken that far apart.
+async fn read_entries(
+    admin: &Client,
+    database: &str,
+    window: Option<std::time::Duration>,
+) -> Result<Vec<Entry>> {
+    let first = stats::read(admin, database).await?;
+    let Some(window) = window else {
+        return Ok(first);
+    };
+    crate::console::err_line(format!(
+        "capture: first snapshot of pg_stat_statements taken ({} statements); the second in {:.0} s",
+        first.len(),
+        window.as_secs_f64()
+    ));
+    // Ctrl-C during the window ends the capture: half a window is not the
+    // window asked for.
+    tokio::select! {
+        () = tokio::time::sleep(window) => {}
+        _ = crate::signals::stop_requested() => {
+            return Err(Error::Interrupted {
+                during: "waiting for the second snapshot of pg_stat_statements".into(),
+            });
+        }
+    }
+    let second = stats::read(admin, database).await?;
+    Ok(stats::window_delta(&first, second))
 }
 
 /// The statements taken so far, and those left to take.
@@ -277,6 +327,7 @@ async fn build(
         weight: e.calls.max(1),
         sql,
         params,
+        total_ms: e.total_ms,
     })
 }
 

@@ -18,6 +18,10 @@ pub struct Entry {
     pub query: String,
     /// The role that ran it.
     pub role: String,
+    /// The server's id of the statement (`None` where the view hides it):
+    /// one text can have several (the same statement prepared with other
+    /// parameter types), so two snapshots are matched by id, not by text.
+    pub queryid: Option<i64>,
     /// Calls.
     pub calls: i64,
     /// Total execution time, ms.
@@ -73,6 +77,7 @@ pub async fn read(client: &Client, database: &str) -> Result<Vec<Entry>> {
             role: r.get(1),
             calls: r.get(2),
             total_ms: r.get(3),
+            queryid: r.get(4),
         })
         .collect())
 }
@@ -97,7 +102,7 @@ pub fn select_sql(view: &str, columns: &[String]) -> Result<String> {
         ""
     };
     Ok(format!(
-        "SELECT s.query, r.rolname::text, s.calls::bigint, s.{time}::float8 \
+        "SELECT s.query, r.rolname::text, s.calls::bigint, s.{time}::float8, s.queryid \
          FROM {view} s JOIN pg_roles r ON r.oid = s.userid \
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
            AND s.query IS NOT NULL{toplevel}"
@@ -132,6 +137,36 @@ pub async fn application_role(client: &Client, entries: &[Entry]) -> Result<Stri
             .into(),
         fix: "run the application first, or name its role with --role".into(),
     })
+}
+
+/// What ran between two snapshots: per (role, statement), the calls and
+/// execution time of `after` less those of `before`. A statement first
+/// seen in `after` counts whole; one whose counters went down was reset or
+/// evicted in between (`pg_stat_statements.max`), so its `after` figures are
+/// all that is known of the window. Statements not called in the window are
+/// left out.
+pub fn window_delta(before: &[Entry], after: Vec<Entry>) -> Vec<Entry> {
+    type Key<'a> = (&'a str, Option<i64>, &'a str);
+    let earlier: HashMap<Key, (i64, f64)> = before
+        .iter()
+        .map(|e| {
+            let key = (e.role.as_str(), e.queryid, e.query.as_str());
+            (key, (e.calls, e.total_ms))
+        })
+        .collect();
+    after
+        .into_iter()
+        .filter_map(|mut e| {
+            let key = (e.role.as_str(), e.queryid, e.query.as_str());
+            if let Some(&(calls, ms)) = earlier.get(&key) {
+                if e.calls >= calls {
+                    e.calls -= calls;
+                    e.total_ms = (e.total_ms - ms).max(0.0);
+                }
+            }
+            (e.calls > 0).then_some(e)
+        })
+        .collect()
 }
 
 /// Entries of the same statement (same fingerprint) added up.
@@ -178,10 +213,62 @@ mod tests {
     }
 
     #[test]
+    fn window_is_the_difference_of_two_snapshots() {
+        let e = |q: &str, role: &str, calls, total_ms| Entry {
+            query: q.into(),
+            role: role.into(),
+            queryid: Some(q.len() as i64),
+            calls,
+            total_ms,
+        };
+        let before = vec![
+            e("SELECT 1", "app", 10, 5.0),
+            e("SELECT 2", "app", 4, 2.0),
+            e("SELECT 1", "other", 1, 1.0),
+            e("SELECT 3", "app", 50, 9.0),
+        ];
+        let after = vec![
+            e("SELECT 1", "app", 25, 12.5),
+            e("SELECT 2", "app", 4, 2.0),
+            e("SELECT 1", "other", 3, 2.0),
+            e("SELECT 3", "app", 2, 1.0),
+            e("SELECT 4", "app", 7, 3.0),
+        ];
+        let d = window_delta(&before, after);
+        assert_eq!(
+            d,
+            vec![
+                e("SELECT 1", "app", 15, 7.5),
+                e("SELECT 1", "other", 2, 1.0),
+                e("SELECT 3", "app", 2, 1.0),
+                e("SELECT 4", "app", 7, 3.0),
+            ]
+        );
+        // One text, two statements (other parameter types): matched by id,
+        // the new one counts whole, the old one did not run in the window.
+        let with_id = |id, calls| Entry {
+            queryid: Some(id),
+            ..e("SELECT $1", "app", calls, 1.0)
+        };
+        let d = window_delta(
+            &[with_id(1, 1000), with_id(2, 1)],
+            vec![with_id(1, 1000), with_id(2, 31)],
+        );
+        assert_eq!(
+            d,
+            vec![Entry {
+                total_ms: 0.0,
+                ..with_id(2, 30)
+            }]
+        );
+    }
+
+    #[test]
     fn same_statement_two_protocols_is_one_entry() {
         let e = |q: &str, calls| Entry {
             query: q.into(),
             role: "app".into(),
+            queryid: None,
             calls,
             total_ms: 1.0,
         };

@@ -410,6 +410,21 @@ pub(super) struct CaptureArgs {
     /// from row-level security, whose statements took the most time).
     #[arg(long)]
     pub(super) role: Option<String>,
+    /// Take two snapshots of pg_stat_statements this far apart (e.g. 10m)
+    /// and weigh statements by the calls made in between.
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) window: Option<std::time::Duration>,
+    /// Then replay the file on the same server and compare each statement's
+    /// share of calls and mean execution time with the source's (exit 1 when
+    /// one is outside the band).
+    #[arg(long)]
+    pub(super) check_replay: bool,
+    /// Length of the --check-replay run.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(super) replay_duration: std::time::Duration,
+    /// Clients of the --check-replay run.
+    #[arg(long, default_value_t = 2)]
+    pub(super) replay_clients: usize,
 }
 
 #[derive(Debug, Args)]

@@ -491,7 +491,7 @@ pub(super) async fn import_command(
     ))
 }
 
-pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> Result<()> {
+pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> Result<u8> {
     let (target, _) = Target::resolve(opts, true)?;
     let captured = crate::capture::capture(
         &target,
@@ -501,10 +501,32 @@ pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> 
             top: args.top,
             min_calls: args.min_calls,
             role: args.role,
+            window: args.window,
         },
     )
     .await?;
-    out(crate::capture::render_summary(&captured, &args.out))
+    out(crate::capture::render_summary(&captured, &args.out))?;
+    if !args.check_replay {
+        return Ok(EXIT_OK);
+    }
+    use crate::capture::realism;
+    let rows = realism::check_replay(
+        &target,
+        &args.out,
+        &captured.role,
+        &captured.source,
+        realism::ReplayOptions {
+            duration: args.replay_duration,
+            clients: args.replay_clients,
+        },
+    )
+    .await?;
+    out(realism::render(&rows))?;
+    Ok(if rows.iter().all(|r| r.flags.is_empty()) {
+        EXIT_OK
+    } else {
+        1
+    })
 }
 
 pub(super) async fn rehearse_command(

@@ -149,7 +149,7 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Compare(args) => return Ok(compare_command(args)?),
         Command::Audit(args) => return Ok(commands::audit_command(args, opts).await?),
         Command::Erase(args) => out(commands::erase_command(args, opts).await?)?,
-        Command::Capture(args) => capture_command(args, opts).await?,
+        Command::Capture(args) => return Ok(capture_command(args, opts).await?),
         Command::Rehearse(args) => return Ok(rehearse_command(args, opts, access).await?),
         Command::Merge(args) => out(commands::merge_command(args, access)?)?,
         Command::Export(args) => out(commands::export_command(args, opts).await?)?,

@@ -10,6 +10,7 @@ pub mod marker;
 pub mod pgpass;
 pub mod pooler;
 pub mod private;
+pub mod privileges;
 pub mod redact;
 pub mod replicas;
 pub mod roles;

@@ -45,6 +45,7 @@ impl WorkloadContext {
         pg::bootstrap_roles(target).await?;
         let admin = pg::connect(&target.admin()).await?;
         check_role(target, &admin, &workload).await?;
+        pg::privileges::check_workload(target, &admin, &workload).await?;
         let pools = sample(target, &admin, &workload).await?;
         let spec = spec_for(target, &workload);
         let client = pg::connect(&spec).await?;
