@@ -75,7 +75,7 @@ pub struct SequentialRecord {
     pub metric: String,
     /// False-alarm rate of the whole family (all gated queries, all looks).
     pub alpha: f64,
-    /// Intervals in the family (gated queries).
+    /// Intervals in the family (gated queries and their tenant classes).
     pub family: usize,
     /// `--min-duration`, seconds.
     pub min_seconds: f64,
@@ -178,6 +178,38 @@ pub struct QueryResult {
     pub ratios: Option<Ratios>,
     /// Each statement's own latency on the baseline, in order.
     pub statements: Vec<StatementLatency>,
+    /// Paired runs of a workload with tenants: the same per tenant size
+    /// class (big = the largest 10% of tenants, small = the smallest 50%,
+    /// mid = the rest), from the pairs kept for the bootstrap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassResult>,
+}
+
+/// One tenant size class of a query in a paired run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassResult {
+    /// "big", "mid" or "small".
+    pub class: String,
+    /// Pairs kept of this class (a reservoir of the run's pairs).
+    pub pairs: usize,
+    /// Baseline p50/p95/p99 of the kept pairs, µs.
+    pub baseline: ClassLatency,
+    /// Candidate p50/p95/p99 of the kept pairs, µs.
+    pub candidate: ClassLatency,
+    /// candidate / baseline ratios, intervals at the run's family level
+    /// (the classes are members of the family, as the queries are).
+    pub ratios: Option<Ratios>,
+}
+
+/// Percentiles of one side of one class, µs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct ClassLatency {
+    /// Median.
+    pub p50_us: u64,
+    /// 95th percentile.
+    pub p95_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
 }
 
 /// One side's figures for a query.

@@ -58,6 +58,7 @@ pub async fn measure(
 ) -> Result<Measured> {
     let workload = config.workload.clone();
     let paired = config.candidate.is_some();
+    let classed = config.pools.tenants.has_classes();
     let mut window = Window::new();
     // Without warm-up the window opens before the first transaction: nothing
     // the clients do (a killed backend in the first second included) is lost.
@@ -71,7 +72,12 @@ pub async fn measure(
     };
     let mut collected = Collector::new(&workload, paired, opts.seed);
     let mut looker = match (&opts.sequential, paired) {
-        (Some(seq), true) => Some(Looker::new(&workload, seq, opts.duration, opts.seed)?),
+        (Some(seq), true) => Some(Looker::new(
+            &workload,
+            seq,
+            (opts.duration, classed),
+            opts.seed,
+        )?),
         _ => None,
     };
     let mut ticking = Ticking {
