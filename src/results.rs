@@ -183,6 +183,18 @@ pub struct QueryResult {
     /// mid = the rest), from the pairs kept for the bootstrap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<ClassResult>,
+    /// `false` when the workload says `gate = false`: `compare` reports it
+    /// as not gated.
+    #[serde(default = "gated_default", skip_serializing_if = "is_true")]
+    pub gate: bool,
+}
+
+fn gated_default() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// One tenant size class of a query in a paired run.

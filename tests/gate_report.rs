@@ -81,3 +81,25 @@ fn a_paired_folder_opens_with_the_gate_verdict_in_every_format() {
         "{text}"
     );
 }
+
+/// `gate = false` in the workload reaches results.json as `"gate": false`:
+/// `compare` reports the query and its classes as not gated (here the only
+/// query, so nothing is left to decide: exit 2), instead of failing on them.
+#[test]
+fn a_query_marked_gate_false_is_not_judged() {
+    let (_tmp, dir) = folder();
+    let path = dir.join("results.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    json["queries"][0]["gate"] = serde_json::Value::Bool(false);
+    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+    let out = crmbench()
+        .args(["compare", "--format", "json"])
+        .arg(&path)
+        .assert()
+        .code(2);
+    let c: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(c["queries"][0]["verdict"], "not_gated");
+    assert_eq!(c["classes"][0]["verdict"], "not_gated");
+    assert_eq!(c["verdict"], "undecidable", "{c}");
+}

@@ -346,7 +346,7 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
         }
         let enough = q.baseline.count >= MIN_SAMPLES && cand.count >= MIN_SAMPLES;
         let judged = verdict::judge(change.as_ref(), enough, threshold);
-        let gated = sequential.is_none_or(|s| s.gated.contains(&q.name));
+        let gated = q.gate && sequential.is_none_or(|s| s.gated.contains(&q.name));
         classes.extend(class_rows(q, opts.metric, threshold, gated));
         rows.push(QueryRow {
             name: q.name.clone(),
@@ -355,9 +355,11 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
             base_count: q.baseline.count,
             current_count: cand.count,
             change,
-            verdict: sequential.map_or(judged, |s| {
-                crate::run::sequential::gated_verdict(s, &q.name, judged)
-            }),
+            verdict: if gated {
+                judged
+            } else {
+                QueryVerdict::NotGated
+            },
         });
         errors.extend(verdict::new_errors(
             &q.name,

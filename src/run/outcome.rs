@@ -321,6 +321,7 @@ fn query_results(
                     histogram: stats::encode(&collected.totals[i].statements[k]),
                 })
                 .collect(),
+            gate: query.gate,
             classes: if paired {
                 paired::class_results(&collected.pairs[i], z, level, seed ^ i as u64)
             } else {

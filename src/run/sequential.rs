@@ -114,9 +114,11 @@ impl Looker {
             .iter()
             .enumerate()
             .filter(|(_, q)| {
-                opts.gate_queries
-                    .as_ref()
-                    .is_none_or(|names| names.contains(&q.name))
+                q.gate
+                    && opts
+                        .gate_queries
+                        .as_ref()
+                        .is_none_or(|names| names.contains(&q.name))
             })
             .map(|(i, q)| (i, q.name.clone()))
             .collect::<Vec<_>>();
@@ -297,6 +299,30 @@ pub fn gated_verdict(record: &SequentialRecord, name: &str, v: QueryVerdict) -> 
 mod tests {
     use super::*;
     use crate::rng::Prng;
+
+    /// `gate = false` in the workload leaves a query out of the family;
+    /// with tenant classes each spanning query counts four intervals.
+    #[test]
+    fn a_query_marked_gate_false_is_not_in_the_family() {
+        let w = Workload::parse(
+            "name = \"w\"\n[[query]]\nname = \"a\"\nkind = \"read\"\nsql = \"SELECT 1\"\n\
+             [[query]]\nname = \"b\"\nkind = \"read\"\ngate = false\nsql = \"SELECT 2\"\n",
+            std::path::Path::new("w.toml"),
+        )
+        .unwrap();
+        let opts = SequentialOptions {
+            threshold: 0.1,
+            metric: Metric::P95,
+            min: Duration::from_secs(1),
+            look_every: Duration::from_secs(1),
+            gate_queries: None,
+        };
+        let l = Looker::new(&w, &opts, (Duration::from_secs(10), false), 1).unwrap();
+        assert_eq!(l.record().gated, ["a"]);
+        assert_eq!(l.record().family, 1);
+        let l = Looker::new(&w, &opts, (Duration::from_secs(10), true), 1).unwrap();
+        assert_eq!(l.record().family, 4);
+    }
 
     #[test]
     fn spending_reaches_alpha_at_the_end_and_little_early() {
