@@ -27,6 +27,8 @@
 //! - [`report`]: a run folder's files to HTML, Markdown and JSON reports, never a database.
 //! - [`console`]: terminal output that ends quietly when the reader has gone, never a panic.
 //! - [`compare`]: the CI regression gate over results files, with exit codes.
+//! - [`distribute`]: ready for Citus: the distribution SQL, the tenant hash, tenant placement on N nodes.
+//! - [`merge`]: worker folders of one run over several machines added up exactly into one results.json.
 //! - [`results`]: `results.json`, the typed contract between `run` and the stages that read it.
 //! - [`runfolder`]: the run folder every stage reads from and writes into.
 //! - [`sql`]: SQL read by PostgreSQL's own parser (`pg_query`): parse, split a script, find `$n`.
@@ -41,10 +43,12 @@ pub mod cli;
 pub mod compare;
 pub mod console;
 pub mod demo;
+pub mod distribute;
 pub mod erase;
 pub mod error;
 pub mod explain;
 pub mod generate;
+pub mod merge;
 pub mod pg;
 pub mod prisma;
 pub mod rehearse;

@@ -62,6 +62,30 @@ pub struct Results {
     /// decisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<SequentialRecord>,
+    /// This run was one worker's slice of a run over several machines
+    /// (`run --worker K/N`): which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<crate::run::worker::WorkerRecord>,
+    /// Made by `crmbench merge` from worker folders: which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergedFrom>,
+    /// `run --trace-params N`: each client's first N transactions (query,
+    /// tenant, drawn values), by client id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub param_trace: BTreeMap<usize, Vec<String>>,
+}
+
+/// The worker folders a merged results.json was made from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MergedFrom {
+    /// Workers merged (N).
+    pub workers: usize,
+    /// Their folders, in worker order.
+    pub folders: Vec<String>,
+    /// Worker whose server counters (index use, statements) the merged
+    /// file carries: every worker's are server-wide over the same window,
+    /// so adding them would count the load N times.
+    pub server_counters_from: usize,
 }
 
 /// How a sequential paired run (`run --until-decided`) decided.
@@ -178,6 +202,10 @@ pub struct QueryResult {
     pub ratios: Option<Ratios>,
     /// Each statement's own latency on the baseline, in order.
     pub statements: Vec<StatementLatency>,
+    /// The paired samples the ratios were computed from (worker runs only:
+    /// `merge` recomputes the ratios from every worker's pairs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pair_blocks: Vec<PairBlock>,
     /// Paired runs of a workload with tenants: the same per tenant size
     /// class (big = the largest 10% of tenants, small = the smallest 50%,
     /// mid = the rest), from the pairs kept for the bootstrap.
@@ -224,6 +252,15 @@ pub struct ClassLatency {
     pub p99_us: u64,
 }
 
+/// One client's (baseline µs, candidate µs) pairs within one interval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PairBlock {
+    /// The client id.
+    pub client: u16,
+    /// (baseline µs, candidate µs).
+    pub pairs: Vec<(u32, u32)>,
+}
+
 /// One side's figures for a query.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SideStats {
@@ -241,6 +278,11 @@ pub struct SideStats {
     pub histogram: String,
     /// Per-interval series.
     pub intervals: Vec<IntervalStats>,
+    /// Each interval's HDR histogram (base64 compressed V2), one per entry of
+    /// `intervals`: written by worker runs only, so `merge` can add the
+    /// workers' intervals exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interval_histograms: Vec<String>,
 }
 
 /// One interval of the series.

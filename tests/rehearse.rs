@@ -12,6 +12,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crmbench::compare::verdict::{QueryVerdict, Verdict};
 use crmbench::pg::{self, Target};
 use crmbench::rehearse::input::ApplyAs;
 use crmbench::rehearse::locks::LockMode;
@@ -20,7 +21,29 @@ use crmbench::rehearse::{Load, RehearseOptions, rehearse};
 
 const HOLD: &str = "UPDATE shop.items SET price = price WHERE id = 1";
 
+/// The test cluster at `wal_level = replica` before any test starts, as
+/// `rehearse` makes the private server by default: a restart from inside
+/// one test would cut every other test's connections.
+static WAL_REPLICA: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+fn wal_replica_once() {
+    WAL_REPLICA.get_or_init(|| {
+        let server = common::cluster().server.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(pg::replicas::enable_on_primary(&server, 0))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    });
+}
+
 async fn shop(db: &str) -> Target {
+    wal_replica_once();
     let target = common::fresh_database(db).await;
     pg::connect(&target.admin())
         .await
@@ -56,6 +79,8 @@ fn options(migration: &str, rollback: Option<&str>, out: &tempfile::TempDir) -> 
         after: Duration::from_secs(4),
         lock_timeout: None,
         hold: None,
+        validate: None,
+        wal_replica: true,
         index_limit_bytes: 0,
         seed: 3,
         out: Some(out.path().join("run")),
@@ -76,7 +101,11 @@ fn total_blocked(r: &Rehearsal) -> u64 {
 async fn a_share_lock_held_two_seconds_blocks_writes_and_is_named() {
     let target = shop("reh_lock").await;
     let out = tempfile::tempdir().unwrap();
-    let mut opts = loaded(options("lock_share.sql", Some("noop_rollback.sql"), &out));
+    let mut opts = loaded(options(
+        "lock_share.sql",
+        Some("lock_share_rollback.sql"),
+        &out,
+    ));
     // Open loop: the arrivals during the lock queue up and their latency
     // (from each intended start) shows in the interval p99s, not only in
     // the four clients' maximum.
@@ -138,7 +167,29 @@ async fn a_share_lock_held_two_seconds_blocks_writes_and_is_named() {
         "{:?}",
         w.timeline
     );
-    assert!(r.rollback.as_ref().unwrap().identical);
+    // The rollback ran under the same load: the writes it held up show.
+    let rb = r.rollback.as_ref().unwrap();
+    assert!(rb.identical);
+    let rb_sleep = rb
+        .statements
+        .iter()
+        .find(|s| s.text.contains("pg_sleep"))
+        .unwrap();
+    assert!(rb_sleep.blocked > 0, "{rb_sleep:?}");
+    let rb_load = rb.workload.as_ref().expect("load during the rollback");
+    assert!(rb_load.max_latency_ms >= 1400.0, "{rb_load:?}");
+    assert!(outcome.folder.join("rollback/results.json").is_file());
+    // The state after: the paired run found no change (the migration
+    // changed nothing), judged like `compare`.
+    let avb = r.after_vs_before.as_ref().expect("a paired comparison");
+    assert_eq!(avb.queries.len(), 2, "{avb:?}");
+    assert_ne!(avb.verdict, Verdict::Fail, "{avb:?}");
+    assert!(
+        outcome
+            .folder
+            .join("after-vs-before/results.json")
+            .is_file()
+    );
     assert_eq!(r.exit_code(), 0);
     // The record is in the run folder, readable.
     let saved: Rehearsal =
@@ -149,6 +200,12 @@ async fn a_share_lock_held_two_seconds_blocks_writes_and_is_named() {
     assert!(md.contains("## Migration rehearsal"), "{md}");
     assert!(md.contains("### Deployment checklist"), "{md}");
     assert!(md.contains("SHARE on shop.items"), "{md}");
+    assert!(
+        md.contains("### After the migration vs before (paired)"),
+        "{md}"
+    );
+    assert!(md.contains("Applied under the same load"), "{md}");
+    assert!(md.contains("wal_level = replica"), "{md}");
     let html = std::fs::read_to_string(outcome.folder.join("report.html")).unwrap();
     assert!(html.contains("<section id=\"rehearsal\">") && html.contains("<polyline"));
 }
@@ -189,6 +246,13 @@ async fn a_plain_index_queued_behind_a_writer_blocks_the_writes_after_it() {
     assert_eq!(measured.blocked, s.blocked);
     let rb = r.rollback.as_ref().unwrap();
     assert!(rb.identical, "{}", rb.difference.render());
+    // WAL measured on the quiesced clone at wal_level = replica (the
+    // server restarted that way). This index is under wal_skip_threshold
+    // (2 MB), so even minimal would log it at commit: only the level is
+    // what the replica restart changes here; the bytes show it is measured.
+    let d = r.data.as_ref().unwrap();
+    assert_eq!(d.wal_level, "replica");
+    assert!(d.statements[0].wal_bytes > 40_000, "{d:?}");
 }
 
 #[tokio::test]
@@ -204,8 +268,16 @@ async fn the_same_index_built_concurrently_waits_but_blocks_nothing() {
     let r = rehearse(&target, &opts).await.unwrap().rehearsal;
     assert!(r.failure.is_none(), "{:?}", r.failure);
     let s = &r.statements[0];
-    // It waited for the writer to end…
+    // It waited for the writer to end (on its transaction, not a table
+    // lock), and the wait is counted with the writer named…
     assert!(s.duration_ms >= 1500.0, "{s:?}");
+    assert!(s.lock_wait_ms >= 1000.0, "{s:?}");
+    assert!(
+        s.waited_behind
+            .iter()
+            .any(|w| w.application.contains("held transaction")),
+        "{s:?}"
+    );
     // …and nobody waited for it.
     assert_eq!(total_blocked(&r), 0, "{s:?}");
     assert!(r.rollback.as_ref().unwrap().identical);
@@ -292,6 +364,59 @@ async fn a_prisma_migrations_folder_is_applied_in_order_prismas_way() {
     );
     // The index depends on the column: had the order been wrong, it fails.
     assert!(r.statements.iter().all(|s| s.error.is_none()));
+}
+
+#[tokio::test]
+async fn a_migration_that_slows_the_writes_fails_the_after_vs_before_comparison() {
+    let target = shop("reh_slow").await;
+    let out = tempfile::tempdir().unwrap();
+    let opts = loaded(options(
+        "slow_trigger.sql",
+        Some("slow_trigger_rollback.sql"),
+        &out,
+    ));
+    let r = rehearse(&target, &opts).await.unwrap().rehearsal;
+    assert!(r.failure.is_none(), "{:?}", r.failure);
+    let avb = r.after_vs_before.as_ref().expect("a paired comparison");
+    assert_eq!(avb.verdict, Verdict::Fail, "{avb:?}");
+    let touch = avb.queries.iter().find(|q| q.name == "touch_item").unwrap();
+    assert_eq!(touch.verdict, QueryVerdict::Regression, "{touch:?}");
+    assert!(touch.change.unwrap().lo > 2.0, "{touch:?}");
+    let read = avb.queries.iter().find(|q| q.name == "item_by_id").unwrap();
+    assert_ne!(read.verdict, QueryVerdict::Regression, "{read:?}");
+    assert!(r.rollback.as_ref().unwrap().identical);
+    assert_eq!(r.exit_code(), 1);
+}
+
+#[tokio::test]
+async fn data_checks_count_rows_run_validations_and_measure_wal_at_replica() {
+    let target = shop("reh_data").await;
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = options("delete_cheap.sql", Some("delete_cheap_rollback.sql"), &out);
+    opts.validate = Some(fixture("delete_cheap_validate.sql"));
+    let r = rehearse(&target, &opts).await.unwrap().rehearsal;
+    assert!(r.failure.is_none(), "{:?}", r.failure);
+    let d = r.data.as_ref().unwrap();
+    assert_eq!(d.wal_level, "replica");
+    assert!(d.wal_comparable);
+    let items = &d.row_counts[0];
+    assert_eq!(items.table, "shop.items");
+    assert_eq!(
+        (items.before, items.after, items.after_rollback),
+        (Some(2000), Some(1980), Some(1980)),
+        "{d:?}"
+    );
+    let [prices, count] = &d.validations[..] else {
+        panic!("{d:?}")
+    };
+    assert!(prices.after_migration.passed, "{prices:?}");
+    assert!(!count.after_migration.passed, "{count:?}");
+    assert_eq!(count.after_migration.detail, "false");
+    // The rollback restores the column, not the rows: still false.
+    assert!(!count.after_rollback.as_ref().unwrap().passed, "{count:?}");
+    assert_eq!(r.exit_code(), 1);
+    assert_eq!(d.statements.len(), 2);
+    assert!(d.statements[1].wal_bytes > 0, "{d:?}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::values::{
     Arrivals, CompareFormat, InconclusiveArg, Metric, Protocol, ReportFormat, Trimmed,
     parse_duration, parse_fraction,
 };
-use super::values::{AuditFormat, FailOn};
+use super::values::{AuditFormat, FailOn, TenantFrameArg};
 use crate::pg::TargetOptions;
 use crate::pg::private::PrivateOptions;
 
@@ -292,6 +292,29 @@ pub(super) enum Command {
     /// the catalog, the tenant context from the RLS policies. Statements it
     /// cannot replay are listed with their share of execution time.
     Capture(CaptureArgs),
+    /// Merge the folders of one run spread over several machines
+    /// (`run --worker K/N --start-at T` on each) into one results.json.
+    ///
+    /// Exact: HDR histograms are added (never averaged), counts, errors and
+    /// retries summed, each interval of the series added from the workers'
+    /// histograms of that interval after aligning them by wall clock, and a
+    /// paired run's ratios recomputed from every worker's pairs. The server's
+    /// own counters (index use, statements) are server-wide in every worker's
+    /// folder and are taken from worker 0. Refuses folders of different
+    /// workloads, seeds, targets or options, and a set with a worker missing
+    /// or repeated. `report`, `compare` and `advise` read the merged folder
+    /// as a single run's.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct MergeArgs {
+    /// Worker run folders (or their results.json), one per worker.
+    #[arg(required = true)]
+    pub(super) folders: Vec<PathBuf>,
+    /// Run folder for the merged results.json [default: reports/<timestamp>-merge].
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -617,6 +640,42 @@ pub(super) struct RunArgs {
     /// running replicas.
     #[arg(long, conflicts_with = "replica_urls")]
     pub(super) no_replicas: bool,
+    /// Run one slice of the clients, for load from several machines: worker
+    /// K of N (K from 0, like a Kubernetes completion index) runs the client
+    /// ids ≡ K mod N of --clients (the total over all workers), each with the
+    /// parameter stream a single-machine run gives that client. Results keep
+    /// per-interval histograms (and paired samples) so `crmbench merge` can
+    /// add the workers' folders up exactly. Use with --start-at.
+    #[arg(long, value_name = "K/N", value_parser = parse_worker,
+          conflicts_with_all = ["until_decided", "pool_sizes"])]
+    pub(super) worker: Option<crate::run::worker::WorkerSlice>,
+    /// Start (connect, warm up, measure) at this wall-clock instant, RFC 3339
+    /// or Unix seconds, so every worker's window lines up; a start more than
+    /// 1 s past is refused. Clocks must agree (NTP).
+    #[arg(long, value_name = "TIME", value_parser = parse_start)]
+    pub(super) start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Record each client's first N transactions (query, tenant, drawn
+    /// values) in results.json under param_trace — to check that workers
+    /// replay one run's streams, or to reproduce a failing transaction.
+    /// The values are the dataset's: share the file accordingly.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(super) trace_params: usize,
+    /// How each transaction sets the tenant [default: the workload's
+    /// `[context] tenant_frame`, else set-config]. set-local sends `SET LOCAL
+    /// setting = 'tenant'`, which Citus propagates to the workers holding the
+    /// shards (with citus.propagate_set_commands = 'local'); set_config is
+    /// not propagated there, so row-level security on a worker would see no
+    /// tenant.
+    #[arg(long, value_enum)]
+    pub(super) tenant_frame: Option<TenantFrameArg>,
+}
+
+fn parse_worker(text: &str) -> std::result::Result<crate::run::worker::WorkerSlice, String> {
+    crate::run::worker::WorkerSlice::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_start(text: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::run::worker::parse_start(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -734,6 +793,24 @@ pub(super) enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the SQL that distributes the CRM with Citus: shared lookups as
+    /// reference tables, the tenants by id, every tenant table by tenant_id
+    /// co-located with them, in dependency order; with --nodes, the tenant
+    /// placement for the workload's load first (as comments) and the
+    /// isolate_tenant_to_new_shard calls for the tenants big enough to need
+    /// a shard of their own. Nothing is changed: pipe it to psql on the
+    /// Citus coordinator.
+    DistributeSql {
+        /// Shards per distributed table (Citus's default is 32).
+        #[arg(long, default_value_t = 32)]
+        shards: u32,
+        /// Worker nodes: advise the tenant placement for this many.
+        #[arg(long)]
+        nodes: Option<u32>,
+        /// The workload whose load the placement balances.
+        #[arg(long, default_value = "workloads/crm.toml")]
+        workload: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -791,6 +868,15 @@ pub(super) struct RehearseArgs {
     /// Run folder [default: reports/<timestamp>-rehearse].
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
+    /// Validation queries (.sql, each returns one boolean): each must return
+    /// true after the migration and after the rollback, on a quiesced clone.
+    #[arg(long)]
+    pub(super) validate: Option<PathBuf>,
+    /// Leave the private server's wal_level as it is (by default a server at
+    /// minimal is restarted at replica, so WAL figures mean what they would
+    /// in production; under minimal they are marked not comparable).
+    #[arg(long)]
+    pub(super) keep_wal_level: bool,
 }
 
 impl Command {

@@ -66,6 +66,15 @@ pub(super) async fn schema_command(cmd: SchemaCommand, opts: &TargetOptions) -> 
             schema::clone::render_drop(&name, dropped)
         }
         SchemaCommand::Gc => schema::gc::gc(&target).await?.render(),
+        SchemaCommand::DistributeSql {
+            shards,
+            nodes,
+            workload,
+        } => {
+            crate::distribute::distribution(&target, shards, nodes, &workload)
+                .await?
+                .sql
+        }
         SchemaCommand::Checksum { json } => {
             let client = pg::connect(&target.admin()).await?;
             let sums = crate::generate::checksum::checksums(&client).await?;
@@ -226,13 +235,19 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         replica_urls: args.replica_urls.clone(),
         private_replicas: !args.no_replicas,
         sequential: None,
+        worker: args.worker,
+        start_at: args.start_at,
+        trace_params: args.trace_params,
     };
     let options = sequential_options(&args, options);
     if !args.pool_sizes.is_empty() {
         return pool_sizes_command(&args, &target, &options, access).await;
     }
     crate::run::check_options(&options)?;
-    let ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    let mut ctx = WorkloadContext::prepare(&target, &args.workload).await?;
+    if let Some(form) = args.tenant_frame {
+        ctx = ctx.with_frame_form(form.into());
+    }
     crate::run::check_room(args.out.as_deref(), ctx.workload(), &options)?;
     let outcome = crate::run::run_with(&ctx, &target, &options).await?;
     // The table first: on a full disk it is what the user still gets.
@@ -487,6 +502,8 @@ pub(super) async fn rehearse_command(
         after: args.after,
         lock_timeout: args.lock_timeout,
         hold: args.hold.map(|sql| (sql, args.hold_for)),
+        validate: args.validate,
+        wal_replica: !args.keep_wal_level,
         index_limit_bytes: (args.index_limit_mb * 1e6) as i64,
         seed: args.seed,
         out: args.out,
@@ -499,4 +516,24 @@ pub(super) async fn rehearse_command(
         outcome.folder.join("rehearsal.json").display()
     ))?;
     Ok(outcome.rehearsal.exit_code())
+}
+
+/// `merge`: the workers' folders into one results.json.
+pub(super) fn merge_command(args: super::args::MergeArgs, access: Access) -> Result<String> {
+    let runs = crate::merge::read(&args.folders)?;
+    let workers = runs.len();
+    let merged = crate::merge::merge(runs)?;
+    let folder = crate::runfolder::RunFolder::prepare(args.out.as_deref(), "merge", access)?;
+    let path = folder.write(&merged)?;
+    Ok(format!(
+        "{}crmbench: merged {workers} workers ({} clients){}\n  results: {}\n",
+        crate::run::render_table(&merged),
+        merged.driver.clients,
+        merged
+            .partial
+            .as_ref()
+            .map(|p| format!("; partial: {p}"))
+            .unwrap_or_default(),
+        path.display()
+    ))
 }

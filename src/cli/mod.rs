@@ -151,6 +151,7 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Erase(args) => out(commands::erase_command(args, opts).await?)?,
         Command::Capture(args) => capture_command(args, opts).await?,
         Command::Rehearse(args) => return Ok(rehearse_command(args, opts, access).await?),
+        Command::Merge(args) => out(commands::merge_command(args, access)?)?,
     }
     Ok(EXIT_OK)
 }

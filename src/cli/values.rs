@@ -70,6 +70,25 @@ pub(super) enum Protocol {
     Simple,
 }
 
+/// `run --tenant-frame`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum TenantFrameArg {
+    /// `SELECT set_config(setting, tenant, true)` (the default).
+    SetConfig,
+    /// `SET LOCAL setting = 'tenant'`: what Citus propagates to its workers
+    /// (with citus.propagate_set_commands = 'local').
+    SetLocal,
+}
+
+impl From<TenantFrameArg> for crate::workload::FrameForm {
+    fn from(arg: TenantFrameArg) -> Self {
+        match arg {
+            TenantFrameArg::SetConfig => crate::workload::FrameForm::SetConfig,
+            TenantFrameArg::SetLocal => crate::workload::FrameForm::SetLocal,
+        }
+    }
+}
+
 /// `report --format`: one item of its comma-separated list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum ReportFormat {

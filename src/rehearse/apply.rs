@@ -104,7 +104,8 @@ pub async fn apply(
     (records, None)
 }
 
-fn statement_error(e: &tokio_postgres::Error) -> StatementError {
+/// The server's error as recorded.
+pub(super) fn statement_error(e: &tokio_postgres::Error) -> StatementError {
     match e.as_db_error() {
         Some(db) => StatementError {
             sqlstate: db.code().code().to_string(),

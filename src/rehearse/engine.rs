@@ -1,23 +1,25 @@
-//! The rehearsal itself: a clone of the database, the workload replayed on
-//! it, the migration applied on its own connection after `--before` while
-//! a sampler watches locks and blocked sessions, the load kept up for
-//! `--after`, then the rollback applied and the schema fingerprint compared
-//! with the one taken before the migration. The original database is
-//! never touched.
+//! The rehearsal itself, on three clones of the database (the original is
+//! never touched): on *after*, the workload replays, the migration is
+//! applied on its own connection after `--before` while a sampler watches
+//! locks and blocked sessions, the load is kept up for `--after`; then a
+//! paired run of *before* (left as it was) against *after* judges the
+//! state after like `compare`; then the rollback is applied under the same
+//! load and the schema fingerprint compared with the one taken before the
+//! migration; last, on the quiesced third clone, WAL per statement, row
+//! counts and the `--validate` queries.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_postgres::Client;
 
 use super::apply::{self, Unit};
 use super::fingerprint::{self, Fingerprint};
 use super::input::{self, ApplyAs};
-use super::model::{Failure, Rehearsal, RollbackCheck, StatementRecord};
+use super::model::{AfterVsBefore, DataChecks, Failure, Rehearsal, RollbackCheck, StatementRecord};
 use super::rules::{self, RuleOptions, TableSizes};
-use super::{sampler, timeline};
+use super::step::{self, StepLoad, StepSession};
+use super::{data, state, timeline};
 use crate::error::{Error, Result};
 use crate::pg::{self, Target};
 use crate::results::Results;
@@ -51,6 +53,12 @@ pub struct RehearseOptions {
     /// A transaction held open on the clone from just before the migration
     /// (the long reader or writer a deployment meets): SQL and how long.
     pub hold: Option<(String, Duration)>,
+    /// Validation queries (`--validate`), each must return true after the
+    /// migration and after the rollback, on the quiesced clone.
+    pub validate: Option<PathBuf>,
+    /// Restart the private server with `wal_level = replica` when it runs
+    /// `minimal`, so WAL figures compare with production.
+    pub wal_replica: bool,
     /// Size above which a plain `CREATE INDEX` is a finding.
     pub index_limit_bytes: i64,
     /// Seed of the workload's streams.
@@ -83,58 +91,39 @@ pub struct RehearseOutcome {
     pub folder: PathBuf,
 }
 
-/// Rehearse the migration on a clone of `target`'s database.
+/// Rehearse the migration on clones of `target`'s database.
 pub async fn rehearse(target: &Target, opts: &RehearseOptions) -> Result<RehearseOutcome> {
-    let migration = input::read_migration(&opts.migration)?;
-    let apply_as = opts
-        .apply_as
-        .unwrap_or_else(|| migration.default_apply_as());
-    let rollback_path = opts
-        .rollback
-        .clone()
-        .or_else(|| input::default_rollback(&opts.migration));
-    let rollback = rollback_path
-        .as_deref()
-        .map(input::read_migration)
-        .transpose()?;
-    let units = apply::units(&migration, apply_as)?;
-    let rollback_units = match &rollback {
-        Some(r) => Some(apply::units(r, apply_as)?),
-        None => None,
-    };
+    let plan = Plan::read(opts)?;
     let admin = pg::connect(&target.admin()).await?;
     let sizes = table_sizes(&admin).await?;
     drop(admin);
     let rule_opts = RuleOptions {
         index_limit_bytes: opts.index_limit_bytes,
-        apply_as,
+        apply_as: plan.apply_as,
     };
-    let findings = rules::check(&migration, &sizes, &rule_opts)?;
+    let mut findings = rules::check(&plan.migration, &sizes, &rule_opts)?;
+    if opts.wal_replica {
+        wal_replica(target).await?;
+    }
     let folder = RunFolder::prepare(opts.out.as_deref(), "rehearse", opts.access)?;
-    let copy = WorkingCopy::create(target, Purpose::Rehearse).await?;
-    let result = on_copy(
-        &copy.target(),
-        opts,
-        &units,
-        rollback_units.as_deref(),
-        &folder,
-    )
-    .await;
-    copy.remove_or_warn().await;
+    let copies = Copies::create(target, opts.workload.is_some()).await?;
+    let result = on_copies(&copies, opts, &plan, &folder).await;
+    copies.remove_or_warn().await;
     let measured = result?;
-    let mut findings = findings;
     attach_measurements(&mut findings, &measured.statements);
     let rehearsal = Rehearsal {
         format_version: super::model::FORMAT_VERSION,
         crmbench_version: env!("CARGO_PKG_VERSION").into(),
         migration: opts.migration.display().to_string(),
-        apply_as,
-        rollback_file: rollback_path.map(|p| p.display().to_string()),
+        apply_as: plan.apply_as,
+        rollback_file: plan.rollback_path.map(|p| p.display().to_string()),
         findings,
         statements: measured.statements,
         failure: measured.failure,
         workload: measured.workload,
         rollback: measured.rollback,
+        after_vs_before: measured.after_vs_before,
+        data: Some(measured.data),
     };
     folder.write(&rehearsal)?;
     if folder.join("results.json").is_file() {
@@ -148,141 +137,278 @@ pub async fn rehearse(target: &Target, opts: &RehearseOptions) -> Result<Rehears
     })
 }
 
+/// The inputs, read and split before any database work.
+struct Plan {
+    migration: input::Migration,
+    apply_as: ApplyAs,
+    rollback_path: Option<PathBuf>,
+    units: Vec<Unit>,
+    rollback: Option<Vec<Unit>>,
+    validate: Vec<Unit>,
+}
+
+impl Plan {
+    fn read(opts: &RehearseOptions) -> Result<Plan> {
+        let migration = input::read_migration(&opts.migration)?;
+        let apply_as = opts
+            .apply_as
+            .unwrap_or_else(|| migration.default_apply_as());
+        let rollback_path = opts
+            .rollback
+            .clone()
+            .or_else(|| input::default_rollback(&opts.migration));
+        let rollback = match rollback_path.as_deref() {
+            Some(p) => Some(apply::units(&input::read_migration(p)?, apply_as)?),
+            None => None,
+        };
+        let validate = match &opts.validate {
+            // Each query on its own: one answer per query.
+            Some(p) => apply::units(&input::read_migration(p)?, ApplyAs::Statement)?,
+            None => Vec::new(),
+        };
+        Ok(Plan {
+            units: apply::units(&migration, apply_as)?,
+            migration,
+            apply_as,
+            rollback_path,
+            rollback,
+            validate,
+        })
+    }
+}
+
+/// The clones of a rehearsal, all of the original as it was: *after* (the
+/// one migrated under load), *before* (left as it was, for the paired
+/// comparison; only with a workload) and the quiesced one (data checks).
+struct Copies {
+    after: WorkingCopy,
+    before: Option<WorkingCopy>,
+    quiet: WorkingCopy,
+}
+
+impl Copies {
+    async fn create(target: &Target, paired: bool) -> Result<Copies> {
+        let after = WorkingCopy::create(target, Purpose::Rehearse).await?;
+        let before = if paired {
+            match WorkingCopy::create(target, Purpose::RehearseBefore).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    after.remove_or_warn().await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        match WorkingCopy::create(target, Purpose::RehearseQuiet).await {
+            Ok(quiet) => Ok(Copies {
+                after,
+                before,
+                quiet,
+            }),
+            Err(e) => {
+                after.remove_or_warn().await;
+                if let Some(b) = before {
+                    b.remove_or_warn().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn remove_or_warn(self) {
+        self.after.remove_or_warn().await;
+        if let Some(b) = self.before {
+            b.remove_or_warn().await;
+        }
+        self.quiet.remove_or_warn().await;
+    }
+}
+
+/// `wal_level = replica` on the private server, restarted that way once
+/// (as `pg start --replicas` does): under `minimal` index builds and
+/// rewrites skip WAL, so their WAL figures would mean nothing. Another
+/// server is left as it is; its setting is recorded.
+async fn wal_replica(target: &Target) -> Result<()> {
+    if let Target::Private { server, .. } = target {
+        if pg::replicas::enable_on_primary(server, 0).await? {
+            crate::console::err_line(
+                "crmbench: restarted the private server with wal_level = replica, so the \
+                 rehearsal's WAL figures compare with production (loads are slower now)",
+            );
+        }
+    }
+    Ok(())
+}
+
 struct Measured {
     statements: Vec<StatementRecord>,
     failure: Option<Failure>,
     workload: Option<super::model::WorkloadRecord>,
     rollback: Option<RollbackCheck>,
+    after_vs_before: Option<AfterVsBefore>,
+    data: DataChecks,
 }
 
-async fn on_copy(
-    copy: &Target,
+async fn on_copies(
+    copies: &Copies,
     opts: &RehearseOptions,
-    units: &[Unit],
-    rollback: Option<&[Unit]>,
+    plan: &Plan,
     folder: &RunFolder,
 ) -> Result<Measured> {
-    let admin = pg::connect(&copy.admin()).await?;
+    let after = copies.after.target();
+    let admin = pg::connect(&after.admin()).await?;
     let before_print = fingerprint::take(&admin).await?;
-    let migrator = pg::connect(&copy.admin()).await?;
-    let pid: i32 = migrator
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .map_err(|e| Error::from_pg("starting the migration's connection", e))?
-        .get(0);
-    migrator
-        .batch_execute("SET application_name = 'crmbench rehearse: migration'")
-        .await
-        .map_err(|e| Error::from_pg("starting the migration's connection", e))?;
-    if let Some(t) = opts.lock_timeout {
-        migrator
-            .batch_execute(&format!("SET lock_timeout = '{}ms'", t.as_millis()))
-            .await
-            .map_err(|e| Error::from_pg("setting lock_timeout", e))?;
-    }
-    let clock = Instant::now();
-    let wall = chrono::Utc::now();
-    let current = Arc::new(AtomicI64::new(-1));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampling = tokio::spawn(sampler::sample(
-        pg::connect(&copy.admin()).await?,
-        pid,
-        current.clone(),
-        stop.clone(),
-        clock,
-    ));
-    let migrate = async {
-        if let Some((sql, hold)) = &opts.hold {
-            start_hold(copy, sql, *hold).await?;
-        }
-        Ok::<_, Error>(apply::apply(&migrator, units, &current, clock).await)
-    };
-    let (applied, results) = match &opts.workload {
-        Some(workload) => {
-            let ctx = WorkloadContext::prepare(copy, workload).await?;
-            let rate = match opts.load {
-                Load::Rate(r) => Some(r),
-                Load::Closed => None,
-                Load::Probe => Some(probe(&ctx, copy, opts, workload).await?),
-            };
-            let run_opts = load_options(opts, workload, rate);
-            let delayed = async {
-                tokio::time::sleep(run_opts.warmup + opts.before).await;
-                migrate.await
-            };
-            let (outcome, applied) = tokio::join!(run::run_with(&ctx, copy, &run_opts), delayed);
-            (applied?, Some(outcome?.results))
-        }
-        None => (migrate.await?, None),
-    };
-    stop.store(true, Ordering::Release);
-    let samples = sampling.await.unwrap_or_default();
-    let (mut statements, failure) = applied;
-    sampler::fold(&samples, &mut statements);
-    let workload = match &results {
-        Some(results) => {
-            let offset = window_offset(results, wall);
-            shift(&mut statements, offset);
-            let path = folder.write(results)?;
-            Some(timeline::record(
-                results,
-                &statements,
-                opts.clients,
-                results.driver.rate,
-                &path.display().to_string(),
-            ))
-        }
+    let ctx = match &opts.workload {
+        Some(w) => Some(WorkloadContext::prepare(&after, w).await?),
         None => None,
     };
-    let rollback = match rollback {
-        Some(units) => Some(roll_back(&migrator, &admin, units, &before_print, clock).await?),
+    let load = match (&ctx, &opts.workload) {
+        (Some(ctx), Some(w)) => Some(step_load(ctx, &after, opts, w).await?),
+        _ => None,
+    };
+    let session = StepSession {
+        application: "crmbench rehearse: migration".into(),
+        lock_timeout: opts.lock_timeout,
+        hold: opts.hold.clone(),
+    };
+    let step = step::apply_under_load(&after, &plan.units, &session, load.as_ref()).await?;
+    let workload = record_load(
+        folder,
+        None,
+        step.results.as_ref(),
+        &step.statements,
+        load.as_ref(),
+    )?;
+    let after_vs_before = match (&load, &copies.before, &step.failure) {
+        (Some(load), Some(before), None) => Some(
+            state::after_vs_before(
+                load.ctx,
+                &before.target(),
+                copies.after.name(),
+                &load.run,
+                opts.after.max(Duration::from_secs(2)),
+                folder,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let rollback = match &plan.rollback {
+        Some(units) => Some(
+            roll_back(
+                &after,
+                &admin,
+                units,
+                &before_print,
+                opts,
+                load.as_ref(),
+                folder,
+            )
+            .await?,
+        ),
         None => None,
     };
+    let data = data::check(
+        &copies.quiet.target(),
+        &plan.units,
+        plan.rollback.as_deref(),
+        &plan.validate,
+    )
+    .await?;
     Ok(Measured {
-        statements,
-        failure,
+        statements: step.statements,
+        failure: step.failure,
         workload,
         rollback,
+        after_vs_before,
+        data,
     })
 }
 
-/// Apply the rollback and compare the schema with the one before.
+/// The load of both steps: open loop at the chosen (or probed) rate.
+async fn step_load<'a>(
+    ctx: &'a WorkloadContext,
+    copy: &Target,
+    opts: &RehearseOptions,
+    workload: &std::path::Path,
+) -> Result<StepLoad<'a>> {
+    let rate = match opts.load {
+        Load::Rate(r) => Some(r),
+        Load::Closed => None,
+        Load::Probe => Some(probe(ctx, copy, opts, workload).await?),
+    };
+    Ok(StepLoad {
+        ctx,
+        run: load_options(opts, workload, rate),
+        lead: opts.before,
+    })
+}
+
+/// Save a step's load results (in `sub`, or the run folder itself) and
+/// make its workload record.
+fn record_load(
+    folder: &RunFolder,
+    sub: Option<&str>,
+    results: Option<&Results>,
+    statements: &[StatementRecord],
+    load: Option<&StepLoad<'_>>,
+) -> Result<Option<super::model::WorkloadRecord>> {
+    let (Some(results), Some(load)) = (results, load) else {
+        return Ok(None);
+    };
+    let path = match sub {
+        Some(sub) => {
+            RunFolder::open_or_create(&folder.join(sub), folder.access())?.write(results)?
+        }
+        None => folder.write(results)?,
+    };
+    Ok(Some(timeline::record(
+        results,
+        statements,
+        load.run.clients,
+        results.driver.rate,
+        &path.display().to_string(),
+    )))
+}
+
+/// Apply the rollback under the same load and compare the schema with the
+/// one before the migration.
 async fn roll_back(
-    migrator: &Client,
+    copy: &Target,
     admin: &Client,
     units: &[Unit],
     before: &Fingerprint,
-    clock: Instant,
+    opts: &RehearseOptions,
+    load: Option<&StepLoad<'_>>,
+    folder: &RunFolder,
 ) -> Result<RollbackCheck> {
-    let current = Arc::new(AtomicI64::new(-1));
-    let (statements, failure) = apply::apply(migrator, units, &current, clock).await;
+    let session = StepSession {
+        application: "crmbench rehearse: rollback".into(),
+        lock_timeout: opts.lock_timeout,
+        hold: None,
+    };
+    let step = step::apply_under_load(copy, units, &session, load).await?;
+    let workload = record_load(
+        folder,
+        Some(ROLLBACK_FOLDER),
+        step.results.as_ref(),
+        &step.statements,
+        load,
+    )?;
     let after = fingerprint::take(admin).await?;
     let difference = before.diff(&after);
     Ok(RollbackCheck {
-        statements,
-        failure: failure.map(|f| f.error),
+        statements: step.statements,
+        failure: step.failure.map(|f| f.error),
         identical: difference.is_empty(),
         difference,
+        workload,
     })
 }
 
-/// Open a transaction running `sql` on its own connection and keep it open
-/// for `hold`, in the background; returns once `sql` has run (its locks
-/// are taken).
-async fn start_hold(copy: &Target, sql: &str, hold: Duration) -> Result<()> {
-    let client = pg::connect(&copy.admin()).await?;
-    client
-        .batch_execute(&format!(
-            "SET application_name = 'crmbench rehearse: held transaction'; BEGIN; {sql}"
-        ))
-        .await
-        .map_err(|e| Error::from_pg("starting the held transaction (--hold)", e))?;
-    tokio::spawn(async move {
-        tokio::time::sleep(hold).await;
-        let _ = client.batch_execute("COMMIT").await;
-    });
-    Ok(())
-}
+/// Folder (inside the run folder) of the load during the rollback.
+pub const ROLLBACK_FOLDER: &str = "rollback";
 
 /// Half the throughput a short closed-loop run reaches on the clone.
 async fn probe(
@@ -334,25 +460,9 @@ fn load_options(
         // The clone is not on the replicas: reads stay on it.
         private_replicas: false,
         sequential: None,
-    }
-}
-
-/// Seconds from the rehearsal's clock start to the window's start.
-fn window_offset(results: &Results, wall: chrono::DateTime<chrono::Utc>) -> f64 {
-    chrono::DateTime::parse_from_rfc3339(&results.started_at)
-        .map(|s| {
-            (s.with_timezone(&chrono::Utc) - wall)
-                .num_microseconds()
-                .unwrap_or(0) as f64
-                / 1e6
-        })
-        .unwrap_or(0.0)
-}
-
-fn shift(statements: &mut [StatementRecord], offset: f64) {
-    for s in statements {
-        s.start_s -= offset;
-        s.end_s -= offset;
+        worker: None,
+        start_at: None,
+        trace_params: 0,
     }
 }
 

@@ -69,45 +69,7 @@ impl LockMode {
 
     /// Whether the two modes conflict (the server's table, `lock.c`).
     pub fn conflicts_with(self, other: LockMode) -> bool {
-        use LockMode::*;
-        let conflicts: &[LockMode] = match self {
-            AccessShare => &[AccessExclusive],
-            RowShare => &[Exclusive, AccessExclusive],
-            RowExclusive => &[Share, ShareRowExclusive, Exclusive, AccessExclusive],
-            ShareUpdateExclusive => &[
-                ShareUpdateExclusive,
-                Share,
-                ShareRowExclusive,
-                Exclusive,
-                AccessExclusive,
-            ],
-            Share => &[
-                RowExclusive,
-                ShareUpdateExclusive,
-                ShareRowExclusive,
-                Exclusive,
-                AccessExclusive,
-            ],
-            ShareRowExclusive => &[
-                RowExclusive,
-                ShareUpdateExclusive,
-                Share,
-                ShareRowExclusive,
-                Exclusive,
-                AccessExclusive,
-            ],
-            Exclusive => &[
-                RowShare,
-                RowExclusive,
-                ShareUpdateExclusive,
-                Share,
-                ShareRowExclusive,
-                Exclusive,
-                AccessExclusive,
-            ],
-            AccessExclusive => &ALL,
-        };
-        conflicts.contains(&other)
+        CONFLICTS[self as usize] & (1 << other as usize) != 0
     }
 
     /// Whether the workload's writes (`ROW EXCLUSIVE`) queue behind this lock.
@@ -120,6 +82,20 @@ impl LockMode {
         self.conflicts_with(LockMode::AccessShare)
     }
 }
+
+/// The server's conflict table (`lock.c`'s `LockConflicts`), one row per
+/// mode weakest first: bit `i` set when the row's mode conflicts with the
+/// mode at position `i` of [`ALL`] (bit 0 = ACCESS SHARE).
+const CONFLICTS: [u8; 8] = [
+    0b1000_0000, // ACCESS SHARE: ACCESS EXCLUSIVE
+    0b1100_0000, // ROW SHARE: EXCLUSIVE and up
+    0b1111_0000, // ROW EXCLUSIVE: SHARE and up
+    0b1111_1000, // SHARE UPDATE EXCLUSIVE: itself and up
+    0b1110_1100, // SHARE: ROW EXCLUSIVE, SHARE UPDATE EXCLUSIVE, SHARE ROW EXCLUSIVE and up
+    0b1111_1100, // SHARE ROW EXCLUSIVE: ROW EXCLUSIVE and up
+    0b1111_1110, // EXCLUSIVE: ROW SHARE and up
+    0b1111_1111, // ACCESS EXCLUSIVE: every mode
+];
 
 const ALL: [LockMode; 8] = [
     LockMode::AccessShare,
@@ -151,6 +127,21 @@ mod tests {
         assert!(!LockMode::Share.blocks_reads());
         assert!(!LockMode::ShareUpdateExclusive.blocks_writes());
         assert!(LockMode::AccessExclusive.blocks_reads());
+    }
+
+    #[test]
+    fn conflict_table_matches_the_documented_pairs() {
+        use LockMode::*;
+        // Each mode's count of conflicting modes, from the PostgreSQL manual's table.
+        let counts: Vec<usize> = ALL
+            .iter()
+            .map(|a| ALL.iter().filter(|b| a.conflicts_with(**b)).count())
+            .collect();
+        assert_eq!(counts, [1, 2, 4, 5, 5, 6, 7, 8]);
+        assert!(!Share.conflicts_with(Share));
+        assert!(ShareUpdateExclusive.conflicts_with(ShareUpdateExclusive));
+        assert!(!RowExclusive.conflicts_with(RowExclusive));
+        assert!(RowShare.conflicts_with(Exclusive));
     }
 
     #[test]

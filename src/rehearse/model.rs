@@ -8,6 +8,8 @@ use super::fingerprint::Difference;
 use super::input::ApplyAs;
 use super::locks::LockMode;
 use super::rules::Finding;
+use crate::compare::QueryRow;
+use crate::compare::verdict::Verdict;
 use crate::runfolder::RunFile;
 
 /// Version of `rehearsal.json` this crmbench writes.
@@ -36,6 +38,12 @@ pub struct Rehearsal {
     pub workload: Option<WorkloadRecord>,
     /// The rollback check, when a rollback was given.
     pub rollback: Option<RollbackCheck>,
+    /// The paired run of the before clone against the migrated clone.
+    #[serde(default)]
+    pub after_vs_before: Option<AfterVsBefore>,
+    /// WAL, row counts and validation queries on a quiesced clone.
+    #[serde(default)]
+    pub data: Option<DataChecks>,
 }
 
 impl RunFile for Rehearsal {
@@ -181,17 +189,121 @@ pub struct RollbackCheck {
     pub identical: bool,
     /// What differs.
     pub difference: Difference,
+    /// The workload while the rollback was applied, when one was given.
+    #[serde(default)]
+    pub workload: Option<WorkloadRecord>,
+}
+
+/// The state after: the before clone against the migrated clone, paired,
+/// judged like `compare`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AfterVsBefore {
+    /// The paired run's results file.
+    pub results_file: String,
+    /// Its measured seconds.
+    pub seconds: f64,
+    /// Its connections per side.
+    pub clients: usize,
+    /// The judged percentile.
+    pub metric: String,
+    /// The threshold on the ratio.
+    pub threshold: f64,
+    /// Confidence of each interval.
+    pub level: f64,
+    /// `compare`'s verdict.
+    pub verdict: Verdict,
+    /// Why it failed or could not decide.
+    pub reasons: Vec<String>,
+    /// Per query: after/before ratio with its interval and verdict.
+    pub queries: Vec<QueryRow>,
+}
+
+/// The checks on a quiesced clone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataChecks {
+    /// The server's `wal_level`.
+    pub wal_level: String,
+    /// Whether WAL figures compare with production (false under `minimal`).
+    pub wal_comparable: bool,
+    /// The migration's units, applied with no load.
+    pub statements: Vec<WalRecord>,
+    /// The error that stopped them, if any.
+    pub failure: Option<StatementError>,
+    /// Rows of each table the migration names.
+    pub row_counts: Vec<RowCount>,
+    /// The `--validate` queries.
+    pub validations: Vec<Validation>,
+}
+
+/// One unit applied on the quiesced clone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalRecord {
+    /// Migration file.
+    pub file: String,
+    /// Line it starts on.
+    pub line: usize,
+    /// Its duration with no load, ms.
+    pub duration_ms: f64,
+    /// WAL the server wrote meanwhile, bytes.
+    pub wal_bytes: i64,
+}
+
+/// A table's rows (None: absent at that point).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowCount {
+    /// The table as the migration names it.
+    pub table: String,
+    /// Before the migration.
+    pub before: Option<i64>,
+    /// After it.
+    pub after: Option<i64>,
+    /// After the rollback.
+    pub after_rollback: Option<i64>,
+}
+
+/// One validation query's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    /// Its file.
+    pub file: String,
+    /// Its line.
+    pub line: usize,
+    /// The query.
+    pub query: String,
+    /// After the migration.
+    pub after_migration: ValidationResult,
+    /// After the rollback (None: no rollback ran).
+    pub after_rollback: Option<ValidationResult>,
+}
+
+/// One answer of a validation query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationResult {
+    /// Exactly `true`.
+    pub passed: bool,
+    /// What it returned, or its error.
+    pub detail: String,
 }
 
 impl Rehearsal {
-    /// 1 when the migration failed or the rollback check found a
-    /// difference (or the rollback failed), else 0.
+    /// 1 when the migration failed, the rollback check found a difference
+    /// (or the rollback failed), the migrated clone regressed against the
+    /// before clone, or a validation query did not return true; else 0.
     pub fn exit_code(&self) -> u8 {
         let rollback_bad = self
             .rollback
             .as_ref()
             .is_some_and(|r| !r.identical || r.failure.is_some());
-        if self.failure.is_some() || rollback_bad {
+        let regressed = self
+            .after_vs_before
+            .as_ref()
+            .is_some_and(|a| a.verdict == Verdict::Fail);
+        let invalid = self.data.as_ref().is_some_and(|d| {
+            d.validations.iter().any(|v| {
+                !v.after_migration.passed || v.after_rollback.as_ref().is_some_and(|r| !r.passed)
+            })
+        });
+        if self.failure.is_some() || rollback_bad || regressed || invalid {
             1
         } else {
             0

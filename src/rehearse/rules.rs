@@ -183,6 +183,27 @@ fn parse_error(file: &str, line: usize, e: &sql::SqlError) -> Error {
     }
 }
 
+/// A rule about one lock: its id and the lock the statement takes.
+struct Rule {
+    id: &'static str,
+    lock: LockMode,
+}
+
+impl Rule {
+    const fn new(id: &'static str, lock: LockMode) -> Rule {
+        Rule { id, lock }
+    }
+}
+
+const INDEX_NOT_CONCURRENT: Rule = Rule::new("index-not-concurrent", LockMode::Share);
+const TABLE_REWRITE: Rule = Rule::new("table-rewrite", LockMode::AccessExclusive);
+const SET_NOT_NULL_SCAN: Rule = Rule::new("set-not-null-scan", LockMode::AccessExclusive);
+const CHECK_WITHOUT_NOT_VALID: Rule =
+    Rule::new("check-without-not-valid", LockMode::AccessExclusive);
+const FK_WITHOUT_NOT_VALID: Rule = Rule::new("fk-without-not-valid", LockMode::ShareRowExclusive);
+const CONSTRAINT_BUILDS_INDEX: Rule =
+    Rule::new("constraint-builds-index", LockMode::AccessExclusive);
+
 /// Where a statement is.
 struct At<'a> {
     file: &'a str,
@@ -382,15 +403,7 @@ impl<'a> Walk<'a> {
                 "builds the index under a SHARE lock: every INSERT, UPDATE and DELETE on {table} ({}) waits for the whole build",
                 size_text(bytes)
             );
-            let f = self.finding(
-                "index-not-concurrent",
-                at,
-                Some(LockMode::Share),
-                Some(&table),
-                message,
-                suggestion,
-            );
-            self.findings.push(f);
+            self.push(&INDEX_NOT_CONCURRENT, at, &table, message, suggestion);
         }
         vec![TableLock {
             table,
@@ -453,15 +466,7 @@ impl<'a> Walk<'a> {
                     "-- add a new column, backfill it in batches, then swap names in one short transaction:\nALTER TABLE {table} ADD COLUMN {}_new <new type>;",
                     quote_ident(&cmd.name)
                 );
-                let f = self.finding(
-                    "table-rewrite",
-                    at,
-                    Some(LockMode::AccessExclusive),
-                    Some(&table),
-                    message,
-                    Some(suggestion),
-                );
-                self.findings.push(f);
+                self.push(&TABLE_REWRITE, at, &table, message, Some(suggestion));
                 lock(LockMode::AccessExclusive)
             }
             Ok(AlterTableType::AtSetNotNull) => {
@@ -540,15 +545,7 @@ impl<'a> Walk<'a> {
         let suggestion = format!(
             "ALTER TABLE {table} ADD COLUMN {column} <type>;  -- no default: no rewrite\n-- backfill in batches: UPDATE {table} SET {column} = … WHERE id BETWEEN … ;\n-- then, if new rows need it: ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT …;"
         );
-        let f = self.finding(
-            "table-rewrite",
-            at,
-            Some(LockMode::AccessExclusive),
-            Some(&table),
-            message,
-            Some(suggestion),
-        );
-        self.findings.push(f);
+        self.push(&TABLE_REWRITE, at, &table, message, Some(suggestion));
     }
 
     fn set_not_null(&mut self, rel: &RangeVar, column: &str, at: &At) {
@@ -562,15 +559,7 @@ impl<'a> Walk<'a> {
         let suggestion = format!(
             "ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {table} VALIDATE CONSTRAINT {check};\nALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {table} DROP CONSTRAINT {check};"
         );
-        let f = self.finding(
-            "set-not-null-scan",
-            at,
-            Some(LockMode::AccessExclusive),
-            Some(&table),
-            message,
-            Some(suggestion),
-        );
-        self.findings.push(f);
+        self.push(&SET_NOT_NULL_SCAN, at, &table, message, Some(suggestion));
     }
 
     fn add_constraint(
@@ -584,122 +573,103 @@ impl<'a> Walk<'a> {
         let table = table_name(rel);
         let contype = ConstrType::try_from(c.contype).unwrap_or(ConstrType::Undefined);
         if contype == ConstrType::ConstrCheck {
-            if let Some(column) = not_null_column(c) {
-                if c.skip_validation {
-                    self.pending_not_null
-                        .insert(c.conname.clone(), (table.clone(), column));
-                } else {
-                    self.not_null_proven.insert((table.clone(), column));
-                }
-            }
+            self.note_not_null(&table, c);
         }
+        let lock = |table: String, mode| TableLock { table, mode };
+        // A constraint on a table created in this migration scans nothing.
+        let old = !new;
         match contype {
             ConstrType::ConstrForeign => {
                 let referenced = c.pktable.as_ref().map(table_name).unwrap_or_default();
-                if !new && !c.skip_validation {
+                if old && !c.skip_validation {
                     let message = format!(
                         "adding a foreign key without NOT VALID scans {table} ({}) holding SHARE ROW EXCLUSIVE on both {table} and {referenced}: writes to both wait for the scan",
                         size_text(self.sizes.get(rel))
                     );
-                    let f = self.not_valid_pair(
-                        "fk-without-not-valid",
-                        rel,
-                        cmd,
-                        c,
-                        at,
-                        LockMode::ShareRowExclusive,
-                        message,
-                    );
-                    self.findings.push(f);
+                    self.not_valid_pair(&FK_WITHOUT_NOT_VALID, rel, cmd, c, at, message);
                 }
                 vec![
-                    TableLock {
-                        table,
-                        mode: LockMode::ShareRowExclusive,
-                    },
-                    TableLock {
-                        table: referenced,
-                        mode: LockMode::ShareRowExclusive,
-                    },
+                    lock(table, LockMode::ShareRowExclusive),
+                    lock(referenced, LockMode::ShareRowExclusive),
                 ]
             }
-            ConstrType::ConstrCheck if !new && !c.skip_validation => {
+            ConstrType::ConstrCheck if old && !c.skip_validation => {
                 let message = format!(
                     "adding a CHECK without NOT VALID scans {table} ({}) under ACCESS EXCLUSIVE, blocking reads and writes for the scan",
                     size_text(self.sizes.get(rel))
                 );
-                let f = self.not_valid_pair(
-                    "check-without-not-valid",
-                    rel,
-                    cmd,
-                    c,
-                    at,
-                    LockMode::AccessExclusive,
-                    message,
-                );
-                self.findings.push(f);
-                vec![TableLock {
-                    table,
-                    mode: LockMode::AccessExclusive,
-                }]
+                self.not_valid_pair(&CHECK_WITHOUT_NOT_VALID, rel, cmd, c, at, message);
+                vec![lock(table, LockMode::AccessExclusive)]
             }
             ConstrType::ConstrPrimary | ConstrType::ConstrUnique
-                if !new && c.indexname.is_empty() =>
+                if old && c.indexname.is_empty() =>
             {
-                let message = format!(
-                    "adding a PRIMARY KEY or UNIQUE constraint builds its index under ACCESS EXCLUSIVE: {table} ({}) is blocked for reads and writes during the build",
-                    size_text(self.sizes.get(rel))
-                );
-                let name = if c.conname.is_empty() {
-                    format!("{}_key", rel.relname)
-                } else {
-                    c.conname.clone()
-                };
-                let suggestion = format!(
-                    "CREATE UNIQUE INDEX CONCURRENTLY {idx} ON {table} (…);\nALTER TABLE {table} ADD CONSTRAINT {idx} UNIQUE USING INDEX {idx};",
-                    idx = quote_ident(&name)
-                );
-                let f = self.finding(
-                    "constraint-builds-index",
-                    at,
-                    Some(LockMode::AccessExclusive),
-                    Some(&table),
-                    message,
-                    Some(suggestion),
-                );
-                self.findings.push(f);
-                vec![TableLock {
-                    table,
-                    mode: LockMode::AccessExclusive,
-                }]
+                self.constraint_builds_index(rel, c, at);
+                vec![lock(table, LockMode::AccessExclusive)]
             }
-            _ => vec![TableLock {
-                table,
-                mode: LockMode::AccessExclusive,
-            }],
+            _ => vec![lock(table, LockMode::AccessExclusive)],
         }
     }
 
-    /// A finding whose suggestion is the same constraint `NOT VALID`, then
-    /// `VALIDATE CONSTRAINT` (which takes only SHARE UPDATE EXCLUSIVE).
-    #[allow(clippy::too_many_arguments)]
+    /// A `CHECK (col IS NOT NULL)`: validated, it proves the column for a
+    /// later `SET NOT NULL`; `NOT VALID`, it will once validated.
+    fn note_not_null(&mut self, table: &str, c: &Constraint) {
+        let Some(column) = not_null_column(c) else {
+            return;
+        };
+        if c.skip_validation {
+            self.pending_not_null
+                .insert(c.conname.clone(), (table.to_string(), column));
+        } else {
+            self.not_null_proven.insert((table.to_string(), column));
+        }
+    }
+
+    /// PRIMARY KEY or UNIQUE added with an index of its own: built under
+    /// ACCESS EXCLUSIVE; the safer way builds it concurrently first.
+    fn constraint_builds_index(&mut self, rel: &RangeVar, c: &Constraint, at: &At) {
+        let table = table_name(rel);
+        let message = format!(
+            "adding a PRIMARY KEY or UNIQUE constraint builds its index under ACCESS EXCLUSIVE: {table} ({}) is blocked for reads and writes during the build",
+            size_text(self.sizes.get(rel))
+        );
+        let name = if c.conname.is_empty() {
+            format!("{}_key", rel.relname)
+        } else {
+            c.conname.clone()
+        };
+        let suggestion = format!(
+            "CREATE UNIQUE INDEX CONCURRENTLY {idx} ON {table} (…);\nALTER TABLE {table} ADD CONSTRAINT {idx} UNIQUE USING INDEX {idx};",
+            idx = quote_ident(&name)
+        );
+        self.push(
+            &CONSTRAINT_BUILDS_INDEX,
+            at,
+            &table,
+            message,
+            Some(suggestion),
+        );
+    }
+
+    /// Push `rule`'s finding with the same constraint `NOT VALID`, then
+    /// `VALIDATE CONSTRAINT` (which takes only SHARE UPDATE EXCLUSIVE), as
+    /// its safer SQL.
     fn not_valid_pair(
-        &self,
-        rule: &str,
+        &mut self,
+        rule: &Rule,
         rel: &RangeVar,
         cmd: &AlterTableCmd,
         c: &Constraint,
         at: &At,
-        lock: LockMode,
         message: String,
-    ) -> Finding {
+    ) {
         let table = table_name(rel);
         let mut safer = c.clone();
         if safer.conname.is_empty() {
             safer.conname = format!(
                 "{}_{}",
                 rel.relname,
-                if rule.starts_with("fk") {
+                if rule.id.starts_with("fk") {
                     "fkey"
                 } else {
                     "check"
@@ -729,7 +699,27 @@ impl<'a> Walk<'a> {
                 quote_ident(&safer.conname)
             )
         });
-        self.finding(rule, at, Some(lock), Some(&table), message, suggestion)
+        self.push(rule, at, &table, message, suggestion);
+    }
+
+    /// Push `rule`'s finding on `table`, under the lock the rule is about.
+    fn push(
+        &mut self,
+        rule: &Rule,
+        at: &At,
+        table: &str,
+        message: String,
+        suggestion: Option<String>,
+    ) {
+        let f = self.finding(
+            rule.id,
+            at,
+            Some(rule.lock),
+            Some(table),
+            message,
+            suggestion,
+        );
+        self.findings.push(f);
     }
 
     fn finding(

@@ -57,12 +57,14 @@ pub async fn sample(
     while !stop.load(Ordering::Acquire) {
         let unit = current.load(Ordering::Acquire);
         if let Ok(unit) = usize::try_from(unit) {
-            if let Ok(s) = look(&client, pid, unit, clock).await {
-                out.push(s);
+            match look(&client, pid, unit, clock).await {
+                Ok(s) => out.push(s),
+                Err(e) => tracing::debug!("lock sampler: a look failed: {e}"),
             }
         }
         tokio::time::sleep(PERIOD).await;
     }
+    tracing::debug!("lock sampler: {} looks", out.len());
     out
 }
 
@@ -139,7 +141,10 @@ pub fn fold(samples: &[Sample], records: &mut [StatementRecord]) {
                     *e = (*e).max(*mode);
                 }
             }
-            if s.held.iter().any(|h| !h.2) {
+            // Waiting on a table lock, or on anything else another session
+            // holds: `CREATE INDEX CONCURRENTLY` waits for older
+            // transactions on their virtual transaction id, not a table.
+            if s.held.iter().any(|h| !h.2) || !s.waited_behind.is_empty() {
                 wait += step;
             }
             for w in &s.waited_behind {
@@ -162,5 +167,42 @@ pub fn fold(samples: &[Sample], records: &mut [StatementRecord]) {
         record.waited_behind = behind.into_values().collect();
         record.blocked = blocked.len() as u64;
         record.blocked_queries = queries;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn look(t: f64, behind: bool) -> Sample {
+        Sample {
+            unit: 0,
+            t,
+            held: vec![("crm.orders".into(), LockMode::ShareUpdateExclusive, true)],
+            waited_behind: if behind {
+                vec![Session {
+                    pid: 7,
+                    application: "held".into(),
+                    query: "UPDATE".into(),
+                }]
+            } else {
+                Vec::new()
+            },
+            blocked: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn waiting_behind_a_session_counts_as_lock_wait_without_a_table_lock_request() {
+        // CREATE INDEX CONCURRENTLY waiting for an older transaction: its
+        // table lock is granted, the wait is on that transaction.
+        let samples = [look(1.0, true), look(1.05, true), look(1.10, false)];
+        let mut records = vec![StatementRecord::default()];
+        fold(&samples, &mut records);
+        assert!(
+            (records[0].lock_wait_ms - 100.0).abs() < 1e-6,
+            "{records:?}"
+        );
+        assert_eq!(records[0].waited_behind.len(), 1);
     }
 }

@@ -1,12 +1,15 @@
 //! The "Migration rehearsal" section, from `rehearsal.json`: the timeline
 //! (statement spans shaded over throughput and p99), the lock table, the
-//! blocked transactions, latency before / during / after, the rollback
-//! check, the findings and the deployment checklist. Files in, text out.
+//! blocked transactions, latency before / during / after, the paired
+//! after-vs-before comparison, the rollback under load and its check, the
+//! data checks (WAL, row counts, validations), the findings and the
+//! deployment checklist. Files in, text out.
 
 use std::fmt::Write as _;
 
 use super::html::escape;
-use crate::rehearse::model::Rehearsal;
+use crate::compare::verdict::Verdict;
+use crate::rehearse::model::{Rehearsal, StatementRecord, ValidationResult, WorkloadRecord};
 use crate::rehearse::render::checklist;
 
 /// The section as Markdown (the timeline as inline SVG).
@@ -16,7 +19,11 @@ pub fn markdown(r: &Rehearsal) -> String {
         r.migration.replace('`', "'"),
         r.apply_as.name()
     );
-    if let Some(svg) = timeline_svg(r) {
+    if let Some(svg) = r
+        .workload
+        .as_ref()
+        .and_then(|w| timeline_svg(w, &r.statements))
+    {
         m.push_str(&svg);
         m.push_str("\n\n");
     }
@@ -31,7 +38,11 @@ pub fn html(r: &Rehearsal) -> String {
         escape(&r.migration),
         r.apply_as.name()
     );
-    if let Some(svg) = timeline_svg(r) {
+    if let Some(svg) = r
+        .workload
+        .as_ref()
+        .and_then(|w| timeline_svg(w, &r.statements))
+    {
         h.push_str(&svg);
     }
     h.push_str(&tables(r, true));
@@ -79,8 +90,43 @@ fn heading(html: bool, text: &str) -> String {
 
 fn tables(r: &Rehearsal, html: bool) -> String {
     let mut out = heading(html, "Statements and locks");
-    let rows: Vec<Vec<String>> = r
-        .statements
+    out.push_str(&statements_table(&r.statements, html));
+    out.push_str(&heading(html, "Blocked transactions"));
+    out.push_str(&blocked_table(&r.statements, html));
+    if let Some(w) = &r.workload {
+        out.push_str(&heading(
+            html,
+            "Latency before, during and after (worst interval p99, ms)",
+        ));
+        out.push_str(&phases_table(w, html));
+    }
+    out.push_str(&after_vs_before(r, html));
+    out.push_str(&rollback(r, html));
+    out.push_str(&data_checks(r, html));
+    out.push_str(&heading(html, "Findings"));
+    out.push_str(&findings_table(r, html));
+    out.push_str(&heading(html, "Deployment checklist"));
+    for line in checklist(r) {
+        out.push_str(&if html {
+            format!("<p>☐ {}</p>\n", escape(&line))
+        } else {
+            format!("- [ ] {line}\n")
+        });
+    }
+    out.push('\n');
+    out
+}
+
+fn preformatted(html: bool, text: &str) -> String {
+    if html {
+        format!("<pre>{}</pre>\n", escape(text))
+    } else {
+        format!("```\n{text}\n```\n\n")
+    }
+}
+
+fn statements_table(statements: &[StatementRecord], html: bool) -> String {
+    let rows: Vec<Vec<String>> = statements
         .iter()
         .map(|s| {
             let locks: Vec<String> = s
@@ -110,7 +156,7 @@ fn tables(r: &Rehearsal, html: bool) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(
+    table(
         html,
         &[
             "where",
@@ -124,9 +170,11 @@ fn tables(r: &Rehearsal, html: bool) -> String {
             "error",
         ],
         &rows,
-    ));
-    let blocked: Vec<Vec<String>> = r
-        .statements
+    )
+}
+
+fn blocked_table(statements: &[StatementRecord], html: bool) -> String {
+    let blocked: Vec<Vec<String>> = statements
         .iter()
         .flat_map(|s| {
             s.blocked_queries
@@ -134,46 +182,187 @@ fn tables(r: &Rehearsal, html: bool) -> String {
                 .map(move |q| vec![format!("{}:{}", s.file, s.line), q.clone()])
         })
         .collect();
-    out.push_str(&heading(html, "Blocked transactions"));
+    table(html, &["blocked by", "workload statement"], &blocked)
+}
+
+fn phases_table(w: &WorkloadRecord, html: bool) -> String {
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    let rows: Vec<Vec<String>> = w
+        .phases
+        .iter()
+        .map(|p| {
+            vec![
+                p.query.clone(),
+                ms(p.before_p99_ms),
+                ms(p.during_p99_ms),
+                ms(p.after_p99_ms),
+            ]
+        })
+        .collect();
+    table(html, &["query", "before", "during", "after"], &rows)
+}
+
+/// The paired run of the before clone against the migrated one.
+fn after_vs_before(r: &Rehearsal, html: bool) -> String {
+    let mut out = heading(html, "After the migration vs before (paired)");
+    let Some(a) = &r.after_vs_before else {
+        out.push_str(&preformatted(
+            html,
+            "not run: it needs a workload (--workload) and a migration that succeeded",
+        ));
+        return out;
+    };
+    let mut text = format!(
+        "{} per side for {:.0} s, judged like `compare` on {} (threshold {:.0}%, {:.0}% intervals): {}",
+        a.clients,
+        a.seconds,
+        a.metric,
+        a.threshold * 100.0,
+        a.level * 100.0,
+        verdict_name(a.verdict)
+    );
+    for reason in &a.reasons {
+        text.push_str(&format!("\n{reason}"));
+    }
+    out.push_str(&preformatted(html, &text));
+    let rows: Vec<Vec<String>> = a
+        .queries
+        .iter()
+        .map(|q| {
+            vec![
+                q.name.clone(),
+                format!("{:.2}", q.base_us as f64 / 1e3),
+                format!("{:.2}", q.current_us as f64 / 1e3),
+                q.change.map_or("-".into(), |c| {
+                    format!("{:.3} [{:.3}, {:.3}]", c.ratio, c.lo, c.hi)
+                }),
+                q.verdict.label().to_string(),
+            ]
+        })
+        .collect();
     out.push_str(&table(
         html,
-        &["blocked by", "workload statement"],
-        &blocked,
+        &["query", "before ms", "after ms", "after/before", "verdict"],
+        &rows,
     ));
-    if let Some(w) = &r.workload {
-        out.push_str(&heading(
-            html,
-            "Latency before, during and after (worst interval p99, ms)",
-        ));
-        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
-        let rows: Vec<Vec<String>> = w
-            .phases
-            .iter()
-            .map(|p| {
-                vec![
-                    p.query.clone(),
-                    ms(p.before_p99_ms),
-                    ms(p.during_p99_ms),
-                    ms(p.after_p99_ms),
-                ]
-            })
-            .collect();
-        out.push_str(&table(html, &["query", "before", "during", "after"], &rows));
+    out
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass (no regression)",
+        Verdict::Fail => "FAIL (a regression)",
+        Verdict::Undecidable => "undecidable",
+        Verdict::Inconclusive => "inconclusive",
     }
-    out.push_str(&heading(html, "Rollback check"));
-    let rollback = match &r.rollback {
-        None => "not run: no rollback given".to_string(),
-        Some(rb) if rb.identical && rb.failure.is_none() => {
+}
+
+/// The rollback under load: its statements, its timeline and the check.
+fn rollback(r: &Rehearsal, html: bool) -> String {
+    let mut out = heading(html, "Rollback check");
+    let Some(rb) = &r.rollback else {
+        out.push_str(&preformatted(html, "not run: no rollback given"));
+        return out;
+    };
+    let verdict = match &rb.failure {
+        Some(e) => format!(
+            "FAILED: the rollback stopped: {} (SQLSTATE {})\n{}",
+            e.message,
+            e.sqlstate,
+            rb.difference.render()
+        ),
+        None if rb.identical => {
             "passed: the schema after the rollback is identical to before".into()
         }
-        Some(rb) => format!("FAILED: the schema differs:\n{}", rb.difference.render()),
+        None => format!("FAILED: the schema differs:\n{}", rb.difference.render()),
     };
-    out.push_str(&if html {
-        format!("<pre>{}</pre>\n", escape(&rollback))
+    out.push_str(&preformatted(html, &verdict));
+    if let Some(w) = &rb.workload {
+        out.push_str(if html { "<p>" } else { "" });
+        out.push_str(&format!(
+            "Applied under the same load: max latency {:.0} ms.",
+            w.max_latency_ms
+        ));
+        out.push_str(if html { "</p>\n" } else { "\n\n" });
+        if let Some(svg) = timeline_svg(w, &rb.statements) {
+            out.push_str(&svg);
+            out.push_str(if html { "\n" } else { "\n\n" });
+        }
+    }
+    out.push_str(&statements_table(&rb.statements, html));
+    out
+}
+
+/// WAL per statement, row counts and validations on the quiesced clone.
+fn data_checks(r: &Rehearsal, html: bool) -> String {
+    let Some(d) = &r.data else {
+        return String::new();
+    };
+    let mut out = heading(html, "Data checks (quiesced clone)");
+    let comparable = if d.wal_comparable {
+        "comparable with production"
     } else {
-        format!("```\n{rollback}\n```\n\n")
-    });
-    out.push_str(&heading(html, "Findings"));
+        "NOT comparable: under minimal, index builds and rewrites skip WAL"
+    };
+    out.push_str(&preformatted(
+        html,
+        &format!("wal_level = {}: WAL figures {comparable}", d.wal_level),
+    ));
+    let rows: Vec<Vec<String>> = d
+        .statements
+        .iter()
+        .map(|s| {
+            vec![
+                format!("{}:{}", s.file, s.line),
+                format!("{:.0}", s.duration_ms),
+                format!("{:.1}", s.wal_bytes as f64 / 1024.0),
+            ]
+        })
+        .collect();
+    out.push_str(&table(html, &["where", "ms (no load)", "WAL kB"], &rows));
+    let count = |c: Option<i64>| c.map_or("-".into(), |c| c.to_string());
+    let rows: Vec<Vec<String>> = d
+        .row_counts
+        .iter()
+        .map(|c| {
+            vec![
+                c.table.clone(),
+                count(c.before),
+                count(c.after),
+                count(c.after_rollback),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        html,
+        &["table", "rows before", "after", "after rollback"],
+        &rows,
+    ));
+    let answer =
+        |v: &ValidationResult| format!("{} ({})", if v.passed { "ok" } else { "FAILED" }, v.detail);
+    let rows: Vec<Vec<String>> = d
+        .validations
+        .iter()
+        .map(|v| {
+            vec![
+                format!("{}:{}", v.file, v.line),
+                v.query.clone(),
+                answer(&v.after_migration),
+                v.after_rollback.as_ref().map_or("-".into(), answer),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push_str(&table(
+            html,
+            &["where", "validation", "after migration", "after rollback"],
+            &rows,
+        ));
+    }
+    out
+}
+
+fn findings_table(r: &Rehearsal, html: bool) -> String {
     let rows: Vec<Vec<String>> = r
         .findings
         .iter()
@@ -187,27 +376,16 @@ fn tables(r: &Rehearsal, html: bool) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(
+    table(
         html,
         &["where", "rule", "lock", "what happens", "safer SQL"],
         &rows,
-    ));
-    out.push_str(&heading(html, "Deployment checklist"));
-    for line in checklist(r) {
-        out.push_str(&if html {
-            format!("<p>☐ {}</p>\n", escape(&line))
-        } else {
-            format!("- [ ] {line}\n")
-        });
-    }
-    out.push('\n');
-    out
+    )
 }
 
 /// Throughput (blue) and p99 (red) over the window, each statement's span
-/// shaded; None without a workload timeline.
-fn timeline_svg(r: &Rehearsal) -> Option<String> {
-    let w = r.workload.as_ref()?;
+/// shaded; None without a timeline.
+fn timeline_svg(w: &WorkloadRecord, statements: &[StatementRecord]) -> Option<String> {
     let last = w.timeline.last()?.t.max(1e-3);
     let (width, height) = (720.0, 200.0);
     let x = |t: f64| 40.0 + (t / last) * (width - 80.0);
@@ -216,7 +394,7 @@ fn timeline_svg(r: &Rehearsal) -> Option<String> {
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"throughput and p99 during the migration\">"
     );
-    for s in &r.statements {
+    for s in statements {
         let (a, b) = (x(s.start_s.max(0.0)), x(s.end_s.min(last)));
         let _ = write!(
             svg,

@@ -36,6 +36,12 @@ pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared
         config.arrivals,
     );
     let no_refs = HashMap::new();
+    let mut trace = Trace {
+        client: c,
+        limit: config.trace_params,
+        lines: Vec::new(),
+        shared: &shared,
+    };
     while !shared.stop.load(Ordering::Relaxed) {
         let intended = match pacer.next(&mut rng, &shared).await {
             Turn::Go(intended) => intended,
@@ -44,6 +50,7 @@ pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared
         let qi = picker.pick(&mut rng);
         let query = &config.workload.queries[qi];
         let (tenant, class, values) = draw(query, &config.pools, &mut rng, &no_refs);
+        trace.add(&query.name, &tenant, &values);
         let routed = sides.replica.is_some() && query.to_replica();
         if routed && query.reads_own_writes {
             sides.await_own_write(&shared).await;
@@ -60,6 +67,49 @@ pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared
             return;
         }
     }
+}
+
+/// `--trace-params`: a client's first transactions as text (query, tenant,
+/// values), handed to the run however the client ends.
+struct Trace<'a> {
+    client: usize,
+    limit: usize,
+    lines: Vec<String>,
+    shared: &'a Shared,
+}
+
+impl Trace<'_> {
+    fn add(&mut self, query: &str, tenant: &str, values: &[Vec<Value>]) {
+        if self.lines.len() < self.limit {
+            self.lines.push(trace_line(query, tenant, values));
+        }
+    }
+}
+
+impl Drop for Trace<'_> {
+    fn drop(&mut self) {
+        if self.limit == 0 {
+            return;
+        }
+        if let Ok(mut traces) = self.shared.traces.lock() {
+            traces.insert(self.client, std::mem::take(&mut self.lines));
+        }
+    }
+}
+
+/// One transaction's drawn values as one line (references, drawn later
+/// from replies, show as NULL).
+fn trace_line(query: &str, tenant: &str, values: &[Vec<Value>]) -> String {
+    let text = |v: &Value| match v {
+        Value::Text(s) => s.clone(),
+        Value::Null => "NULL".into(),
+        Value::Raw(_, bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    let statements: Vec<String> = values
+        .iter()
+        .map(|st| st.iter().map(text).collect::<Vec<_>>().join(","))
+        .collect();
+    format!("{query} {tenant} [{}]", statements.join("; "))
 }
 
 /// A client's connections: the baseline's, the candidate's when paired, and

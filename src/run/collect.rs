@@ -23,6 +23,9 @@ pub struct Collector {
     pub candidate_series: Vec<Vec<IntervalStats>>,
     /// Paired samples per query, one block per interval.
     pub pairs: Vec<Vec<paired::Block>>,
+    /// Each series point's histogram per query, baseline and candidate
+    /// (kept only for a worker run, whose intervals `merge` adds up).
+    pub interval_histograms: Option<[Vec<Vec<String>>; 2]>,
     reservoir_rng: Prng,
     /// Set after a sequential run's last look: its intervals, and so the
     /// file's, are the ones that look decided on.
@@ -41,6 +44,7 @@ impl Collector {
             series: vec![Vec::new(); q],
             candidate_series: vec![Vec::new(); q],
             pairs: vec![Vec::new(); q],
+            interval_histograms: None,
             reservoir_rng: Prng::for_parts(&[seed, 0x5EED]),
             pairs_frozen: false,
         }
@@ -51,16 +55,30 @@ impl Collector {
         self.paired
     }
 
+    /// Keep each series point's histogram too (a worker run).
+    pub fn keep_interval_histograms(&mut self) {
+        let q = self.totals.len();
+        self.interval_histograms = Some([vec![Vec::new(); q], vec![Vec::new(); q]]);
+    }
+
     /// One interval of the window, ending `t` seconds into it.
     pub fn add_interval(&mut self, t: f64, slot: &Slot) {
         for i in 0..self.totals.len() {
             self.totals[i].merge(&slot.baseline[i]);
             self.series[i].push(interval_stats(t, &slot.baseline[i]));
+            self.keep_histogram(0, i, &slot.baseline[i]);
             if self.paired {
                 self.candidate_totals[i].merge(&slot.candidate[i]);
                 self.candidate_series[i].push(interval_stats(t, &slot.candidate[i]));
+                self.keep_histogram(1, i, &slot.candidate[i]);
                 self.add_pairs(i, slot);
             }
+        }
+    }
+
+    fn keep_histogram(&mut self, side: usize, query: usize, slot: &SideSlot) {
+        if let Some(kept) = self.interval_histograms.as_mut() {
+            kept[side][query].push(stats::encode(&slot.hist));
         }
     }
 
@@ -71,6 +89,7 @@ impl Collector {
             self.totals[i].merge(&slot.baseline[i]);
             if !slot.baseline[i].hist.is_empty() || !slot.baseline[i].errors.is_empty() {
                 self.series[i].push(interval_stats(t, &slot.baseline[i]));
+                self.keep_histogram(0, i, &slot.baseline[i]);
             }
             if self.paired {
                 self.candidate_totals[i].merge(&slot.candidate[i]);

@@ -35,6 +35,9 @@ pub struct Conn {
     prepared: PreparedFrame,
     statements: Vec<Vec<Prepared>>,
     simple: bool,
+    /// A `SET LOCAL` frame's statement per tenant (the tenant is a literal
+    /// there), prepared the first time the connection meets the tenant.
+    set_local: HashMap<String, Prepared>,
 }
 
 /// A transaction's outcome.
@@ -126,6 +129,7 @@ impl Conn {
             prepared,
             statements,
             simple,
+            set_local: HashMap::new(),
         })
     }
 
@@ -146,10 +150,38 @@ impl Conn {
         if self.simple {
             return self.run_simple(query, tenant, values).await;
         }
+        self.prepare_set_local(tenant).await?;
         if query.statements.len() == 1 {
             return self.run_single(qi, tenant, &values[0]).await;
         }
         self.run_pipelined(qi, query, tenant, values).await
+    }
+
+    /// A `SET LOCAL` frame: prepare this tenant's statement once (a round
+    /// trip the first time only), so the frame stays one pipeline.
+    async fn prepare_set_local(&mut self, tenant: &str) -> std::result::Result<(), TxError> {
+        let Some(sql) = self.frame.set_local_sql(tenant) else {
+            return Ok(());
+        };
+        if !self.set_local.contains_key(tenant) {
+            let prepared = self
+                .client
+                .prepare(&sql)
+                .await
+                .map_err(|e| TxError::from_pg(&e))?;
+            self.set_local.insert(tenant.to_string(), prepared);
+        }
+        Ok(())
+    }
+
+    /// The frame's tenant statement and its parameters: set_config's
+    /// prepared one with (setting, tenant), or the tenant's `SET LOCAL`.
+    fn set_tenant(&self, tenant: &str) -> Option<(&Prepared, Option<&String>)> {
+        if let Some(stmt) = self.set_local.get(tenant) {
+            return Some((stmt, None));
+        }
+        let set = self.prepared.set_tenant.as_ref()?;
+        Some((set, Some(self.frame.setting_ref()?)))
     }
 
     /// Several prepared statements: each segment is pipelined, the frame's
@@ -202,9 +234,12 @@ impl Conn {
         let mut pipeline: Vec<Timed<'a>> = Vec::with_capacity(segment.range.len() + 3);
         if segment.opens {
             pipeline.push(Box::pin(timed(client.query(&self.prepared.begin, &[]))));
-            if let (Some(set), Some(setting)) = (&self.prepared.set_tenant, self.frame.setting()) {
+            if let Some((set, setting)) = self.set_tenant(tenant) {
                 pipeline.push(Box::pin(async move {
-                    timed(client.query(set, &[&setting, &tenant])).await
+                    match setting {
+                        Some(setting) => timed(client.query(set, &[setting, &tenant])).await,
+                        None => timed(client.query(set, &[])).await,
+                    }
                 }));
             }
         }
@@ -393,7 +428,7 @@ impl Conn {
         let stmt = &self.statements[qi][0];
         let client = &self.client;
         let started = Instant::now();
-        let (Some(set), Some(setting)) = (&self.prepared.set_tenant, self.frame.setting()) else {
+        let Some((set, setting)) = self.set_tenant(tenant) else {
             client
                 .execute(stmt, &params)
                 .await
@@ -404,10 +439,18 @@ impl Conn {
                 statement_us: vec![us],
             });
         };
-        let set_params: [&(dyn ToSql + Sync); 2] = [&setting, &tenant];
+        // No allocation on the hot path: set_config's two parameters, or none.
+        let pair: [&(dyn ToSql + Sync); 2];
+        let set_params: &[&(dyn ToSql + Sync)] = match setting {
+            Some(setting) => {
+                pair = [setting, &tenant];
+                &pair
+            }
+            None => &[],
+        };
         let (begin, set, (result, at), commit) = tokio::join!(
             client.execute(&self.prepared.begin, &[]),
-            timed(client.execute(set, &set_params)),
+            timed(client.execute(set, set_params)),
             timed(client.execute(stmt, &params)),
             client.execute(&self.prepared.commit, &[])
         );

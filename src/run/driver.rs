@@ -60,6 +60,17 @@ pub struct DriverConfig {
     /// Read replicas: client `c` sends the queries routed to a replica to
     /// `replicas[c % n]` (baseline side only).
     pub replicas: Vec<ConnSpec>,
+    /// This machine's slice of the clients (`--worker K/N`); `None`: all.
+    pub worker: Option<super::worker::WorkerSlice>,
+    /// Record each client's first this-many transactions (`--trace-params`).
+    pub trace_params: usize,
+}
+
+impl DriverConfig {
+    /// The client ids this driver runs (all, or the worker's slice).
+    pub fn local_clients(&self) -> Vec<usize> {
+        super::worker::local_clients(self.clients, self.worker)
+    }
 }
 
 /// One query's figures for one side within an interval.
@@ -154,6 +165,8 @@ pub struct Shared {
     /// Set once any client has connected: the server was reachable, so a
     /// failure to connect after that is an outage to wait out, not a typo.
     pub reached: AtomicBool,
+    /// `--trace-params`: each client's first transactions, by client id.
+    pub traces: Mutex<BTreeMap<usize, Vec<String>>>,
 }
 
 impl Shared {
@@ -170,6 +183,7 @@ impl Shared {
             reconnect_errors: Mutex::new(BTreeMap::new()),
             stale: Default::default(),
             reached: AtomicBool::new(false),
+            traces: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -229,7 +243,12 @@ fn thread_main(t: usize, config: DriverConfig, shared: Arc<Shared>) {
     };
     rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
-        for c in (t..config.clients).step_by(config.threads) {
+        for c in config
+            .local_clients()
+            .into_iter()
+            .skip(t)
+            .step_by(config.threads)
+        {
             let (config, shared) = (config.clone(), shared.clone());
             set.spawn(async move { client::client_main(c, t, config, shared).await });
         }

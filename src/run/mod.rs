@@ -19,6 +19,7 @@ pub mod replicas;
 pub mod sequential;
 mod slots;
 mod window;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +30,7 @@ use crate::results::{DatasetInfo, Results};
 use crate::schema::clone::{Purpose, WorkingCopy};
 use crate::workload::context::WorkloadContext;
 use driver::{Arrivals, DriverConfig};
-pub use outcome::{RunOutcome, check_room, save_outcome, write_outcome};
+pub use outcome::{RunOutcome, bonferroni_level, check_room, save_outcome, write_outcome};
 
 /// Options of `run`.
 #[derive(Debug, Clone)]
@@ -80,6 +81,13 @@ pub struct RunOptions {
     pub replica_urls: Vec<String>,
     /// Also use the private server's own replicas when it has running ones.
     pub private_replicas: bool,
+    /// Run only this worker's slice of the clients (`--worker K/N`).
+    pub worker: Option<worker::WorkerSlice>,
+    /// Open the run (connect, warm up, measure) at this wall-clock instant
+    /// (`--start-at`), so the workers' windows line up.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Record each client's first this-many transactions in results.json.
+    pub trace_params: usize,
 }
 
 /// Run the workload at `opts.workload`. Results are returned even when the
@@ -120,6 +128,15 @@ pub fn check_options(opts: &RunOptions) -> Result<()> {
     }
     if let Some(rate) = opts.rate {
         check_rate(rate, opts.warmup + opts.duration)?;
+    }
+    worker::check(opts.worker, opts.clients)?;
+    if opts.worker.is_some() && opts.sequential.is_some() {
+        return Err(Error::Usage {
+            message: "--worker with --until-decided: each worker would stop on its own slice"
+                .into(),
+            fix: "run the workers for a fixed --duration, `crmbench merge` them, then                   `crmbench compare` the merged folder"
+                .into(),
+        });
     }
     Ok(())
 }
@@ -170,7 +187,8 @@ async fn run_on(
     };
     let paired = candidate_spec.is_some();
     let replica_targets = replicas::targets(target, opts, paired)?;
-    let threads = opts.threads.min(opts.clients);
+    let local = worker::local_clients(opts.clients, opts.worker).len();
+    let threads = opts.threads.min(local).max(1);
     let config = DriverConfig {
         workload: ctx.shared_workload(),
         pools: ctx.shared_pools(),
@@ -184,6 +202,8 @@ async fn run_on(
         max_tries: opts.max_tries.max(1),
         simple: opts.simple,
         replicas: replica_targets.iter().map(|t| ctx.spec_on(t)).collect(),
+        worker: opts.worker,
+        trace_params: opts.trace_params,
     };
     let candidate_label = candidate.as_ref().map(|c| c.describe()).or_else(|| {
         opts.self_check
@@ -196,6 +216,7 @@ async fn run_on(
     if let Some(warning) = cores_warning(paired, opts.clients, available_cores()) {
         crate::console::err_line(warning);
     }
+    wait_for_start(opts).await?;
     let lag = replicas::LagSampler::start(target, &replica_targets, opts).await?;
     let measured = window::measure(&mut stats, config, opts).await?;
     let replication = match lag {
@@ -221,6 +242,24 @@ async fn run_on(
     let mut outcome = outcome::assemble(ctx.workload(), opts, setup, measured);
     outcome.results.replication = replication;
     Ok(outcome)
+}
+
+/// `--start-at`: sleep until the agreed instant (every check above has
+/// passed, so a worker that cannot run says so before the others start).
+async fn wait_for_start(opts: &RunOptions) -> Result<()> {
+    let Some(start) = opts.start_at else {
+        return Ok(());
+    };
+    let wait = worker::wait_for(start, chrono::Utc::now(), Duration::from_secs(1))?;
+    if !opts.quiet && !wait.is_zero() {
+        crate::console::err_line(format!(
+            "run: waiting {:.1} s for --start-at {}",
+            wait.as_secs_f64(),
+            start.to_rfc3339()
+        ));
+    }
+    tokio::time::sleep(wait).await;
+    Ok(())
 }
 
 /// The workload's connection through the pooler at `url`. Session state

@@ -15,8 +15,8 @@ use super::paired;
 use super::window::Measured;
 use crate::error::{Error, Result};
 use crate::results::{
-    DatasetInfo, DriverInfo, FORMAT_VERSION, IntervalStats, QueryResult, Results, ServerInfo,
-    SideStats, StatementLatency, WorkloadInfo,
+    DatasetInfo, DriverInfo, FORMAT_VERSION, IntervalStats, PairBlock, QueryResult, Results,
+    ServerInfo, SideStats, StatementLatency, WorkloadInfo,
 };
 use crate::runfolder;
 use crate::stats;
@@ -249,6 +249,14 @@ pub(super) fn assemble(
         reconnect_errors: measured.reconnect_errors,
         sequential: measured.looker.as_ref().map(|l| l.record()),
         replication: None,
+        worker: opts.worker.map(|w| super::worker::WorkerRecord {
+            index: w.index,
+            count: w.count,
+            clients: w.client_ids(opts.clients),
+            start_at: opts.start_at.map(|t| t.to_rfc3339()),
+        }),
+        merged: None,
+        param_trace: measured.traces.clone(),
     };
     RunOutcome {
         results,
@@ -260,7 +268,7 @@ pub(super) fn assemble(
 /// Confidence level of each query's ratio interval: 95% shared among the
 /// queries with enough pairs (≥ 20) to get one (Bonferroni), so "every
 /// interval contains 1.00" is a claim about all of them at once.
-fn bonferroni_level(pairs: &[Vec<paired::Block>]) -> f64 {
+pub fn bonferroni_level(pairs: &[Vec<paired::Block>]) -> f64 {
     let enough =
         |blocks: &[paired::Block]| blocks.iter().map(|b| b.pairs.len()).sum::<usize>() >= 20;
     // Tenant classes are members of the family, as the queries are.
@@ -297,13 +305,15 @@ fn query_results(
                 Kind::Write => "write".into(),
             },
             weight: query.weight,
-            baseline: side(&collected.totals[i], &collected.series[i], seconds),
+            baseline: side(&collected.totals[i], &collected.series[i], seconds)
+                .with_interval_histograms(collected, 0, i),
             candidate: paired.then(|| {
                 side(
                     &collected.candidate_totals[i],
                     &collected.candidate_series[i],
                     seconds,
                 )
+                .with_interval_histograms(collected, 1, i)
             }),
             ratios: if paired {
                 paired::ratios_z(&collected.pairs[i], z, level, seed ^ i as u64)
@@ -327,8 +337,34 @@ fn query_results(
             } else {
                 Vec::new()
             },
+            pair_blocks: match collected.interval_histograms {
+                // A worker run: `merge` recomputes the ratios from everyone's pairs.
+                Some(_) => collected.pairs[i]
+                    .iter()
+                    .map(|b| PairBlock {
+                        client: b.client,
+                        pairs: b.pairs.clone(),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
         })
         .collect()
+}
+
+impl SideStats {
+    /// With each series point's histogram, when the collector kept them.
+    fn with_interval_histograms(
+        mut self,
+        collected: &Collector,
+        side: usize,
+        query: usize,
+    ) -> Self {
+        if let Some(kept) = &collected.interval_histograms {
+            self.interval_histograms = kept[side][query].clone();
+        }
+        self
+    }
 }
 
 /// One side's figures over a window of `seconds`.
@@ -341,6 +377,7 @@ fn side(slot: &SideSlot, series: &[IntervalStats], seconds: f64) -> SideStats {
         latency: stats::summarize(&slot.hist),
         histogram: stats::encode(&slot.hist),
         intervals: series.to_vec(),
+        interval_histograms: Vec::new(),
     }
 }
 

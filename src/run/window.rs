@@ -47,6 +47,8 @@ pub struct Measured {
     pub looker: Option<Looker>,
     /// What the read replicas served, and how stale.
     pub stale: super::replicas::StaleCounters,
+    /// `--trace-params`: each client's first transactions.
+    pub traces: BTreeMap<usize, Vec<String>>,
 }
 
 /// Run the driver with `config` and measure, as `opts` says; `stats` reads
@@ -71,6 +73,9 @@ pub async fn measure(
         shared,
     };
     let mut collected = Collector::new(&workload, paired, opts.seed);
+    if opts.worker.is_some() {
+        collected.keep_interval_histograms();
+    }
     let mut looker = match (&opts.sequential, paired) {
         (Some(seq), true) => Some(Looker::new(
             &workload,
@@ -128,6 +133,12 @@ pub async fn measure(
         reconnect_errors,
         looker,
         stale: driver.shared.stale.snapshot(),
+        traces: driver
+            .shared
+            .traces
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default(),
     })
 }
 

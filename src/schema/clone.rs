@@ -216,6 +216,10 @@ pub enum Purpose {
     Remedy,
     /// `rehearse`: the clone a migration is rehearsed on.
     Rehearse,
+    /// `rehearse`: the clone left as before, for the paired comparison.
+    RehearseBefore,
+    /// `rehearse`: the quiesced clone of the data checks.
+    RehearseQuiet,
 }
 
 impl Purpose {
@@ -227,6 +231,8 @@ impl Purpose {
             Purpose::WhatIf => "crmbench_whatif",
             Purpose::Remedy => "crmbench_remedy",
             Purpose::Rehearse => "crmbench_rehearse",
+            Purpose::RehearseBefore => "crmbench_rehearse_before",
+            Purpose::RehearseQuiet => "crmbench_rehearse_quiet",
         }
     }
 
@@ -238,6 +244,8 @@ impl Purpose {
             Purpose::WhatIf => "advise --no-hypopg",
             Purpose::Remedy => "advise --verify, remedies",
             Purpose::Rehearse => "rehearse, the migrated copy",
+            Purpose::RehearseBefore => "rehearse, the copy left as before",
+            Purpose::RehearseQuiet => "rehearse, the quiesced copy of the data checks",
         }
     }
 }

@@ -61,6 +61,16 @@ impl WorkloadContext {
         })
     }
 
+    /// The same context with the tenant set the `form` way (`run
+    /// --tenant-frame`, overriding the file's `[context] tenant_frame`).
+    pub fn with_frame_form(mut self, form: super::FrameForm) -> WorkloadContext {
+        let mut workload = (*self.workload).clone();
+        workload.context.tenant_frame = form;
+        self.frame = TenantFrame::for_workload(&workload);
+        self.workload = Arc::new(workload);
+        self
+    }
+
     /// The validated workload.
     pub fn workload(&self) -> &Workload {
         &self.workload

@@ -36,6 +36,8 @@ pub const SET_TENANT_SESSION: &str = "SELECT set_config($1, $2, false)";
 pub struct TenantFrame {
     setting: Option<String>,
     role: Option<String>,
+    /// `SET LOCAL setting = 'tenant'` instead of set_config (Citus).
+    set_local: bool,
 }
 
 /// The frame's statements prepared on one connection (the run driver's,
@@ -43,7 +45,9 @@ pub struct TenantFrame {
 pub struct PreparedFrame {
     /// `BEGIN`.
     pub begin: Statement,
-    /// [`SET_TENANT`], when the workload carries a tenant.
+    /// [`SET_TENANT`], when the workload carries a tenant set by set_config
+    /// (a `SET LOCAL` frame takes the tenant as a literal: see
+    /// [`TenantFrame::set_local_sql`]).
     pub set_tenant: Option<Statement>,
     /// `COMMIT`.
     pub commit: Statement,
@@ -57,7 +61,42 @@ impl TenantFrame {
         TenantFrame {
             setting: setting.map(str::to_string),
             role: None,
+            set_local: false,
         }
+    }
+
+    /// Set the tenant with `SET LOCAL` instead of set_config.
+    pub fn with_set_local(mut self, set_local: bool) -> TenantFrame {
+        self.set_local = set_local;
+        self
+    }
+
+    /// `SET LOCAL setting = 'tenant'` when this frame sets the tenant that
+    /// way (each part of a dotted setting name quoted on its own).
+    pub fn set_local_sql(&self, tenant: &str) -> Option<String> {
+        let setting = self.setting.as_deref().filter(|_| self.set_local)?;
+        Some(format!(
+            "SET LOCAL {} = {}",
+            setting
+                .split('.')
+                .map(quote_ident)
+                .collect::<Vec<_>>()
+                .join("."),
+            quote_literal(tenant)
+        ))
+    }
+
+    /// The statement that sets the tenant in the frame, as text with literals.
+    fn set_text(&self, tenant: &str) -> Option<String> {
+        if let Some(sql) = self.set_local_sql(tenant) {
+            return Some(sql);
+        }
+        let setting = self.setting.as_deref()?;
+        Some(format!(
+            "SELECT set_config({}, {}, true)",
+            quote_literal(setting),
+            quote_literal(tenant)
+        ))
     }
 
     /// The frame of `workload`'s `[context]`. The role is not part of it:
@@ -65,6 +104,7 @@ impl TenantFrame {
     /// [`super::context::spec_for`]).
     pub fn for_workload(workload: &Workload) -> TenantFrame {
         TenantFrame::new(workload.context.tenant_setting.as_deref())
+            .with_set_local(workload.context.tenant_frame == super::FrameForm::SetLocal)
     }
 
     /// Also take `role` inside the frame (`SET LOCAL ROLE`), for a session
@@ -78,6 +118,11 @@ impl TenantFrame {
     /// The setting that carries the tenant, if any.
     pub fn setting(&self) -> Option<&str> {
         self.setting.as_deref()
+    }
+
+    /// The setting as a `&String` (a ToSql parameter without a copy).
+    pub fn setting_ref(&self) -> Option<&String> {
+        self.setting.as_ref()
     }
 
     /// Whether a transaction of `statements` statements is framed at all: a
@@ -99,8 +144,8 @@ impl TenantFrame {
         let commit = prep(COMMIT).await?;
         let rollback = prep(ROLLBACK).await?;
         let set_tenant = match &self.setting {
-            Some(_) => Some(prep(SET_TENANT).await?),
-            None => None,
+            Some(_) if !self.set_local => Some(prep(SET_TENANT).await?),
+            _ => None,
         };
         Ok(PreparedFrame {
             begin,
@@ -117,12 +162,9 @@ impl TenantFrame {
         if let Some(role) = &self.role {
             text.push_str(&format!("SET LOCAL ROLE {};", quote_ident(role)));
         }
-        if let Some(setting) = &self.setting {
-            text.push_str(&format!(
-                "SELECT set_config({}, {}, true);",
-                quote_literal(setting),
-                quote_literal(tenant)
-            ));
+        if let Some(set) = self.set_text(tenant) {
+            text.push_str(&set);
+            text.push(';');
         }
         text
     }
@@ -144,7 +186,12 @@ impl TenantFrame {
             .batch_execute(&begin)
             .await
             .map_err(|e| Error::from_pg(step(&begin, context), e))?;
-        if let Some(setting) = &self.setting {
+        if let Some(sql) = self.set_local_sql(tenant) {
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| Error::from_pg(step(&sql, context), e))?;
+        } else if let Some(setting) = &self.setting {
             client
                 .query(SET_TENANT, &[setting, &tenant])
                 .await
@@ -201,5 +248,21 @@ mod tests {
         assert!(!bare.frames(1) && bare.frames(2));
         let as_role = TenantFrame::new(None).with_role(Some("app"));
         assert_eq!(as_role.open_text(""), "BEGIN;SET LOCAL ROLE \"app\";");
+    }
+
+    #[test]
+    fn set_local_frames_take_the_tenant_as_a_literal() {
+        let frame = TenantFrame::new(Some("app.current_tenant_id")).with_set_local(true);
+        assert_eq!(
+            frame.open_text("t'1"),
+            "BEGIN;SET LOCAL \"app\".\"current_tenant_id\" = 't''1';"
+        );
+        assert!(TenantFrame::new(Some("a.b")).set_local_sql("x").is_none());
+        assert!(
+            TenantFrame::new(None)
+                .with_set_local(true)
+                .set_local_sql("x")
+                .is_none()
+        );
     }
 }

@@ -180,6 +180,27 @@ pub struct Context {
     pub tenant_setting: Option<String>,
     /// SQL returning (tenant id as text, weight) rows.
     pub tenants: Option<String>,
+    /// How the frame sets the tenant: `set-config` (`SELECT set_config(
+    /// setting, id, true)`, the default) or `set-local` (`SET LOCAL setting
+    /// = 'id'`: what Citus propagates to its workers with
+    /// `citus.propagate_set_commands = 'local'`; set_config is not).
+    #[serde(default, skip_serializing_if = "is_set_config")]
+    pub tenant_frame: FrameForm,
+}
+
+/// How a frame sets the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FrameForm {
+    /// `SELECT set_config(setting, id, true)`.
+    #[default]
+    SetConfig,
+    /// `SET LOCAL setting = 'id'`.
+    SetLocal,
+}
+
+fn is_set_config(form: &FrameForm) -> bool {
+    *form == FrameForm::SetConfig
 }
 
 #[derive(Debug, Deserialize)]

@@ -241,6 +241,33 @@ impl TenantPool {
         }
     }
 
+    /// Each tenant's chance (in [`TenantPool::ids`] order) of being picked
+    /// `how`: the share of a query's transactions it gets.
+    pub fn probabilities(&self, how: TenantPick) -> Vec<f64> {
+        let n = self.ids.len();
+        let mut p = vec![0.0; n];
+        let among = |p: &mut Vec<f64>, which: &[usize]| {
+            for &i in which {
+                p[i] = 1.0 / which.len() as f64;
+            }
+        };
+        match how {
+            TenantPick::Weighted => {
+                let total = self.cumulative.last().copied().unwrap_or(1.0);
+                let mut before = 0.0;
+                for (i, &c) in self.cumulative.iter().enumerate() {
+                    p[i] = (c - before) / total;
+                    before = c;
+                }
+            }
+            TenantPick::Uniform => among(&mut p, &(0..n).collect::<Vec<_>>()),
+            TenantPick::Big => among(&mut p, &self.big),
+            TenantPick::Small if self.small.is_empty() => among(&mut p, &[0]),
+            TenantPick::Small => among(&mut p, &self.small),
+        }
+        p
+    }
+
     /// The largest tenant and a small one (for plans and checks).
     pub fn big_and_small(&self) -> (&str, &str) {
         let big = self.ids.first().map(String::as_str).unwrap_or("");
