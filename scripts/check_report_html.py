@@ -8,7 +8,10 @@ Talks the DevTools protocol over --remote-debugging-pipe (fd 3 in, fd 4 out,
 NUL-separated JSON), so it needs only python3's standard library and the
 system chromium: no websocket module, no port, no downloaded browser.
 
-Usage: check_report_html.py REPORT.html [CHROMIUM]
+Usage: check_report_html.py [--paired] REPORT.html [CHROMIUM]
+  --paired: the report of a paired run folder, whose opening section must
+  name the candidate and the gate's verdict (PASS, FAIL, INCONCLUSIVE or
+  UNDECIDABLE) before anything else.
 Exit: 0 all checks passed, 1 a check failed, 2 the browser could not be run.
 """
 
@@ -163,6 +166,9 @@ def ink_share(png):
 
 
 def main():
+    paired = len(sys.argv) > 1 and sys.argv[1] == "--paired"
+    if paired:
+        del sys.argv[1]
     if len(sys.argv) < 2:
         print("usage: check_report_html.py REPORT.html [CHROMIUM]", file=sys.stderr)
         return 2
@@ -202,6 +208,7 @@ def main():
                     [...s.querySelectorAll('polyline[stroke-width="2"], path[stroke-width="2"]')]
                         .map(p => p.getAttribute('stroke'))).size),
                 text: document.body.innerText.length,
+                first: (document.querySelector('section[id]') || {innerText: ''}).innerText,
                 height: document.documentElement.scrollHeight })""",
             "returnByValue": True}, session=session)["result"]["value"])
         # A small shot of the first screen, scaled down, is enough to tell a
@@ -236,6 +243,13 @@ def main():
     # The answer comes first: the executive summary opens the page.
     if not facts["sections"] or facts["sections"][0] != "what-to-do":
         failures.append(f"the first section is {facts['sections'][:1]}, not the summary (what-to-do)")
+    # A paired folder opens with its verdict on the candidate.
+    if paired:
+        first = facts["first"]
+        verdicts = ["PASS", "FAIL", "INCONCLUSIVE", "UNDECIDABLE"]
+        if "candidate" not in first or not any("Gate verdict: " + v in first for v in verdicts):
+            failures.append("the first section of a paired report does not give the gate's verdict "
+                            "on the candidate: " + first[:200].replace("\n", " "))
     # A plot a reader can follow: at most ~8 series (distinct line colours).
     for i, n in enumerate(facts["series"]):
         if n > 8:

@@ -99,7 +99,7 @@ pub struct SequentialRecord {
     pub metric: String,
     /// False-alarm rate of the whole family (all gated queries, all looks).
     pub alpha: f64,
-    /// Intervals in the family (gated queries).
+    /// Intervals in the family (gated queries and their tenant classes).
     pub family: usize,
     /// `--min-duration`, seconds.
     pub min_seconds: f64,
@@ -206,6 +206,50 @@ pub struct QueryResult {
     /// `merge` recomputes the ratios from every worker's pairs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pair_blocks: Vec<PairBlock>,
+    /// Paired runs of a workload with tenants: the same per tenant size
+    /// class (big = the largest 10% of tenants, small = the smallest 50%,
+    /// mid = the rest), from the pairs kept for the bootstrap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassResult>,
+    /// `false` when the workload says `gate = false`: `compare` reports it
+    /// as not gated.
+    #[serde(default = "gated_default", skip_serializing_if = "is_true")]
+    pub gate: bool,
+}
+
+fn gated_default() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// One tenant size class of a query in a paired run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassResult {
+    /// "big", "mid" or "small".
+    pub class: String,
+    /// Pairs kept of this class (a reservoir of the run's pairs).
+    pub pairs: usize,
+    /// Baseline p50/p95/p99 of the kept pairs, µs.
+    pub baseline: ClassLatency,
+    /// Candidate p50/p95/p99 of the kept pairs, µs.
+    pub candidate: ClassLatency,
+    /// candidate / baseline ratios, intervals at the run's family level
+    /// (the classes are members of the family, as the queries are).
+    pub ratios: Option<Ratios>,
+}
+
+/// Percentiles of one side of one class, µs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct ClassLatency {
+    /// Median.
+    pub p50_us: u64,
+    /// 95th percentile.
+    pub p95_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
 }
 
 /// One client's (baseline µs, candidate µs) pairs within one interval.

@@ -41,8 +41,10 @@ async fn a_a_self_check_passes_with_simultaneous_intervals() {
                 .ratios
                 .as_ref()
                 .unwrap_or_else(|| panic!("{}: no ratios", q.name));
-            // Bonferroni: two queries, each interval at 97.5%.
-            assert!((r.level - 0.975).abs() < 1e-9);
+            // Bonferroni: two queries and their three tenant classes each
+            // (20 tenants: classes exist), eight intervals at 1 - 0.05/8.
+            assert!((r.level - (1.0 - 0.05 / 8.0)).abs() < 1e-9, "{}", r.level);
+            assert_eq!(q.classes.len(), 3, "{}", q.name);
             assert!(q.candidate.as_ref().unwrap().count > 0);
         }
         if outcome.self_check_failed.is_empty() {

@@ -174,6 +174,26 @@ pub struct QueryRow {
     pub verdict: QueryVerdict,
 }
 
+/// One tenant size class of a query (paired runs of a workload with tenants).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassRow {
+    /// Query name.
+    pub query: String,
+    /// "big", "mid" or "small".
+    pub class: String,
+    /// Baseline value of the metric, µs (of the class's kept pairs).
+    pub base_us: u64,
+    /// Current value of the metric, µs.
+    pub current_us: u64,
+    /// Pairs of this class the interval rests on.
+    pub pairs: usize,
+    /// current / baseline of the metric with its interval.
+    pub change: Option<RatioCi>,
+    /// The verdict on this class: a regression fails the gate; anything
+    /// else leaves the query's own verdict standing.
+    pub verdict: QueryVerdict,
+}
+
 /// Whole-run throughput (separate runs only: a paired run sends every
 /// transaction to both sides, so their rates are equal by construction).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,6 +268,9 @@ pub struct Comparison {
     pub plan_changes: Vec<PlanChange>,
     /// Remarks (different workloads, datasets …).
     pub notes: Vec<String>,
+    /// Per tenant size class of each query (paired runs with tenants).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassRow>,
 }
 
 /// Compare the inputs and decide.
@@ -303,6 +326,7 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
         .or(sequential.map(|s| s.threshold))
         .unwrap_or(PAIRED_THRESHOLD);
     let mut rows = Vec::new();
+    let mut classes = Vec::new();
     let mut errors = Vec::new();
     let mut level = 0.0_f64;
     for q in &run.queries {
@@ -322,6 +346,8 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
         }
         let enough = q.baseline.count >= MIN_SAMPLES && cand.count >= MIN_SAMPLES;
         let judged = verdict::judge(change.as_ref(), enough, threshold);
+        let gated = q.gate && sequential.is_none_or(|s| s.gated.contains(&q.name));
+        classes.extend(class_rows(q, opts.metric, threshold, gated));
         rows.push(QueryRow {
             name: q.name.clone(),
             base_us: hist_value(path, &q.name, &q.baseline, opts.metric)?,
@@ -329,9 +355,11 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
             base_count: q.baseline.count,
             current_count: cand.count,
             change,
-            verdict: sequential.map_or(judged, |s| {
-                crate::run::sequential::gated_verdict(s, &q.name, judged)
-            }),
+            verdict: if gated {
+                judged
+            } else {
+                QueryVerdict::NotGated
+            },
         });
         errors.extend(verdict::new_errors(
             &q.name,
@@ -358,7 +386,7 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
             s.method
         ));
     }
-    finish(
+    let mut comparison = finish(
         opts,
         InputKind::Paired,
         (path, path),
@@ -370,7 +398,59 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
         errors,
         plans,
         notes,
-    )
+    )?;
+    add_classes(&mut comparison, classes, opts);
+    Ok(comparison)
+}
+
+/// The tenant-class rows of paired query `q` (verdict `NotGated` for a
+/// query outside the gate).
+fn class_rows(q: &QueryResult, metric: Metric, threshold: f64, gated: bool) -> Vec<ClassRow> {
+    q.classes
+        .iter()
+        .map(|c| {
+            let change = c.ratios.as_ref().map(|r| metric.of_ratios(r));
+            let pick = |l: &crate::results::ClassLatency| match metric {
+                Metric::P50 => l.p50_us,
+                Metric::P95 => l.p95_us,
+                Metric::P99 => l.p99_us,
+            };
+            let judged = verdict::judge(change.as_ref(), c.pairs as u64 >= MIN_SAMPLES, threshold);
+            ClassRow {
+                query: q.name.clone(),
+                class: c.class.clone(),
+                base_us: pick(&c.baseline),
+                current_us: pick(&c.candidate),
+                pairs: c.pairs,
+                change,
+                verdict: if gated {
+                    judged
+                } else {
+                    QueryVerdict::NotGated
+                },
+            }
+        })
+        .collect()
+}
+
+/// Attach the class rows: a class regression fails the gate and is named
+/// (a plan that flips for big tenants alone fails even when the whole
+/// query's percentile stays inside the threshold).
+fn add_classes(c: &mut Comparison, classes: Vec<ClassRow>, opts: &CompareOptions) {
+    let fails: Vec<String> = classes
+        .iter()
+        .filter(|r| r.verdict == QueryVerdict::Regression)
+        .map(|r| format!("{} [{} tenants]: {} regression", r.query, r.class, c.metric))
+        .collect();
+    if !fails.is_empty() {
+        if c.verdict != Verdict::Fail {
+            c.reasons.clear();
+        }
+        c.verdict = Verdict::Fail;
+        c.exit_code = Verdict::Fail.exit_code_with(opts.inconclusive);
+        c.reasons.extend(fails);
+    }
+    c.classes = classes;
 }
 
 fn separate(
@@ -595,6 +675,7 @@ fn finish(
         plans_compared,
         plan_changes,
         notes,
+        classes: Vec::new(),
     })
 }
 

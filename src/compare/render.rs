@@ -114,6 +114,17 @@ fn query_table(c: &Comparison) -> String {
             change(q.change.as_ref()),
             query_verdict(q.verdict)
         ));
+        for k in c.classes.iter().filter(|k| k.query == q.name) {
+            out.push_str(&format!(
+                "| ↳ {} tenants ({} pairs) | {} | {} | {} | {} |\n",
+                k.class,
+                k.pairs,
+                ms(k.base_us),
+                ms(k.current_us),
+                change(k.change.as_ref()),
+                query_verdict(k.verdict)
+            ));
+        }
     }
     out.push('\n');
     out
@@ -186,6 +197,7 @@ mod tests {
 
     fn sample(kind: InputKind, v: QueryVerdict, verdict: Verdict) -> Comparison {
         Comparison {
+            classes: Vec::new(),
             format_version: FORMAT_VERSION,
             kind,
             base: "a/results.json".into(),

@@ -165,6 +165,9 @@ fn merge_query(runs: &[WorkerRun], i: usize, offsets: &[f64]) -> Result<QueryRes
         },
         ratios: None,
         statements,
+        // Worker files carry no tenant class per pair: a merged run has none.
+        classes: Vec::new(),
+        gate: first.gate,
         pair_blocks: runs
             .iter()
             .flat_map(|r| pick(r).pair_blocks.iter().cloned())
@@ -243,6 +246,7 @@ fn with_ratios(
                     .map(|b| Block {
                         client: b.client,
                         pairs: b.pairs.clone(),
+                        classes: vec![crate::run::paired::NO_CLASS; b.pairs.len()],
                     })
                     .collect()
             })

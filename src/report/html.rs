@@ -29,6 +29,7 @@ table { border-collapse: collapse; margin: .5rem 0; font-size: .88rem; }
 th, td { border: 1px solid #d0d7de; padding: .2rem .5rem; text-align: left; vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 thead th { background: #f0f3f6; }
+.v-pass { background: #dafbe1; } .v-fail { background: #ffebe9; font-weight: bold; } .v-inc { background: #fff4ce; } .v-off { color: #57606a; }
 .warning { background: #fff4ce; border: 1px solid #d4a72c; padding: .5rem .8rem; margin: .5rem 0; border-radius: 4px; }
 .missing { color: #57606a; font-style: italic; }
 .kept { color: #1a7f37; font-weight: 600; } .reverted { color: #cf222e; font-weight: 600; }
@@ -145,6 +146,12 @@ fn figure(h: &mut String, plot: &Plot) {
 
 fn lead(h: &mut String, model: &ReportModel) {
     open(h, "what-to-do");
+    // A paired folder's summary is the gate's verdict (issue 12).
+    if let Some(p) = &model.paired {
+        h.push_str(&super::paired::html(p, escape));
+        close(h);
+        return;
+    }
     if !model.environment.warnings.is_empty() {
         h.push_str("<p class=\"warning\">⚠ See the appendix (environment): these figures are not production's.</p>\n");
     }

@@ -33,13 +33,22 @@ pub struct ReportSummary(pub Value);
 
 /// The summary of `model`.
 pub fn summary(model: &ReportModel) -> ReportSummary {
-    ReportSummary(json!({
+    let mut doc = json!({
         "format_version": FORMAT_VERSION,
         "environment": environment(&model.environment),
         "queries": model.queries.iter().map(query).collect::<Vec<_>>(),
         "plans": model.plans.as_deref().map(plans),
         "advice": model.advice.as_ref().map(advice),
-    }))
+    });
+    // A paired folder's summary is the gate's verdict, as `compare --format
+    // json` gives it (absent for other folders).
+    if let (Some(p), Some(obj)) = (&model.paired, doc.as_object_mut()) {
+        obj.insert(
+            "gate".into(),
+            serde_json::to_value(&p.comparison).unwrap_or(Value::Null),
+        );
+    }
+    ReportSummary(doc)
 }
 
 fn environment(env: &Environment) -> Value {

@@ -123,6 +123,11 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
 
 fn lead(m: &mut String, model: &ReportModel) {
     m.push_str("## What to do\n\n");
+    // A paired folder's summary is the gate's verdict (issue 12).
+    if let Some(p) = &model.paired {
+        m.push_str(&super::paired::markdown(p, cell));
+        return;
+    }
     if !model.environment.warnings.is_empty() {
         m.push_str("> **Warning:** see the appendix (Environment): these figures are not production's.\n\n");
     }

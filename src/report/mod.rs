@@ -11,6 +11,7 @@ pub mod json;
 pub mod lead;
 pub mod markdown;
 pub mod model;
+pub mod paired;
 pub mod plots;
 pub mod rehearsal;
 pub mod replication;
@@ -74,6 +75,7 @@ pub fn load(folder: &Path) -> Result<ReportModel> {
         advice,
         replication: results.replication.clone(),
         rehearsal: run.read_optional()?,
+        paired: paired::view(&results_path, &results)?,
     })
 }
 

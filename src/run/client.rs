@@ -15,6 +15,7 @@ use super::conn::{Conn, TxError, TxOutcome};
 use super::driver::{
     Arrivals, DriverConfig, PAIRS_PER_SLOT, Shared, Slot, initial, open_with_retry, wait_stop,
 };
+use super::paired;
 use crate::rng::{Prng, tag};
 use crate::stats;
 use crate::workload::params::{Pools, Value};
@@ -48,7 +49,7 @@ pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared
         };
         let qi = picker.pick(&mut rng);
         let query = &config.workload.queries[qi];
-        let (tenant, values) = draw(query, &config.pools, &mut rng, &no_refs);
+        let (tenant, class, values) = draw(query, &config.pools, &mut rng, &no_refs);
         trace.add(&query.name, &tenant, &values);
         let routed = sides.replica.is_some() && query.to_replica();
         if routed && query.reads_own_writes {
@@ -59,7 +60,7 @@ pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared
             .await;
         sides.after(query, routed, &results, &shared).await;
         let paired = sides.candidate.is_some();
-        let lost = record(&shared.slots[t], c, qi, intended, paired, &results);
+        let lost = record(&shared.slots[t], (c, class), qi, intended, paired, &results);
         shared.done.fetch_add(1, Ordering::Relaxed);
         // A killed backend or dropped connection: counted above, then reconnect.
         if !sides.reconnect(lost, routed, &config, &shared).await {
@@ -364,7 +365,8 @@ impl Pacer {
     }
 }
 
-/// The transaction's tenant and every statement's parameter values (`ref`
+/// The transaction's tenant, its size class (a [`paired::NO_CLASS`] byte
+/// when the workload has none) and every statement's parameter values (`ref`
 /// parameters stay NULL here: the connection fills them in from what an
 /// earlier statement returns).
 fn draw(
@@ -372,8 +374,12 @@ fn draw(
     pools: &Pools,
     rng: &mut Prng,
     no_refs: &HashMap<String, Value>,
-) -> (String, Vec<Vec<Value>>) {
-    let tenant = pools.tenants.pick(query.tenant, rng).to_string();
+) -> (String, u8, Vec<Vec<Value>>) {
+    let (tenant, class) = pools.tenants.pick_classed(query.tenant, rng);
+    let (tenant, class) = (
+        tenant.to_string(),
+        class.map_or(paired::NO_CLASS, |c| c as u8),
+    );
     let values = query
         .statements
         .iter()
@@ -387,14 +393,14 @@ fn draw(
                 .collect()
         })
         .collect();
-    (tenant, values)
+    (tenant, class, values)
 }
 
 /// Record one transaction's sides into the thread's slot; returns which
 /// sides lost their connection (`[baseline, candidate]`).
 fn record(
     slot: &Mutex<Slot>,
-    c: usize,
+    (c, class): (usize, u8),
     qi: usize,
     intended: Option<Instant>,
     paired: bool,
@@ -438,7 +444,7 @@ fn record(
         }
     }
     if paired && pair[0] > 0 && pair[1] > 0 && slot.pairs[qi].len() < PAIRS_PER_SLOT {
-        slot.pairs[qi].push((c as u16, pair[0], pair[1]));
+        slot.pairs[qi].push((c as u16, pair[0], pair[1], class));
     }
     lost
 }

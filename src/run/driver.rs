@@ -122,8 +122,9 @@ pub struct Slot {
     pub baseline: Vec<SideSlot>,
     /// Candidate side per query (paired).
     pub candidate: Vec<SideSlot>,
-    /// (client, baseline µs, candidate µs) per query (paired).
-    pub pairs: Vec<Vec<(u16, u32, u32)>>,
+    /// (client, baseline µs, candidate µs, tenant class) per query (paired;
+    /// the class is a [`super::paired::NO_CLASS`] byte without classes).
+    pub pairs: Vec<Vec<(u16, u32, u32, u8)>>,
 }
 
 impl Slot {

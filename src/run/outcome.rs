@@ -269,10 +269,19 @@ pub(super) fn assemble(
 /// queries with enough pairs (≥ 20) to get one (Bonferroni), so "every
 /// interval contains 1.00" is a claim about all of them at once.
 pub fn bonferroni_level(pairs: &[Vec<paired::Block>]) -> f64 {
-    let compared = pairs
+    let enough =
+        |blocks: &[paired::Block]| blocks.iter().map(|b| b.pairs.len()).sum::<usize>() >= 20;
+    // Tenant classes are members of the family, as the queries are.
+    let compared: usize = pairs
         .iter()
-        .filter(|p| p.iter().map(|b| b.pairs.len()).sum::<usize>() >= 20)
-        .count();
+        .filter(|p| enough(p))
+        .map(|p| {
+            1 + paired::classes_present(p)
+                .into_iter()
+                .filter(|&c| enough(&paired::class_blocks(p, c)))
+                .count()
+        })
+        .sum();
     1.0 - 0.05 / compared.max(1) as f64
 }
 
@@ -322,6 +331,12 @@ fn query_results(
                     histogram: stats::encode(&collected.totals[i].statements[k]),
                 })
                 .collect(),
+            gate: query.gate,
+            classes: if paired {
+                paired::class_results(&collected.pairs[i], z, level, seed ^ i as u64)
+            } else {
+                Vec::new()
+            },
             pair_blocks: match collected.interval_histograms {
                 // A worker run: `merge` recomputes the ratios from everyone's pairs.
                 Some(_) => collected.pairs[i]

@@ -11,8 +11,9 @@
 //! may be a little faster or slower for the whole run, which only resampling
 //! clients shows.
 
-use crate::results::{RatioCi, Ratios};
+use crate::results::{ClassLatency, ClassResult, RatioCi, Ratios};
 use crate::rng::Prng;
+use crate::workload::params::TenantClass;
 
 /// Bootstrap resamples for the standard error of each log ratio.
 pub const RESAMPLES: usize = 200;
@@ -44,6 +45,9 @@ fn ratio_at(pairs: &[(u32, u32)], q: f64, base: &mut Vec<u32>, cand: &mut Vec<u3
     quantile(cand, q) / b
 }
 
+/// The class byte of a pair without a tenant size class.
+pub const NO_CLASS: u8 = u8::MAX;
+
 /// One client's pairs within one interval.
 #[derive(Debug, Clone, Default)]
 pub struct Block {
@@ -51,23 +55,104 @@ pub struct Block {
     pub client: u16,
     /// (baseline µs, candidate µs).
     pub pairs: Vec<(u32, u32)>,
+    /// Each pair's tenant size class (a `TenantClass` as u8, or
+    /// [`NO_CLASS`]); one byte a pair, so classes cost the reservoir little.
+    pub classes: Vec<u8>,
 }
 
-/// Split one interval's (client, baseline, candidate) samples into per-client
-/// blocks, each kept to at most [`MAX_PAIRS`] by reservoir sampling.
-pub fn blocks(samples: &[(u16, u32, u32)], rng: &mut Prng) -> Vec<Block> {
-    let mut by_client: std::collections::BTreeMap<u16, Vec<(u32, u32)>> = Default::default();
-    for &(c, b, k) in samples {
-        by_client.entry(c).or_default().push((b, k));
+impl Block {
+    /// Only the pairs of tenant class `class` (the same client and interval,
+    /// so a class's bootstrap keeps the run's block structure).
+    pub fn of_class(&self, class: u8) -> Block {
+        let (pairs, classes) = self
+            .pairs
+            .iter()
+            .zip(&self.classes)
+            .filter(|(_, c)| **c == class)
+            .map(|(p, c)| (*p, *c))
+            .unzip();
+        Block {
+            client: self.client,
+            pairs,
+            classes,
+        }
+    }
+}
+
+/// The blocks of one tenant class, empty ones left out.
+pub fn class_blocks(blocks: &[Block], class: u8) -> Vec<Block> {
+    blocks
+        .iter()
+        .map(|b| b.of_class(class))
+        .filter(|b| !b.pairs.is_empty())
+        .collect()
+}
+
+/// Split one interval's (client, baseline, candidate, class) samples into
+/// per-client blocks, each kept to at most [`MAX_PAIRS`] by reservoir sampling.
+pub fn blocks(samples: &[(u16, u32, u32, u8)], rng: &mut Prng) -> Vec<Block> {
+    let mut by_client: std::collections::BTreeMap<u16, Vec<(u32, u32, u8)>> = Default::default();
+    for &(c, b, k, class) in samples {
+        by_client.entry(c).or_default().push((b, k, class));
     }
     by_client
         .into_iter()
         .map(|(client, all)| {
-            let mut kept = Vec::new();
-            reservoir_add(&mut kept, &mut 0, &all, rng);
-            Block {
+            let mut kept = Block {
                 client,
-                pairs: kept,
+                ..Block::default()
+            };
+            reservoir_add(&mut kept, &mut 0, &all, rng);
+            kept
+        })
+        .collect()
+}
+
+/// The tenant classes among a query's pairs, when there are at least two
+/// (a query that only ever runs for big tenants has no classes to tell apart).
+pub fn classes_present(blocks: &[Block]) -> Vec<u8> {
+    let mut seen = [false; 3];
+    for c in blocks.iter().flat_map(|b| &b.classes) {
+        if let Some(s) = seen.get_mut(usize::from(*c)) {
+            *s = true;
+        }
+    }
+    let present: Vec<u8> = (0..3u8).filter(|c| seen[usize::from(*c)]).collect();
+    if present.len() >= 2 {
+        present
+    } else {
+        Vec::new()
+    }
+}
+
+/// The seed of class `class`'s bootstrap, apart from the whole query's.
+pub fn class_seed(seed: u64, class: u8) -> u64 {
+    seed ^ ((u64::from(class) + 1) << 40)
+}
+
+/// Each tenant class's figures and ratios (intervals at critical value `z`,
+/// the run's family one, `level` recorded), for a query's `blocks`.
+pub fn class_results(blocks: &[Block], z: f64, level: f64, seed: u64) -> Vec<ClassResult> {
+    classes_present(blocks)
+        .into_iter()
+        .map(|c| {
+            let cb = class_blocks(blocks, c);
+            let all: Vec<(u32, u32)> = cb.iter().flat_map(|b| b.pairs.iter().copied()).collect();
+            let side = |pick: fn(&(u32, u32)) -> u32| {
+                let mut v: Vec<u32> = all.iter().map(pick).collect();
+                let mut at = |q| quantile(&mut v, q) as u64;
+                ClassLatency {
+                    p50_us: at(0.50),
+                    p95_us: at(0.95),
+                    p99_us: at(0.99),
+                }
+            };
+            ClassResult {
+                class: TenantClass::ALL[usize::from(c)].name().into(),
+                pairs: all.len(),
+                baseline: side(|p| p.0),
+                candidate: side(|p| p.1),
+                ratios: ratios_z(&cb, z, level, class_seed(seed, c)),
             }
         })
         .collect()
@@ -209,21 +294,19 @@ fn normal_ci(point: f64, logs: &[f64], z: f64) -> RatioCi {
     }
 }
 
-/// Keep at most [`MAX_PAIRS`] pairs, each seen pair equally likely (reservoir).
-pub fn reservoir_add(
-    kept: &mut Vec<(u32, u32)>,
-    seen: &mut u64,
-    new: &[(u32, u32)],
-    rng: &mut Prng,
-) {
-    for p in new {
+/// Keep at most [`MAX_PAIRS`] pairs in `kept`, each seen pair equally
+/// likely (reservoir), its class beside it.
+pub fn reservoir_add(kept: &mut Block, seen: &mut u64, new: &[(u32, u32, u8)], rng: &mut Prng) {
+    for &(b, c, class) in new {
         *seen += 1;
-        if kept.len() < MAX_PAIRS {
-            kept.push(*p);
+        if kept.pairs.len() < MAX_PAIRS {
+            kept.pairs.push((b, c));
+            kept.classes.push(class);
         } else {
             let j = rng.below(*seen) as usize;
             if j < MAX_PAIRS {
-                kept[j] = *p;
+                kept.pairs[j] = (b, c);
+                kept.classes[j] = class;
             }
         }
     }
@@ -251,6 +334,7 @@ mod tests {
             .map(|b| Block {
                 client: (b % 4) as u16,
                 pairs: pairs(factor, 250, seed * 100 + b),
+                classes: vec![NO_CLASS; 250],
             })
             .collect()
     }
@@ -303,7 +387,11 @@ mod tests {
                         (b as u32, c as u32)
                     })
                     .collect();
-                out.push(Block { client, pairs });
+                out.push(Block {
+                    client,
+                    classes: vec![NO_CLASS; per_block],
+                    pairs,
+                });
             }
         }
         out
@@ -366,11 +454,36 @@ mod tests {
 
     #[test]
     fn reservoir_is_bounded() {
-        let mut kept = Vec::new();
+        let mut kept = Block::default();
         let mut seen = 0;
         let mut rng = Prng::for_parts(&[3]);
-        reservoir_add(&mut kept, &mut seen, &vec![(1, 1); MAX_PAIRS * 2], &mut rng);
-        assert_eq!(kept.len(), MAX_PAIRS);
+        let new: Vec<(u32, u32, u8)> = (0..MAX_PAIRS * 2)
+            .map(|i| (i as u32, i as u32 * 2, (i % 3) as u8))
+            .collect();
+        reservoir_add(&mut kept, &mut seen, &new, &mut rng);
+        assert_eq!(kept.pairs.len(), MAX_PAIRS);
+        assert_eq!(kept.classes.len(), MAX_PAIRS);
         assert_eq!(seen, 2 * MAX_PAIRS as u64);
+        // Each kept pair still carries its own class.
+        for (p, c) in kept.pairs.iter().zip(&kept.classes) {
+            assert_eq!((p.0 % 3) as u8, *c);
+        }
+    }
+
+    #[test]
+    fn a_class_keeps_its_own_pairs_and_the_blocks_structure() {
+        let mut rng = Prng::for_parts(&[4]);
+        let samples = [
+            (0, 10, 11, 0),
+            (0, 20, 22, 2),
+            (1, 30, 33, 0),
+            (1, 40, 44, 1),
+        ];
+        let all = super::blocks(&samples, &mut rng);
+        let big = class_blocks(&all, 0);
+        assert_eq!(big.len(), 2);
+        assert_eq!(big[0].pairs, vec![(10, 11)]);
+        assert_eq!((big[1].client, big[1].pairs.clone()), (1, vec![(30, 33)]));
+        assert_eq!(class_blocks(&all, 2).len(), 1);
     }
 }

@@ -28,7 +28,8 @@ use crate::compare::Metric;
 use crate::compare::verdict::{self, QueryVerdict};
 use crate::error::{Error, Result};
 use crate::results::{Look, SequentialRecord};
-use crate::workload::Workload;
+use crate::workload::params::TenantClass;
+use crate::workload::{TenantPick, Workload};
 
 /// False-alarm rate of the whole family (all gated queries over all looks).
 pub const ALPHA: f64 = 0.05;
@@ -79,6 +80,8 @@ pub struct Looker {
     max_seconds: f64,
     /// (index, name) of the gated queries.
     gated: Vec<(usize, String)>,
+    /// Intervals per look: the gated queries and their tenant classes.
+    family: usize,
     seed: u64,
     t_prev: f64,
     last_look: Option<f64>,
@@ -92,7 +95,7 @@ impl Looker {
     pub fn new(
         workload: &Workload,
         opts: &SequentialOptions,
-        max: Duration,
+        (max, classed): (Duration, bool),
         seed: u64,
     ) -> Result<Looker> {
         if let Some(names) = &opts.gate_queries {
@@ -111,13 +114,29 @@ impl Looker {
             .iter()
             .enumerate()
             .filter(|(_, q)| {
-                opts.gate_queries
-                    .as_ref()
-                    .is_none_or(|names| names.contains(&q.name))
+                q.gate
+                    && opts
+                        .gate_queries
+                        .as_ref()
+                        .is_none_or(|names| names.contains(&q.name))
             })
             .map(|(i, q)| (i, q.name.clone()))
-            .collect();
+            .collect::<Vec<_>>();
+        // Each gated query's tenant classes are members of the family (fixed
+        // before the first look, as a spending plan must be): three more
+        // intervals for a query whose tenants span the classes.
+        let family = gated
+            .iter()
+            .map(|(i, _)| {
+                let spans = matches!(
+                    workload.queries[*i].tenant,
+                    TenantPick::Weighted | TenantPick::Uniform
+                );
+                if classed && spans { 4 } else { 1 }
+            })
+            .sum();
         Ok(Looker {
+            family,
             opts: opts.clone(),
             max_seconds: max.as_secs_f64().max(1e-3),
             gated,
@@ -138,25 +157,26 @@ impl Looker {
     }
 
     /// Look at the pairs so far (per query, as the collector keeps them);
-    /// `true` when every gated query is decided.
+    /// `true` when every gated query is decided, or one (or one of its
+    /// tenant classes) is a regression.
     pub fn look(&mut self, t: f64, end: bool, pairs: &[Vec<Block>]) -> bool {
         let frac = if end {
             1.0
         } else {
             (t / self.max_seconds).min(1.0)
         };
-        let alpha = ALPHA / self.gated.len().max(1) as f64;
+        let alpha = ALPHA / self.family.max(1) as f64;
         let z = look_z(alpha, self.t_prev, frac);
         self.t_prev = frac;
         self.last_look = Some(t);
         let mut undecided = 0;
         let mut regression = false;
         let mut intervals = Vec::with_capacity(self.gated.len());
+        let q = self.opts.metric.quantile();
         for (i, name) in &self.gated {
-            let q = self.opts.metric.quantile();
-            let ci = pairs
-                .get(*i)
-                .and_then(|blocks| paired::ratio_ci(blocks, q, z, self.seed ^ *i as u64));
+            let blocks = pairs.get(*i).map_or(&[][..], Vec::as_slice);
+            let seed = self.seed ^ *i as u64;
+            let ci = paired::ratio_ci(blocks, q, z, seed);
             let v = verdict::judge(ci.as_ref(), ci.is_some(), self.opts.threshold);
             if !v.decided() {
                 undecided += 1;
@@ -164,6 +184,17 @@ impl Looker {
             regression |= v == QueryVerdict::Regression;
             let (lo, hi) = ci.map_or((f64::NAN, f64::NAN), |c| (c.lo, c.hi));
             intervals.push((name.clone(), lo, hi));
+            // A class can only fail the gate (an undecided class leaves the
+            // query's own verdict standing): see the README's CI gate section.
+            for c in paired::classes_present(blocks) {
+                let cb = paired::class_blocks(blocks, c);
+                let Some(ci) = paired::ratio_ci(&cb, q, z, paired::class_seed(seed, c)) else {
+                    continue;
+                };
+                let v = verdict::judge(Some(&ci), true, self.opts.threshold);
+                regression |= v == QueryVerdict::Regression;
+                intervals.push((class_label(name, c), ci.lo, ci.hi));
+            }
         }
         self.looks.push(Look {
             t,
@@ -234,7 +265,7 @@ impl Looker {
             threshold: self.opts.threshold,
             metric: self.opts.metric.name().into(),
             alpha: ALPHA,
-            family: self.gated.len(),
+            family: self.family,
             min_seconds: self.opts.min.as_secs_f64(),
             max_seconds: self.max_seconds,
             look_every_seconds: self.opts.look_every.as_secs_f64(),
@@ -243,6 +274,15 @@ impl Looker {
             stopped: self.stopped.unwrap_or("max_duration").into(),
         }
     }
+}
+
+/// How a query's tenant class is named in looks and verdicts:
+/// `customer_by_email [big tenants]`.
+pub fn class_label(query: &str, class: u8) -> String {
+    let name = TenantClass::ALL
+        .get(usize::from(class))
+        .map_or("unclassed", |c| c.name());
+    format!("{query} [{name} tenants]")
 }
 
 /// The verdict a sequential run's file gives query `name` (`NotGated` for
@@ -259,6 +299,30 @@ pub fn gated_verdict(record: &SequentialRecord, name: &str, v: QueryVerdict) -> 
 mod tests {
     use super::*;
     use crate::rng::Prng;
+
+    /// `gate = false` in the workload leaves a query out of the family;
+    /// with tenant classes each spanning query counts four intervals.
+    #[test]
+    fn a_query_marked_gate_false_is_not_in_the_family() {
+        let w = Workload::parse(
+            "name = \"w\"\n[[query]]\nname = \"a\"\nkind = \"read\"\nsql = \"SELECT 1\"\n\
+             [[query]]\nname = \"b\"\nkind = \"read\"\ngate = false\nsql = \"SELECT 2\"\n",
+            std::path::Path::new("w.toml"),
+        )
+        .unwrap();
+        let opts = SequentialOptions {
+            threshold: 0.1,
+            metric: Metric::P95,
+            min: Duration::from_secs(1),
+            look_every: Duration::from_secs(1),
+            gate_queries: None,
+        };
+        let l = Looker::new(&w, &opts, (Duration::from_secs(10), false), 1).unwrap();
+        assert_eq!(l.record().gated, ["a"]);
+        assert_eq!(l.record().family, 1);
+        let l = Looker::new(&w, &opts, (Duration::from_secs(10), true), 1).unwrap();
+        assert_eq!(l.record().family, 4);
+    }
 
     #[test]
     fn spending_reaches_alpha_at_the_end_and_little_early() {

@@ -60,6 +60,7 @@ pub async fn measure(
 ) -> Result<Measured> {
     let workload = config.workload.clone();
     let paired = config.candidate.is_some();
+    let classed = config.pools.tenants.has_classes();
     let mut window = Window::new();
     // Without warm-up the window opens before the first transaction: nothing
     // the clients do (a killed backend in the first second included) is lost.
@@ -76,7 +77,12 @@ pub async fn measure(
         collected.keep_interval_histograms();
     }
     let mut looker = match (&opts.sequential, paired) {
-        (Some(seq), true) => Some(Looker::new(&workload, seq, opts.duration, opts.seed)?),
+        (Some(seq), true) => Some(Looker::new(
+            &workload,
+            seq,
+            (opts.duration, classed),
+            opts.seed,
+        )?),
         _ => None,
     };
     let mut ticking = Ticking {

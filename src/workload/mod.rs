@@ -148,6 +148,12 @@ struct QuerySpec {
     route: Option<Route>,
     #[serde(default)]
     reads_own_writes: bool,
+    #[serde(default = "yes")]
+    gate: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Where a query goes when the run has read replicas.
@@ -252,6 +258,9 @@ pub struct Query {
     /// placed): on a replica, a read that comes before the replica has
     /// replayed the client's last write is counted as stale.
     pub reads_own_writes: bool,
+    /// `gate = false`: measured and reported, but the CI gate does not judge
+    /// it (a query too rare, or too noisy, to decide in a CI run).
+    pub gate: bool,
 }
 
 impl Query {
@@ -493,6 +502,7 @@ impl SourceFile<'_> {
             line,
             route: q.route,
             reads_own_writes: q.reads_own_writes,
+            gate: q.gate,
         })
     }
 

@@ -117,6 +117,36 @@ pub fn collect_refs(row: &tokio_postgres::Row, refs: &mut HashMap<String, Value>
     }
 }
 
+/// Fewest tenants for size classes: with fewer, big, mid and small would be
+/// one or two tenants each, not classes.
+pub const MIN_CLASSED_TENANTS: usize = 10;
+
+/// A tenant's size class (issue 12): the gate judges each one, so a change
+/// that hurts only the largest tenants is not averaged away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TenantClass {
+    /// The largest 10% of tenants by weight.
+    Big = 0,
+    /// Neither big nor small.
+    Mid = 1,
+    /// The smallest 50%.
+    Small = 2,
+}
+
+impl TenantClass {
+    /// Every class, in order.
+    pub const ALL: [TenantClass; 3] = [TenantClass::Big, TenantClass::Mid, TenantClass::Small];
+
+    /// "big", "mid" or "small".
+    pub fn name(self) -> &'static str {
+        match self {
+            TenantClass::Big => "big",
+            TenantClass::Mid => "mid",
+            TenantClass::Small => "small",
+        }
+    }
+}
+
 /// Tenants with their weights.
 #[derive(Debug, Clone, Default)]
 pub struct TenantPool {
@@ -158,10 +188,40 @@ impl TenantPool {
 
     /// Pick a tenant.
     pub fn pick(&self, how: TenantPick, rng: &mut Prng) -> &str {
+        self.pick_classed(how, rng).0
+    }
+
+    /// Pick a tenant, with its size class (`None` without at least
+    /// [`MIN_CLASSED_TENANTS`] tenants); draws as [`TenantPool::pick`] does.
+    pub fn pick_classed(&self, how: TenantPick, rng: &mut Prng) -> (&str, Option<TenantClass>) {
         if self.ids.is_empty() {
-            return "";
+            return ("", None);
         }
-        let i = match how {
+        let i = self.pick_index(how, rng);
+        (&self.ids[i], self.class_of(i))
+    }
+
+    /// Whether transactions get a tenant size class.
+    pub fn has_classes(&self) -> bool {
+        self.ids.len() >= MIN_CLASSED_TENANTS
+    }
+
+    /// The size class of the tenant at `i` (ids are sorted largest first):
+    /// big = the largest 10%, small = the smallest 50%, mid = the rest.
+    fn class_of(&self, i: usize) -> Option<TenantClass> {
+        if !self.has_classes() {
+            None
+        } else if i < self.big.len() {
+            Some(TenantClass::Big)
+        } else if i >= self.ids.len() / 2 {
+            Some(TenantClass::Small)
+        } else {
+            Some(TenantClass::Mid)
+        }
+    }
+
+    fn pick_index(&self, how: TenantPick, rng: &mut Prng) -> usize {
+        match how {
             TenantPick::Weighted => {
                 let total = self.cumulative.last().copied().unwrap_or(1.0);
                 let x = rng.unit() * total;
@@ -178,8 +238,7 @@ impl TenantPool {
                     *rng.pick(&self.small)
                 }
             }
-        };
-        &self.ids[i]
+        }
     }
 
     /// Each tenant's chance (in [`TenantPool::ids`] order) of being picked
