@@ -391,3 +391,56 @@ async fn a_workload_statement_setting_the_tenant_is_an_error_at_its_line() {
     );
     assert!(report.fails(Severity::Error));
 }
+
+/// `rls-cost-measured` fires where the policy is orders of magnitude slower
+/// than the same filter written in the query: a policy calling a function
+/// that sleeps 1 ms per row, over 300 rows (≈ 300 ms against well under
+/// 1 ms) — a gap no machine's noise closes, so this is no timing assertion.
+#[tokio::test]
+async fn a_policy_far_slower_than_the_written_filter_is_measured() {
+    let target = database().await;
+    let admin = pg::connect(&target.admin()).await.unwrap();
+    let base = std::fs::read_to_string(format!("{FIXTURES}/base.sql")).unwrap();
+    let a = "00000000-0000-0000-0000-00000000000a";
+    let script = format!(
+        "{base}\n\
+         CREATE FUNCTION {{S}}.slow_tenant(t uuid) RETURNS boolean LANGUAGE plpgsql STABLE AS $$ \
+           BEGIN PERFORM pg_sleep(0.001); \
+           RETURN t::text = current_setting('app.current_tenant_id', true); END $$;\n\
+         INSERT INTO {{S}}.tenants VALUES ('{a}', 'a');\n\
+         INSERT INTO {{S}}.customers SELECT '{a}', g, 'c' || g || '@a' FROM generate_series(1, 300) g;\n\
+         ANALYZE {{S}}.customers;\n\
+         GRANT USAGE ON SCHEMA {{S}} TO {app}; GRANT SELECT ON ALL TABLES IN SCHEMA {{S}} TO {app};",
+        app = pg::roles::APP
+    )
+    .replace("{S}", "fx_cost");
+    admin.batch_execute(&script).await.unwrap();
+    let mut opts = options("fx_cost");
+    opts.probe = true;
+    // The base policy costs what the written filter costs: nothing to say.
+    let report = audit::audit_database(&target, &opts).await.unwrap();
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|f| f.rule == Rule::RlsCostMeasured),
+        "{}",
+        report.render_text()
+    );
+    admin
+        .batch_execute(
+            "ALTER POLICY tenant_isolation ON fx_cost.customers \
+             USING (fx_cost.slow_tenant(tenant_id))",
+        )
+        .await
+        .unwrap();
+    let report = audit::audit_database(&target, &opts).await.unwrap();
+    let cost = report
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::RlsCostMeasured)
+        .unwrap_or_else(|| panic!("no rls-cost-measured:\n{}", report.render_text()));
+    assert_eq!(cost.object, "customers");
+    assert!(cost.message.contains(a), "{}", cost.message);
+    assert!(cost.fix.contains("CREATE INDEX ON"), "{}", cost.fix);
+}
