@@ -160,17 +160,19 @@ impl Conn {
     /// A `SET LOCAL` frame: prepare this tenant's statement once (a round
     /// trip the first time only), so the frame stays one pipeline.
     async fn prepare_set_local(&mut self, tenant: &str) -> std::result::Result<(), TxError> {
+        // The cache first: the statement's text is built only the first time.
+        if self.set_local.contains_key(tenant) {
+            return Ok(());
+        }
         let Some(sql) = self.frame.set_local_sql(tenant) else {
             return Ok(());
         };
-        if !self.set_local.contains_key(tenant) {
-            let prepared = self
-                .client
-                .prepare(&sql)
-                .await
-                .map_err(|e| TxError::from_pg(&e))?;
-            self.set_local.insert(tenant.to_string(), prepared);
-        }
+        let prepared = self
+            .client
+            .prepare(&sql)
+            .await
+            .map_err(|e| TxError::from_pg(&e))?;
+        self.set_local.insert(tenant.to_string(), prepared);
         Ok(())
     }
 
