@@ -6,27 +6,22 @@
 
 use std::hint::black_box;
 
-use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use crmbench::generate::encode::CopyEncoder;
 use crmbench::generate::plan::Plan;
 use crmbench::generate::rows::{self, CopyRow, TableSpec, catalog, people, pipeline, sales};
 
-/// Encode rows the way `BinaryCopyInWriter` does; returns bytes.
-fn encode<R: CopyRow>(
-    spec: &TableSpec,
-    rows: impl Iterator<Item = R>,
-    buf: &mut BytesMut,
-) -> usize {
-    let types = spec.types();
+/// Encode rows the way the loader does; returns bytes.
+fn encode<R: CopyRow>(spec: &TableSpec, rows: impl Iterator<Item = R>) -> usize {
+    let mut out = CopyEncoder::new(*spec);
     let mut bytes = 0;
     for row in rows {
-        buf.clear();
-        for (value, ty) in row.values().iter().zip(&types) {
-            let _ = value.to_sql_checked(ty, buf);
+        row.encode(&mut out).expect("the generators' rows encode");
+        if out.full() {
+            bytes += black_box(out.take()).len();
         }
-        bytes += buf.len() + 4 * types.len() + 2;
     }
-    bytes
+    bytes + out.finish().len()
 }
 
 fn bench(c: &mut Criterion) {
@@ -39,11 +34,10 @@ fn bench(c: &mut Criterion) {
             g.bench_function("generate", |b| {
                 b.iter(|| $gen(&plan, t).map(|r| black_box(r)).count())
             });
-            let mut buf = BytesMut::with_capacity(4096);
-            let bytes = encode(&$spec, $gen(&plan, t), &mut buf);
+            let bytes = encode(&$spec, $gen(&plan, t));
             g.throughput(Throughput::Bytes(bytes as u64));
             g.bench_function("generate+encode", |b| {
-                b.iter(|| black_box(encode(&$spec, $gen(&plan, t), &mut buf)))
+                b.iter(|| black_box(encode(&$spec, $gen(&plan, t))))
             });
             g.finish();
         }};

@@ -39,8 +39,9 @@ fn spawn_generate(db: &str, replace: bool) -> Child {
         .unwrap()
 }
 
-/// Wait until a COPY runs in `db`.
-async fn wait_for_copy(target: &Target, db: &str) {
+/// Wait until a COPY runs in `db`; a `generate` that ended first fails the
+/// test with its own error rather than a timeout.
+async fn wait_for_copy(target: &Target, db: &str, child: &mut Child) {
     let admin = pg::connect(&target.admin_to("postgres")).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -54,6 +55,13 @@ async fn wait_for_copy(target: &Target, db: &str) {
             .get(0);
         if n > 0 {
             return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut stderr).unwrap();
+            }
+            panic!("generate ended ({status}) before a COPY was seen: {stderr}");
         }
         assert!(Instant::now() < deadline, "no COPY started in {db}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -79,8 +87,8 @@ async fn killed_backend_and_ctrl_c_leave_an_incomplete_dataset() {
     let target = Target::private(common::cluster().server.clone()).on_database(db);
 
     // A backend killed mid-COPY.
-    let child = spawn_generate(db, false);
-    wait_for_copy(&target, db).await;
+    let mut child = spawn_generate(db, false);
+    wait_for_copy(&target, db, &mut child).await;
     pg::connect(&target.admin_to("postgres"))
         .await
         .unwrap()
@@ -120,8 +128,8 @@ async fn killed_backend_and_ctrl_c_leave_an_incomplete_dataset() {
     assert!(stderr.contains("--replace"), "{stderr}");
 
     // Ctrl-C during the load.
-    let child = spawn_generate(db, true);
-    wait_for_copy(&target, db).await;
+    let mut child = spawn_generate(db, true);
+    wait_for_copy(&target, db, &mut child).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

@@ -5,12 +5,15 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bytes::Bytes;
+use futures_util::SinkExt;
 use tokio_postgres::Client;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 
+use super::encode::CopyEncoder;
 use super::plan::Plan;
 use super::rows::{self, CopyRow, TableSpec, catalog, people, pipeline, sales};
 use crate::error::{Error, Result};
@@ -117,11 +120,11 @@ async fn copy_merged<R: CopyRow, I: Iterator<Item = R>>(
         .await
         .map_err(|e| Error::from_pg(ctx("TRUNCATE"), e))?;
     let sink = tx
-        .copy_in(&spec.copy_sql(true))
+        .copy_in::<_, Bytes>(&spec.copy_sql(true))
         .await
         .map_err(|e| Error::from_pg(ctx("COPY into"), e))?;
-    let writer = BinaryCopyInWriter::new(sink, &spec.types());
-    let mut writer = std::pin::pin!(writer);
+    let mut sink = std::pin::pin!(sink);
+    let mut out = CopyEncoder::new(*spec);
 
     let mut heads: Vec<Option<R>> = streams.iter_mut().map(|s| s.next()).collect();
     let mut heap: BinaryHeap<Reverse<(i64, usize)>> = heads
@@ -130,22 +133,36 @@ async fn copy_merged<R: CopyRow, I: Iterator<Item = R>>(
         .filter_map(|(i, h)| h.as_ref().map(|r| Reverse((r.key(), i))))
         .collect();
     let mut written = 0u64;
-    while let Some(Reverse((_, i))) = heap.pop() {
-        let Some(row) = heads[i].take() else { continue };
-        writer
-            .as_mut()
-            .write(&row.values())
-            .await
-            .map_err(|e| Error::from_pg(ctx("writing rows to"), e))?;
-        if let Some(next) = streams[i].next() {
-            heap.push(Reverse((next.key(), i)));
-            heads[i] = Some(next);
+    // The head stream's next row replaces it at the top and sinks once,
+    // rather than a pop and a push: with 10,000 tenants (scale 10) the merge
+    // was a tenth of the loader's CPU.
+    while let Some(mut top) = heap.peek_mut() {
+        let i = top.0.1;
+        let Some(row) = heads[i].take() else {
+            PeekMut::pop(top);
+            continue;
+        };
+        match streams[i].next() {
+            Some(next) => {
+                *top = Reverse((next.key(), i));
+                heads[i] = Some(next);
+            }
+            None => {
+                PeekMut::pop(top);
+            }
+        }
+        row.encode(&mut out)?;
+        if out.full() {
+            sink.as_mut()
+                .send(out.take())
+                .await
+                .map_err(|e| Error::from_pg(ctx("writing rows to"), e))?;
         }
         written += 1;
         if written % BATCH == 0 {
             state.rows.fetch_add(BATCH, Ordering::Relaxed);
             if state.cancel.load(Ordering::Relaxed) {
-                // Dropping the writer aborts the COPY; the transaction rolls back.
+                // Dropping the sink aborts the COPY; the transaction rolls back.
                 return Err(Error::Interrupted {
                     during: format!("loading crm.{}", spec.name),
                 });
@@ -153,8 +170,11 @@ async fn copy_merged<R: CopyRow, I: Iterator<Item = R>>(
         }
     }
     state.rows.fetch_add(written % BATCH, Ordering::Relaxed);
-    writer
-        .as_mut()
+    sink.as_mut()
+        .send(out.finish())
+        .await
+        .map_err(|e| Error::from_pg(ctx("writing rows to"), e))?;
+    sink.as_mut()
         .finish()
         .await
         .map_err(|e| Error::from_pg(ctx("finishing COPY into"), e))?;

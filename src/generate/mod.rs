@@ -12,6 +12,7 @@ pub mod checksum;
 pub mod copy;
 pub mod ddl;
 pub mod domain;
+pub mod encode;
 pub mod plan;
 pub mod progress;
 pub mod rows;

@@ -21,8 +21,13 @@ macro_rules! copy_row {
                 let $r = self;
                 $key
             }
-            fn values(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
-                vec![$(&self.$field),+]
+            fn encode(
+                &self,
+                out: &mut $crate::generate::encode::CopyEncoder,
+            ) -> $crate::error::Result<()> {
+                out.begin_row();
+                $(out.field(&self.$field)?;)+
+                out.end_row()
             }
         }
     };
@@ -35,7 +40,7 @@ pub mod sales;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
 use super::plan::{Plan, TenantPlan};
 use crate::rng::{Prng, tag};
@@ -44,8 +49,8 @@ use crate::rng::{Prng, tag};
 pub trait CopyRow: Send {
     /// Microseconds since the Unix epoch of the row's main timestamp, or 0.
     fn key(&self) -> i64;
-    /// The row's values, in the table's column order.
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)>;
+    /// Append the row, its fields in the table's column order, to a COPY.
+    fn encode(&self, out: &mut super::encode::CopyEncoder) -> crate::error::Result<()>;
 }
 
 /// A table's name and the columns COPY fills, with their types.
@@ -69,7 +74,7 @@ impl TableSpec {
         )
     }
 
-    /// Column types, for `BinaryCopyInWriter`.
+    /// Column types, in COPY order.
     pub fn types(&self) -> Vec<Type> {
         self.columns.iter().map(|c| c.1.clone()).collect()
     }
@@ -124,23 +129,12 @@ pub mod tenants {
         pub created_at: DateTime<Utc>,
     }
 
-    impl CopyRow for Row {
-        fn key(&self) -> i64 {
-            0
-        }
-        fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-            vec![
-                &self.id,
-                &self.name,
-                &self.slug,
-                &self.plan,
-                &self.country,
-                &self.currency,
-                &self.settings,
-                &self.created_at,
-            ]
-        }
-    }
+    copy_row!(
+        Row,
+        [
+            id, name, slug, plan, country, currency, settings, created_at
+        ]
+    );
 
     /// The single row of a tenant.
     pub fn rows<'a>(_plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = Row> + 'a {

@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde_json::json;
 use tokio_postgres::types::Type;
 
 use super::{TableSpec, money, rng};
 use crate::generate::calendar::{epoch_end, stratified};
 use crate::generate::domain::{self, STAGES};
+use crate::generate::encode::JsonText;
 use crate::generate::plan::{Plan, TenantPlan};
 use crate::rng::{power_law_rank, scatter};
 
@@ -397,7 +397,7 @@ pub struct AuditRow {
     pub entity: &'static str,
     pub entity_id: i64,
     pub action: &'static str,
-    pub changes: serde_json::Value,
+    pub changes: JsonText,
     pub created_at: DateTime<Utc>,
 }
 
@@ -427,12 +427,12 @@ pub fn audit<'a>(plan: &'a Plan, t: &'a TenantPlan) -> impl Iterator<Item = Audi
         };
         let action = ["create", "update", "delete"][r.weighted(&[0.4, 0.55, 0.05])];
         let changes = match (entity, action) {
-            (_, "delete") => json!({}),
-            ("customer", _) => json!({"status": {"from": "lead", "to": "active"}}),
-            ("order", _) => json!({"status": {"from": "paid", "to": "shipped"}}),
-            ("deal", _) => json!({"stage": {"from": "Consultation", "to": "Design"}}),
-            ("product", _) => json!({"base_price": {"from": "1249.00", "to": "1299.00"}}),
-            _ => json!({"quantity": {"from": 3, "to": 2}}),
+            (_, "delete") => JsonText("{}"),
+            ("customer", _) => JsonText(r#"{"status": {"from": "lead", "to": "active"}}"#),
+            ("order", _) => JsonText(r#"{"status": {"from": "paid", "to": "shipped"}}"#),
+            ("deal", _) => JsonText(r#"{"stage": {"from": "Consultation", "to": "Design"}}"#),
+            ("product", _) => JsonText(r#"{"base_price": {"from": "1249.00", "to": "1299.00"}}"#),
+            _ => JsonText(r#"{"quantity": {"from": 3, "to": 2}}"#),
         };
         AuditRow {
             tenant_id: t.id,
