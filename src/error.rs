@@ -267,10 +267,31 @@ impl Error {
                 "nothing half-done is kept as complete; run the command again (generate: with --replace)"
                     .into(),
             ),
+            // A parameter the server cannot type: a cast in the statement
+            // tells it (issue 16 item 12).
+            Error::Server { sqlstate, .. } if sqlstate == "42P18" => Some(
+                "give the parameter a type with a cast in the statement, e.g. $1::int or \
+                 $1::text"
+                    .into(),
+            ),
+            Error::Server { sqlstate, .. } if sqlstate == "42883" => Some(
+                "if an argument is a parameter ($1) or an untyped literal, cast it to the type \
+                 the function or operator takes (e.g. lower($1::text), $1::int + 1)"
+                    .into(),
+            ),
             Error::Io { source, .. } if source.raw_os_error() == Some(nix::libc::ENOSPC) => {
                 Some("the disk is full: free space or choose another directory".into())
             }
             _ => None,
+        }
+    }
+
+    /// The message with its fix, as the CLI prints it (`… — fix: …`): for
+    /// errors kept in a file (a statement's EXPLAIN error in plans.json).
+    pub fn with_fix(&self) -> String {
+        match self.fix() {
+            Some(fix) => format!("{self} — fix: {fix}"),
+            None => self.to_string(),
         }
     }
 
@@ -347,4 +368,30 @@ pub fn describe_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16 item 12: a server error a cast fixes says so.
+    #[test]
+    fn untyped_parameter_errors_carry_the_cast_fix() {
+        let server = |sqlstate: &str| Error::Server {
+            context: "EXPLAIN".into(),
+            sqlstate: sqlstate.into(),
+            message: "could not determine data type of parameter $1".into(),
+        };
+        assert!(
+            server("42P18")
+                .with_fix()
+                .contains("— fix: give the parameter a type")
+        );
+        assert!(
+            server("42883")
+                .fix()
+                .is_some_and(|f| f.contains("$1::text"))
+        );
+        assert_eq!(server("23505").fix(), None);
+    }
 }

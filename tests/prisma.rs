@@ -52,7 +52,7 @@ fn emitted_lines_use_the_schemas_names_and_prisma_validate_accepts_them() {
     );
     let defs = [history, by_name, covering, partial, expression];
 
-    let lines = schema_lines(&defs, &names);
+    let lines = schema_lines(&defs, "shop", &names);
     assert!(
         lines.contains("model Purchase { // table orders"),
         "{lines}"
@@ -68,6 +68,9 @@ fn emitted_lines_use_the_schemas_names_and_prisma_validate_accepts_them() {
     assert!(lines.contains("covering index (INCLUDE)"), "{lines}");
     assert!(lines.contains("partial index"), "{lines}");
     assert!(lines.contains("expression index"), "{lines}");
+    // Their SQL names the real schema, never a placeholder (issue 16 item 12).
+    assert!(lines.contains(" ON shop.orders ("), "{lines}");
+    assert!(!lines.contains("<schema>"), "{lines}");
 
     let patched = add_to_schema(&schema, &defs, &names);
     assert_eq!(patched.matches("@@index(").count(), 3, "{patched}");

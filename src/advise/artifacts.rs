@@ -50,7 +50,7 @@ fn write_prisma(
     folder.create_dir("prisma")?;
     folder.write_text(
         "prisma/indexes.prisma",
-        &prisma::schema_lines(&kept_defs, names),
+        &prisma::schema_lines(&kept_defs, &advice.schema, names),
     )?;
     if let Some(text) = prisma_schema {
         // The user's schema with the lines in place, to diff or copy over.

@@ -115,9 +115,10 @@ pub async fn run_advise(
     let ctx = WorkloadContext::prepare(target, &req.workload).await?;
     let plans = plans_in(&ctx, target, &folder, req.seed).await?;
     let results: Option<crate::results::Results> = folder.read_optional()?;
-    let schema = super::workload_schema(&plans);
-    let catalog_before =
-        catalog::index_catalog(&crate::pg::connect(&target.admin()).await?, &schema).await?;
+    let admin = crate::pg::connect(&target.admin()).await?;
+    let schema = super::resolve_schema(&admin, &plans).await?;
+    let catalog_before = catalog::index_catalog(&admin, &schema).await?;
+    drop(admin);
     let mut advice =
         super::advise_with(&ctx, target, &plans, results.as_ref(), &req.options()).await?;
     if req.verify {

@@ -15,6 +15,7 @@ pub mod items;
 pub mod prisma;
 pub mod progress;
 pub mod reasons;
+pub mod relevance;
 pub mod remedy;
 pub mod remedy_measure;
 pub mod rewrite;
@@ -231,6 +232,19 @@ mod tests {
             &existing
         ));
     }
+
+    /// Issue 16 item 12: the method text speaks of tenants only for a
+    /// workload that has them.
+    #[test]
+    fn the_method_names_tenants_only_when_there_are_some() {
+        let with = method_text("HypoPG", Some("app"), true);
+        assert!(with.contains("tenant"), "{with}");
+        let without = method_text("HypoPG", None, false);
+        assert_eq!(
+            without,
+            "what-if plans with HypoPG, as role (connecting user)"
+        );
+    }
 }
 
 /// Version of advice.json.
@@ -309,7 +323,8 @@ fn default_schema() -> String {
 
 /// The schema most of the plans' relations live in: the advisor's schema
 /// (crmbench's `crm` for the built-in workload, a client's own otherwise).
-pub fn workload_schema(plans: &PlansFile) -> String {
+/// `None` when no plan names a schema (every statement failed to explain).
+pub fn workload_schema(plans: &PlansFile) -> Option<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for q in &plans.queries {
         for t in &q.tenants {
@@ -327,7 +342,58 @@ pub fn workload_schema(plans: &PlansFile) -> String {
     counts
         .into_iter()
         .max_by_key(|(_, n)| *n)
-        .map_or_else(default_schema, |(s, _)| s.to_string())
+        .map(|(s, _)| s.to_string())
+}
+
+/// [`workload_schema`], or, when no plan says, the schema of the first
+/// table a statement names as the server resolves it, else the server's
+/// current schema — never `crm` on a database that has no such schema.
+pub async fn resolve_schema(
+    admin: &tokio_postgres::Client,
+    plans: &PlansFile,
+) -> crate::error::Result<String> {
+    if let Some(s) = workload_schema(plans) {
+        return Ok(s);
+    }
+    let tables = plans
+        .queries
+        .iter()
+        .flat_map(|q| &q.tenants)
+        .flat_map(|t| &t.statements)
+        .flat_map(|s| crate::pg::privileges::table_privileges(&s.sql))
+        .map(|(t, _)| t);
+    for table in tables {
+        let row = admin
+            .query_opt(
+                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = to_regclass($1)",
+                &[&table],
+            )
+            .await
+            .map_err(|e| crate::error::Error::from_pg(format!("looking up {table}"), e))?;
+        if let Some(r) = row {
+            return Ok(r.get(0));
+        }
+    }
+    let row = admin
+        .query_one("SELECT coalesce(current_schema(), 'public')::text", &[])
+        .await
+        .map_err(|e| crate::error::Error::from_pg("reading the current schema", e))?;
+    Ok(row.get(0))
+}
+
+/// How the what-if costs were taken, in the report's words: the role, and
+/// the tenants only for a workload that has them.
+pub fn method_text(method_used: &str, role: Option<&str>, tenants: bool) -> String {
+    let role = role.unwrap_or("(connecting user)");
+    if tenants {
+        format!(
+            "what-if plans with {method_used}, as role {role} with the tenant set, for the \
+             largest tenant and a small one"
+        )
+    } else {
+        format!("what-if plans with {method_used}, as role {role}")
+    }
 }
 
 /// Recommend indexes for the workload at `path`, costed with HypoPG as the
@@ -353,7 +419,7 @@ pub async fn advise_with(
 ) -> crate::error::Result<Advice> {
     let (workload, pools) = (ctx.workload(), ctx.pools());
     let admin = crate::pg::connect(&target.admin()).await?;
-    let schema = workload_schema(plans);
+    let schema = resolve_schema(&admin, plans).await?;
     let catalog = catalog::SchemaCatalog::read(&admin, &schema).await?;
     let candidates = candidates_on(plans, &catalog);
     // No unbounded column that could push an index row past the btree limit.
@@ -383,6 +449,11 @@ pub async fn advise_with(
     let has_hypopg = hypopg.usable();
     // A clone needs the database without sessions: let ours go first.
     drop(admin);
+    let existing: Vec<IndexDef> = catalog
+        .current_indexes
+        .iter()
+        .map(|e| e.def.clone())
+        .collect();
     let selected = select_indexes(
         target,
         &workload.context,
@@ -390,7 +461,7 @@ pub async fn advise_with(
         has_hypopg,
         opts,
         &items,
-        &candidates,
+        (&candidates, &existing),
     )
     .await;
     hypopg.finish(target).await?;
@@ -401,13 +472,10 @@ pub async fn advise_with(
     }
     selection.rejected.extend(width_rejected);
     let mut advice = assemble(plans, results, &catalog, schema, selection, candidates);
-    advice.method = format!(
-        "what-if plans with {method_used}, as role {} with the tenant set, for the largest tenant and a small one",
-        workload
-            .context
-            .role
-            .as_deref()
-            .unwrap_or("(connecting user)")
+    advice.method = method_text(
+        method_used,
+        workload.context.role.as_deref(),
+        workload.context.tenant_setting.is_some(),
     );
     advice.whatif_calls = calls;
     advice.whatif_seconds = started.elapsed().as_secs_f64();
@@ -525,7 +593,8 @@ async fn select_indexes(
     has_hypopg: bool,
     opts: &AdviseOptions,
     items: &[select::Item],
-    candidates: &[IndexDef],
+    // The candidates, and the schema's indexes now.
+    (candidates, existing): (&[IndexDef], &[IndexDef]),
 ) -> crate::error::Result<(select::Selection, &'static str, u64)> {
     let (role, setting) = (context.role.as_deref(), context.tenant_setting.as_deref());
     let mut whatif = if opts.no_hypopg || !has_hypopg {
@@ -542,6 +611,7 @@ async fn select_indexes(
         &mut whatif,
         items,
         candidates,
+        existing,
         opts.max_indexes,
         (opts.budget_mb * 1e6) as i64,
     )

@@ -109,8 +109,9 @@ pub fn index_line(def: &IndexDef, names: &Names) -> String {
     format!("@@index([{}], map: \"{}\")", fields.join(", "), def.name())
 }
 
-/// `indexes.prisma`: the lines grouped by model, to paste into schema.prisma.
-pub fn schema_lines(defs: &[IndexDef], names: &Names) -> String {
+/// `indexes.prisma`: the lines grouped by model, to paste into schema.prisma;
+/// an index `@@index` cannot say is a comment with its SQL on `schema`.
+pub fn schema_lines(defs: &[IndexDef], schema: &str, names: &Names) -> String {
     let mut out = String::from("// crmbench: add each line inside its model in schema.prisma.\n");
     out.push_str(if names.from_schema() {
         "// Model and field names are read from the given schema.prisma.\n\n"
@@ -125,7 +126,7 @@ pub fn schema_lines(defs: &[IndexDef], names: &Names) -> String {
         let body: String = defs
             .iter()
             .filter(|d| d.table == t)
-            .map(|d| model_line(d, names))
+            .map(|d| model_line(d, schema, names))
             .collect();
         out.push_str(&format!(
             "model {} {{ // table {t}\n{body}}}\n\n",
@@ -137,11 +138,12 @@ pub fn schema_lines(defs: &[IndexDef], names: &Names) -> String {
 
 /// One index's line inside its model: the `@@index` line, or a comment
 /// with the SQL when `@@index` cannot say it.
-fn model_line(d: &IndexDef, names: &Names) -> String {
+fn model_line(d: &IndexDef, schema: &str, names: &Names) -> String {
+    // The real schema: a placeholder would be pasted as it is.
     let raw = |why: &str| {
         format!(
             "  // {why}; keep it as raw SQL in its migration: {}\n",
-            d.create_sql("<schema>")
+            d.create_sql(schema)
         )
     };
     if d.columns.iter().any(|c| c.name.contains('(')) {

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::candidates::IndexDef;
+use super::relevance::Relevance;
 use super::whatif::WhatIf;
 use crate::error::Result;
 use crate::workload::params::Value;
@@ -130,26 +131,34 @@ pub struct BestAlone {
     pub fits: bool,
 }
 
+/// The weighted what-if cost of `config` (candidate positions), and each
+/// item's cost. Each statement is costed with only the indexes of `config`
+/// that can affect it ([`Relevance`]), which is its cache key: a statement
+/// no index of a step can affect is not planned again.
 async fn workload_cost(
     whatif: &mut WhatIf,
     items: &[Item],
-    config: &[IndexDef],
+    candidates: &[IndexDef],
+    relevance: &Relevance,
+    config: &[usize],
 ) -> Result<(f64, Vec<f64>)> {
+    let defs: Vec<IndexDef> = config.iter().map(|&i| candidates[i].clone()).collect();
     let mut total = 0.0;
     let mut per_item = Vec::with_capacity(items.len());
-    for item in items {
+    for (k, item) in items.iter().enumerate() {
         let relevant: Vec<IndexDef> = config
             .iter()
-            .filter(|d| item.tables.contains(&d.table))
-            .cloned()
+            .filter(|&&i| relevance.affects(k, i))
+            .map(|&i| candidates[i].clone())
             .collect();
         let mut sum = 0.0;
         for (tenant, params) in &item.samples {
             sum += whatif.cost(&item.sql, params, tenant, &relevant).await?;
         }
         let mut cost = sum / item.samples.len().max(1) as f64;
+        // Write cost counts every index of the table, relevant or not.
         if let Some(write) = &item.writes {
-            cost += write.cost(config);
+            cost += write.cost(&defs);
         }
         per_item.push(cost);
         total += item.weight * cost;
@@ -490,6 +499,7 @@ struct WhatIfOracle<'a> {
     whatif: &'a mut WhatIf,
     items: &'a [Item],
     candidates: &'a [IndexDef],
+    relevance: Relevance,
     sizes: std::collections::HashMap<usize, (i64, i64)>,
     per_item: std::collections::HashMap<Vec<usize>, Vec<f64>>,
 }
@@ -538,8 +548,14 @@ impl Oracle for WhatIfOracle<'_> {
                 .map(|(c, item)| item.weight * c)
                 .sum());
         }
-        let defs: Vec<IndexDef> = config.iter().map(|i| self.candidates[*i].clone()).collect();
-        let (total, per_item) = workload_cost(self.whatif, self.items, &defs).await?;
+        let (total, per_item) = workload_cost(
+            self.whatif,
+            self.items,
+            self.candidates,
+            &self.relevance,
+            config,
+        )
+        .await?;
         self.per_item.insert(key, per_item);
         Ok(total)
     }
@@ -617,19 +633,27 @@ fn sorted(config: &[usize]) -> Vec<usize> {
     key
 }
 
-/// Greedy selection among `candidates`, costed with what-if plans.
+/// Greedy selection among `candidates`, costed with what-if plans;
+/// `existing` are the schema's indexes now (see [`Relevance`]).
 pub async fn greedy(
     whatif: &mut WhatIf,
     items: &[Item],
     candidates: &[IndexDef],
+    existing: &[IndexDef],
     max_indexes: usize,
     budget_bytes: i64,
 ) -> Result<Selection> {
+    let relevance = Relevance::new(items, candidates, existing);
+    tracing::debug!(
+        ruled_out = relevance.ruled_out,
+        "what-if: (statement, candidate) pairs on a read table that cannot change its plan"
+    );
     let mut oracle = WhatIfOracle {
         progress: super::progress::Progress::new("advise: what-if search", candidates.len() as u64),
         whatif,
         items,
         candidates,
+        relevance,
         sizes: Default::default(),
         per_item: Default::default(),
     };

@@ -21,8 +21,9 @@ use crate::workload::params::Value;
 
 /// Where candidate indexes live while they are costed.
 enum Mode {
-    /// HypoPG hypothetical indexes in this session.
-    HypoPg,
+    /// HypoPG hypothetical indexes in this session, each made once and
+    /// dropped when a configuration leaves it out: (oid, size) by index.
+    HypoPg { made: HashMap<IndexDef, (u32, i64)> },
     /// Real indexes built on a clone of the database (no HypoPG), dropped
     /// with the clone at the end; `built` holds those that exist now.
     Real {
@@ -74,7 +75,9 @@ impl WhatIf {
             .await
             .map_err(|e| Error::from_pg("hypopg_reset()", e))?;
         Ok(WhatIf {
-            mode: Mode::HypoPg,
+            mode: Mode::HypoPg {
+                made: HashMap::new(),
+            },
             client,
             frame: TenantFrame::new(setting).with_role(role),
             schema: schema.to_string(),
@@ -126,7 +129,7 @@ impl WhatIf {
             .copied()
             .unwrap_or(8192);
         match self.mode {
-            Mode::HypoPg => Ok((
+            Mode::HypoPg { .. } => Ok((
                 raw,
                 super::size::estimate(&self.client, &self.schema, def).await?,
             )),
@@ -137,7 +140,7 @@ impl WhatIf {
     /// "HypoPG" or "real indexes on a clone".
     pub fn method(&self) -> &'static str {
         match self.mode {
-            Mode::HypoPg => "HypoPG hypothetical indexes",
+            Mode::HypoPg { .. } => "HypoPG hypothetical indexes",
             Mode::Real { .. } => "real indexes built on a clone (no HypoPG)",
         }
     }
@@ -189,22 +192,46 @@ impl WhatIf {
             self.current.sort();
             return Ok(sizes);
         }
-        self.client
-            .batch_execute("SELECT hypopg_reset()")
-            .await
-            .map_err(|e| Error::from_pg("hypopg_reset()", e))?;
+        let Mode::HypoPg { made } = &mut self.mode else {
+            return Ok(Vec::new());
+        };
+        // Only the difference from the indexes in place: one round trip
+        // drops what goes, one per index makes what comes (a reset and a
+        // rebuild of the whole set per configuration cost a round trip per
+        // index every time the statement or its relevant set changed).
+        let gone: Vec<u32> = made
+            .iter()
+            .filter(|(d, _)| !defs.contains(d))
+            .map(|(_, (oid, _))| *oid)
+            .collect();
+        if !gone.is_empty() {
+            self.client
+                .execute(
+                    "SELECT hypopg_drop_index(x) FROM unnest($1::oid[]) x",
+                    &[&gone],
+                )
+                .await
+                .map_err(|e| Error::from_pg("hypopg_drop_index()", e))?;
+            made.retain(|d, _| defs.contains(d));
+        }
         let mut sizes = Vec::with_capacity(defs.len());
         for d in defs {
+            if let Some((_, size)) = made.get(d) {
+                sizes.push(*size);
+                continue;
+            }
             let sql = d.create_sql(&self.schema);
             let row = self
                 .client
                 .query_one(
-                    "SELECT hypopg_relation_size(indexrelid) FROM hypopg_create_index($1)",
+                    "SELECT indexrelid, hypopg_relation_size(indexrelid) FROM hypopg_create_index($1)",
                     &[&sql],
                 )
                 .await
                 .map_err(|e| Error::from_pg(format!("hypopg_create_index({sql})"), e))?;
-            sizes.push(row.get(0));
+            let (oid, size): (u32, i64) = (row.get(0), row.get(1));
+            made.insert(d.clone(), (oid, size));
+            sizes.push(size);
         }
         self.current = defs.to_vec();
         self.current.sort();
@@ -261,7 +288,7 @@ impl WhatIf {
     /// Leave nothing behind: reset the session, or drop the clone.
     pub async fn close(self) -> Result<()> {
         match self.mode {
-            Mode::HypoPg => self
+            Mode::HypoPg { .. } => self
                 .client
                 .batch_execute("SELECT hypopg_reset()")
                 .await

@@ -32,6 +32,30 @@ pub enum FindingKind {
     JoinWithoutTenant,
 }
 
+impl FindingKind {
+    /// The name every output uses (plans.json, explain's table, the
+    /// report): `filter_removes_most`, never the Rust variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::SeqScanSelective => "seq_scan_selective",
+            FindingKind::FilterRemovesMost => "filter_removes_most",
+            FindingKind::EstimateOff => "estimate_off",
+            FindingKind::Spill => "spill",
+            FindingKind::NestedLoopMany => "nested_loop_many",
+            FindingKind::LossyBitmap => "lossy_bitmap",
+            FindingKind::PlansDiffer => "plans_differ",
+            FindingKind::RlsNonLeakproof => "rls_non_leakproof",
+            FindingKind::JoinWithoutTenant => "join_without_tenant",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -350,6 +374,26 @@ pub fn non_leakproof(filter: &str) -> Option<(&'static str, &'static str)> {
 
 #[cfg(test)]
 mod tests {
+    /// Every output prints a kind as plans.json spells it (issue 16 item 12).
+    #[test]
+    fn kind_names_are_the_files_names() {
+        for kind in [
+            FindingKind::SeqScanSelective,
+            FindingKind::FilterRemovesMost,
+            FindingKind::EstimateOff,
+            FindingKind::Spill,
+            FindingKind::NestedLoopMany,
+            FindingKind::LossyBitmap,
+            FindingKind::PlansDiffer,
+            FindingKind::RlsNonLeakproof,
+            FindingKind::JoinWithoutTenant,
+        ] {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json.as_str(), Some(kind.name()));
+            assert_eq!(kind.to_string(), kind.name());
+        }
+    }
+
     use super::*;
 
     fn kinds(root: &PlanNode, rls: bool) -> Vec<FindingKind> {

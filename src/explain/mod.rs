@@ -246,7 +246,7 @@ async fn explain_query(
                     }
                 }
                 Err(e) => {
-                    entry.error = Some(Error::from_pg("running", e).to_string());
+                    entry.error = Some(Error::from_pg("running", e).with_fix());
                 }
             }
         }
@@ -291,7 +291,7 @@ async fn explain_statement(
                 Err(m) => entry.error = Some(m),
             }
         }
-        Err(e) => entry.error = Some(Error::from_pg("EXPLAIN", e).to_string()),
+        Err(e) => entry.error = Some(Error::from_pg("EXPLAIN", e).with_fix()),
     }
     client
         .batch_execute("ROLLBACK TO SAVEPOINT crmbench_explain")
@@ -355,7 +355,7 @@ pub fn render_summary(file: &PlansFile) -> String {
             let kinds: Vec<String> = t
                 .statements
                 .iter()
-                .flat_map(|s| s.findings.iter().map(|f| format!("{:?}", f.kind)))
+                .flat_map(|s| s.findings.iter().map(|f| f.kind.to_string()))
                 .collect();
             let errors = t.statements.iter().filter(|s| s.error.is_some()).count();
             out.push_str(&format!(
@@ -379,7 +379,7 @@ pub fn render_summary(file: &PlansFile) -> String {
         for f in q.findings.iter().filter(|f| {
             f.kind == FindingKind::RlsNonLeakproof || f.kind == FindingKind::PlansDiffer
         }) {
-            out.push_str(&format!("    {:?} on {}: {}\n", f.kind, f.node, f.hint));
+            out.push_str(&format!("    {} on {}: {}\n", f.kind, f.node, f.hint));
         }
     }
     out

@@ -146,6 +146,56 @@ impl PlanNode {
         s
     }
 
+    /// The tree as EXPLAIN's text format indents it, one node a line with
+    /// rows (estimated / actual per loop × loops), time and the conditions
+    /// a reader checks first: what a report shows behind a `<details>`.
+    pub fn tree_text(&self) -> String {
+        let mut out = String::new();
+        self.tree_lines(0, &mut out);
+        out
+    }
+
+    fn tree_lines(&self, depth: usize, out: &mut String) {
+        let pad = "      ".repeat(depth);
+        let arrow = if depth == 0 { "" } else { "->  " };
+        let mut line = format!(
+            "{pad}{arrow}{}  (rows est {:.0}",
+            self.label(),
+            self.plan_rows
+        );
+        if let Some(rows) = self.actual_rows {
+            line.push_str(&format!(", actual {rows:.0}"));
+            if let Some(loops) = self.actual_loops.filter(|l| *l > 1.0) {
+                line.push_str(&format!(" × {loops:.0} loops"));
+            }
+        }
+        if let Some(ms) = self.actual_total_time {
+            line.push_str(&format!(", {ms:.3} ms"));
+        }
+        line.push_str(")\n");
+        out.push_str(&line);
+        let conds = [
+            ("Index Cond", &self.index_cond),
+            ("Hash Cond", &self.hash_cond),
+            ("Merge Cond", &self.merge_cond),
+            ("Join Filter", &self.join_filter),
+            ("Filter", &self.filter),
+        ];
+        for (name, cond) in conds {
+            if let Some(c) = cond {
+                out.push_str(&format!("{pad}      {name}: {c}\n"));
+            }
+        }
+        if let Some(removed) = self.rows_removed_by_filter.filter(|r| *r > 0.0) {
+            out.push_str(&format!(
+                "{pad}      Rows Removed by Filter: {removed:.0}\n"
+            ));
+        }
+        for child in &self.plans {
+            child.tree_lines(depth + 1, out);
+        }
+    }
+
     /// A short stable hash of [`PlanNode::shape`].
     pub fn fingerprint(&self) -> String {
         let h = self
@@ -244,6 +294,16 @@ mod tests {
         assert_ne!(
             Explained::parse(&other).unwrap().plan.fingerprint(),
             e.plan.fingerprint()
+        );
+    }
+
+    #[test]
+    fn tree_text_indents_children_with_their_conditions() {
+        let e = Explained::parse(&sample()).unwrap();
+        assert_eq!(
+            e.plan.tree_text(),
+            "Limit  (rows est 1, actual 1)\n      ->  Index Scan using customers_email_idx on \
+             customers  (rows est 1, actual 1)\n            Index Cond: (email = 'a'::text)\n"
         );
     }
 }

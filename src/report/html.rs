@@ -315,13 +315,29 @@ fn findings(h: &mut String, model: &ReportModel) {
             }
         }
         Some(plans) => {
-            h.push_str(
-                "<p>From EXPLAIN ANALYZE as the workload's role with the tenant set, for a big \
-                 and a small tenant, grouped by kind, most severe first, one line each with what \
-                 to do. <code>rls_non_leakproof</code>: row-level security keeps a predicate \
-                 from being an index condition; the remedy is a schema change, not an index.</p>\n",
+            let _ = writeln!(
+                h,
+                "<p>From EXPLAIN ANALYZE as the workload's role{}, grouped by kind, most severe \
+                 first, one line each with what to do; each query's plan trees are under Plan \
+                 trees below.{}</p>",
+                if model.plans_rls {
+                    " with the tenant set, for a big and a small tenant"
+                } else {
+                    ""
+                },
+                if plans
+                    .iter()
+                    .flat_map(|q| &q.findings)
+                    .any(|f| f.kind == "rls_non_leakproof")
+                {
+                    " <code>rls_non_leakproof</code>: row-level security keeps a predicate from \
+                     being an index condition; the remedy is a schema change, not an index."
+                } else {
+                    ""
+                }
             );
             grouped_findings(h, plans);
+            plan_trees(h, plans);
         }
     }
     if let Some(a) = &model.advice {
@@ -371,7 +387,7 @@ fn grouped_findings(h: &mut String, plans: &[super::model::QueryFindings]) {
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(query),
                 escape(&f.node),
-                escape(&f.hint)
+                hint_cell(f)
             );
         }
         h.push_str("</tbody></table>\n");
@@ -387,6 +403,46 @@ fn grouped_findings(h: &mut String, plans: &[super::model::QueryFindings]) {
             "<p class=\"missing\">No findings: {}.</p>",
             clean.join(", ")
         );
+    }
+}
+
+/// A finding's hint; for `plans_differ` one line with the two plan shapes
+/// behind a `<details>` (they run to hundreds of characters).
+fn hint_cell(f: &super::model::FindingView) -> String {
+    if f.kind != "plans_differ" {
+        return escape(&f.hint);
+    }
+    format!(
+        "<details><summary>the tenants get different plans: test both when changing \
+         indexes</summary>{}</details>",
+        escape(&f.hint)
+    )
+}
+
+/// Each query's plan trees, one `<details>` per query, closed: the
+/// findings above are the reading; the trees are the evidence.
+fn plan_trees(h: &mut String, plans: &[super::model::QueryFindings]) {
+    if plans.iter().all(|q| q.trees.is_empty()) {
+        return;
+    }
+    h.push_str("<h3>Plan trees</h3>\n");
+    for q in plans.iter().filter(|q| !q.trees.is_empty()) {
+        let _ = writeln!(
+            h,
+            "<details><summary>{} ({} plan{})</summary>",
+            escape(&q.query),
+            q.trees.len(),
+            if q.trees.len() == 1 { "" } else { "s" }
+        );
+        for (label, tree) in &q.trees {
+            let _ = writeln!(
+                h,
+                "<p><b>{}</b></p>\n<pre><code>{}</code></pre>",
+                escape(label),
+                escape(tree)
+            );
+        }
+        h.push_str("</details>\n");
     }
 }
 
@@ -452,35 +508,42 @@ fn indexes(h: &mut String, model: &ReportModel, plots: &[Plot]) {
     }
     h.push_str(
         "<table>\n<thead><tr><th>index</th><th>serves</th><th class=\"n\">predicted what-if cost \
-         ratio</th><th>measured (after/before, p50 with interval)</th><th>verdict</th></tr></thead>\n<tbody>\n",
+         ratio</th><th>measured p50 after/before</th><th>measured p95 after/before</th>\
+         <th>verdict</th></tr></thead>\n<tbody>\n",
     );
     for i in &a.indexes {
-        let (measured, verdict) = match &i.verification {
+        // One metric per column: p50 and p95 each in their own.
+        let (p50, p95, verdict) = match &i.verification {
             None => (
                 "<span class=\"missing\">not verified</span>".to_string(),
                 String::new(),
+                String::new(),
             ),
-            Some(v) => (
-                v.measured
-                    .iter()
-                    .map(|m| format!("{} {}", escape(&m.query), escape(&ratio_text(&m.p50))))
-                    .collect::<Vec<_>>()
-                    .join("<br>"),
-                format!(
+            Some(v) => {
+                let per = |pick: fn(&super::model::MeasuredView) -> &crate::results::RatioCi| {
+                    v.measured
+                        .iter()
+                        .map(|m| format!("{} {}", escape(&m.query), escape(&ratio_text(pick(m)))))
+                        .collect::<Vec<_>>()
+                        .join("<br>")
+                };
+                let verdict = format!(
                     "<span class=\"{}\">{}</span>",
                     if v.kept { "kept" } else { "reverted" },
                     escape(&v.reason)
-                ),
-            ),
+                );
+                (per(|m| &m.p50), per(|m| &m.p95), verdict)
+            }
         };
         let _ = writeln!(
             h,
-            "<tr><td><code>{}</code><br><small>{}</small></td><td>{}</td><td class=\"n\">{:.2}×</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code><br><small>{}</small></td><td>{}</td><td class=\"n\">{:.2}×</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&i.name),
             escape(&i.create_sql),
             escape(&i.queries.join(", ")),
             i.predicted_ratio,
-            measured,
+            p50,
+            p95,
             verdict
         );
     }
@@ -593,14 +656,17 @@ mod tests {
             QueryFindings {
                 query: "a".into(),
                 findings: vec![f("estimate_off"), f("rls_non_leakproof")],
+                trees: Vec::new(),
             },
             QueryFindings {
                 query: "b".into(),
                 findings: vec![f("estimate_off")],
+                trees: Vec::new(),
             },
             QueryFindings {
                 query: "c".into(),
                 findings: Vec::new(),
+                trees: Vec::new(),
             },
         ];
         let mut h = String::new();

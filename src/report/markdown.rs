@@ -300,27 +300,31 @@ fn indexes(m: &mut String, model: &ReportModel, plots: &[Plot]) {
         return;
     }
     m.push_str(
-        "| index | serves | predicted what-if cost ratio | measured (after/before, p50) | verdict |\n|---|---|---:|---|---|\n",
+        "| index | serves | predicted what-if cost ratio | measured p50 after/before | measured p95 after/before | verdict |\n|---|---|---:|---|---|---|\n",
     );
     for i in &a.indexes {
-        let (measured, verdict) = match &i.verification {
-            None => ("not verified".to_string(), String::new()),
-            Some(v) => (
-                v.measured
-                    .iter()
-                    .map(|x| format!("{} {}", cell(&x.query), cell(&ratio_text(&x.p50))))
-                    .collect::<Vec<_>>()
-                    .join("<br>"),
-                cell(&v.reason),
-            ),
+        // One metric per column: p50 and p95 each in their own.
+        let (p50, p95, verdict) = match &i.verification {
+            None => ("not verified".to_string(), String::new(), String::new()),
+            Some(v) => {
+                let per = |pick: fn(&super::model::MeasuredView) -> &crate::results::RatioCi| {
+                    v.measured
+                        .iter()
+                        .map(|x| format!("{} {}", cell(&x.query), cell(&ratio_text(pick(x)))))
+                        .collect::<Vec<_>>()
+                        .join("<br>")
+                };
+                (per(|x| &x.p50), per(|x| &x.p95), cell(&v.reason))
+            }
         };
         let _ = writeln!(
             m,
-            "| `{}` | {} | {:.2}× | {} | {} |",
+            "| `{}` | {} | {:.2}× | {} | {} | {} |",
             cell(&i.name),
             cell(&i.queries.join(", ")),
             i.predicted_ratio,
-            measured,
+            p50,
+            p95,
             verdict
         );
     }
@@ -370,6 +374,8 @@ fn drops(m: &mut String, advice: Option<&AdviceView>, stats_missing: Option<&str
             }
         }
     }
+    // A table must end with a blank line, or the next heading joins it.
+    m.push('\n');
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ pub fn load(folder: &Path) -> Result<ReportModel> {
         environment: environment(&results),
         queries: query_summaries(&results, &results_path)?,
         interval_seconds: results.driver.interval_seconds,
+        plans_rls: plans.as_ref().is_some_and(|p| p.rls),
         plans: plans.map(|p| findings_view(&p)),
         advice,
         replication: results.replication.clone(),
@@ -138,13 +139,26 @@ fn environment(r: &Results) -> Environment {
         workload_hash: r.workload.hash.clone(),
         target: r.server.target.clone(),
         driver,
-        started_at: r.started_at.clone(),
-        ended_at: r.ended_at.clone(),
+        started_at: to_the_second(&r.started_at),
+        ended_at: to_the_second(&r.ended_at),
         measured_seconds: r.measured_seconds,
         partial: r.partial.clone(),
         stats_missing: r.stats_missing.clone(),
         warnings,
     }
+}
+
+/// An RFC 3339 timestamp to the second (`2026-11-25T23:45:41Z`): the
+/// nanoseconds results.json keeps are noise to a reader. Text that is not a
+/// timestamp is shown as it is.
+pub fn to_the_second(stamp: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(stamp).map_or_else(
+        |_| stamp.to_string(),
+        |t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        },
+    )
 }
 
 /// What the report says where the server's statistics are missing.
@@ -186,18 +200,36 @@ fn findings_view(p: &PlansFile) -> Vec<QueryFindings> {
         .map(|q| QueryFindings {
             query: q.name.clone(),
             findings: q.findings.iter().map(finding_view).collect(),
+            trees: plan_trees(q, p.rls),
         })
         .collect()
 }
 
+/// Every statement's tree per tenant class, numbered from 1 as `explain`
+/// numbers statements; a statement without a plan shows its error or shape.
+fn plan_trees(q: &crate::explain::QueryPlans, rls: bool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in &q.tenants {
+        for s in &t.statements {
+            let label = if rls {
+                format!("{} tenant, statement {}", t.class, s.index + 1)
+            } else {
+                format!("statement {}", s.index + 1)
+            };
+            let text = match (&s.plan, &s.error) {
+                (Some(e), _) => e.plan.tree_text(),
+                (None, Some(err)) => format!("not explained: {err}\n"),
+                (None, None) => format!("{}\n", s.shape),
+            };
+            out.push((label, text));
+        }
+    }
+    out
+}
+
 fn finding_view(f: &crate::explain::findings::Finding) -> FindingView {
-    // The kind as the file spells it (snake_case), whatever Debug prints.
-    let kind = serde_json::to_value(f.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{:?}", f.kind));
     FindingView {
-        kind,
+        kind: f.kind.name().to_string(),
         node: f.node.clone(),
         hint: f.hint.clone(),
     }
@@ -392,5 +424,39 @@ mod tests {
             }
             assert!(n > 0, "no SVG written");
         }
+    }
+
+    /// Issue 16 items 11 and 12 on the fixture folder: timestamps to the
+    /// second, p50 and p95 each in their own column with a verdict free of
+    /// figures, every heading after a table on its own, plan trees behind a
+    /// `<details>`.
+    #[test]
+    fn the_reports_small_truths() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs/complete");
+        let model = load(&fixture).unwrap();
+        assert_eq!(model.environment.started_at, "2026-11-25T23:45:41Z");
+        assert_eq!(to_the_second("not a time"), "not a time");
+        let md = markdown::render(&model, &[]);
+        assert!(!md.contains(".812816031"), "{md}");
+        assert!(
+            md.contains("| measured p50 after/before | measured p95 after/before | verdict |"),
+            "{md}"
+        );
+        let verdicts: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with("| `") && (l.contains("kept") || l.contains("reverted")))
+            .map(|l| l.rsplit('|').nth(1).unwrap_or(""))
+            .collect();
+        assert!(!verdicts.is_empty(), "{md}");
+        for v in verdicts {
+            assert!(!v.contains('×'), "a figure in the verdict column: {v}");
+        }
+        assert!(!md.contains("|\n## "), "a heading joined to a table:\n{md}");
+        let html = html::render(&model, &[]);
+        assert!(html.contains("<h3>Plan trees</h3>"), "{html}");
+        assert!(html.contains("<details><summary>customer_360 (2 plans)</summary>"));
+        assert!(html.contains("<b>big tenant, statement 1</b>"));
+        // The plan shapes of plans_differ are behind a <details> too.
+        assert!(html.contains("<details><summary>the tenants get different plans"));
     }
 }

@@ -21,6 +21,9 @@ pub struct ReportModel {
     pub interval_seconds: f64,
     /// Plan findings per query; `None` when plans.json was not captured.
     pub plans: Option<Vec<QueryFindings>>,
+    /// Whether the plans ran with a tenant set (plans.json `rls`): a
+    /// workload without tenants is not described in their terms.
+    pub plans_rls: bool,
     /// The advisor's output; `None` when advice.json was not captured.
     pub advice: Option<AdviceView>,
     /// Read routing to replicas, when the run had replicas.
@@ -105,6 +108,9 @@ pub struct QueryFindings {
     pub query: String,
     /// (kind, node, hint), in the order plans.json gives them.
     pub findings: Vec<FindingView>,
+    /// Each statement's plan tree per tenant class: (label such as "big
+    /// tenant, statement 1", the tree as text), shown behind a `<details>`.
+    pub trees: Vec<(String, String)>,
 }
 
 /// One plan finding.
