@@ -125,8 +125,31 @@ pub struct Look {
     pub z: f64,
     /// Gated queries still undecided after it.
     pub undecided: usize,
-    /// Per gated query: (name, lo, hi) of the gated metric's interval.
+    /// Per gated query: (name, lo, hi) of the gated metric's interval
+    /// (null bounds, read back as NaN, when it had too few pairs for one).
+    #[serde(deserialize_with = "nan::intervals")]
     pub intervals: Vec<(String, f64, f64)>,
+}
+
+/// Reading back what serde_json writes for a NaN (null): an interval without
+/// enough pairs has NaN bounds, and a run file that says so must still load.
+mod nan {
+    use serde::{Deserialize, Deserializer};
+
+    /// An f64 that may have been written as null.
+    pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    /// (name, lo, hi) triples whose bounds may have been written as null.
+    #[allow(clippy::type_complexity)]
+    pub fn intervals<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f64, f64)>, D::Error> {
+        let read: Vec<(String, Option<f64>, Option<f64>)> = Vec::deserialize(d)?;
+        Ok(read
+            .into_iter()
+            .map(|(n, lo, hi)| (n, lo.unwrap_or(f64::NAN), hi.unwrap_or(f64::NAN)))
+            .collect())
+    }
 }
 
 /// The generated dataset, from `crm.crmbench_meta`.
@@ -259,6 +282,14 @@ pub struct PairBlock {
     pub client: u16,
     /// (baseline µs, candidate µs).
     pub pairs: Vec<(u32, u32)>,
+    /// How many pairs the client measured in the interval, of which `pairs`
+    /// is a uniform sample (absent in older files: as many as are kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seen: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One side's figures for a query.
@@ -319,10 +350,13 @@ pub struct StatementLatency {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct RatioCi {
     /// Point estimate.
+    #[serde(deserialize_with = "nan::f64")]
     pub ratio: f64,
-    /// Lower bound.
+    /// Lower bound (NaN, written as null, without enough resamples).
+    #[serde(deserialize_with = "nan::f64")]
     pub lo: f64,
     /// Upper bound.
+    #[serde(deserialize_with = "nan::f64")]
     pub hi: f64,
 }
 
@@ -378,5 +412,33 @@ impl Results {
             .iter()
             .flat_map(|q| q.baseline.errors.values())
             .fold(0, |a, &b| a.saturating_add(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sequential look of a rare query has no interval yet (NaN bounds,
+    /// written as null); `compare` must still read the file.
+    #[test]
+    fn nan_bounds_survive_a_round_trip() {
+        let look = Look {
+            t: 1.0,
+            z: 3.0,
+            undecided: 1,
+            intervals: vec![("q".into(), f64::NAN, f64::NAN)],
+        };
+        let text = serde_json::to_string(&look).unwrap();
+        assert!(text.contains("null"), "{text}");
+        let back: Look = serde_json::from_str(&text).unwrap();
+        assert!(back.intervals[0].1.is_nan() && back.intervals[0].2.is_nan());
+        let ci = RatioCi {
+            ratio: 1.0,
+            lo: f64::NAN,
+            hi: f64::NAN,
+        };
+        let back: RatioCi = serde_json::from_str(&serde_json::to_string(&ci).unwrap()).unwrap();
+        assert!(back.lo.is_nan() && back.ratio == 1.0);
     }
 }

@@ -247,6 +247,7 @@ fn with_ratios(
                         client: b.client,
                         pairs: b.pairs.clone(),
                         classes: vec![crate::run::paired::NO_CLASS; b.pairs.len()],
+                        seen: b.seen,
                     })
                     .collect()
             })

@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::conn::{Conn, TxError, TxOutcome};
-use super::driver::{
-    Arrivals, DriverConfig, PAIRS_PER_SLOT, Shared, Slot, initial, open_with_retry, wait_stop,
-};
+use super::driver::{Arrivals, DriverConfig, Shared, Slot, initial, open_with_retry, wait_stop};
 use super::paired;
 use crate::rng::{Prng, tag};
 use crate::stats;
@@ -443,7 +441,7 @@ fn record(
             }
         }
     }
-    if paired && pair[0] > 0 && pair[1] > 0 && slot.pairs[qi].len() < PAIRS_PER_SLOT {
+    if paired && pair[0] > 0 && pair[1] > 0 {
         slot.pairs[qi].push((c as u16, pair[0], pair[1], class));
     }
     lost

@@ -20,9 +20,6 @@ use crate::stats::{self, Hist};
 use crate::workload::Workload;
 use crate::workload::params::Pools;
 
-/// Pair samples kept per query per interval slot (reservoir cap is applied by the ticker).
-pub(super) const PAIRS_PER_SLOT: usize = 4096;
-
 /// How arrivals are spaced in open loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrivals {
@@ -122,9 +119,10 @@ pub struct Slot {
     pub baseline: Vec<SideSlot>,
     /// Candidate side per query (paired).
     pub candidate: Vec<SideSlot>,
-    /// (client, baseline µs, candidate µs, tenant class) per query (paired;
-    /// the class is a [`super::paired::NO_CLASS`] byte without classes).
-    pub pairs: Vec<Vec<(u16, u32, u32, u8)>>,
+    /// (client, baseline µs, candidate µs, tenant class) per query, a
+    /// uniform sample of the interval (paired; the class is a
+    /// [`super::paired::NO_CLASS`] byte without classes).
+    pub pairs: Vec<super::pairs::PairReservoir>,
 }
 
 impl Slot {
@@ -140,7 +138,11 @@ impl Slot {
         Slot {
             baseline: side(),
             candidate: if paired { side() } else { Vec::new() },
-            pairs: workload.queries.iter().map(|_| Vec::new()).collect(),
+            pairs: workload
+                .queries
+                .iter()
+                .map(|_| Default::default())
+                .collect(),
         }
     }
 }
@@ -202,7 +204,7 @@ impl Shared {
                 a.merge(b);
             }
             for (a, b) in total.pairs.iter_mut().zip(taken.pairs) {
-                a.extend(b);
+                a.absorb(b);
             }
         }
         total

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod normal;
 mod outcome;
 pub mod paired;
+pub mod pairs;
 pub mod pgstat;
 pub mod poolsize;
 pub mod replicas;

@@ -344,6 +344,7 @@ fn query_results(
                     .map(|b| PairBlock {
                         client: b.client,
                         pairs: b.pairs.clone(),
+                        seen: b.seen,
                     })
                     .collect(),
                 None => Vec::new(),

@@ -9,7 +9,10 @@
 //! give intervals that are too narrow. Blocks belong to clients, and clients
 //! are resampled first (a two-stage bootstrap): a connection's own backend
 //! may be a little faster or slower for the whole run, which only resampling
-//! clients shows.
+//! clients shows. A block is a uniform sample (reservoir) of its client's
+//! pairs in its interval and records how many pairs it stands for; the
+//! percentiles weight each kept pair by that, so a busy interval counts for
+//! what it measured, not for the pairs a reservoir happened to keep.
 
 use crate::results::{ClassLatency, ClassResult, RatioCi, Ratios};
 use crate::rng::Prng;
@@ -20,10 +23,11 @@ pub const RESAMPLES: usize = 200;
 /// Pairs kept per query per block (reservoir).
 pub const MAX_PAIRS: usize = 2_000;
 /// Most pairs one bootstrap resamples: beyond it, every block is thinned by
-/// the same stride (so blocks keep their weights), which only widens the
-/// interval a little and keeps a look's cost bounded on long runs.
+/// the same stride (each thinned block's pairs weigh what it stands for), which
+/// only widens the interval a little and keeps a look's cost bounded.
 pub const MAX_BOOT_PAIRS: usize = 16_384;
 
+/// The percentile `q` of `values` (the element at rank round((n − 1)·q)).
 fn quantile(values: &mut [u32], q: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
@@ -33,16 +37,79 @@ fn quantile(values: &mut [u32], q: f64) -> f64 {
     f64::from(*v)
 }
 
-fn ratio_at(pairs: &[(u32, u32)], q: f64, base: &mut Vec<u32>, cand: &mut Vec<u32>) -> f64 {
-    base.clear();
-    cand.clear();
-    base.extend(pairs.iter().map(|p| p.0));
-    cand.extend(pairs.iter().map(|p| p.1));
-    let b = quantile(base, q);
+/// The percentile `q` of (value, weight) items: the smallest value whose
+/// cumulative weight passes q·(W − w̄) + w̄/2 (w̄ the mean weight), which is
+/// [`quantile`]'s rank exactly when the weights are equal. A weighted
+/// quickselect: linear time, like the unweighted one.
+fn weighted_quantile(items: &mut [(u32, f64)], q: f64) -> f64 {
+    if items.is_empty() {
+        return 0.0;
+    }
+    let total: f64 = items.iter().map(|p| p.1).sum();
+    let mean = total / items.len() as f64;
+    let target = q * (total - mean) + mean / 2.0;
+    let (mut lo, mut hi, mut below) = (0, items.len(), 0.0);
+    let mut last = items[0].0;
+    while hi - lo > 32 {
+        let mid = lo + (hi - lo) / 2;
+        items[lo..hi].select_nth_unstable_by_key(mid - lo, |p| p.0);
+        let left: f64 = items[lo..mid].iter().map(|p| p.1).sum();
+        if below + left > target {
+            hi = mid;
+        } else if below + left + items[mid].1 > target {
+            return f64::from(items[mid].0);
+        } else {
+            below += left + items[mid].1;
+            last = items[mid].0;
+            lo = mid + 1;
+        }
+    }
+    items[lo..hi].sort_unstable_by_key(|p| p.0);
+    for p in &items[lo..hi] {
+        below += p.1;
+        last = p.0;
+        if below > target {
+            break;
+        }
+    }
+    f64::from(last)
+}
+
+/// Work space of the percentile ratios, reused across resamples.
+#[derive(Default)]
+struct Scratch {
+    base: Vec<u32>,
+    cand: Vec<u32>,
+    wbase: Vec<(u32, f64)>,
+    wcand: Vec<(u32, f64)>,
+}
+
+/// Candidate / baseline at percentile `q`; `weights` (one per pair) when
+/// the pairs do not all stand for the same number of pairs.
+fn ratio_at(pairs: &[(u32, u32)], weights: Option<&[f64]>, q: f64, s: &mut Scratch) -> f64 {
+    let (b, c) = match weights {
+        None => {
+            s.base.clear();
+            s.cand.clear();
+            s.base.extend(pairs.iter().map(|p| p.0));
+            s.cand.extend(pairs.iter().map(|p| p.1));
+            (quantile(&mut s.base, q), quantile(&mut s.cand, q))
+        }
+        Some(w) => {
+            s.wbase.clear();
+            s.wcand.clear();
+            s.wbase.extend(pairs.iter().zip(w).map(|(p, w)| (p.0, *w)));
+            s.wcand.extend(pairs.iter().zip(w).map(|(p, w)| (p.1, *w)));
+            (
+                weighted_quantile(&mut s.wbase, q),
+                weighted_quantile(&mut s.wcand, q),
+            )
+        }
+    };
     if b <= 0.0 {
         return f64::NAN;
     }
-    quantile(cand, q) / b
+    c / b
 }
 
 /// The class byte of a pair without a tenant size class.
@@ -58,6 +125,9 @@ pub struct Block {
     /// Each pair's tenant size class (a `TenantClass` as u8, or
     /// [`NO_CLASS`]); one byte a pair, so classes cost the reservoir little.
     pub classes: Vec<u8>,
+    /// How many pairs the client measured in the interval, of which `pairs`
+    /// is a uniform sample (0: as many as are kept, as in older files).
+    pub seen: u64,
 }
 
 impl Block {
@@ -71,11 +141,19 @@ impl Block {
             .filter(|(_, c)| **c == class)
             .map(|(p, c)| (*p, *c))
             .unzip();
+        let kept: Vec<(u32, u32)> = pairs;
         Block {
             client: self.client,
-            pairs,
+            seen: (self.weight() * kept.len() as f64).round() as u64,
+            pairs: kept,
             classes,
         }
+    }
+
+    /// How many measured pairs each kept pair stands for (≥ 1).
+    pub fn weight(&self) -> f64 {
+        let kept = self.pairs.len().max(1) as f64;
+        (self.seen as f64 / kept).max(1.0)
     }
 }
 
@@ -88,11 +166,12 @@ pub fn class_blocks(blocks: &[Block], class: u8) -> Vec<Block> {
         .collect()
 }
 
-/// Split one interval's (client, baseline, candidate, class) samples into
-/// per-client blocks, each kept to at most [`MAX_PAIRS`] by reservoir sampling.
-pub fn blocks(samples: &[(u16, u32, u32, u8)], rng: &mut Prng) -> Vec<Block> {
+/// Split one interval's reservoir into per-client blocks, each kept to at
+/// most [`MAX_PAIRS`] by reservoir sampling and recording how many pairs its
+/// client measured.
+pub fn blocks(reservoir: &super::pairs::PairReservoir, rng: &mut Prng) -> Vec<Block> {
     let mut by_client: std::collections::BTreeMap<u16, Vec<(u32, u32, u8)>> = Default::default();
-    for &(c, b, k, class) in samples {
+    for &(c, b, k, class) in reservoir.kept() {
         by_client.entry(c).or_default().push((b, k, class));
     }
     by_client
@@ -100,6 +179,7 @@ pub fn blocks(samples: &[(u16, u32, u32, u8)], rng: &mut Prng) -> Vec<Block> {
         .map(|(client, all)| {
             let mut kept = Block {
                 client,
+                seen: reservoir.offered(client).max(all.len() as u64),
                 ..Block::default()
             };
             reservoir_add(&mut kept, &mut 0, &all, rng);
@@ -137,10 +217,13 @@ pub fn class_results(blocks: &[Block], z: f64, level: f64, seed: u64) -> Vec<Cla
         .into_iter()
         .map(|c| {
             let cb = class_blocks(blocks, c);
-            let all: Vec<(u32, u32)> = cb.iter().flat_map(|b| b.pairs.iter().copied()).collect();
+            let (pairs, weights) = all_pairs(&cb.iter().collect::<Vec<_>>());
             let side = |pick: fn(&(u32, u32)) -> u32| {
-                let mut v: Vec<u32> = all.iter().map(pick).collect();
-                let mut at = |q| quantile(&mut v, q) as u64;
+                let mut items: Vec<(u32, f64)> = match &weights {
+                    Some(w) => pairs.iter().zip(w).map(|(p, w)| (pick(p), *w)).collect(),
+                    None => pairs.iter().map(|p| (pick(p), 1.0)).collect(),
+                };
+                let mut at = |q| weighted_quantile(&mut items, q) as u64;
                 ClassLatency {
                     p50_us: at(0.50),
                     p95_us: at(0.95),
@@ -149,7 +232,7 @@ pub fn class_results(blocks: &[Block], z: f64, level: f64, seed: u64) -> Vec<Cla
             };
             ClassResult {
                 class: TenantClass::ALL[usize::from(c)].name().into(),
-                pairs: all.len(),
+                pairs: pairs.len(),
                 baseline: side(|p| p.0),
                 candidate: side(|p| p.1),
                 ratios: ratios_z(&cb, z, level, class_seed(seed, c)),
@@ -172,21 +255,25 @@ pub fn ratios(blocks: &[Block], level: f64, seed: u64) -> Option<Ratios> {
 /// sampling distribution close to symmetric. `level` is only recorded.
 /// `None` with fewer than 20 pairs or 3 blocks.
 pub fn ratios_z(blocks: &[Block], z: f64, level: f64, seed: u64) -> Option<Ratios> {
-    let (thinned, pairs) = prepare(blocks)?;
-    let mut scratch = (
-        Vec::with_capacity(pairs.len()),
-        Vec::with_capacity(pairs.len()),
-    );
+    let prepared = Prepared::new(blocks)?;
+    let mut scratch = Scratch::default();
     let qs = [0.50, 0.95, 0.99];
     let point: Vec<f64> = qs
         .iter()
-        .map(|&q| ratio_at(&pairs, q, &mut scratch.0, &mut scratch.1))
+        .map(|&q| {
+            ratio_at(
+                &prepared.pairs,
+                prepared.weights.as_deref(),
+                q,
+                &mut scratch,
+            )
+        })
         .collect();
-    let logs = resample_logs(&thinned, &qs, seed, &mut scratch);
+    let logs = resample_logs(&prepared, &qs, seed, &mut scratch);
     let ci = |i: usize| normal_ci(point[i], &logs[i], z);
     Some(Ratios {
         level,
-        pairs: pairs.len(),
+        pairs: prepared.pairs.len(),
         p50: ci(0),
         p95: ci(1),
         p99: ci(2),
@@ -196,74 +283,127 @@ pub fn ratios_z(blocks: &[Block], z: f64, level: f64, seed: u64) -> Option<Ratio
 /// The interval of one quantile `q` only, as [`ratios_z`] gives it (the
 /// same resamples: a look of a sequential run costs a third).
 pub fn ratio_ci(blocks: &[Block], q: f64, z: f64, seed: u64) -> Option<RatioCi> {
-    let (thinned, pairs) = prepare(blocks)?;
-    let mut scratch = (
-        Vec::with_capacity(pairs.len()),
-        Vec::with_capacity(pairs.len()),
+    let prepared = Prepared::new(blocks)?;
+    let mut scratch = Scratch::default();
+    let point = ratio_at(
+        &prepared.pairs,
+        prepared.weights.as_deref(),
+        q,
+        &mut scratch,
     );
-    let point = ratio_at(&pairs, q, &mut scratch.0, &mut scratch.1);
-    let logs = resample_logs(&thinned, &[q], seed, &mut scratch);
+    let logs = resample_logs(&prepared, &[q], seed, &mut scratch);
     Some(normal_ci(point, &logs[0], z))
 }
 
-/// Per client its blocks thinned for the bootstrap, and every pair; `None`
-/// with fewer than 20 pairs or 3 blocks.
-#[allow(clippy::type_complexity)]
-fn prepare(blocks: &[Block]) -> Option<(Vec<Vec<Vec<(u32, u32)>>>, Vec<(u32, u32)>)> {
-    let clients = by_client(blocks);
-    let n_blocks: usize = clients.iter().map(Vec::len).sum();
-    let total: usize = clients.iter().flatten().map(|b| b.len()).sum();
-    if total < 20 || n_blocks < 3 {
-        return None;
-    }
-    // One stride for every block keeps each block's share of the pairs.
-    let stride = total.div_ceil(MAX_BOOT_PAIRS).max(1);
-    let thinned: Vec<Vec<Vec<(u32, u32)>>> = clients
+/// Every kept pair of `blocks` and, when they are not all alike, the number
+/// of measured pairs each stands for.
+fn all_pairs(blocks: &[&Block]) -> (Vec<(u32, u32)>, Option<Vec<f64>>) {
+    let pairs = blocks
         .iter()
-        .map(|c| {
-            c.iter()
-                .map(|b| b.iter().step_by(stride).copied().collect())
-                .collect()
-        })
+        .flat_map(|b| b.pairs.iter().copied())
         .collect();
-    let pairs: Vec<(u32, u32)> = clients
+    let weights: Vec<f64> = blocks
         .iter()
-        .flatten()
-        .flat_map(|b| b.iter().copied())
+        .flat_map(|b| std::iter::repeat_n(b.weight(), b.pairs.len()))
         .collect();
-    Some((thinned, pairs))
+    (pairs, unless_equal(weights))
 }
 
-/// Each client's non-empty blocks, clients in order.
-fn by_client(blocks: &[Block]) -> Vec<Vec<&[(u32, u32)]>> {
-    let mut by_client: std::collections::BTreeMap<u16, Vec<&[(u32, u32)]>> = Default::default();
-    for b in blocks.iter().filter(|b| !b.pairs.is_empty()) {
-        by_client.entry(b.client).or_default().push(&b.pairs);
+/// `None` when every weight is the same (the faster unweighted percentiles
+/// then give the same answer).
+fn unless_equal(weights: Vec<f64>) -> Option<Vec<f64>> {
+    let first = *weights.first()?;
+    if weights.iter().all(|w| (w / first - 1.0).abs() < 1e-9) {
+        None
+    } else {
+        Some(weights)
     }
-    by_client.into_values().collect()
+}
+
+/// A block's pairs thinned for the bootstrap, and the weight of each.
+type Thinned = (Vec<(u32, u32)>, f64);
+
+/// A query's pairs made ready for the bootstrap.
+struct Prepared {
+    /// Per client (in order) its non-empty blocks thinned to at most
+    /// [`MAX_BOOT_PAIRS`] in all, each with the weight of its kept pairs.
+    clients: Vec<Vec<Thinned>>,
+    /// Whether those weights differ (else resamples are unweighted).
+    weighted: bool,
+    /// Every kept pair, for the point estimate.
+    pairs: Vec<(u32, u32)>,
+    /// Their weights, when they differ.
+    weights: Option<Vec<f64>>,
+}
+
+impl Prepared {
+    /// `None` with fewer than 20 pairs or 3 blocks.
+    fn new(blocks: &[Block]) -> Option<Prepared> {
+        let mut by_client: std::collections::BTreeMap<u16, Vec<&Block>> = Default::default();
+        for b in blocks.iter().filter(|b| !b.pairs.is_empty()) {
+            by_client.entry(b.client).or_default().push(b);
+        }
+        let kept: Vec<&Block> = by_client.values().flatten().copied().collect();
+        let total: usize = kept.iter().map(|b| b.pairs.len()).sum();
+        if total < 20 || kept.len() < 3 {
+            return None;
+        }
+        // One stride for every block; a thinned block's pairs stand for the
+        // block's measured pairs, so its weight is kept exactly.
+        let stride = total.div_ceil(MAX_BOOT_PAIRS).max(1);
+        let clients: Vec<Vec<Thinned>> = by_client
+            .values()
+            .map(|c| {
+                c.iter()
+                    .map(|b| {
+                        let thin: Vec<(u32, u32)> =
+                            b.pairs.iter().step_by(stride).copied().collect();
+                        let w = b.weight() * b.pairs.len() as f64 / thin.len() as f64;
+                        (thin, w)
+                    })
+                    .collect()
+            })
+            .collect();
+        let thinned: Vec<f64> = clients.iter().flatten().map(|b| b.1).collect();
+        let (pairs, weights) = all_pairs(&kept);
+        Some(Prepared {
+            weighted: unless_equal(thinned).is_some(),
+            clients,
+            pairs,
+            weights,
+        })
+    }
 }
 
 /// The log ratio at each of `qs` in [`RESAMPLES`] two-stage resamples
-/// (clients with replacement, then each drawn client's blocks).
+/// (clients with replacement, then each drawn client's blocks), each pair
+/// weighted by what its block stands for when the blocks differ.
 fn resample_logs(
-    clients: &[Vec<Vec<(u32, u32)>>],
+    prepared: &Prepared,
     qs: &[f64],
     seed: u64,
-    scratch: &mut (Vec<u32>, Vec<u32>),
+    scratch: &mut Scratch,
 ) -> Vec<Vec<f64>> {
+    let clients = &prepared.clients;
     let mut rng = Prng::for_parts(&[seed, 0xB007]);
     let mut logs: Vec<Vec<f64>> = qs.iter().map(|_| Vec::with_capacity(RESAMPLES)).collect();
-    let mut resample = Vec::new();
+    let (mut resample, mut weights) = (Vec::new(), Vec::new());
     for _ in 0..RESAMPLES {
         resample.clear();
+        weights.clear();
         for _ in 0..clients.len() {
             let client = &clients[rng.below(clients.len() as u64) as usize];
             for _ in 0..client.len() {
-                resample.extend_from_slice(&client[rng.below(client.len() as u64) as usize]);
+                let (block, w) = &client[rng.below(client.len() as u64) as usize];
+                resample.extend_from_slice(block);
+                if prepared.weighted {
+                    weights.extend(std::iter::repeat_n(*w, block.len()));
+                }
             }
         }
+        let w = prepared.weighted.then_some(weights.as_slice());
         for (i, &q) in qs.iter().enumerate() {
-            let r = ratio_at(&resample, q, &mut scratch.0, &mut scratch.1);
+            let r = ratio_at(&resample, w, q, scratch);
             if r.is_finite() && r > 0.0 {
                 logs[i].push(r.ln());
             }
@@ -335,6 +475,7 @@ mod tests {
                 client: (b % 4) as u16,
                 pairs: pairs(factor, 250, seed * 100 + b),
                 classes: vec![NO_CLASS; 250],
+                seen: 250,
             })
             .collect()
     }
@@ -391,6 +532,7 @@ mod tests {
                     client,
                     classes: vec![NO_CLASS; per_block],
                     pairs,
+                    seen: per_block as u64,
                 });
             }
         }
@@ -421,6 +563,28 @@ mod tests {
                 "{name}: {m} of {seeds}: far too wide to mean 90%"
             );
         }
+    }
+
+    /// Weighted percentiles: equal weights give the unweighted rank, and a
+    /// heavier half moves the median into it.
+    #[test]
+    fn weighted_quantile_matches_the_unweighted_one_and_follows_weights() {
+        for n in [1usize, 2, 7, 33, 100, 1001] {
+            let values: Vec<u32> = (0..n as u32).map(|i| (i * 7919) % 1009).collect();
+            for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
+                let mut plain = values.clone();
+                let mut weighted: Vec<(u32, f64)> = values.iter().map(|v| (*v, 3.0)).collect();
+                assert_eq!(
+                    quantile(&mut plain, q),
+                    weighted_quantile(&mut weighted, q),
+                    "n {n} q {q}"
+                );
+            }
+        }
+        let mut items: Vec<(u32, f64)> = (0..100)
+            .map(|i| (i, if i < 50 { 1.0 } else { 9.0 }))
+            .collect();
+        assert!(weighted_quantile(&mut items, 0.5) >= 72.0);
     }
 
     /// At a family level such as 1 - 0.05/23 the old percentile interval was
@@ -479,7 +643,11 @@ mod tests {
             (1, 30, 33, 0),
             (1, 40, 44, 1),
         ];
-        let all = super::blocks(&samples, &mut rng);
+        let mut reservoir = crate::run::pairs::PairReservoir::default();
+        for s in samples {
+            reservoir.push(s);
+        }
+        let all = super::blocks(&reservoir, &mut rng);
         let big = class_blocks(&all, 0);
         assert_eq!(big.len(), 2);
         assert_eq!(big[0].pairs, vec![(10, 11)]);

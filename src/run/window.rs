@@ -108,9 +108,17 @@ pub async fn measure(
         let slot = driver.shared.swap(&workload, paired);
         collected.add_tail(since.elapsed().as_secs_f64(), &slot);
     }
+    // The window ends when the clients were told to stop, not after they
+    // drained and the last look's bootstrap ran (which made a 30 s
+    // sequential run report 34–37 s).
     let seconds = window
         .since
-        .map_or(0.0, |s| s.elapsed().as_secs_f64())
+        .map_or(0.0, |s| {
+            window
+                .ended
+                .map_or_else(|| s.elapsed(), |e| e.saturating_duration_since(s))
+                .as_secs_f64()
+        })
         .max(1e-9);
     let (index_usage, statements, stats_missing) = match window.close(stats).await {
         Ok((index_usage, statements)) => (index_usage, statements, None),
@@ -153,7 +161,12 @@ impl Ticking<'_> {
     /// A sequential run's look, when one is due `t` seconds into the window
     /// (`end`: the last); `true` when the run is decided or over. After the
     /// last look the pairs are frozen, so the file holds what it decided on.
-    fn look(&mut self, t: f64, end: bool, quiet: bool) -> bool {
+    fn look(&mut self, t: f64, end: bool, quiet: bool, shared: &Shared) -> bool {
+        if end {
+            // Over: stop the clients before the last look's bootstrap runs,
+            // so the window is as long as asked.
+            self.stop_clients(shared);
+        }
         let Some(looker) = self.looker.as_deref_mut() else {
             return end;
         };
@@ -165,16 +178,25 @@ impl Ticking<'_> {
             crate::console::err_line(looker.progress_line());
         }
         if decided || end {
+            self.stop_clients(shared);
             self.collected.freeze_pairs();
             return true;
         }
         false
+    }
+
+    /// The window ends now (the first call counts).
+    fn stop_clients(&mut self, shared: &Shared) {
+        shared.stop.store(true, Ordering::Relaxed);
+        self.window.ended.get_or_insert_with(Instant::now);
     }
 }
 
 /// The window's state: open (`since`) or still warming up.
 struct Window {
     since: Option<Instant>,
+    /// When the clients were told to stop at the window's end.
+    ended: Option<Instant>,
     started_at: DateTime<Utc>,
     /// The counters when it opened, or why they could not be read.
     before: std::result::Result<pgstat::Snapshot, String>,
@@ -184,6 +206,7 @@ impl Window {
     fn new() -> Window {
         Window {
             since: None,
+            ended: None,
             started_at: Utc::now(),
             before: Ok(pgstat::Snapshot::default()),
         }
@@ -285,7 +308,7 @@ async fn tick_until_done(
                     crate::console::err_line(progress_line(t, &slot, done - last_done, interval));
                 }
                 last_done = done;
-                if ticking.look(t, since.elapsed() >= opts.duration, opts.quiet) {
+                if ticking.look(t, since.elapsed() >= opts.duration, opts.quiet, shared) {
                     break;
                 }
             }
