@@ -261,7 +261,7 @@ pub(super) enum Command {
     /// and the workload's results.json into the run folder. Exit codes: 0
     /// applied and rolled back cleanly, 1 the migration failed or the
     /// rollback check found a difference, 2 an error.
-    Rehearse(RehearseArgs),
+    Rehearse(Box<RehearseArgs>),
     /// Multi-tenant audit: leak paths, distribution blockers, RLS cost.
     ///
     /// Reads the catalog of --schema (no query is run on tenant data): row-level
@@ -855,7 +855,8 @@ pub(super) enum SchemaCommand {
 #[derive(Debug, Args)]
 pub(super) struct RehearseArgs {
     /// The migration: a .sql file, a folder of .sql files, or a Prisma migrations/ folder.
-    pub(super) migration: PathBuf,
+    #[arg(required_unless_present = "retention")]
+    pub(super) migration: Option<PathBuf>,
     /// Rollback file, applied after the migration; the schema must then be
     /// as before [default: rollback.sql beside advise's migration.sql].
     #[arg(long)]
@@ -916,6 +917,25 @@ pub(super) struct RehearseArgs {
     /// in production; under minimal they are marked not comparable).
     #[arg(long)]
     pub(super) keep_wal_level: bool,
+    /// Instead of a migration: rehearse retention of this table (in the
+    /// crm schema) — a batched DELETE + VACUUM against the table converted
+    /// to monthly partitions and the expired ones dropped, side by side
+    /// under the workload (default: the built-in one); writes the
+    /// conversion, its rollback and the retention job.
+    #[arg(long, value_name = "TABLE", conflicts_with = "migration")]
+    pub(super) retention: Option<String>,
+    /// With --retention: how much to keep, e.g. 24months or 2years.
+    #[arg(long, default_value = "24months", value_parser = crate::rehearse::retention::parse_keep)]
+    pub(super) keep: u32,
+    /// With --retention: the time column [default: created_at, else the first timestamp].
+    #[arg(long)]
+    pub(super) partition_by: Option<String>,
+    /// With --retention: the partition interval (month only).
+    #[arg(long, default_value = "month", value_parser = ["month"])]
+    pub(super) interval: String,
+    /// With --retention: the job written [default: partman when the server has pg_partman 4.x].
+    #[arg(long, value_parser = ["partman", "plpgsql"])]
+    pub(super) job: Option<String>,
 }
 
 impl Command {

@@ -545,8 +545,11 @@ pub(super) async fn rehearse_command(
         crate::workload::Workload::load(w)?;
     }
     let (target, _) = Target::resolve(opts, true)?;
+    let Some(migration) = args.migration.clone() else {
+        return retention_command(args, &target, access).await;
+    };
     let options = crate::rehearse::RehearseOptions {
-        migration: args.migration,
+        migration,
         rollback: args.rollback,
         apply_as,
         workload: args.workload,
@@ -574,6 +577,44 @@ pub(super) async fn rehearse_command(
         outcome.folder.join("rehearsal.json").display()
     ))?;
     Ok(outcome.rehearsal.exit_code())
+}
+
+/// `rehearse --retention`: the work is in [`crate::rehearse::retention`].
+async fn retention_command(args: RehearseArgs, target: &Target, access: Access) -> Result<u8> {
+    use crate::rehearse::retention::{self, job::JobKind};
+    let builtin = std::path::PathBuf::from(crate::workload::BUILT_IN_PATH);
+    let options = retention::RetentionOptions {
+        schema: crate::pg::SCHEMA.into(),
+        table: args.retention.unwrap_or_default(),
+        keep_months: args.keep,
+        partition_by: args.partition_by,
+        workload: args
+            .workload
+            .or_else(|| builtin.is_file().then_some(builtin)),
+        load: match (args.rate, args.closed) {
+            (Some(rate), _) => crate::rehearse::Load::Rate(rate),
+            (None, true) => crate::rehearse::Load::Closed,
+            (None, false) => crate::rehearse::Load::Probe,
+        },
+        clients: args.clients,
+        before: args.before,
+        after: args.after,
+        wal_replica: !args.keep_wal_level,
+        job: args.job.as_deref().map(|j| match j {
+            "partman" => JobKind::Partman,
+            _ => JobKind::Plpgsql,
+        }),
+        seed: args.seed,
+        out: args.out,
+        access,
+    };
+    let outcome = retention::rehearse_retention(target, &options).await?;
+    out(retention::render::render(&outcome.record))?;
+    out(format!(
+        "  retention: {}\n",
+        outcome.folder.join("retention.json").display()
+    ))?;
+    Ok(u8::from(!outcome.record.checks.passed()))
 }
 
 /// `merge`: the workers' folders into one results.json.

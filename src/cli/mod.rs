@@ -150,7 +150,7 @@ async fn execute(command: Command, opts: &TargetOptions, access: Access) -> anyh
         Command::Audit(args) => return Ok(commands::audit_command(args, opts).await?),
         Command::Erase(args) => out(commands::erase_command(args, opts).await?)?,
         Command::Capture(args) => return Ok(capture_command(args, opts).await?),
-        Command::Rehearse(args) => return Ok(rehearse_command(args, opts, access).await?),
+        Command::Rehearse(args) => return Ok(rehearse_command(*args, opts, access).await?),
         Command::Merge(args) => out(commands::merge_command(args, access)?)?,
         Command::Export(args) => out(commands::export_command(args, opts).await?)?,
         Command::Import(args) => out(commands::import_command(args, opts).await?)?,

@@ -229,7 +229,7 @@ impl Copies {
 /// (as `pg start --replicas` does): under `minimal` index builds and
 /// rewrites skip WAL, so their WAL figures would mean nothing. Another
 /// server is left as it is; its setting is recorded.
-async fn wal_replica(target: &Target) -> Result<()> {
+pub(crate) async fn wal_replica(target: &Target) -> Result<()> {
     if let Target::Private { server, .. } = target {
         if pg::replicas::enable_on_primary(server, 0).await? {
             crate::console::err_line(
@@ -327,7 +327,7 @@ async fn on_copies(
 }
 
 /// The load of both steps: open loop at the chosen (or probed) rate.
-async fn step_load<'a>(
+pub(crate) async fn step_load<'a>(
     ctx: &'a WorkloadContext,
     copy: &Target,
     opts: &RehearseOptions,
@@ -347,7 +347,7 @@ async fn step_load<'a>(
 
 /// Save a step's load results (in `sub`, or the run folder itself) and
 /// make its workload record.
-fn record_load(
+pub(crate) fn record_load(
     folder: &RunFolder,
     sub: Option<&str>,
     results: Option<&Results>,
@@ -431,7 +431,7 @@ async fn probe(
     Ok(tps / 2.0)
 }
 
-fn load_options(
+pub(crate) fn load_options(
     opts: &RehearseOptions,
     workload: &std::path::Path,
     rate: Option<f64>,

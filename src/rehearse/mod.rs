@@ -25,3 +25,4 @@ pub mod timeline;
 
 pub use engine::{Load, RehearseOptions, RehearseOutcome, rehearse};
 pub mod render;
+pub mod retention;

@@ -1,0 +1,104 @@
+//! `rehearse --retention` as text: the side-by-side table, the checks, the
+//! trade-offs and the files written.
+
+use super::model::{RetentionRecord, Way};
+
+fn mb(bytes: i64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn cells(w: &Way) -> [String; 7] {
+    let d = w.during.clone().unwrap_or_default();
+    let load = w.during.is_some();
+    [
+        format!("{:.0} ms", w.duration_ms),
+        w.wal_bytes.map_or("-".into(), mb),
+        mb(w.size_after_bytes),
+        w.dead_tuples_after.to_string(),
+        if load {
+            format!("{:.1} ms", d.p50_ms)
+        } else {
+            "-".into()
+        },
+        if load {
+            format!("{:.1} ms", d.p99_ms)
+        } else {
+            "-".into()
+        },
+        if load {
+            format!("{:.0} ms / {}", d.max_ms, d.errors)
+        } else {
+            "-".into()
+        },
+    ]
+}
+
+/// The text `rehearse --retention` prints.
+pub fn render(r: &RetentionRecord) -> String {
+    let mut out = format!(
+        "crmbench: retention of {} by {}, keep {} months: {} of {} rows expire (before {}), \
+         {} pages per batch, wal_level {}{}\n\n",
+        r.table,
+        r.column,
+        r.keep_months,
+        r.expired_rows,
+        r.rows,
+        r.cutoff,
+        r.pages_per_batch,
+        r.wal_level,
+        if r.wal_level == "minimal" {
+            " (WAL figures not comparable)"
+        } else {
+            ""
+        }
+    );
+    let rows = [
+        ("DELETE + VACUUM", &r.delete),
+        ("drop partitions", &r.drop),
+        ("conversion (once)", &r.conversion),
+        ("job run (once)", &r.job_run),
+    ];
+    out.push_str(&format!(
+        "{:<19} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>14}\n",
+        "way", "duration", "WAL", "size after", "dead", "p50", "p99", "max / errors"
+    ));
+    for (name, w) in rows {
+        let c = cells(w);
+        out.push_str(&format!(
+            "{name:<19} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>14}\n",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+        ));
+        if let Some(f) = &w.failure {
+            out.push_str(&format!("  FAILED: {f}\n"));
+        }
+    }
+    let k = &r.checks;
+    out.push_str(&format!(
+        "\nconversion checks: old EXCEPT ALL new {} rows (new EXCEPT ALL old {}); tenants agreeing {}/{}; \
+         new audit findings {}; rollback restores the schema: {}; dropped partitions held {} of {} expired rows, {} left\n",
+        k.old_except_new,
+        k.new_except_old,
+        k.tenants_agree.0,
+        k.tenants_agree.1,
+        k.audit_new_findings.len(),
+        if k.rollback_identical { "yes" } else { "NO" },
+        k.dropped_rows.0,
+        k.dropped_rows.1,
+        k.expired_left
+    ));
+    for f in &k.audit_new_findings {
+        out.push_str(&format!("  audit: {f}\n"));
+    }
+    if !k.rollback_difference.is_empty() {
+        out.push_str(&k.rollback_difference);
+    }
+    out.push_str("trade-offs:\n");
+    for t in &r.tradeoffs {
+        out.push_str(&format!("  - {t}\n"));
+    }
+    out.push_str(&format!("job: {:?}\nfiles:\n", r.job));
+    for (role, path) in &r.files {
+        out.push_str(&format!("  {role}: {path}\n"));
+    }
+    out
+}
