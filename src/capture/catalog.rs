@@ -33,7 +33,8 @@ pub struct Table {
     /// Columns a CHECK constraint over several columns ties together
     /// (`(status = 'open') = (closed_at IS NULL)`).
     pub tied: Vec<String>,
-    /// Single-column foreign keys: (column, referenced table, its column).
+    /// Foreign keys, column by column (a composite key `(tenant_id,
+    /// order_id)` gives two): (column, referenced table, its column).
     pub references: Vec<(String, String, String)>,
 }
 
@@ -330,10 +331,11 @@ async fn read_domains(client: &Client, tables: &mut [Table]) -> Result<()> {
             "SELECT n.nspname::text, c.relname::text, a.attname::text, r.relname::text, ra.attname::text \
              FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.conkey[1] \
+             CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS p(attnum, refnum) \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = p.attnum \
              JOIN pg_class r ON r.oid = k.confrelid \
-             JOIN pg_attribute ra ON ra.attrelid = r.oid AND ra.attnum = k.confkey[1] \
-             WHERE k.contype = 'f' AND cardinality(k.conkey) = 1",
+             JOIN pg_attribute ra ON ra.attrelid = r.oid AND ra.attnum = p.refnum \
+             WHERE k.contype = 'f'",
             &[],
         )
         .await
