@@ -7,6 +7,7 @@ use pg_query::NodeRef;
 use pg_query::protobuf::a_const::Val;
 use tokio_postgres::Client;
 
+use super::domain::{self, Allowed};
 use super::infer::TableName;
 use crate::error::{Error, Result};
 
@@ -25,6 +26,16 @@ pub struct Table {
     pub rows: f64,
     /// Columns filled from a sequence (serial or identity).
     pub serial: Vec<String>,
+    /// What single-column CHECK constraints allow, by column.
+    pub allowed: Vec<(String, Allowed)>,
+    /// The planner's most common values, by column (`pg_stats`).
+    pub common: Vec<(String, Vec<String>)>,
+    /// Columns a CHECK constraint over several columns ties together
+    /// (`(status = 'open') = (closed_at IS NULL)`).
+    pub tied: Vec<String>,
+    /// Foreign keys, column by column (a composite key `(tenant_id,
+    /// order_id)` gives two): (column, referenced table, its column).
+    pub references: Vec<(String, String, String)>,
 }
 
 impl Table {
@@ -48,6 +59,25 @@ impl Table {
         self.unique
             .iter()
             .any(|key| key.iter().any(|c| c == column) && key.iter().all(writes))
+    }
+
+    /// A generator of `column`'s values that keeps to its CHECK
+    /// constraints, else drawn from its most common values; `None` when
+    /// the catalog knows neither.
+    pub fn domain_generator(&self, column: &str) -> Option<String> {
+        let ty = self.type_of(column)?;
+        let allowed = self
+            .allowed
+            .iter()
+            .filter(|(c, _)| c == column)
+            .fold(Allowed::default(), |a, (_, b)| a.and(b.clone()));
+        if let Some(g) = allowed.generator(ty) {
+            return Some(g);
+        }
+        self.common
+            .iter()
+            .find(|(c, v)| c == column && !v.is_empty())
+            .map(|(_, v)| super::domain::choice(v))
     }
 
     /// `schema.table`, each part quoted when it must be.
@@ -115,6 +145,10 @@ impl Catalog {
                     columns: names.into_iter().zip(types).collect(),
                     unique: Vec::new(),
                     serial: r.get(5),
+                    allowed: Vec::new(),
+                    common: Vec::new(),
+                    tied: Vec::new(),
+                    references: Vec::new(),
                 }
             })
             .collect();
@@ -141,6 +175,7 @@ impl Catalog {
                 t.unique.push(r.get(2));
             }
         }
+        read_domains(client, &mut tables).await?;
         let policies: Vec<(String, String, String)> = client
             .query(
                 "SELECT schemaname::text, tablename::text, qual FROM pg_policies \
@@ -256,6 +291,86 @@ impl Catalog {
             }),
         })
     }
+}
+
+/// Each table's single-column CHECK constraints and the planner's most
+/// common values of its columns (what a column's generator keeps to when
+/// the column cannot be sampled per tenant).
+async fn read_domains(client: &Client, tables: &mut [Table]) -> Result<()> {
+    // One row per (constraint, column): a single-column constraint says
+    // what the column allows, one over several columns ties them.
+    let checks = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, pg_get_constraintdef(k.oid), \
+                    cardinality(k.conkey) > 1 \
+             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (k.conkey) \
+             WHERE k.contype = 'c'",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::from_pg("reading CHECK constraints", e))?;
+    for r in &checks {
+        let (schema, name, column, def, several): (String, String, String, String, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        let Some(t) = tables
+            .iter_mut()
+            .find(|t| t.schema == schema && t.name == name)
+        else {
+            continue;
+        };
+        if several {
+            t.tied.push(column);
+        } else if let Some(allowed) = domain::of_check(&def, &column) {
+            t.allowed.push((column, allowed));
+        }
+    }
+    let keys = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, r.relname::text, ra.attname::text \
+             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS p(attnum, refnum) \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = p.attnum \
+             JOIN pg_class r ON r.oid = k.confrelid \
+             JOIN pg_attribute ra ON ra.attrelid = r.oid AND ra.attnum = p.refnum \
+             WHERE k.contype = 'f'",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::from_pg("reading foreign keys", e))?;
+    for r in &keys {
+        let (schema, name): (String, String) = (r.get(0), r.get(1));
+        if let Some(t) = tables
+            .iter_mut()
+            .find(|t| t.schema == schema && t.name == name)
+        {
+            t.references.push((r.get(2), r.get(3), r.get(4)));
+        }
+    }
+    // pg_stats shows only the tables the reader may SELECT from: a column
+    // it hides simply has no common values.
+    let stats = client
+        .query(
+            "SELECT schemaname::text, tablename::text, attname::text, most_common_vals::text \
+             FROM pg_stats WHERE most_common_vals IS NOT NULL \
+               AND schemaname NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::from_pg("reading pg_stats", e))?;
+    for r in &stats {
+        let (schema, name, column, text): (String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let found = tables
+            .iter_mut()
+            .find(|t| t.schema == schema && t.name == name);
+        if let (Some(t), Some(values)) = (found, domain::array_elements(&text)) {
+            t.common.push((column, values));
+        }
+    }
+    Ok(())
 }
 
 /// (setting, column) of a policy's `USING` expression, as

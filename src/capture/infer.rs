@@ -44,6 +44,14 @@ pub enum Use {
     /// `pg_get_serial_sequence($n, …)` (0: the table, 1: the column): the
     /// sequence behind the written table's serial column.
     SerialOf(u8),
+    /// Argument `index` (from 0) of a call of `function` (its name, lower
+    /// case): `date_trunc($1, …)` held a unit, not any text.
+    Argument {
+        /// The function's name.
+        function: String,
+        /// The argument's position.
+        index: usize,
+    },
 }
 
 /// The statement's kind, from its top node.
@@ -80,7 +88,37 @@ pub fn infer(sql: &str) -> Result<Inferred, String> {
         return Err(format!("{} statements in one entry", stmts.len()));
     }
     let top = stmts[0].stmt.as_ref().and_then(|n| n.node.as_ref());
-    let kind = match top {
+    let mut out = Inferred {
+        kind: kind_of(top)?,
+        tables: Vec::new(),
+        uses: HashMap::new(),
+        temporary: false,
+    };
+    let nodes = parsed.protobuf.nodes();
+    let aliases = tables(&nodes, &mut out);
+    let resolve = |fields: &[Node]| -> Option<(Option<TableName>, String)> {
+        let names: Vec<&str> = fields
+            .iter()
+            .filter_map(|f| match f.node.as_ref() {
+                Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+                _ => None,
+            })
+            .collect();
+        match names.as_slice() {
+            [column] => Some((None, column.to_string())),
+            [.., qualifier, column] => Some((aliases.get(*qualifier).cloned(), column.to_string())),
+            [] => None,
+        }
+    };
+    for (node, ..) in &nodes {
+        uses_in(node, &resolve, &mut out.uses);
+    }
+    Ok(out)
+}
+
+/// The statement's kind from its top node.
+fn kind_of(top: Option<&NodeEnum>) -> Result<StatementKind, String> {
+    Ok(match top {
         Some(NodeEnum::SelectStmt(s)) if is_set_config(s) => StatementKind::Frame,
         Some(NodeEnum::SelectStmt(s)) if s.into_clause.is_some() => {
             StatementKind::Utility("SELECT INTO")
@@ -101,16 +139,16 @@ pub fn infer(sql: &str) -> Result<Inferred, String> {
         }
         Some(_) => StatementKind::Utility("DDL or another utility command"),
         None => return Err("empty statement".into()),
-    };
-    let mut out = Inferred {
-        kind,
-        tables: Vec::new(),
-        uses: HashMap::new(),
-        temporary: false,
-    };
+    })
+}
+
+/// The tables the statement names (into `out`), and its aliases.
+fn tables(
+    nodes: &[(NodeRef<'_>, i32, pg_query::Context, bool)],
+    out: &mut Inferred,
+) -> HashMap<String, TableName> {
     let mut aliases: HashMap<String, TableName> = HashMap::new();
-    let nodes = parsed.protobuf.nodes();
-    for (node, ..) in &nodes {
+    for (node, ..) in nodes {
         if let NodeRef::RangeVar(rv) = node {
             let table = TableName {
                 schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
@@ -126,58 +164,60 @@ pub fn infer(sql: &str) -> Result<Inferred, String> {
             }
         }
     }
-    let resolve = |fields: &[Node]| -> Option<(Option<TableName>, String)> {
-        let names: Vec<&str> = fields
-            .iter()
-            .filter_map(|f| match f.node.as_ref() {
-                Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-                _ => None,
-            })
-            .collect();
-        match names.as_slice() {
-            [column] => Some((None, column.to_string())),
-            [.., qualifier, column] => Some((aliases.get(*qualifier).cloned(), column.to_string())),
-            [] => None,
+    aliases
+}
+
+/// The uses of parameters one node shows.
+fn uses_in(node: &NodeRef<'_>, resolve: &Resolve<'_>, uses: &mut HashMap<i32, Vec<Use>>) {
+    match node {
+        NodeRef::AExpr(e) => comparison(e, resolve, uses),
+        NodeRef::SelectStmt(s) => {
+            if let Some(n) = param_of(s.limit_count.as_deref()) {
+                uses.entry(n).or_default().push(Use::Limit);
+            }
+            if let Some(n) = param_of(s.limit_offset.as_deref()) {
+                uses.entry(n).or_default().push(Use::Offset);
+            }
         }
-    };
-    for (node, ..) in &nodes {
-        match node {
-            NodeRef::AExpr(e) => comparison(e, &resolve, &mut out.uses),
-            NodeRef::SelectStmt(s) => {
-                if let Some(n) = param_of(s.limit_count.as_deref()) {
-                    out.uses.entry(n).or_default().push(Use::Limit);
-                }
-                if let Some(n) = param_of(s.limit_offset.as_deref()) {
-                    out.uses.entry(n).or_default().push(Use::Offset);
-                }
-            }
-            NodeRef::InsertStmt(i) => insert(i, &mut out.uses),
-            NodeRef::FuncCall(f)
-                if f.funcname.iter().any(|n| {
-                    matches!(n.node.as_ref(), Some(NodeEnum::String(s)) if s.sval == "pg_get_serial_sequence")
-                }) =>
-            {
-                for (k, a) in f.args.iter().take(2).enumerate() {
-                    if let Some(n) = bare_param(Some(a)) {
-                        out.uses.entry(n).or_default().push(Use::SerialOf(k as u8));
+        NodeRef::InsertStmt(i) => insert(i, uses),
+        NodeRef::FuncCall(f) => {
+            let function = f
+                .funcname
+                .iter()
+                .rev()
+                .find_map(|n| match n.node.as_ref() {
+                    Some(NodeEnum::String(s)) => Some(s.sval.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for (k, a) in f.args.iter().enumerate() {
+                let Some(n) = bare_param(Some(a)) else {
+                    continue;
+                };
+                let found = if function == "pg_get_serial_sequence" && k < 2 {
+                    Use::SerialOf(k as u8)
+                } else {
+                    Use::Argument {
+                        function: function.clone(),
+                        index: k,
                     }
-                }
+                };
+                uses.entry(n).or_default().push(found);
             }
-            NodeRef::UpdateStmt(u) => {
-                let table = u.relation.as_ref().map(|rv| TableName {
-                    schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
-                    name: rv.relname.clone(),
-                });
-                for t in &u.target_list {
-                    if let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() {
-                        assign(&table, &rt.name, rt.val.as_deref(), &mut out.uses);
-                    }
-                }
-            }
-            _ => {}
         }
+        NodeRef::UpdateStmt(u) => {
+            let table = u.relation.as_ref().map(|rv| TableName {
+                schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
+                name: rv.relname.clone(),
+            });
+            for t in &u.target_list {
+                if let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() {
+                    assign(&table, &rt.name, rt.val.as_deref(), uses);
+                }
+            }
+        }
+        _ => {}
     }
-    Ok(out)
 }
 
 fn is_set_config(s: &pg_query::protobuf::SelectStmt) -> bool {
@@ -243,17 +283,34 @@ fn comparison(
             | AExprKind::AexprBetweenSym
             | AExprKind::AexprNotBetweenSym
     ) || matches!(op_name(e), Some("<" | ">" | "<=" | ">="));
-    let comparable = matches!(
-        kind,
-        AExprKind::AexprOp
-            | AExprKind::AexprIn
-            | AExprKind::AexprLike
-            | AExprKind::AexprIlike
-            | AExprKind::AexprDistinct
-            | AExprKind::AexprNotDistinct
-            | AExprKind::AexprOpAny
-    ) || range;
-    if !comparable || (kind == AExprKind::AexprOp && op_name(e) == Some("||")) {
+    if kind == AExprKind::AexprNullif {
+        // `nullif(x, 0)` guarding a division: the constant is the guard.
+        if let Some(n) = bare_param(e.rexpr.as_deref()) {
+            uses.entry(n).or_default().push(Use::Argument {
+                function: "nullif".into(),
+                index: 1,
+            });
+        }
+        return;
+    }
+    // Arithmetic (`quantity - $1`, `position + $2`) is not a comparison:
+    // a value of the column there would be a step, not a value.
+    let compares = matches!(
+        op_name(e),
+        Some("=" | "<>" | "!=" | "<" | ">" | "<=" | ">=" | "~" | "~*" | "!~" | "!~*")
+    );
+    let comparable = (kind == AExprKind::AexprOp && compares)
+        || matches!(
+            kind,
+            AExprKind::AexprIn
+                | AExprKind::AexprLike
+                | AExprKind::AexprIlike
+                | AExprKind::AexprDistinct
+                | AExprKind::AexprNotDistinct
+                | AExprKind::AexprOpAny
+        )
+        || range;
+    if !comparable {
         return;
     }
     for (col_side, param_side) in [(&e.lexpr, &e.rexpr), (&e.rexpr, &e.lexpr)] {
@@ -379,6 +436,17 @@ mod tests {
         assert_eq!(i.uses[&3], vec![col(None, "created_at", true, false)]);
         assert_eq!(i.uses[&4], vec![Use::Limit]);
         assert_eq!(i.uses[&5], vec![Use::Offset]);
+        // A step is not a value of the column; nullif's constant is a guard.
+        let i = infer("UPDATE inventory SET quantity = quantity - $1 WHERE x > $2 / nullif(y, $3)")
+            .unwrap();
+        assert!(!i.uses.contains_key(&1), "{:?}", i.uses);
+        assert_eq!(
+            i.uses[&3],
+            vec![Use::Argument {
+                function: "nullif".into(),
+                index: 1
+            }]
+        );
     }
 
     #[test]

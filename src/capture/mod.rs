@@ -9,11 +9,14 @@
 //! header, never dropped silently.
 
 pub mod catalog;
+pub mod domain;
 pub mod infer;
+pub mod log;
 pub mod normalize;
 pub mod realism;
 pub mod stats;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -42,6 +45,9 @@ pub struct CaptureOptions {
     /// Two snapshots this far apart: the weights are the calls made in
     /// between (`None`: everything since the last reset).
     pub window: Option<std::time::Duration>,
+    /// Read the statements from this server log instead of
+    /// `pg_stat_statements` ([`log`]).
+    pub from_log: Option<PathBuf>,
 }
 
 /// A statement left out, with why and its share of execution time.
@@ -84,23 +90,34 @@ struct Captured1 {
 /// Capture the target's workload into `opts.out`.
 pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured> {
     let admin = pg::connect(&target.admin()).await?;
-    pg::privileges::check_capture(&admin, opts.role.as_deref()).await?;
-    let entries = read_entries(&admin, target.database(), opts.window).await?;
+    let (entries, observed) = match &opts.from_log {
+        Some(path) => from_log(path, opts.role.as_deref())?,
+        None => {
+            pg::privileges::check_capture(&admin, opts.role.as_deref()).await?;
+            let entries = read_entries(&admin, target.database(), opts.window).await?;
+            (entries, HashMap::new())
+        }
+    };
     let role = match &opts.role {
         Some(r) => r.clone(),
         None => stats::application_role(&admin, &entries).await?,
     };
     let catalog = Catalog::read(&admin).await?;
-    let entries = stats::grouped(
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| e.role == role)
+        .map(|mut e| {
+            e.query = normalize::typed_literals(&e.query);
+            e
+        })
+        .collect();
+    // A log's statements are grouped by their text already (values go
+    // with the numbering of that text).
+    let entries = if opts.from_log.is_some() {
         entries
-            .into_iter()
-            .filter(|e| e.role == role)
-            .map(|mut e| {
-                e.query = normalize::typed_literals(&e.query);
-                e
-            })
-            .collect(),
-    );
+    } else {
+        stats::grouped(entries)
+    };
     let mut total = 0.0;
     let mut classified = Vec::new();
     for e in entries {
@@ -123,6 +140,7 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
         queries: Vec::new(),
         unreplayable: Vec::new(),
         covered: 0.0,
+        observed,
     };
     let context = catalog.tenant_context(&admin, &role).await?;
     let dir = opts.out.parent().map(PathBuf::from).unwrap_or_default();
@@ -135,12 +153,19 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
     // place, until the file passes.
     loop {
         sel.fill(&admin, &catalog, opts).await;
+        let source = match &opts.from_log {
+            Some(path) => format!("the server log {}", path.display()),
+            None => "pg_stat_statements".to_string(),
+        };
         let text = render(
             &sel.queries,
             &context,
-            &role,
-            sel.covered,
-            &sel.unreplayable,
+            &Header {
+                source: &source,
+                role: &role,
+                coverage: sel.covered,
+                unreplayable: &sel.unreplayable,
+            },
         );
         std::fs::write(&opts.out, text).map_err(|e| Error::io("writing", &opts.out, e))?;
         match crate::workload::context::WorkloadContext::prepare(target, &opts.out).await {
@@ -202,6 +227,52 @@ async fn read_entries(
     Ok(stats::window_delta(&first, second))
 }
 
+/// The statements of a server log as entries (the role `role` where the
+/// log does not name one), and each one's observed values by `$n`, keyed
+/// by its text as [`normalize::typed_literals`] leaves it.
+fn from_log(path: &std::path::Path, role: Option<&str>) -> Result<(Vec<Entry>, Observed)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+    let logged = log::read(&text);
+    let Some(role) = role.or_else(|| logged.iter().find_map(|l| l.role.as_deref())) else {
+        return Err(Error::Usage {
+            message: format!(
+                "{}: the log's lines do not name the role that ran them",
+                path.display()
+            ),
+            fix:
+                "name the application's role with --role (or log it: log_line_prefix with user=%u)"
+                    .into(),
+        });
+    };
+    let role = role.to_string();
+    let mut observed = HashMap::new();
+    let entries = logged
+        .into_iter()
+        .map(|l| {
+            let (query, removed) = normalize::typed_literals_renumbered(&l.query);
+            let values: Vec<Vec<String>> = l
+                .values
+                .into_iter()
+                .enumerate()
+                .filter(|(k, _)| !removed.contains(&(*k as u32 + 1)))
+                .map(|(_, v)| v)
+                .collect();
+            observed.insert(query, values);
+            Entry {
+                query: l.query,
+                role: l.role.unwrap_or_else(|| role.clone()),
+                queryid: None,
+                calls: l.calls,
+                total_ms: l.total_ms,
+            }
+        })
+        .collect();
+    Ok((entries, observed))
+}
+
+/// Values a log showed for each `$n` of a statement (index 0 is `$1`).
+type Observed = HashMap<String, Vec<Vec<String>>>;
+
 /// The statements taken so far, and those left to take.
 struct Selection {
     pending: std::collections::VecDeque<(Entry, std::result::Result<infer::Inferred, String>)>,
@@ -209,6 +280,7 @@ struct Selection {
     queries: Vec<(Captured1, f64, String)>,
     unreplayable: Vec<Unreplayable>,
     covered: f64,
+    observed: Observed,
 }
 
 impl Selection {
@@ -227,8 +299,13 @@ impl Selection {
                 continue;
             }
             let rank = self.queries.len() + self.unreplayable.len() + 1;
+            let observed = self
+                .observed
+                .get(&e.query)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let built = match inferred {
-                Ok(i) => build(admin, catalog, &e, &i, rank).await,
+                Ok(i) => build(admin, catalog, &e, &i, rank, observed).await,
                 Err(reason) => Err(reason),
             };
             match built {
@@ -277,6 +354,7 @@ async fn build(
     e: &Entry,
     i: &infer::Inferred,
     rank: usize,
+    observed: &[Vec<String>],
 ) -> std::result::Result<Captured1, String> {
     let kind = match i.kind {
         StatementKind::Read => "read",
@@ -318,7 +396,10 @@ async fn build(
     for (k, ty) in prepared.params().iter().enumerate() {
         let n = k as i32 + 1;
         let uses = i.uses.get(&n).map(Vec::as_slice).unwrap_or_default();
-        params.push(generator(catalog, i, uses, ty.name()).map_err(|why| format!("${n}: {why}"))?);
+        let seen = observed.get(k).map(Vec::as_slice).unwrap_or_default();
+        params.push(
+            generator(catalog, i, uses, ty.name(), seen).map_err(|why| format!("${n}: {why}"))?,
+        );
     }
     let table = i.tables.first().map_or("query", |t| t.name.as_str());
     Ok(Captured1 {
@@ -349,8 +430,22 @@ fn generator(
     i: &infer::Inferred,
     uses: &[Use],
     type_name: &str,
+    observed: &[String],
 ) -> std::result::Result<String, String> {
-    for u in uses {
+    // Values a log showed replace every guess below; a column sampled per
+    // tenant still wins over them (its values belong to the tenant the
+    // replay sets, a logged value to whichever tenant sent it).
+    if !observed.is_empty()
+        && !uses
+            .iter()
+            .any(|u| matches!(u, Use::Column { .. } | Use::SerialOf(_)))
+    {
+        return Ok(domain::choice(observed));
+    }
+    // A column the value belongs to but cannot be sampled through: its
+    // CHECK constraints or common values decide, before the type does.
+    let mut unsampled: Option<(&catalog::Table, &str)> = None;
+    for u in referencing_first(catalog, i, uses) {
         match u {
             Use::Limit => return Ok("{ int = [1, 50] }".into()),
             Use::Offset => return Ok("{ int = [0, 100] }".into()),
@@ -370,6 +465,11 @@ fn generator(
             Use::Array => {
                 return Err("an array parameter (= ANY($n)): no array generator yet".into());
             }
+            Use::Argument { function, index } => {
+                if let Some(g) = argument(function, *index) {
+                    return Ok(g);
+                }
+            }
             Use::Column {
                 table,
                 column,
@@ -379,38 +479,118 @@ fn generator(
                 let Some(found) = catalog.find(table.as_ref(), &i.tables, column) else {
                     continue;
                 };
-                if catalog.is_tenant_column(found, column) {
-                    return Ok("{ tenant = true }".into());
+                if *written && found.tied.iter().any(|c| c == column) {
+                    if !observed.is_empty() {
+                        return Ok(domain::choice(observed));
+                    }
+                    return Err(format!(
+                        "writes {}.{column}, which a CHECK constraint ties to other columns: \
+                         values drawn one by one would break it (23514), and the constants the \
+                         application wrote are not in pg_stat_statements — capture from a \
+                         server log (--from-log) to replay it",
+                        found.name
+                    ));
                 }
-                let ty = found.type_of(column).unwrap_or_default();
-                if *range && (ty.starts_with("timestamp") || ty == "date") {
-                    return Ok("{ days_ago = [0, 90] }".into());
+                match column_generator(catalog, i, found, column, *range, *written)? {
+                    Some(g) => return Ok(g),
+                    None => unsampled = unsampled.or(Some((found, column.as_str()))),
                 }
-                if *written && found.in_written_key(column, &written_columns(i)) {
-                    // A whole unique key from sampled values would fail with
-                    // 23505 on every replay: fresh random values instead.
-                    return fresh(ty).ok_or_else(|| {
-                        format!(
-                            "writes into unique key column {}.{column} of type {ty}: every replay \
-                             of a sampled value would fail with 23505, and crmbench has no \
-                             fresh-value generator of that type yet",
-                            found.name
-                        )
-                    });
-                }
-                if !catalog.samples_per_tenant(found) {
-                    // No tenant column to sample through: typed by the server below.
-                    continue;
-                }
-                let name =
-                    toml_string(&format!("{}.{}", found.qualified(), catalog::ident(column)));
-                return Ok(format!("{{ sample = {name} }}"));
             }
         }
     }
+    if !observed.is_empty() {
+        return Ok(domain::choice(observed));
+    }
+    if let Some(g) = unsampled.and_then(|(t, c)| t.domain_generator(c)) {
+        return Ok(g);
+    }
+    by_type(type_name)
+}
+
+/// `uses` with a column that references another use's column by a foreign
+/// key first: `oi.order_id = $1 … o.id = $1` wants an order that has items,
+/// and every value of the referencing column is one of the other's too.
+fn referencing_first<'a>(catalog: &Catalog, i: &infer::Inferred, uses: &'a [Use]) -> Vec<&'a Use> {
+    let column_of = |u: &Use| match u {
+        Use::Column { table, column, .. } => catalog
+            .find(table.as_ref(), &i.tables, column)
+            .map(|t| (t.name.clone(), column.clone(), t.references.clone())),
+        _ => None,
+    };
+    let columns: Vec<_> = uses.iter().map(column_of).collect();
+    let references_another = |k: usize| {
+        columns[k].as_ref().is_some_and(|(_, col, refs)| {
+            refs.iter().any(|(from, table, to)| {
+                from == col
+                    && columns
+                        .iter()
+                        .flatten()
+                        .any(|(t, c, _)| t == table && c == to)
+            })
+        })
+    };
+    let (first, rest): (Vec<usize>, Vec<usize>) =
+        (0..uses.len()).partition(|k| references_another(*k));
+    first.into_iter().chain(rest).map(|k| &uses[k]).collect()
+}
+
+/// Arguments whose value the function restricts: a unit, a format.
+fn argument(function: &str, index: usize) -> Option<String> {
+    let value = match (function, index) {
+        ("date_trunc" | "date_part", 0) => "day",
+        ("to_char", 1) => "YYYY-MM-DD",
+        ("round" | "trunc", 1) => "2",
+        ("nullif", 1) => "0",
+        _ => return None,
+    };
+    Some(format!("{{ value = \"{value}\" }}"))
+}
+
+/// The generator of a value compared with or written to `column` of
+/// `found`; `Ok(None)` when it cannot be sampled per tenant.
+fn column_generator(
+    catalog: &Catalog,
+    i: &infer::Inferred,
+    found: &catalog::Table,
+    column: &str,
+    range: bool,
+    written: bool,
+) -> std::result::Result<Option<String>, String> {
+    if catalog.is_tenant_column(found, column) {
+        return Ok(Some("{ tenant = true }".into()));
+    }
+    let ty = found.type_of(column).unwrap_or_default();
+    if range && (ty.starts_with("timestamp") || ty == "date") {
+        return Ok(Some("{ days_ago = [0, 90] }".into()));
+    }
+    if written && found.in_written_key(column, &written_columns(i)) {
+        // A whole unique key from sampled values would fail with 23505 on
+        // every replay: fresh random values instead.
+        return fresh(ty).map(Some).ok_or_else(|| {
+            format!(
+                "writes into unique key column {}.{column} of type {ty}: every replay of a \
+                 sampled value would fail with 23505, and crmbench has no fresh-value \
+                 generator of that type yet",
+                found.name
+            )
+        });
+    }
+    if !catalog.samples_per_tenant(found) {
+        return Ok(None);
+    }
+    let name = toml_string(&format!("{}.{}", found.qualified(), catalog::ident(column)));
+    Ok(Some(format!("{{ sample = {name} }}")))
+}
+
+/// The generator of a parameter nothing but its type says anything about.
+/// A number there was a constant of the statement's own text (a divisor, a
+/// step, `x - 1`): 1, the one that never divides by zero (22012) nor takes
+/// a guarded counter below its CHECK (23514).
+fn by_type(type_name: &str) -> std::result::Result<String, String> {
     Ok(match type_name {
-        "int2" | "int4" | "int8" | "oid" => "{ int = [0, 100] }".into(),
-        "numeric" | "float4" | "float8" => "{ float = [0, 100] }".into(),
+        "int2" | "int4" | "int8" | "oid" | "numeric" | "float4" | "float8" => {
+            "{ value = \"1\" }".into()
+        }
         "bool" => "{ choice = [\"true\", \"false\"] }".into(),
         "text" | "varchar" | "bpchar" | "name" | "unknown" => "{ value = \"captured\" }".into(),
         "timestamp" | "timestamptz" | "date" => "{ days_ago = [0, 30] }".into(),
@@ -454,17 +634,29 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
+/// What a captured file's header says.
+struct Header<'a> {
+    source: &'a str,
+    role: &'a str,
+    coverage: f64,
+    unreplayable: &'a [Unreplayable],
+}
+
 fn render(
     queries: &[(Captured1, f64, String)],
     context: &catalog::TenantContext,
-    role: &str,
-    coverage: f64,
-    unreplayable: &[Unreplayable],
+    header: &Header<'_>,
 ) -> String {
+    let Header {
+        source,
+        role,
+        coverage,
+        unreplayable,
+    } = *header;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# Captured by crmbench capture from pg_stat_statements (role {role}).\n\
+        "# Captured by crmbench capture from {source} (role {role}).\n\
          # coverage: {:.1}% of the execution time of the role's top-level statements\n\
          # Sampled values stay on this machine; a file with real values is client data.",
         coverage * 100.0
@@ -483,7 +675,7 @@ fn render(
         out,
         "description = {}\n",
         toml_string(&format!(
-            "captured from pg_stat_statements, {:.1}% of execution time",
+            "captured from {source}, {:.1}% of execution time",
             coverage * 100.0
         ))
     );

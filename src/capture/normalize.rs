@@ -23,8 +23,14 @@ const TYPE_WORDS: &[&str] = &[
 /// given back a field (`epoch`: the one that was there is not kept), the
 /// parameters after it renumbered so none is missing.
 pub fn typed_literals(sql: &str) -> String {
+    typed_literals_renumbered(sql).0
+}
+
+/// [`typed_literals`], with the numbers of the `$n` it removed (whose
+/// values a log supplied go with them).
+pub fn typed_literals_renumbered(sql: &str) -> (String, Vec<u32>) {
     let Ok(scanned) = pg_query::scan(sql) else {
-        return sql.to_string();
+        return (sql.to_string(), Vec::new());
     };
     let param = pg_query::protobuf::Token::Param as i32;
     let tokens = &scanned.tokens;
@@ -89,7 +95,7 @@ pub fn typed_literals(sql: &str) -> String {
         copied = end;
     }
     out.push_str(&sql[copied..]);
-    out
+    (out, removed)
 }
 
 /// `sql` with every `$n` written `$n::text` (a literal PostgreSQL could not

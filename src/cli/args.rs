@@ -425,6 +425,11 @@ pub(super) struct CaptureArgs {
     /// Clients of the --check-replay run.
     #[arg(long, default_value_t = 2)]
     pub(super) replay_clients: usize,
+    /// Read the statements from a server log (stderr or csvlog, written with
+    /// log_min_duration_statement = 0, or auto_explain's plans) instead of
+    /// pg_stat_statements; the logged parameter values become the pools.
+    #[arg(long, value_name = "FILE", conflicts_with = "window")]
+    pub(super) from_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -502,6 +502,7 @@ pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> 
             min_calls: args.min_calls,
             role: args.role,
             window: args.window,
+            from_log: args.from_log,
         },
     )
     .await?;

@@ -239,7 +239,7 @@ impl Tls {
         static NONE: OnceLock<MakeRustlsConnect> = OnceLock::new();
         let connector = NONE.get_or_init(|| {
             let provider = provider();
-            let verifier = Arc::new(Unverified(provider.clone()));
+            let verifier = Arc::new(ModeVerifier::unverified(provider.clone()));
             MakeRustlsConnect::new(base_config(provider, verifier))
         });
         Tls {
@@ -254,7 +254,7 @@ impl Tls {
         let provider = provider();
         let verifier: Arc<dyn ServerCertVerifier> = match (&settings.root, settings.mode) {
             (RootCert::None, _) | (_, SslMode::Disable | SslMode::Allow | SslMode::Prefer) => {
-                Arc::new(Unverified(provider.clone()))
+                Arc::new(ModeVerifier::unverified(provider.clone()))
             }
             (root, mode) => {
                 let roots = Arc::new(root_store(root)?);
@@ -264,8 +264,9 @@ impl Tls {
                         message: format!("cannot use the root certificates: {e}"),
                         fix: "give sslrootcert a PEM file of CA certificates".into(),
                     })?;
-                Arc::new(Verified {
-                    webpki,
+                Arc::new(ModeVerifier {
+                    provider: provider.clone(),
+                    chain: Some(webpki),
                     check_name: mode == SslMode::VerifyFull,
                 })
             }
@@ -403,66 +404,31 @@ fn client_identity(
     Ok((chain, key))
 }
 
-/// allow / prefer / require without a root file: encryption without
-/// authentication of the server, as libpq. Handshake signatures are still
-/// checked (the session keys must come from the certificate's key).
+/// The server certificate check of every mode. `chain: None` (allow /
+/// prefer / require without a root file): encryption without
+/// authentication of the server, as libpq. With a chain: verify-ca (chain
+/// only, a wrong name forgiven) and verify-full (chain and name), webpki's
+/// verification. Handshake signatures are checked in every mode (the
+/// session keys must come from the certificate's key), with the provider's
+/// algorithms — the ones the webpki verifier is built with too.
 #[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// verify-ca (chain only) and verify-full (chain and name): webpki's
-/// verification, with a wrong name forgiven for verify-ca.
-#[derive(Debug)]
-struct Verified {
-    webpki: Arc<WebPkiServerVerifier>,
+struct ModeVerifier {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
     check_name: bool,
 }
 
-impl ServerCertVerifier for Verified {
+impl ModeVerifier {
+    fn unverified(provider: Arc<CryptoProvider>) -> ModeVerifier {
+        ModeVerifier {
+            provider,
+            chain: None,
+            check_name: false,
+        }
+    }
+}
+
+impl ServerCertVerifier for ModeVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -471,13 +437,11 @@ impl ServerCertVerifier for Verified {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        let Some(webpki) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
@@ -491,7 +455,8 @@ impl ServerCertVerifier for Verified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -500,11 +465,14 @@ impl ServerCertVerifier for Verified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.webpki.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -484,7 +484,7 @@ fn with_literals(
 ) -> String {
     let mut text = String::new();
     for (st, vals) in query.statements[range.clone()].iter().zip(&values[range]) {
-        let sql = crate::workload::substitute(&st.sql, |k| {
+        let sql = crate::workload::substitute_at(&st.sql, &st.slots, |k| {
             let v = match st.params.get(k - 1) {
                 Some(Param::Ref(name)) => refs.get(name).cloned().unwrap_or(Value::Null),
                 _ => vals.get(k - 1).cloned().unwrap_or(Value::Null),

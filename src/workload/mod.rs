@@ -224,6 +224,10 @@ pub struct Statement {
     pub params: Vec<Param>,
     /// Line of the `sql` key in the file.
     pub line: usize,
+    /// Where each `$n` is in `sql`, found once at load by PostgreSQL's
+    /// lexer (the simple protocol substitutes there on every transaction).
+    #[serde(skip)]
+    pub slots: Vec<crate::sql::Param>,
 }
 
 impl Statement {
@@ -519,7 +523,9 @@ impl SourceFile<'_> {
         let line = self.line(&sql);
         let sql = sql.into_inner();
         let err = |message: String| self.err(line, Some(name), message);
-        let used = placeholders(&sql);
+        let slots = crate::sql::params(&sql)
+            .map_err(|e| err(format!("the SQL cannot be read by PostgreSQL's lexer: {e}")))?;
+        let used = distinct_numbers(&slots);
         let n = used.iter().max().copied().unwrap_or(0);
         if n != params.len() {
             return Err(err(format!(
@@ -552,7 +558,12 @@ impl SourceFile<'_> {
                 "a ref parameter needs an earlier statement in the same transaction".into(),
             ));
         }
-        Ok(Statement { sql, params, line })
+        Ok(Statement {
+            sql,
+            params,
+            line,
+            slots,
+        })
     }
 }
 
@@ -756,42 +767,20 @@ fn toml_text(v: &toml::Value) -> String {
     }
 }
 
-/// Distinct `$n` numbers used in `sql`, skipping string literals and comments.
+/// Distinct `$n` numbers used in `sql`, in order of first use, found by
+/// PostgreSQL's lexer (a `$n` in a string, a quoted name, a dollar-quoted
+/// body or a comment is not one); none when the lexer cannot read `sql`.
 pub fn placeholders(sql: &str) -> Vec<usize> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'\'' {
-                    i += 1;
-                }
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'$' => {
-                let start = i + 1;
-                let mut end = start;
-                while end < bytes.len() && bytes[end].is_ascii_digit() {
-                    end += 1;
-                }
-                if end > start {
-                    if let Ok(n) = sql[start..end].parse::<usize>() {
-                        if !out.contains(&n) {
-                            out.push(n);
-                        }
-                    }
-                }
-                i = end.max(i + 1) - 1;
-            }
-            _ => {}
+    crate::sql::params(sql).map_or_else(|_| Vec::new(), |p| distinct_numbers(&p))
+}
+
+fn distinct_numbers(slots: &[crate::sql::Param]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for p in slots {
+        let n = p.number as usize;
+        if !out.contains(&n) {
+            out.push(n);
         }
-        i += 1;
     }
     out
 }
@@ -916,43 +905,33 @@ weight = 3
 }
 
 /// Replace `$n` placeholders (outside string literals and comments) by
-/// `literal(n)`: how the simple protocol carries parameters.
+/// `literal(n)`: how the simple protocol carries parameters. Scans `sql`
+/// first; a loaded statement's [`Statement::slots`] go to
+/// [`substitute_at`] without scanning again.
 pub fn substitute(sql: &str, literal: impl Fn(usize) -> String) -> String {
-    let bytes = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len() + 32);
-    let mut i = 0;
-    let mut copied = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'\'' {
-                    i += 1;
-                }
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'$' => {
-                let mut end = i + 1;
-                while end < bytes.len() && bytes[end].is_ascii_digit() {
-                    end += 1;
-                }
-                if let Ok(n) = sql[i + 1..end].parse::<usize>() {
-                    out.push_str(&sql[copied..i]);
-                    out.push_str(&literal(n));
-                    copied = end;
-                }
-                i = end.max(i + 1);
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
+    match crate::sql::params(sql) {
+        Ok(slots) => substitute_at(sql, &slots, literal),
+        Err(_) => sql.to_string(),
     }
-    out.push_str(&sql[copied.min(sql.len())..]);
+}
+
+/// [`substitute`] at positions found earlier (`slots`, in order).
+pub fn substitute_at(
+    sql: &str,
+    slots: &[crate::sql::Param],
+    literal: impl Fn(usize) -> String,
+) -> String {
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut copied = 0;
+    for p in slots {
+        let (Some(before), true) = (sql.get(copied..p.span.start), p.span.end <= sql.len()) else {
+            continue;
+        };
+        out.push_str(before);
+        out.push_str(&literal(p.number as usize));
+        copied = p.span.end;
+    }
+    out.push_str(sql.get(copied..).unwrap_or_default());
     out
 }
 
@@ -964,5 +943,11 @@ mod substitute_tests {
     fn substitutes_outside_literals() {
         let s = substitute("SELECT $1, '$2', $10 -- $1\n, $2", |n| format!("<{n}>"));
         assert_eq!(s, "SELECT <1>, '$2', <10> -- $1\n, <2>");
+        // What a hand-written scanner got wrong: a quoted name, a
+        // dollar-quoted body and a block comment hold no parameter.
+        let s = substitute("SELECT \"$1\", $$ $1 $$, /* $1 */ $2::int", |n| {
+            format!("<{n}>")
+        });
+        assert_eq!(s, "SELECT \"$1\", $$ $1 $$, /* $1 */ <2>::int");
     }
 }
