@@ -52,7 +52,7 @@ pub const NO_CLASS: u8 = u8::MAX;
 #[derive(Debug, Clone, Default)]
 pub struct Block {
     /// The client.
-    pub client: u16,
+    pub client: u32,
     /// (baseline µs, candidate µs).
     pub pairs: Vec<(u32, u32)>,
     /// Each pair's tenant size class (a `TenantClass` as u8, or
@@ -90,8 +90,8 @@ pub fn class_blocks(blocks: &[Block], class: u8) -> Vec<Block> {
 
 /// Split one interval's (client, baseline, candidate, class) samples into
 /// per-client blocks, each kept to at most [`MAX_PAIRS`] by reservoir sampling.
-pub fn blocks(samples: &[(u16, u32, u32, u8)], rng: &mut Prng) -> Vec<Block> {
-    let mut by_client: std::collections::BTreeMap<u16, Vec<(u32, u32, u8)>> = Default::default();
+pub fn blocks(samples: &[(u32, u32, u32, u8)], rng: &mut Prng) -> Vec<Block> {
+    let mut by_client: std::collections::BTreeMap<u32, Vec<(u32, u32, u8)>> = Default::default();
     for &(c, b, k, class) in samples {
         by_client.entry(c).or_default().push((b, k, class));
     }
@@ -236,7 +236,7 @@ fn prepare(blocks: &[Block]) -> Option<(Vec<Vec<Vec<(u32, u32)>>>, Vec<(u32, u32
 
 /// Each client's non-empty blocks, clients in order.
 fn by_client(blocks: &[Block]) -> Vec<Vec<&[(u32, u32)]>> {
-    let mut by_client: std::collections::BTreeMap<u16, Vec<&[(u32, u32)]>> = Default::default();
+    let mut by_client: std::collections::BTreeMap<u32, Vec<&[(u32, u32)]>> = Default::default();
     for b in blocks.iter().filter(|b| !b.pairs.is_empty()) {
         by_client.entry(b.client).or_default().push(&b.pairs);
     }
@@ -332,7 +332,7 @@ mod tests {
     fn blocks(factor: f64, seed: u64) -> Vec<Block> {
         (0..20)
             .map(|b| Block {
-                client: (b % 4) as u16,
+                client: (b % 4) as u32,
                 pairs: pairs(factor, 250, seed * 100 + b),
                 classes: vec![NO_CLASS; 250],
             })
@@ -368,7 +368,7 @@ mod tests {
     /// percentile ratio of the population is `factor`.
     fn stream(
         factor: f64,
-        clients: u16,
+        clients: u32,
         intervals: usize,
         per_block: usize,
         seed: u64,
