@@ -199,3 +199,76 @@ async fn the_pipeline_authenticates_with_scram_over_tcp() {
     let e = wrong.err().unwrap();
     assert!(matches!(e, crmbench::Error::Auth { .. }), "{e}");
 }
+
+/// End every benchmark session on `db` (not crmbench's statistics session
+/// nor this one) inside the measured window; how many were ended.
+async fn kill_clients(target: &Target, db: &str) -> usize {
+    let admin = pg::connect(&target.admin()).await.unwrap();
+    let sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+               WHERE datname = $1 AND pid <> pg_backend_pid() \
+                 AND application_name <> 'crmbench-stats' AND backend_type = 'client backend'";
+    // Past the 0.5 s warm-up (whose errors are not kept), then until found.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let killed = admin.query(sql, &[&db]).await.unwrap().len();
+        if killed > 0 {
+            return killed;
+        }
+    }
+    0
+}
+
+// Before the pipeline mapped a terminated backend to a lost connection the
+// client stopped (or reused a dead session): the intervals after the kill
+// would be empty.
+#[tokio::test]
+async fn a_run_on_the_pipeline_recovers_from_killed_backends() {
+    let db = "pipe_kill";
+    let target = common::fresh_database(db).await;
+    pg::connect(&target.admin())
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE SCHEMA shop; \
+             CREATE TABLE shop.items (id serial PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL); \
+             INSERT INTO shop.items (name, price) SELECT 'item ' || g, (g % 97) + 0.5 FROM generate_series(1, 2000) g; \
+             GRANT USAGE ON SCHEMA shop TO crmbench_app; \
+             GRANT SELECT, INSERT, UPDATE ON shop.items TO crmbench_app; \
+             GRANT USAGE ON SEQUENCE shop.items_id_seq TO crmbench_app",
+        )
+        .await
+        .unwrap();
+    let mut opts = common::options("fixtures/workloads/valid_no_tenant.toml", 3.0);
+    opts.pipeline = true;
+    let (outcome, killed) = tokio::join!(
+        crmbench::run::run(&target, &opts),
+        kill_clients(&target, db)
+    );
+    let outcome = outcome.unwrap();
+    assert!(killed > 0, "no client session was found to kill");
+    let r = &outcome.results;
+    let lost: u64 = r
+        .queries
+        .iter()
+        .flat_map(|q| &q.baseline.errors)
+        .filter(|(code, _)| code.starts_with("57P") || code.as_str() == "crmbench:connection_lost")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        lost > 0,
+        "{:?}",
+        r.queries
+            .iter()
+            .map(|q| &q.baseline.errors)
+            .collect::<Vec<_>>()
+    );
+    let last: u64 = r
+        .queries
+        .iter()
+        .filter_map(|q| q.baseline.intervals.last())
+        .map(|i| i.count)
+        .sum();
+    assert!(last > 0, "nothing ran in the last interval, after the kill");
+    assert_eq!(r.driver.protocol, "pipeline");
+}
