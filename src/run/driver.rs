@@ -193,7 +193,7 @@ impl Slot {
 /// State shared by the driver threads and the ticker.
 pub struct Shared {
     /// Set to stop every client (through [`Shared::stop_now`], which also
-    /// wakes whoever waits in [`wait_stop`]).
+    /// wakes whoever waits in `wait_stop`).
     pub stop: AtomicBool,
     /// Woken when the run stops.
     stopped: Notify,
