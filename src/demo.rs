@@ -239,6 +239,7 @@ async fn run_step(
         interval: Duration::from_secs(1),
         max_tries: 1,
         simple: false,
+        pipeline: false,
         quiet: false,
         sequential: None,
         worker: None,

@@ -279,7 +279,7 @@ pub struct ClassLatency {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PairBlock {
     /// The client id.
-    pub client: u16,
+    pub client: u32,
     /// (baseline µs, candidate µs).
     pub pairs: Vec<(u32, u32)>,
     /// How many pairs the client measured in the interval, of which `pairs`

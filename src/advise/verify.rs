@@ -231,6 +231,7 @@ fn paired_run(opts: &VerifyOptions, candidate_db: &str) -> RunOptions {
         interval: Duration::from_millis(500),
         max_tries: 1,
         simple: false,
+        pipeline: false,
         quiet: true,
         sequential: None,
         worker: None,

@@ -221,6 +221,7 @@ fn run_options(file: &Path, opts: ReplayOptions) -> crate::run::RunOptions {
         interval: Duration::from_secs(1),
         max_tries: 1,
         simple: false,
+        pipeline: false,
         quiet: true,
         sequential: None,
         pooler_url: None,

@@ -230,6 +230,7 @@ pub(super) async fn run_command(args: RunArgs, opts: &TargetOptions, access: Acc
         interval: args.interval.max(std::time::Duration::from_millis(100)),
         max_tries: args.max_tries,
         simple: args.protocol == Protocol::Simple,
+        pipeline: args.protocol == Protocol::Pipeline,
         quiet: args.quiet,
         pooler_url: pooler_url(&args, &target)?,
         replica_urls: args.replica_urls.clone(),

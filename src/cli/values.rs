@@ -68,6 +68,10 @@ pub(super) enum Protocol {
     Prepared,
     /// Each transaction sent as one text message with literals: one round trip.
     Simple,
+    /// Prepared statements on crmbench's own wire-protocol layer: a tenant
+    /// frame's messages end in one Sync, as pgbench's pipeline mode sends
+    /// them (tokio-postgres ends each statement with its own).
+    Pipeline,
 }
 
 /// `run --tenant-frame`.

@@ -454,6 +454,7 @@ pub(crate) fn load_options(
         interval: Duration::from_millis(250),
         max_tries: 1,
         simple: false,
+        pipeline: false,
         quiet: true,
         pooler_url: None,
         replica_urls: Vec::new(),

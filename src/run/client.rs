@@ -11,16 +11,17 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::conn::{Conn, TxError, TxOutcome};
+use super::conn::{TxError, TxOutcome};
 use super::driver::{Arrivals, DriverConfig, Shared, Slot, initial, open_with_retry, wait_stop};
 use super::paired;
+use super::session::Session;
 use crate::rng::{Prng, tag};
 use crate::stats;
 use crate::workload::params::{Pools, Value};
 use crate::workload::{Param, Query, Workload};
 
 /// A transaction's result on one side, with the retries it took.
-type SideResult = (std::result::Result<TxOutcome, TxError>, u32);
+pub(super) type SideResult = (std::result::Result<TxOutcome, TxError>, u32);
 
 /// Client `c` on driver thread `t`: runs until `shared.stop`.
 pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared: Arc<Shared>) {
@@ -34,6 +35,8 @@ pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared
         config.arrivals,
     );
     let no_refs = HashMap::new();
+    // Reused by every transaction: its inner lists keep their capacity.
+    let mut values: Vec<Vec<Value>> = Vec::new();
     let mut trace = Trace {
         client: c,
         limit: config.trace_params,
@@ -47,14 +50,14 @@ pub(super) async fn client_main(c: usize, t: usize, config: DriverConfig, shared
         };
         let qi = picker.pick(&mut rng);
         let query = &config.workload.queries[qi];
-        let (tenant, class, values) = draw(query, &config.pools, &mut rng, &no_refs);
-        trace.add(&query.name, &tenant, &values);
+        let (tenant, class) = draw(query, &config.pools, &mut rng, &no_refs, &mut values);
+        trace.add(&query.name, tenant, &values);
         let routed = sides.replica.is_some() && query.to_replica();
         if routed && query.reads_own_writes {
             sides.await_own_write(&shared).await;
         }
         let results = sides
-            .run(qi, query, &tenant, &values, config.max_tries, &mut rng)
+            .run(qi, query, tenant, &values, config.max_tries, &mut rng)
             .await;
         sides.after(query, routed, &results, &shared).await;
         let paired = sides.candidate.is_some();
@@ -113,9 +116,9 @@ fn trace_line(query: &str, tenant: &str, values: &[Vec<Value>]) -> String {
 /// A client's connections: the baseline's, the candidate's when paired, and
 /// its read replica's when the run has replicas.
 struct Sides {
-    baseline: Conn,
-    candidate: Option<Conn>,
-    replica: Option<Conn>,
+    baseline: Session,
+    candidate: Option<Session>,
+    replica: Option<Session>,
     /// The primary's WAL position after this client's last write, when a
     /// `reads_own_writes` query may follow.
     last_write: Option<String>,
@@ -127,21 +130,21 @@ struct Sides {
 impl Sides {
     /// Open both sides; `None` when one could not be opened (fatal).
     async fn open(c: usize, config: &DriverConfig, shared: &Shared) -> Option<Sides> {
-        let simple = config.simple;
+        let mode = config.mode();
         let workload = &config.workload;
         // Every other client opens the candidate's connection first: whatever
         // being opened first does to a backend (placement, caches) cancels out.
         let (candidate, baseline) = if c % 2 == 1 {
             let candidate = open_candidate(config, shared).await?;
-            let baseline = initial(&config.baseline, workload, shared, simple).await?;
+            let baseline = initial(&config.baseline, workload, shared, mode).await?;
             (candidate, baseline)
         } else {
-            let baseline = initial(&config.baseline, workload, shared, simple).await?;
+            let baseline = initial(&config.baseline, workload, shared, mode).await?;
             (open_candidate(config, shared).await?, baseline)
         };
         let replica_index = c % config.replicas.len().max(1);
         let replica = match config.replicas.get(replica_index) {
-            Some(spec) => Some(initial(spec, workload, shared, simple).await?),
+            Some(spec) => Some(initial(spec, workload, shared, mode).await?),
             None => None,
         };
         Some(Sides {
@@ -157,16 +160,10 @@ impl Sides {
     /// Before a read of this client's own writes on its replica: wait (and
     /// count a stale read) until the replica has replayed the last write.
     async fn await_own_write(&self, shared: &Shared) {
-        if let (Some(replica), Some(lsn)) = (&self.replica, &self.last_write) {
+        let replica = self.replica.as_ref().and_then(Session::client);
+        if let (Some(replica), Some(lsn)) = (replica, &self.last_write) {
             let limit = Duration::from_secs(30);
-            super::replicas::await_visible(
-                replica.client(),
-                lsn,
-                &shared.stale,
-                limit,
-                &shared.stop,
-            )
-            .await;
+            super::replicas::await_visible(replica, lsn, &shared.stale, limit, &shared.stop).await;
         }
     }
 
@@ -186,7 +183,9 @@ impl Sides {
             && query.kind == crate::workload::Kind::Write
             && matches!(&results[0], Some((Ok(_), _)))
         {
-            self.last_write = super::replicas::primary_position(self.baseline.client()).await;
+            if let Some(client) = self.baseline.client() {
+                self.last_write = super::replicas::primary_position(client).await;
+            }
         }
     }
 
@@ -229,24 +228,24 @@ impl Sides {
         config: &DriverConfig,
         shared: &Shared,
     ) -> bool {
-        let simple = config.simple;
+        let mode = config.mode();
         if lost[0] && routed {
             let Some(spec) = config.replicas.get(self.replica_index) else {
                 return false;
             };
-            match open_with_retry(spec, &config.workload, shared, simple).await {
+            match open_with_retry(spec, &config.workload, shared, mode).await {
                 Some(c) => self.replica = Some(c),
                 None => return false,
             }
         } else if lost[0] {
-            match open_with_retry(&config.baseline, &config.workload, shared, simple).await {
+            match open_with_retry(&config.baseline, &config.workload, shared, mode).await {
                 Some(c) => self.baseline = c,
                 None => return false,
             }
         }
         if lost[1] {
             if let Some(spec) = &config.candidate {
-                match open_with_retry(spec, &config.workload, shared, simple).await {
+                match open_with_retry(spec, &config.workload, shared, mode).await {
                     Some(c) => self.candidate = Some(c),
                     None => return false,
                 }
@@ -258,9 +257,9 @@ impl Sides {
 
 /// The candidate's connection: `Some(None)` when the run is not paired,
 /// `None` when it could not be opened (fatal).
-async fn open_candidate(config: &DriverConfig, shared: &Shared) -> Option<Option<Conn>> {
+async fn open_candidate(config: &DriverConfig, shared: &Shared) -> Option<Option<Session>> {
     match &config.candidate {
-        Some(spec) => initial(spec, &config.workload, shared, config.simple)
+        Some(spec) => initial(spec, &config.workload, shared, config.mode())
             .await
             .map(Some),
         None => Some(None),
@@ -269,7 +268,7 @@ async fn open_candidate(config: &DriverConfig, shared: &Shared) -> Option<Option
 
 /// Run once, again on a serialization failure or deadlock up to `max_tries`.
 async fn with_retries(
-    conn: &mut Conn,
+    conn: &mut Session,
     qi: usize,
     query: &Query,
     tenant: &str,
@@ -288,13 +287,13 @@ async fn with_retries(
 }
 
 /// Queries by weight: a draw below the total weight lands on one query.
-struct QueryPicker {
+pub(super) struct QueryPicker {
     cumulative: Vec<u64>,
     total: u64,
 }
 
 impl QueryPicker {
-    fn new(workload: &Workload) -> QueryPicker {
+    pub(super) fn new(workload: &Workload) -> QueryPicker {
         let cumulative: Vec<u64> = workload
             .queries
             .iter()
@@ -307,7 +306,7 @@ impl QueryPicker {
         QueryPicker { cumulative, total }
     }
 
-    fn pick(&self, rng: &mut Prng) -> usize {
+    pub(super) fn pick(&self, rng: &mut Prng) -> usize {
         let pick = rng.below(self.total);
         self.cumulative.partition_point(|&w| w <= pick)
     }
@@ -364,39 +363,33 @@ impl Pacer {
 }
 
 /// The transaction's tenant, its size class (a [`paired::NO_CLASS`] byte
-/// when the workload has none) and every statement's parameter values (`ref`
-/// parameters stay NULL here: the connection fills them in from what an
-/// earlier statement returns).
-fn draw(
+/// when the workload has none); every statement's parameter values go to
+/// `values`, whose lists are reused (`ref` parameters stay NULL here: the
+/// connection fills them in from what an earlier statement returns).
+pub(super) fn draw<'p>(
     query: &Query,
-    pools: &Pools,
+    pools: &'p Pools,
     rng: &mut Prng,
     no_refs: &HashMap<String, Value>,
-) -> (String, u8, Vec<Vec<Value>>) {
+    values: &mut Vec<Vec<Value>>,
+) -> (&'p str, u8) {
     let (tenant, class) = pools.tenants.pick_classed(query.tenant, rng);
-    let (tenant, class) = (
-        tenant.to_string(),
-        class.map_or(paired::NO_CLASS, |c| c as u8),
-    );
-    let values = query
-        .statements
-        .iter()
-        .map(|st| {
-            st.params
-                .iter()
-                .map(|p| match p {
-                    Param::Ref(_) => Value::Null,
-                    _ => pools.value(p, rng, &tenant, no_refs),
-                })
-                .collect()
-        })
-        .collect();
-    (tenant, class, values)
+    let class = class.map_or(paired::NO_CLASS, |c| c as u8);
+    values.resize_with(query.statements.len(), Vec::new);
+    values.truncate(query.statements.len());
+    for (st, list) in query.statements.iter().zip(values.iter_mut()) {
+        list.clear();
+        list.extend(st.params.iter().map(|p| match p {
+            Param::Ref(_) => Value::Null,
+            _ => pools.value(p, rng, tenant, no_refs),
+        }));
+    }
+    (tenant, class)
 }
 
 /// Record one transaction's sides into the thread's slot; returns which
 /// sides lost their connection (`[baseline, candidate]`).
-fn record(
+pub(super) fn record(
     slot: &Mutex<Slot>,
     (c, class): (usize, u8),
     qi: usize,
@@ -442,7 +435,8 @@ fn record(
         }
     }
     if paired && pair[0] > 0 && pair[1] > 0 {
-        slot.pairs[qi].push((c as u16, pair[0], pair[1], class));
+        let client = u32::try_from(c).unwrap_or(u32::MAX);
+        slot.pairs[qi].push((client, pair[0], pair[1], class));
     }
     lost
 }

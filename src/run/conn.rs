@@ -230,7 +230,7 @@ impl Conn {
         qi: usize,
         tenant: &'a str,
         segment: &Segment,
-        params: Vec<Vec<Value>>,
+        params: Vec<Vec<&'a (dyn ToSql + Sync)>>,
     ) -> (usize, Vec<Reply>) {
         let client = &self.client;
         let mut pipeline: Vec<Timed<'a>> = Vec::with_capacity(segment.range.len() + 3);
@@ -248,11 +248,9 @@ impl Conn {
         let prefix = pipeline.len();
         let statements = &self.statements[qi][segment.range.clone()];
         for (stmt, values) in statements.iter().zip(params) {
-            pipeline.push(Box::pin(async move {
-                let refs: Vec<&(dyn ToSql + Sync)> =
-                    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                timed(client.query(stmt, &refs)).await
-            }));
+            pipeline.push(Box::pin(
+                async move { timed(client.query(stmt, &values)).await },
+            ));
         }
         if segment.commits {
             pipeline.push(Box::pin(timed(client.query(&self.prepared.commit, &[]))));
@@ -271,30 +269,35 @@ struct Segment {
 
 /// End (exclusive) of the segment starting at `start`: statements up to the
 /// next one that needs a value returned before it.
-fn segment_end(query: &Query, start: usize) -> usize {
+pub(super) fn segment_end(query: &Query, start: usize) -> usize {
     query.statements[start + 1..]
         .iter()
         .position(|s| s.uses_refs())
         .map_or(query.statements.len(), |k| start + 1 + k)
 }
 
-/// The values of the statements in `range`, each `ref` parameter taken from
-/// what an earlier statement returned.
-fn bind(
+/// Bound to a `ref` parameter whose statement returned no row.
+static NULL: Value = Value::Null;
+
+/// The parameters of the statements in `range`, borrowed (nothing is
+/// cloned): each `ref` parameter from what an earlier statement returned.
+pub(super) fn bind<'a>(
     query: &Query,
-    values: &[Vec<Value>],
-    refs: &HashMap<String, Value>,
+    values: &'a [Vec<Value>],
+    refs: &'a HashMap<String, Value>,
     range: Range<usize>,
-) -> Vec<Vec<Value>> {
+) -> Vec<Vec<&'a (dyn ToSql + Sync)>> {
     range
         .map(|i| {
             query.statements[i]
                 .params
                 .iter()
                 .zip(&values[i])
-                .map(|(p, v)| match p {
-                    Param::Ref(name) => refs.get(name).cloned().unwrap_or(Value::Null),
-                    _ => v.clone(),
+                .map(|(p, v)| -> &'a (dyn ToSql + Sync) {
+                    match p {
+                        Param::Ref(name) => refs.get(name).unwrap_or(&NULL),
+                        _ => v,
+                    }
                 })
                 .collect()
         })

@@ -12,8 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use super::client;
-use super::conn::{CLIENT_ERROR, CONNECTION_LOST, CONNECTION_REFUSED, Conn, server_unavailable};
+use super::conn::{CLIENT_ERROR, CONNECTION_LOST, CONNECTION_REFUSED, server_unavailable};
+use super::session::{Mode, Session};
 use crate::error::{Error, Result};
 use crate::pg::ConnSpec;
 use crate::stats::{self, Hist};
@@ -54,6 +57,8 @@ pub struct DriverConfig {
     pub max_tries: u32,
     /// Simple protocol (text with literals) instead of prepared statements.
     pub simple: bool,
+    /// The wire protocol's pipeline (`--protocol pipeline`; `simple` false).
+    pub pipeline: bool,
     /// Read replicas: client `c` sends the queries routed to a replica to
     /// `replicas[c % n]` (baseline side only).
     pub replicas: Vec<ConnSpec>,
@@ -64,6 +69,15 @@ pub struct DriverConfig {
 }
 
 impl DriverConfig {
+    /// How the clients send transactions.
+    pub fn mode(&self) -> Mode {
+        match (self.simple, self.pipeline) {
+            (true, _) => Mode::Simple,
+            (false, true) => Mode::Pipeline,
+            (false, false) => Mode::Prepared,
+        }
+    }
+
     /// The client ids this driver runs (all, or the worker's slice).
     pub fn local_clients(&self) -> Vec<usize> {
         super::worker::local_clients(self.clients, self.worker)
@@ -110,6 +124,16 @@ impl SideSlot {
         }
         self.retries += other.retries;
     }
+
+    /// Empty again, keeping every histogram's memory (a reset costs no
+    /// allocation, a new slot ≈53 histograms' worth).
+    fn reset(&mut self) {
+        self.hist.reset();
+        self.statements.iter_mut().for_each(|h| h.reset());
+        self.errors.clear();
+        self.messages.clear();
+        self.retries = 0;
+    }
 }
 
 /// Everything recorded in one interval, per query.
@@ -145,16 +169,46 @@ impl Slot {
                 .collect(),
         }
     }
+
+    /// Empty again without giving memory back, so a reset slot can be swapped
+    /// in at the next tick instead of a newly built one.
+    fn reset(&mut self) {
+        self.baseline.iter_mut().for_each(SideSlot::reset);
+        self.candidate.iter_mut().for_each(SideSlot::reset);
+        self.pairs
+            .iter_mut()
+            .for_each(super::pairs::PairReservoir::clear);
+    }
+
+    /// Fold `other` into this one.
+    fn absorb(&mut self, other: &mut Slot) {
+        for (a, b) in self.baseline.iter_mut().zip(&other.baseline) {
+            a.merge(b);
+        }
+        for (a, b) in self.candidate.iter_mut().zip(&other.candidate) {
+            a.merge(b);
+        }
+        for (a, b) in self.pairs.iter_mut().zip(&mut other.pairs) {
+            a.absorb(b);
+        }
+    }
 }
 
 /// State shared by the driver threads and the ticker.
 pub struct Shared {
-    /// Set to stop every client.
+    /// Set to stop every client (through [`Shared::stop_now`], which also
+    /// wakes whoever waits in `wait_stop`).
     pub stop: AtomicBool,
+    /// Woken when the run stops.
+    stopped: Notify,
     /// Transactions done (both sides count once per pair), for progress.
     pub done: AtomicU64,
     /// Per-thread interval slots.
     pub slots: Vec<Mutex<Slot>>,
+    /// Empty slots for the ticker to swap in, one per thread: built once, so
+    /// no slot (≈10 MB of histograms, twice that paired) is ever built while
+    /// a thread's mutex is held and its clients wait to record.
+    spares: Mutex<Vec<Slot>>,
     /// A fatal error that stopped the run (unreachable server at start…).
     pub fatal: Mutex<Option<String>>,
     /// Set when a client or a driver thread panicked: a failed run, even
@@ -176,10 +230,12 @@ impl Shared {
     pub fn new(workload: &Workload, threads: usize, paired: bool) -> Arc<Shared> {
         Arc::new(Shared {
             stop: AtomicBool::new(false),
+            stopped: Notify::new(),
             done: AtomicU64::new(0),
             slots: (0..threads)
                 .map(|_| Mutex::new(Slot::new(workload, paired)))
                 .collect(),
+            spares: Mutex::new((0..threads).map(|_| Slot::new(workload, paired)).collect()),
             fatal: Mutex::new(None),
             panicked: AtomicBool::new(false),
             reconnect_errors: Mutex::new(BTreeMap::new()),
@@ -189,25 +245,35 @@ impl Shared {
         })
     }
 
-    /// Take every thread's slot, merged, leaving empty ones.
+    /// Take every thread's slot, merged, leaving empty ones: each thread's
+    /// lock is held only for a swap with a reset spare; the merge and the
+    /// reset happen outside it, and the taken slot becomes the next spare.
     pub fn swap(&self, workload: &Workload, paired: bool) -> Slot {
         let mut total = Slot::new(workload, paired);
+        let mut spares = match self.spares.lock() {
+            Ok(mut s) => std::mem::take(&mut *s),
+            Err(_) => Vec::new(),
+        };
         for slot in &self.slots {
-            let taken = match slot.lock() {
-                Ok(mut s) => std::mem::replace(&mut *s, Slot::new(workload, paired)),
+            let mut taken = spares.pop().unwrap_or_else(|| Slot::new(workload, paired));
+            match slot.lock() {
+                Ok(mut s) => std::mem::swap(&mut *s, &mut taken),
                 Err(_) => continue,
-            };
-            for (a, b) in total.baseline.iter_mut().zip(&taken.baseline) {
-                a.merge(b);
             }
-            for (a, b) in total.candidate.iter_mut().zip(&taken.candidate) {
-                a.merge(b);
-            }
-            for (a, b) in total.pairs.iter_mut().zip(taken.pairs) {
-                a.absorb(b);
-            }
+            total.absorb(&mut taken);
+            taken.reset();
+            spares.push(taken);
+        }
+        if let Ok(mut s) = self.spares.lock() {
+            *s = spares;
         }
         total
+    }
+
+    /// Stop every client and wake whatever waits for the stop.
+    pub fn stop_now(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.stopped.notify_waiters();
     }
 }
 
@@ -223,7 +289,7 @@ pub fn start(
             .name(format!("crmbench-driver-{t}"))
             .spawn(move || thread_main(t, config, thread_shared))
             .map_err(|e| {
-                shared.stop.store(true, Ordering::Relaxed);
+                shared.stop_now();
                 Error::io("starting a driver thread", "thread", e)
             })?;
         handles.push(handle);
@@ -304,7 +370,7 @@ pub(super) fn set_fatal(shared: &Shared, message: String) {
     if let Ok(mut f) = shared.fatal.lock() {
         f.get_or_insert(message);
     }
-    shared.stop.store(true, Ordering::Relaxed);
+    shared.stop_now();
 }
 
 /// Open a connection, retrying with backoff while the server is away
@@ -315,11 +381,11 @@ pub(super) async fn open_with_retry(
     spec: &ConnSpec,
     workload: &Workload,
     shared: &Shared,
-    simple: bool,
-) -> Option<Conn> {
+    mode: Mode,
+) -> Option<Session> {
     let mut delay = Duration::from_millis(50);
     loop {
-        match Conn::open(spec, workload, simple).await {
+        match Session::open(spec, workload, mode).await {
             Ok(c) => return Some(c),
             Err(e) => {
                 if shared.stop.load(Ordering::Relaxed) {
@@ -354,9 +420,9 @@ pub(super) async fn initial(
     spec: &ConnSpec,
     workload: &Workload,
     shared: &Shared,
-    simple: bool,
-) -> Option<Conn> {
-    match Conn::open(spec, workload, simple).await {
+    mode: Mode,
+) -> Option<Session> {
+    match Session::open(spec, workload, mode).await {
         Ok(c) => {
             shared.reached.store(true, Ordering::Relaxed);
             Some(c)
@@ -368,7 +434,7 @@ pub(super) async fn initial(
             if let Ok(mut counts) = shared.reconnect_errors.lock() {
                 *counts.entry(failure_code(&e)).or_default() += 1;
             }
-            open_with_retry(spec, workload, shared, simple).await
+            open_with_retry(spec, workload, shared, mode).await
         }
         Err(e) => {
             set_fatal(shared, e.to_string());
@@ -377,10 +443,19 @@ pub(super) async fn initial(
     }
 }
 
-/// Resolve when the run stops.
+/// Resolve when the run stops: woken by [`Shared::stop_now`], not polled.
 pub(super) async fn wait_stop(shared: &Shared) {
-    while !shared.stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let notified = shared.stopped.notified();
+    tokio::pin!(notified);
+    loop {
+        // Registered before the flag is read, so a stop between the two
+        // still wakes this waiter.
+        notified.as_mut().enable();
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        notified.as_mut().await;
+        notified.set(shared.stopped.notified());
     }
 }
 
@@ -400,13 +475,67 @@ pub fn join(handles: Vec<std::thread::JoinHandle<()>>) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_panicking_client_stops_the_run_as_failed() {
-        let workload = Workload::parse(
+    fn workload() -> Workload {
+        Workload::parse(
             "name = \"w\"\n[[query]]\nname = \"q\"\nkind = \"read\"\nweight = 1\nsql = \"SELECT 1\"\n",
             std::path::Path::new("w.toml"),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    // The swapped-in slots are the last tick's, reset: a reset that missed
+    // anything would count it again at the next tick.
+    #[test]
+    fn every_tick_takes_what_was_recorded_since_the_last_once() {
+        let workload = workload();
+        let shared = Shared::new(&workload, 2, true);
+        for _ in 0..3 {
+            for slot in &shared.slots {
+                let mut s = slot.lock().unwrap();
+                stats::record(&mut s.baseline[0].hist, 100);
+                stats::record(&mut s.candidate[0].statements[0], 90);
+                *s.baseline[0].errors.entry("40001".into()).or_default() += 1;
+                s.baseline[0].retries += 1;
+                s.pairs[0].push((70_000, 100, 120, 0));
+            }
+            let total = shared.swap(&workload, true);
+            assert_eq!(total.baseline[0].hist.len(), 2);
+            assert_eq!(total.candidate[0].statements[0].len(), 2);
+            assert_eq!(total.baseline[0].errors["40001"], 2);
+            assert_eq!(total.baseline[0].retries, 2);
+            // Client ids above u16::MAX survive.
+            assert_eq!(total.pairs[0].kept(), &[(70_000, 100, 120, 0); 2][..]);
+        }
+    }
+
+    #[test]
+    fn a_stop_wakes_a_waiter_whether_it_came_before_or_after() {
+        let shared = Shared::new(&workload(), 1, false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let waiter = {
+                let shared = shared.clone();
+                tokio::spawn(async move { wait_stop(&shared).await })
+            };
+            tokio::task::yield_now().await;
+            shared.stop_now();
+            // A guard against a hang, not a timing assertion.
+            tokio::time::timeout(Duration::from_secs(30), waiter)
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::time::timeout(Duration::from_secs(30), wait_stop(&shared))
+                .await
+                .unwrap();
+        });
+    }
+
+    #[test]
+    fn a_panicking_client_stops_the_run_as_failed() {
+        let workload = workload();
         let shared = Shared::new(&workload, 1, false);
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

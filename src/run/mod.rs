@@ -10,6 +10,7 @@ mod client;
 mod collect;
 pub mod conn;
 pub mod driver;
+pub mod hotpath;
 pub mod normal;
 mod outcome;
 pub mod paired;
@@ -18,8 +19,10 @@ pub mod pgstat;
 pub mod poolsize;
 pub mod replicas;
 pub mod sequential;
+pub mod session;
 mod slots;
 mod window;
+pub mod wire;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -69,6 +72,8 @@ pub struct RunOptions {
     pub max_tries: u32,
     /// Simple protocol instead of prepared statements.
     pub simple: bool,
+    /// `--protocol pipeline`: the wire protocol, one Sync per frame segment.
+    pub pipeline: bool,
     /// No live progress.
     pub quiet: bool,
     /// Sequential paired run (`--until-decided`): stop when every gated
@@ -188,6 +193,14 @@ async fn run_on(
     };
     let paired = candidate_spec.is_some();
     let replica_targets = replicas::targets(target, opts, paired)?;
+    if opts.pipeline && !replica_targets.is_empty() {
+        return Err(Error::Usage {
+            message: "--protocol pipeline does not send reads to replicas (read-your-writes \
+                      waits need a tokio-postgres session)"
+                .into(),
+            fix: "use --protocol prepared with replicas".into(),
+        });
+    }
     let local = worker::local_clients(opts.clients, opts.worker).len();
     let threads = opts.threads.min(local).max(1);
     let config = DriverConfig {
@@ -202,6 +215,7 @@ async fn run_on(
         seed: opts.seed,
         max_tries: opts.max_tries.max(1),
         simple: opts.simple,
+        pipeline: opts.pipeline,
         replicas: replica_targets.iter().map(|t| ctx.spec_on(t)).collect(),
         worker: opts.worker,
         trace_params: opts.trace_params,

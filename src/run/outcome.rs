@@ -232,7 +232,12 @@ pub(super) fn assemble(
             clients: opts.clients,
             threads: setup.threads,
             rate: opts.rate,
-            protocol: if opts.simple { "simple" } else { "prepared" }.into(),
+            protocol: match (opts.simple, opts.pipeline) {
+                (true, _) => "simple",
+                (false, true) => "pipeline",
+                (false, false) => "prepared",
+            }
+            .into(),
             warmup_seconds: opts.warmup.as_secs_f64(),
             interval_seconds: opts.interval.as_secs_f64(),
             paired: setup.paired,

@@ -119,7 +119,7 @@ pub const NO_CLASS: u8 = u8::MAX;
 #[derive(Debug, Clone, Default)]
 pub struct Block {
     /// The client.
-    pub client: u16,
+    pub client: u32,
     /// (baseline µs, candidate µs).
     pub pairs: Vec<(u32, u32)>,
     /// Each pair's tenant size class (a `TenantClass` as u8, or
@@ -170,7 +170,7 @@ pub fn class_blocks(blocks: &[Block], class: u8) -> Vec<Block> {
 /// most [`MAX_PAIRS`] by reservoir sampling and recording how many pairs its
 /// client measured.
 pub fn blocks(reservoir: &super::pairs::PairReservoir, rng: &mut Prng) -> Vec<Block> {
-    let mut by_client: std::collections::BTreeMap<u16, Vec<(u32, u32, u8)>> = Default::default();
+    let mut by_client: std::collections::BTreeMap<u32, Vec<(u32, u32, u8)>> = Default::default();
     for &(c, b, k, class) in reservoir.kept() {
         by_client.entry(c).or_default().push((b, k, class));
     }
@@ -339,7 +339,7 @@ struct Prepared {
 impl Prepared {
     /// `None` with fewer than 20 pairs or 3 blocks.
     fn new(blocks: &[Block]) -> Option<Prepared> {
-        let mut by_client: std::collections::BTreeMap<u16, Vec<&Block>> = Default::default();
+        let mut by_client: std::collections::BTreeMap<u32, Vec<&Block>> = Default::default();
         for b in blocks.iter().filter(|b| !b.pairs.is_empty()) {
             by_client.entry(b.client).or_default().push(b);
         }
@@ -472,7 +472,7 @@ mod tests {
     fn blocks(factor: f64, seed: u64) -> Vec<Block> {
         (0..20)
             .map(|b| Block {
-                client: (b % 4) as u16,
+                client: (b % 4) as u32,
                 pairs: pairs(factor, 250, seed * 100 + b),
                 classes: vec![NO_CLASS; 250],
                 seen: 250,
@@ -509,7 +509,7 @@ mod tests {
     /// percentile ratio of the population is `factor`.
     fn stream(
         factor: f64,
-        clients: u16,
+        clients: u32,
         intervals: usize,
         per_block: usize,
         seed: u64,

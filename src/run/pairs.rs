@@ -19,7 +19,7 @@ pub const CAPACITY: usize = 4096;
 
 /// One pair as a client records it: (client, baseline µs, candidate µs,
 /// tenant class byte).
-pub type Pair = (u16, u32, u32, u8);
+pub type Pair = (u32, u32, u32, u8);
 
 /// Distinct reservoir streams without a shared lock (the draws only decide
 /// which pairs are kept, never what a client sends).
@@ -31,7 +31,7 @@ static STREAMS: AtomicU64 = AtomicU64::new(0);
 pub struct PairReservoir {
     kept: Vec<Pair>,
     /// (client, pairs offered), a handful of clients per thread.
-    offered: Vec<(u16, u64)>,
+    offered: Vec<(u32, u64)>,
     total: u64,
     rng: Prng,
 }
@@ -63,7 +63,7 @@ impl PairReservoir {
         }
     }
 
-    fn count(&mut self, client: u16, n: u64) {
+    fn count(&mut self, client: u32, n: u64) {
         match self.offered.iter_mut().find(|(c, _)| *c == client) {
             Some((_, seen)) => *seen += n,
             None => self.offered.push((client, n)),
@@ -74,12 +74,20 @@ impl PairReservoir {
     /// are its own, so each client's kept pairs stay a uniform sample of what
     /// that client offered; the union is not cut again (it is bounded by
     /// threads × [`CAPACITY`]).
-    pub fn absorb(&mut self, other: PairReservoir) {
-        for (client, n) in other.offered {
+    /// `other` is left empty, its memory kept for the next interval.
+    pub fn absorb(&mut self, other: &mut PairReservoir) {
+        for (client, n) in other.offered.drain(..) {
             self.count(client, n);
         }
-        self.total += other.total;
-        self.kept.extend(other.kept);
+        self.total += std::mem::take(&mut other.total);
+        self.kept.append(&mut other.kept);
+    }
+
+    /// Empty again, keeping its memory.
+    pub fn clear(&mut self) {
+        self.kept.clear();
+        self.offered.clear();
+        self.total = 0;
     }
 
     /// The kept pairs.
@@ -88,7 +96,7 @@ impl PairReservoir {
     }
 
     /// How many pairs `client` offered (kept or not).
-    pub fn offered(&self, client: u16) -> u64 {
+    pub fn offered(&self, client: u32) -> u64 {
         self.offered
             .iter()
             .find(|(c, _)| *c == client)
@@ -110,7 +118,7 @@ mod tests {
     fn keeps_at_most_its_capacity_and_counts_every_client() {
         let mut r = PairReservoir::default();
         for i in 0..3 * CAPACITY as u32 {
-            r.push(((i % 3) as u16, i, i, 0));
+            r.push((i % 3, i, i, 0));
         }
         assert_eq!(r.kept().len(), CAPACITY);
         assert_eq!(r.total(), 3 * CAPACITY as u64);
@@ -134,7 +142,7 @@ mod tests {
         a.push((0, 1, 1, 0));
         b.push((1, 2, 2, 0));
         b.push((1, 3, 3, 0));
-        a.absorb(b);
+        a.absorb(&mut b);
         assert_eq!((a.kept().len(), a.total(), a.offered(1)), (3, 3, 2));
     }
 
@@ -152,7 +160,7 @@ mod tests {
         let mut population: Vec<(u32, u32)> = Vec::new();
         for _interval in 0..6 {
             let mut slot = PairReservoir::default();
-            for client in 0..4u16 {
+            for client in 0..4u32 {
                 // Clients 0–2 busy (20,000 pairs an interval), client 3 quiet.
                 let n = if client < 3 { 20_000 } else { 1_000 };
                 let mut thread = PairReservoir::default();
@@ -168,7 +176,7 @@ mod tests {
                     population.push(pair);
                     thread.push((client, pair.0, pair.1, paired::NO_CLASS));
                 }
-                slot.absorb(thread);
+                slot.absorb(&mut thread);
             }
             blocks.extend(paired::blocks(&slot, &mut collect));
         }

@@ -329,7 +329,7 @@ struct Running {
 impl Running {
     /// Stop every client and wait for the threads (off the runtime).
     async fn stop(&mut self) -> Result<()> {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.stop_now();
         let handles = std::mem::take(&mut self.handles);
         tokio::task::spawn_blocking(move || driver::join(handles))
             .await

@@ -299,7 +299,9 @@ struct SamplePool {
 pub struct Pools {
     /// Tenants.
     pub tenants: TenantPool,
-    samples: HashMap<(String, String), SamplePool>,
+    /// By table, then column: looked up with borrowed names, so drawing a
+    /// sample builds no key.
+    samples: HashMap<String, HashMap<String, SamplePool>>,
     /// The dataset's "today" (`days_ago` counts back from it).
     pub epoch: NaiveDate,
 }
@@ -347,15 +349,14 @@ impl Pools {
             }
             _ => TenantPool::none(),
         };
-        let mut samples = HashMap::new();
+        let mut samples: HashMap<String, HashMap<String, SamplePool>> = HashMap::new();
         for q in &workload.queries {
             for st in &q.statements {
                 for p in &st.params {
                     let Param::Sample { table, column, .. } = p else {
                         continue;
                     };
-                    let key = (table.clone(), column.clone());
-                    if samples.contains_key(&key) {
+                    if samples.get(table).is_some_and(|t| t.contains_key(column)) {
                         continue;
                     }
                     let pool = load_sample(sampler, workload, table, column)
@@ -366,7 +367,10 @@ impl Pools {
                             query: Some(q.name.clone()),
                             message: format!("sample = \"{table}.{column}\": {e}"),
                         })?;
-                    samples.insert(key, pool);
+                    samples
+                        .entry(table.clone())
+                        .or_default()
+                        .insert(column.clone(), pool);
                 }
             }
         }
@@ -386,6 +390,20 @@ impl Pools {
         }
     }
 
+    /// These pools plus a sample pool of `values` shared by every tenant
+    /// (benchmarks: sample parameters without a database).
+    pub fn with_bench_sample(mut self, table: &str, column: &str, values: Vec<String>) -> Pools {
+        let pool = SamplePool {
+            by_tenant: HashMap::from([(String::new(), values)]),
+            numeric_max: None,
+        };
+        self.samples
+            .entry(table.to_string())
+            .or_default()
+            .insert(column.to_string(), pool);
+        self
+    }
+
     /// A value for `param`.
     pub fn value(
         &self,
@@ -401,7 +419,7 @@ impl Pools {
                 column,
                 miss_rate,
             } => {
-                let Some(pool) = self.samples.get(&(table.clone(), column.clone())) else {
+                let Some(pool) = self.samples.get(table).and_then(|t| t.get(column)) else {
                     return Value::Null;
                 };
                 let values = pool

@@ -154,6 +154,7 @@ pub fn options(workload: &str, seconds: f64) -> crmbench::run::RunOptions {
         interval: std::time::Duration::from_millis(500),
         max_tries: 1,
         simple: false,
+        pipeline: false,
         quiet: true,
         sequential: None,
         worker: None,
