@@ -187,7 +187,7 @@ impl Ticking<'_> {
 
     /// The window ends now (the first call counts).
     fn stop_clients(&mut self, shared: &Shared) {
-        shared.stop.store(true, Ordering::Relaxed);
+        shared.stop_now();
         self.window.ended.get_or_insert_with(Instant::now);
     }
 }
