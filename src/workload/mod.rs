@@ -528,13 +528,14 @@ impl SourceFile<'_> {
         let used = distinct_numbers(&slots);
         let n = used.iter().max().copied().unwrap_or(0);
         if n != params.len() {
+            let uses = if n == 0 {
+                // `$1` in a string, a dollar-quoted body or a comment is text.
+                "no parameters ($n in strings and comments is text)".to_string()
+            } else {
+                format!("$1..${n}")
+            };
             return Err(err(format!(
-                "the SQL uses ${} but {} parameter generator{} given",
-                if n == 0 {
-                    "-nothing".to_string()
-                } else {
-                    format!("1..${n}")
-                },
+                "the SQL uses {uses} but {} parameter generator{} given",
                 params.len(),
                 if params.len() == 1 { " is" } else { "s are" }
             )));
