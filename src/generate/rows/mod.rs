@@ -73,11 +73,6 @@ impl TableSpec {
             if freeze { ", FREEZE" } else { "" }
         )
     }
-
-    /// Column types, in COPY order.
-    pub fn types(&self) -> Vec<Type> {
-        self.columns.iter().map(|c| c.1.clone()).collect()
-    }
 }
 
 /// Money from cents, as `numeric(12,2)`.
