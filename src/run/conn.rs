@@ -66,9 +66,11 @@ impl TxError {
                 code: db.code().code().to_string(),
                 message: db.message().to_string(),
             },
-            None if e.is_closed() => TxError {
+            // A reset socket is the server gone too (tokio-postgres calls it
+            // an I/O error, not a closed connection): replace the connection.
+            None if e.is_closed() || crate::error::socket_failed(e) => TxError {
                 code: CONNECTION_LOST.into(),
-                message: e.to_string(),
+                message: crate::error::describe_chain(e),
             },
             None => TxError {
                 code: CLIENT_ERROR.into(),
