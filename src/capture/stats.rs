@@ -105,7 +105,7 @@ fn version_columns(columns: &[String]) -> Result<(&'static str, &'static str)> {
     Ok((time, toplevel))
 }
 
-/// The query for the view's columns (see [`version_columns`]).
+/// The query for the view's columns (the version's time and toplevel columns).
 pub fn select_sql(view: &str, columns: &[String]) -> Result<String> {
     let (time, toplevel) = version_columns(columns)?;
     Ok(format!(
