@@ -93,15 +93,7 @@ struct Captured1 {
 /// Capture the target's workload into `opts.out`.
 pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured> {
     let admin = pg::connect(&target.admin()).await?;
-    let (entries, observed) = match (&opts.from_log, &opts.stats_table) {
-        (Some(path), _) => from_log(path, opts.role.as_deref())?,
-        (None, Some(table)) => (stats::read_table(&admin, table).await?, HashMap::new()),
-        (None, None) => {
-            pg::privileges::check_capture(&admin, opts.role.as_deref()).await?;
-            let entries = read_entries(&admin, target.database(), opts.window).await?;
-            (entries, HashMap::new())
-        }
-    };
+    let (entries, observed) = source_entries(&admin, target, opts).await?;
     let role = match &opts.role {
         Some(r) => r.clone(),
         None => stats::application_role(&admin, &entries).await?,
@@ -199,6 +191,24 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
         role,
         unreplayable: sel.unreplayable,
         source,
+    })
+}
+
+/// The statements to capture from: a server log, a copy of another
+/// server's view, or this server's `pg_stat_statements`.
+async fn source_entries(
+    admin: &Client,
+    target: &Target,
+    opts: &CaptureOptions,
+) -> Result<(Vec<Entry>, Observed)> {
+    Ok(match (&opts.from_log, &opts.stats_table) {
+        (Some(path), _) => from_log(path, opts.role.as_deref())?,
+        (None, Some(table)) => (stats::read_table(admin, table).await?, HashMap::new()),
+        (None, None) => {
+            pg::privileges::check_capture(admin, opts.role.as_deref()).await?;
+            let entries = read_entries(admin, target.database(), opts.window).await?;
+            (entries, HashMap::new())
+        }
     })
 }
 
