@@ -261,6 +261,8 @@ pub struct AdviseOptions {
     pub seed: u64,
     /// Cost with real indexes on a clone instead of HypoPG.
     pub no_hypopg: bool,
+    /// Leave HypoPG in the database when this run created it.
+    pub keep_hypopg: bool,
 }
 
 /// What advice.json holds.
@@ -436,7 +438,7 @@ pub async fn advise_with(
     let hypopg = if opts.no_hypopg {
         crate::schema::extensions::HypoPg::Missing
     } else {
-        crate::schema::extensions::hypopg_on_demand(target, &admin).await?
+        crate::schema::extensions::hypopg_on_demand(target, &admin, opts.keep_hypopg).await?
     };
     let has_hypopg = hypopg.usable();
     // A clone needs the database without sessions: let ours go first.
@@ -456,7 +458,7 @@ pub async fn advise_with(
         (&candidates, &existing),
     )
     .await;
-    hypopg.finish(target).await?;
+    hypopg.finish(target, opts.keep_hypopg).await?;
     let (mut selection, method_used, calls) = selected?;
     for c in &mut selection.chosen {
         c.notes
