@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use super::convert::{self, Plan, Scripts};
+use super::convert::{self, Plan};
 use super::job::{self, JobKind};
 use super::measure;
 use super::model::{Checks, RetentionRecord, Way};
@@ -136,13 +136,10 @@ pub(super) async fn on_copies(
         job_run,
         job: kind,
         checks,
-        tradeoffs: scripts_tradeoffs(&scripts),
+        tradeoffs: scripts.tradeoffs.clone(),
         files,
+        job_sql: job.text(),
     })
-}
-
-fn scripts_tradeoffs(s: &Scripts) -> Vec<String> {
-    s.tradeoffs.clone()
 }
 
 /// The units of one script, one statement at a time.
@@ -260,10 +257,13 @@ impl Runner<'_> {
             self.rate = l.run.rate.or(self.rate);
         }
         let outcome = step::apply_under_load(copy, &units, &session, load.as_ref()).await?;
+        // The conversion's load is the folder's own results.json, so
+        // `crmbench report` on the folder reads it (with the Retention section).
         let sub = name.trim_end_matches(".sql").replace('.', "_");
+        let sub = (name != "conversion.sql").then_some(sub.as_str());
         let workload = engine::record_load(
             self.folder,
-            Some(&sub),
+            sub,
             outcome.results.as_ref(),
             &outcome.statements,
             load.as_ref(),
