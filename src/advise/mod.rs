@@ -363,16 +363,8 @@ pub async fn resolve_schema(
         .flat_map(|s| crate::pg::privileges::table_privileges(&s.sql))
         .map(|(t, _)| t);
     for table in tables {
-        let row = admin
-            .query_opt(
-                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.oid = to_regclass($1)",
-                &[&table],
-            )
-            .await
-            .map_err(|e| crate::error::Error::from_pg(format!("looking up {table}"), e))?;
-        if let Some(r) = row {
-            return Ok(r.get(0));
+        if let Some(schema) = crate::pg::catalog::schema_of(admin, &table).await? {
+            return Ok(schema);
         }
     }
     let row = admin
