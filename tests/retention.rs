@@ -151,8 +151,35 @@ async fn conversion_under_load_keeps_every_row_and_dropping_partitions_beats_del
         "drop_expired.sql",
         "delete_expired.sql",
         "retention.json",
+        "timeline.svg",
     ] {
         assert!(outcome.folder.join(f).is_file(), "{f}");
+    }
+    compare_goldens(
+        &outcome.folder,
+        r.pages_per_batch,
+        &[
+            ("conversion.sql", "conversion.sql"),
+            ("conversion_rollback.sql", "conversion_rollback.sql"),
+            ("conversion_cleanup.sql", "conversion_cleanup.sql"),
+            ("drop_expired.sql", "drop_expired.sql"),
+            ("delete_expired.sql", "delete_expired.sql"),
+            ("job.sql", "job_partman.sql"),
+        ],
+    );
+    // The report reads the folder (the conversion's load is its results.json)
+    // and its Retention section carries the table, the timeline with the
+    // conversion's phases, and the job's SQL.
+    let model = crmbench::report::load(&outcome.folder).unwrap();
+    let section = crmbench::report::retention::html(model.retention.as_ref().unwrap());
+    for part in [
+        "DELETE + VACUUM",
+        "<svg",
+        "copy rows",
+        "swap",
+        "create_parent",
+    ] {
+        assert!(section.contains(part), "{part} missing:\n{section}");
     }
 }
 
@@ -173,4 +200,128 @@ async fn without_partman_the_plpgsql_job_creates_ahead_and_drops_expired() {
         "{job}"
     );
     assert!(job.contains("cron.schedule"), "{job}");
+    compare_goldens(
+        &outcome.folder,
+        r.pages_per_batch,
+        &[("job.sql", "job_plpgsql.sql")],
+    );
+    // The job itself, on the original table converted here without load:
+    // the partition furthest ahead removed, the expired ones still there.
+    let admin = pg::connect(&target.admin()).await.unwrap();
+    let conversion = std::fs::read_to_string(outcome.folder.join("conversion.sql")).unwrap();
+    for st in crmbench::sql::split(&conversion).unwrap() {
+        admin.batch_execute(st.text).await.unwrap();
+    }
+    let cutoff = format!("'{}'::timestamptz", r.cutoff);
+    let count = |sql: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_one(sql.as_str(), &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let kept = format!("SELECT count(*) FROM crm.events WHERE created_at >= {cutoff}");
+    let expired = format!("SELECT count(*) FROM crm.events WHERE created_at < {cutoff}");
+    let parts = |cond: &str| {
+        format!(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'crm.events'::regclass AND {cond}"
+        )
+    };
+    let ahead = "c.relname = 'events_p' || \
+                 to_char(date_trunc('month', now()) + interval '3 months', 'YYYY_MM')";
+    let expired_parts =
+        format!("to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month' <= {cutoff}");
+    assert_eq!(count(parts(ahead)).await, 1);
+    admin
+        .batch_execute(&format!(
+            "DROP TABLE crm.events_p{}",
+            admin
+                .query_one(
+                    "SELECT to_char(date_trunc('month', now()) + interval '3 months', 'YYYY_MM')",
+                    &[]
+                )
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        ))
+        .await
+        .unwrap();
+    let kept_before = count(kept.clone()).await;
+    assert!(count(expired.clone()).await > 5000);
+    assert!(count(parts(&expired_parts)).await > 10);
+    let run = job.split("-- Daily at").next().unwrap();
+    for st in crmbench::sql::split(run).unwrap() {
+        admin.batch_execute(st.text).await.unwrap();
+    }
+    assert_eq!(
+        count(parts(ahead)).await,
+        1,
+        "the job made no partition ahead"
+    );
+    assert_eq!(
+        count(parts(&expired_parts)).await,
+        0,
+        "expired partitions left"
+    );
+    assert_eq!(count(expired).await, 0, "expired rows left");
+    assert_eq!(count(kept).await, kept_before, "the job lost kept rows");
+}
+
+/// The generated SQL with what varies between runs made constant: month
+/// names and dates (the data's range follows today), and the probed pages
+/// per batch.
+fn normalise(sql: &str, pages: u64) -> String {
+    let sql = sql
+        .replace(&format!("{pages} heap pages"), "PAGES heap pages")
+        .replace(&format!("lo + {pages}"), "lo + PAGES");
+    let b = sql.as_bytes();
+    let digits =
+        |i: usize, n: usize| b.len() >= i + n && b[i..i + n].iter().all(u8::is_ascii_digit);
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        // YYYY_MM (partition names) and YYYY-MM-DD (bounds, the cutoff).
+        if digits(i, 4) && b.get(i + 4) == Some(&b'_') && digits(i + 5, 2) {
+            out.push_str("YYYY_MM");
+            i += 7;
+        } else if digits(i, 4)
+            && b.get(i + 4) == Some(&b'-')
+            && digits(i + 5, 2)
+            && b.get(i + 7) == Some(&b'-')
+            && digits(i + 8, 2)
+        {
+            out.push_str("YYYY-MM-DD");
+            i += 10;
+        } else {
+            let c = sql[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// The scripts of a run against fixtures/retention/golden/ (normalised);
+/// `CRMBENCH_UPDATE_GOLDENS=1` rewrites them.
+fn compare_goldens(folder: &std::path::Path, pages: u64, files: &[(&str, &str)]) {
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/retention/golden");
+    for (f, name) in files {
+        let got = normalise(&std::fs::read_to_string(folder.join(f)).unwrap(), pages);
+        let path = golden.join(name);
+        if std::env::var_os("CRMBENCH_UPDATE_GOLDENS").is_some() {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            got == want,
+            "{f} differs from {} (CRMBENCH_UPDATE_GOLDENS=1 rewrites it after a deliberate change):\n{got}",
+            path.display()
+        );
+    }
 }

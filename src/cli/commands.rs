@@ -335,6 +335,7 @@ pub(super) async fn advise_command(
     };
     let run = crate::advise::run_advise(&target, &request, &mut applied).await?;
     out(run.render())?;
+    out(crate::rehearse::retention::advice::text(&target, &run.advice.schema, &run.folder).await)?;
     Ok(run.exit_code())
 }
 

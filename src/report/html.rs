@@ -105,6 +105,9 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
     if let Some(r) = &model.rehearsal {
         h.push_str(&super::rehearsal::html(r));
     }
+    if let Some(r) = &model.retention {
+        h.push_str(&super::retention::html(r));
+    }
     environment(&mut h, model);
     h.push_str(
         "<footer><p class=\"missing\">Written by <code>crmbench report</code> from the files of \

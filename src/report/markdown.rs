@@ -117,6 +117,9 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
     if let Some(r) = &model.rehearsal {
         m.push_str(&super::rehearsal::markdown(r));
     }
+    if let Some(r) = &model.retention {
+        m.push_str(&super::retention::markdown(r));
+    }
     environment(&mut m, model);
     m
 }

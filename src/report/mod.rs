@@ -15,6 +15,7 @@ pub mod paired;
 pub mod plots;
 pub mod rehearsal;
 pub mod replication;
+pub mod retention;
 
 use std::path::{Path, PathBuf};
 
@@ -76,6 +77,7 @@ pub fn load(folder: &Path) -> Result<ReportModel> {
         advice,
         replication: results.replication.clone(),
         rehearsal: run.read_optional()?,
+        retention: run.read_optional()?,
         paired: paired::view(&results_path, &results)?,
     })
 }

@@ -30,6 +30,8 @@ pub struct ReportModel {
     pub replication: Option<crate::run::replicas::ReplicationInfo>,
     /// A migration rehearsal (`rehearsal.json`), when the folder has one.
     pub rehearsal: Option<crate::rehearse::model::Rehearsal>,
+    /// A retention rehearsal (`retention.json`), when the folder has one.
+    pub retention: Option<crate::rehearse::retention::model::RetentionRecord>,
     /// A paired run's before/after and the gate's verdict: the opening
     /// summary of its report.
     pub paired: Option<super::paired::PairedView>,

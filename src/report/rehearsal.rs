@@ -51,7 +51,7 @@ pub fn html(r: &Rehearsal) -> String {
 }
 
 /// Rows of a table, as Markdown or HTML.
-fn table(html: bool, head: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(html: bool, head: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     if html {
         out.push_str("<table><tr>");

@@ -55,6 +55,19 @@ pub struct Scripts {
     pub tradeoffs: Vec<String>,
 }
 
+impl Scripts {
+    /// The scripts as files: (role, file name, text), in the order written.
+    pub fn files(&self) -> [(&'static str, &'static str, &str); 5] {
+        [
+            ("conversion", "conversion.sql", &self.conversion),
+            ("rollback", "conversion_rollback.sql", &self.rollback),
+            ("cleanup", "conversion_cleanup.sql", &self.cleanup),
+            ("drop expired", "drop_expired.sql", &self.drop_expired),
+            ("delete expired", "delete_expired.sql", &self.delete),
+        ]
+    }
+}
+
 /// The first of the month `months` after `d`'s.
 pub fn add_months(d: NaiveDate, months: i32) -> NaiveDate {
     let m0 = d.year() * 12 + d.month0() as i32 + months;

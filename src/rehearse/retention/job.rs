@@ -32,6 +32,16 @@ pub struct Job {
     pub schedule: String,
 }
 
+impl Job {
+    /// `job.sql`: the set-up, one maintenance run, the schedule.
+    pub fn text(&self) -> String {
+        format!(
+            "{}\n-- One maintenance run:\n{}\n{}",
+            self.setup, self.run, self.schedule
+        )
+    }
+}
+
 /// The job for `plan`, keeping `keep_months` months.
 pub fn write(plan: &Plan, kind: JobKind, keep_months: u32) -> Job {
     match kind {

@@ -11,10 +11,12 @@
 //! the SQL, [`job`] the job, [`measure`] takes figures, [`proof`] checks
 //! the conversion, [`model`] is the record, [`render`] prints it.
 
+pub mod advice;
 pub mod convert;
 pub mod job;
 pub mod measure;
 pub mod model;
+pub mod plot;
 pub mod proof;
 pub mod render;
 pub mod steps;
@@ -132,6 +134,9 @@ pub async fn rehearse_retention(
     copies.remove_or_warn().await;
     let record = result?;
     folder.write(&record)?;
+    if let Some(svg) = plot::timeline_svg(&record)? {
+        folder.write_text("timeline.svg", &svg)?;
+    }
     Ok(RetentionOutcome {
         record,
         folder: folder.path().to_path_buf(),
@@ -239,38 +244,14 @@ impl Copies {
 
 /// Write the scripts and the job into the run folder: (role, path) pairs.
 fn write_files(folder: &RunFolder, scripts: &Scripts, job: &Job) -> Result<Vec<(String, String)>> {
+    let job_text = job.text();
     let mut files = Vec::new();
-    for (role, name, text) in [
-        ("conversion", "conversion.sql", scripts.conversion.as_str()),
-        (
-            "rollback",
-            "conversion_rollback.sql",
-            scripts.rollback.as_str(),
-        ),
-        (
-            "cleanup",
-            "conversion_cleanup.sql",
-            scripts.cleanup.as_str(),
-        ),
-        (
-            "drop expired",
-            "drop_expired.sql",
-            scripts.drop_expired.as_str(),
-        ),
-        (
-            "delete expired",
-            "delete_expired.sql",
-            scripts.delete.as_str(),
-        ),
-        (
-            "job",
-            "job.sql",
-            &format!(
-                "{}\n-- One maintenance run:\n{}\n{}",
-                job.setup, job.run, job.schedule
-            ),
-        ),
-    ] {
+    for (role, name, text) in
+        scripts
+            .files()
+            .into_iter()
+            .chain([("job", "job.sql", job_text.as_str())])
+    {
         let path = folder.write_text(name, text)?;
         files.push((role.to_string(), path.display().to_string()));
     }

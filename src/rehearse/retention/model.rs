@@ -48,6 +48,9 @@ pub struct RetentionRecord {
     pub tradeoffs: Vec<String>,
     /// The SQL files written, by role.
     pub files: Vec<(String, String)>,
+    /// `job.sql`'s text, for the report (absent in records made before it).
+    #[serde(default)]
+    pub job_sql: String,
 }
 
 /// One way (or step), measured.

@@ -7,7 +7,30 @@ fn mb(bytes: i64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-fn cells(w: &Way) -> [String; 7] {
+/// The columns of the side-by-side table, after the way's name.
+pub const HEAD: [&str; 7] = [
+    "duration",
+    "WAL",
+    "size after",
+    "dead",
+    "p50",
+    "p99",
+    "max / errors",
+];
+
+/// The rows of the side-by-side table: the two ways, then the conversion
+/// and the job run, each once.
+pub fn ways(r: &RetentionRecord) -> [(&'static str, &Way); 4] {
+    [
+        ("DELETE + VACUUM", &r.delete),
+        ("drop partitions", &r.drop),
+        ("conversion (once)", &r.conversion),
+        ("job run (once)", &r.job_run),
+    ]
+}
+
+/// One way's cells, in [`HEAD`]'s order.
+pub fn cells(w: &Way) -> [String; 7] {
     let d = w.during.clone().unwrap_or_default();
     let load = w.during.is_some();
     [
@@ -52,17 +75,12 @@ pub fn render(r: &RetentionRecord) -> String {
             ""
         }
     );
-    let rows = [
-        ("DELETE + VACUUM", &r.delete),
-        ("drop partitions", &r.drop),
-        ("conversion (once)", &r.conversion),
-        ("job run (once)", &r.job_run),
-    ];
+    let h = HEAD;
     out.push_str(&format!(
         "{:<19} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>14}\n",
-        "way", "duration", "WAL", "size after", "dead", "p50", "p99", "max / errors"
+        "way", h[0], h[1], h[2], h[3], h[4], h[5], h[6]
     ));
-    for (name, w) in rows {
+    for (name, w) in ways(r) {
         let c = cells(w);
         out.push_str(&format!(
             "{name:<19} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>14}\n",

@@ -47,38 +47,8 @@ pub(super) async fn on_copies(
         folder,
         rate: None,
     };
-    let (rows, expired_rows): (i64, i64) = {
-        let t = plan.table.qualified(&plan.table.name);
-        let sql = format!(
-            "SELECT count(*), count(*) FILTER (WHERE {} < '{}') FROM {t}",
-            pg::quote_ident(&plan.column),
-            plan.cutoff
-        );
-        let r = q
-            .query_one(sql.as_str(), &[])
-            .await
-            .map_err(|e| Error::from_pg("counting rows", e))?;
-        (r.get(0), r.get(1))
-    };
-    let mut checks = Checks::default();
-    let table = plan.table.qualified(&plan.table.name);
-    let audit_before = proof::audit_findings(&quiet, &plan).await?;
-    let wal_conversion = alone(&quiet, &q, &scripts.conversion, "conversion.sql", &table).await?;
-    checks.tenants_agree = proof::tenants(&q, &plan).await?;
-    let audit_after = proof::audit_findings(&quiet, &plan).await?;
-    checks.audit_new_findings = proof::new_findings(&audit_before, &audit_after, &plan);
-    let (in_parts, before_cut) = proof::expired(&q, &plan).await?;
-    let wal_drop = alone(
-        &quiet,
-        &q,
-        &scripts.drop_expired,
-        "drop_expired.sql",
-        &table,
-    )
-    .await?;
-    let left = proof::before_cutoff(&q, &plan).await?;
-    checks.dropped_rows = (in_parts, before_cut);
-    checks.expired_left = left;
+    let (rows, expired_rows) = counts(&q, &plan).await?;
+    let (mut checks, wal_conversion, wal_drop) = quiet_checks(&quiet, &q, &plan, &scripts).await?;
     let job_sql = format!("{}{}", job.setup, job.run);
     let job_run = runner.step(&quiet, &job_sql, "job.sql", &plan).await?;
     drop(q);
@@ -108,7 +78,14 @@ pub(super) async fn on_copies(
     let diff = print.diff(&fingerprint::take(&badmin).await?);
     checks.rollback_identical = diff.is_empty() && rolled.failure.is_none();
     checks.rollback_difference = diff.render();
-    let wal_delete = alone(&b, &badmin, &scripts.delete, "delete_expired.sql", &table).await?;
+    let wal_delete = alone(
+        &b,
+        &badmin,
+        &scripts.delete,
+        "delete_expired.sql",
+        &plan.table.qualified(&plan.table.name),
+    )
+    .await?;
     drop(badmin);
     // (a) on its clone, under load.
     let mut delete = runner
@@ -136,13 +113,49 @@ pub(super) async fn on_copies(
         job_run,
         job: kind,
         checks,
-        tradeoffs: scripts_tradeoffs(&scripts),
+        tradeoffs: scripts.tradeoffs.clone(),
         files,
+        job_sql: job.text(),
     })
 }
 
-fn scripts_tradeoffs(s: &Scripts) -> Vec<String> {
-    s.tradeoffs.clone()
+/// Rows of the table, and those before the cutoff (expired).
+async fn counts(q: &Client, plan: &Plan) -> Result<(i64, i64)> {
+    let t = plan.table.qualified(&plan.table.name);
+    let sql = format!(
+        "SELECT count(*), count(*) FILTER (WHERE {} < '{}') FROM {t}",
+        pg::quote_ident(&plan.column),
+        plan.cutoff
+    );
+    let r = q
+        .query_one(sql.as_str(), &[])
+        .await
+        .map_err(|e| Error::from_pg("counting rows", e))?;
+    Ok((r.get(0), r.get(1)))
+}
+
+/// On the quiesced clone: the conversion's and the drop's WAL, each alone,
+/// the per-tenant checks and the audit after the conversion, and the rows
+/// the drop removed against those expired.
+async fn quiet_checks(
+    quiet: &Target,
+    q: &Client,
+    plan: &Plan,
+    scripts: &Scripts,
+) -> Result<(Checks, Option<i64>, Option<i64>)> {
+    let mut checks = Checks::default();
+    let table = plan.table.qualified(&plan.table.name);
+    let audit_before = proof::audit_findings(quiet, plan).await?;
+    let wal_conversion = alone(quiet, q, &scripts.conversion, "conversion.sql", &table).await?;
+    checks.tenants_agree = proof::tenants(q, plan).await?;
+    let audit_after = proof::audit_findings(quiet, plan).await?;
+    checks.audit_new_findings = proof::new_findings(&audit_before, &audit_after, plan);
+    let (in_parts, before_cut) = proof::expired(q, plan).await?;
+    let wal_drop = alone(quiet, q, &scripts.drop_expired, "drop_expired.sql", &table).await?;
+    let left = proof::before_cutoff(q, plan).await?;
+    checks.dropped_rows = (in_parts, before_cut);
+    checks.expired_left = left;
+    Ok((checks, wal_conversion, wal_drop))
 }
 
 /// The units of one script, one statement at a time.
@@ -260,10 +273,13 @@ impl Runner<'_> {
             self.rate = l.run.rate.or(self.rate);
         }
         let outcome = step::apply_under_load(copy, &units, &session, load.as_ref()).await?;
+        // The conversion's load is the folder's own results.json, so
+        // `crmbench report` on the folder reads it (with the Retention section).
         let sub = name.trim_end_matches(".sql").replace('.', "_");
+        let sub = (name != "conversion.sql").then_some(sub.as_str());
         let workload = engine::record_load(
             self.folder,
-            Some(&sub),
+            sub,
             outcome.results.as_ref(),
             &outcome.statements,
             load.as_ref(),
