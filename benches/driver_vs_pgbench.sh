@@ -22,6 +22,8 @@
 #
 #   bash benches/driver_vs_pgbench.sh [PAIRS] [SECONDS] [CLIENTS] [THREADS]   (10 10 4 2)
 #   CRMBENCH_PROTOCOL=pipeline bash benches/driver_vs_pgbench.sh   (crmbench's --protocol, default prepared)
+#   CRMBENCH_PERF_DIR=/tmp/p bash benches/driver_vs_pgbench.sh 1   (each crmbench run under `perf record -g`,
+#     one file per run there: a1.data, b1.data …; its CPU figures then include perf's)
 set -euo pipefail
 shopt -s inherit_errexit  # a failed measurement ends the script, not a row of zeros
 cd "$(dirname "$0")/.."
@@ -77,8 +79,10 @@ cpu() { # $1 file of /usr/bin/time -f "%U %S" → CPU seconds
   awk '{print $1 + $2; exit}' "$1"
 }
 crm() { # $1 database, $2 workload, $3 out, [$4 protocol] → "tps p99_ms cpu_per_1000"
+  local perf=()
+  [ -n "${CRMBENCH_PERF_DIR:-}" ] && perf=(perf record -q -g -o "$CRMBENCH_PERF_DIR/$(basename "$3").data" --)
   /usr/bin/time -f "%U %S" -o "$3.cpu" \
-    "$BIN" --database "$1" run --workload "$2" --clients "$CLIENTS" --threads "$THREADS" \
+    "${perf[@]}" "$BIN" --database "$1" run --workload "$2" --clients "$CLIENTS" --threads "$THREADS" \
     --duration "${SECS}s" --warmup 0s --protocol "${4:-${CRMBENCH_PROTOCOL:-prepared}}" -q --out "$3" >/dev/null
   python3 - "$3/results.json" "$(cpu "$3.cpu")" <<'PY'
 import json, sys

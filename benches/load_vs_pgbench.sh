@@ -19,10 +19,15 @@ PGBIN=$(dirname "$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench
 [ -x "$PGBIN/pgbench" ] || PGBIN=/usr/lib/postgresql/15/bin
 WORK=$(mktemp -d /var/tmp/crmbench-lvp.XXXXXX)
 chmod 755 "$WORK"
-trap 'rm -rf "$WORK"; for db in lvp_crm lvp_pgb lvp_ceil; do "$BIN" schema drop-clone $db >/dev/null 2>&1 || true; done' EXIT
+trap 'rm -rf "$WORK"; for db in lvp_crm lvp_pgb lvp_ceil; do psql -qtA "$("$BIN" pg url)" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done' EXIT
 
 "$BIN" pg start >/dev/null
-for db in lvp_pgb lvp_ceil; do "$BIN" --database $db pg start >/dev/null; done
+# `pg start --database X` refuses a database that does not exist (only
+# generate and schema create make crmbench's own), so the two plain ones are
+# made here.
+for db in lvp_pgb lvp_ceil; do
+  psql -qtA "$("$BIN" pg url)" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+done
 URL_PGB=$("$BIN" --database lvp_pgb pg url)
 URL_CEIL=$("$BIN" --database lvp_ceil pg url)
 URL_CRM=$("$BIN" --database lvp_crm pg url)
@@ -81,5 +86,5 @@ rows = [l.split() for l in sys.stdin if l.strip()]
 a = statistics.median(float(r[0]) for r in rows)
 b = statistics.median(float(r[1]) for r in rows)
 print(f'median crmbench/pgbench -i (MB/s landed, end to end): {a:.2f}x   (goal >= 1.0)')
-print(f'median crmbench COPY phase / psql binary \\\\copy ceiling: {b:.2f}x   (goal >= 0.8)')
+print(f'median crmbench COPY phase / psql binary \\\\copy ceiling: {b:.2f}x   (goal >= 0.95)')
 "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the run folders under fixtures/runs/ that tests/report.rs reads, by
-# really running the pipeline at a tiny scale on the private server (in its
+# really running the pipeline at a small scale (0.01: big enough for --verify to show what an index gains) on the private server (in its
 # own database, report_fixture), then trimming them to a few queries so the
 # fixtures stay small: plan trees are dropped (plan: null keeps plans.json
 # valid), findings, histograms and ratios are kept as measured.
@@ -11,11 +11,12 @@ B=target/debug/crmbench
 DB=(--database report_fixture)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$B" "${DB[@]}" pg start >/dev/null
-"$B" "${DB[@]}" generate --scale 0.001 --seed 1 --replace -q
+# generate makes the database; pg start only knows the default one.
+"$B" pg start >/dev/null
+"$B" "${DB[@]}" generate --scale 0.01 --seed 1 --replace -q
 "$B" "${DB[@]}" run --fresh --duration 5s --warmup 1s --clients 2 --out "$work/complete" -q
 "$B" "${DB[@]}" explain --out "$work/complete"
-"$B" "${DB[@]}" advise --verify --verify-duration 3s --verify-clients 2 --max-indexes 2 --out "$work/complete"
+"$B" "${DB[@]}" advise --verify --verify-duration 15s --verify-clients 2 --max-indexes 2 --out "$work/complete"
 python3 - "$work/complete" fixtures/runs <<'PY'
 import json, os, shutil, sys
 src, dst = sys.argv[1], sys.argv[2]

@@ -290,6 +290,7 @@ async fn advise_step(
         seed: STAGE_SEED,
         verify: true,
         no_hypopg: false,
+        keep_hypopg: false,
         apply: false,
         verify_duration,
         verify_clients: 4,

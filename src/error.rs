@@ -333,7 +333,7 @@ impl Error {
                 message,
             };
         }
-        if err.is_closed() || describe_chain(&err).contains("connection") {
+        if err.is_closed() || socket_failed(&err) || describe_chain(&err).contains("connection") {
             return Error::ConnectionLost {
                 context,
                 detail: describe_chain(&err),
@@ -355,6 +355,20 @@ impl Error {
     }
 }
 
+/// Whether the driver's error came from the socket (reset by peer, broken
+/// pipe: the server went away mid-work), which tokio-postgres reports as an
+/// I/O error rather than a closed connection.
+pub fn socket_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = err.source();
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Join an error and its sources into one line ("a: b: c").
 pub fn describe_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
@@ -373,6 +387,33 @@ pub fn describe_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error caused by a socket failure, as tokio-postgres wraps one.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("error communicating with the server")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// "Connection reset by peer" (capitalised, so no text match finds it)
+    /// is the server gone, not a client bug: a crash restart must be waited
+    /// out, not end the run.
+    #[test]
+    fn a_reset_socket_is_a_lost_connection() {
+        let reset = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(socket_failed(&reset));
+        let plain = std::io::Error::other("no source");
+        assert!(!socket_failed(&plain));
+    }
 
     /// Issue 16 item 12: a server error a cast fixes says so.
     #[test]

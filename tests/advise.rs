@@ -34,6 +34,7 @@ const OPTS: AdviseOptions = AdviseOptions {
     budget_mb: 1024.0,
     seed: 1,
     no_hypopg: false,
+    keep_hypopg: false,
 };
 
 #[tokio::test]
@@ -310,6 +311,7 @@ async fn without_hypopg_real_indexes_on_a_clone_reach_the_same_recommendation() 
         .unwrap();
     let real_opts = AdviseOptions {
         no_hypopg: true,
+        keep_hypopg: false,
         ..OPTS
     };
     let real = advise::advise(&target, &path, &plans, None, &real_opts)

@@ -52,6 +52,7 @@ async fn verify_keeps_what_pays_reverts_what_does_not_and_leaves_nothing() {
             budget_mb: 1024.0,
             seed: 1,
             no_hypopg: false,
+            keep_hypopg: false,
         },
     )
     .await

@@ -252,3 +252,65 @@ async fn capture_from_the_server_log_sends_the_logged_values() {
         assert!(!row.contains("failed"), "{stdout}");
     }
 }
+
+/// Copies of pg_stat_statements in PostgreSQL 13's and 16's columns
+/// (fixtures/capture/pg*-pg_stat_statements.sql, a Prisma help desk's
+/// statements with its frame, a COPY, a temporary table, an administrator's
+/// DDL, and in 16 a nested statement) captured with `--stats-table` into the
+/// TOML their goldens hold (`CRMBENCH_BLESS=1` rewrites them): the role
+/// found, the frame and the nested statement left out, what cannot be
+/// replayed listed with its share, every `$n` given a generator.
+#[tokio::test]
+async fn pg_stat_statements_of_pg13_and_pg16_capture_as_their_goldens() {
+    const PGSS_DB: &str = "capture_pgss";
+    let target = common::fresh_database(PGSS_DB).await;
+    let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
+    let fixtures = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/capture"));
+    for sql in [
+        "prisma/schema.sql",
+        "pg13-pg_stat_statements.sql",
+        "pg16-pg_stat_statements.sql",
+    ] {
+        let text = std::fs::read_to_string(fixtures.join(sql)).unwrap();
+        admin.batch_execute(&text).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = Vec::new();
+    for (table, golden) in [
+        ("pgss13", "pg13-pg_stat_statements.toml"),
+        ("pgss16", "pg16-pg_stat_statements.toml"),
+    ] {
+        let file = dir.path().join(golden);
+        let out = crmbench_on(
+            PGSS_DB,
+            &[
+                "capture",
+                "--stats-table",
+                table,
+                "--coverage",
+                "100",
+                "--out",
+                file.to_str().unwrap(),
+            ],
+        );
+        let stdout = ok(&out);
+        assert!(stdout.contains("of role desk_app"), "{stdout}");
+        let got = std::fs::read_to_string(&file).unwrap();
+        let golden = fixtures.join(golden);
+        if std::env::var_os("CRMBENCH_BLESS").is_some() {
+            std::fs::write(&golden, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e} (CRMBENCH_BLESS=1 creates it)", golden.display()));
+        assert_eq!(got, want, "{table}");
+        ok(&crmbench_on(
+            PGSS_DB,
+            &["run", "--workload", file.to_str().unwrap(), "--check"],
+        ));
+        written.push(got);
+    }
+    // The same statements in both versions: the files differ only in the
+    // table named as the source (16's nested statement is not captured).
+    assert_eq!(written[0].replace("pgss13", "pgss16"), written[1]);
+    assert!(!written[1].contains("current_setting"), "{}", written[1]);
+}

@@ -335,6 +335,7 @@ async fn recommend(target: &Target, case: &Case) -> Result<Vec<String>, String> 
         budget_mb: 1024.0,
         seed: 1,
         no_hypopg: false,
+        keep_hypopg: false,
     };
     let advice = advise::advise(target, path, &plans, None, &opts)
         .await
@@ -449,6 +450,7 @@ async fn partitioned_root_migration_runs_and_rolls_back() {
         budget_mb: 1024.0,
         seed: 1,
         no_hypopg: false,
+        keep_hypopg: false,
     };
     let advice = advise::advise(&target, path, &plans, None, &opts)
         .await

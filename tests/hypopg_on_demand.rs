@@ -1,7 +1,8 @@
 //! HypoPG on demand: on a database where the extension is available but not
 //! created, `advise` says so and how much faster what-if is with it (and
 //! without --allow-ddl falls back); with --allow-ddl it creates HypoPG for the
-//! run, costs with it, and drops it afterwards.
+//! run, costs with it, and drops it afterwards unless --keep-hypopg asks to
+//! keep it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,7 +28,7 @@ async fn hypopg_created(target: &Target) -> bool {
 
 fn advise(
     url: &str,
-    allow_ddl: bool,
+    flags: &[&str],
     workload: &std::path::Path,
     out: &std::path::Path,
 ) -> (bool, String) {
@@ -36,11 +37,10 @@ fn advise(
         "CRMBENCH_DATA_DIR",
         "/nonexistent/crmbench-must-not-be-used",
     );
-    if allow_ddl {
-        cmd.arg("--allow-ddl");
-    }
+    // --allow-ddl is global: after `advise` too, beside advise's own flags.
     let output = cmd
         .arg("advise")
+        .args(flags)
         .arg("--workload")
         .arg(workload)
         .arg("--out")
@@ -80,7 +80,7 @@ async fn advise_creates_hypopg_under_allow_ddl_and_says_why_without() {
     let url = common::cluster().server.url(SUPERUSER, DB);
 
     // Without --allow-ddl: the reason, the fix, and what HypoPG saves.
-    let (_, stderr) = advise(&url, false, &workload, &dir.path().join("a"));
+    let (_, stderr) = advise(&url, &[], &workload, &dir.path().join("a"));
     assert!(
         stderr.contains(&format!(
             "HypoPG is available on this server but not created in database {DB}"
@@ -92,7 +92,7 @@ async fn advise_creates_hypopg_under_allow_ddl_and_says_why_without() {
 
     // With it: created for the run, used, dropped afterwards.
     let out = dir.path().join("b");
-    let (ok, stderr) = advise(&url, true, &workload, &out);
+    let (ok, stderr) = advise(&url, &["--allow-ddl"], &workload, &out);
     assert!(ok, "{stderr}");
     assert!(
         stderr.contains(&format!("created extension hypopg in database {DB}"))
@@ -108,4 +108,20 @@ async fn advise_creates_hypopg_under_allow_ddl_and_says_why_without() {
         advice["method"]
     );
     assert!(!hypopg_created(&target).await);
+
+    // --keep-hypopg: created and used the same way, then left in place.
+    let (ok, stderr) = advise(
+        &url,
+        &["--allow-ddl", "--keep-hypopg"],
+        &workload,
+        &dir.path().join("c"),
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("created extension hypopg in database {DB}"))
+            && stderr.contains(&format!("kept extension hypopg in database {DB}"))
+            && !stderr.contains("dropped extension hypopg"),
+        "{stderr}"
+    );
+    assert!(hypopg_created(&target).await);
 }

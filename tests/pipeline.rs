@@ -2,8 +2,9 @@
 //! session against the private server — the same database writes and
 //! returned values as the tokio-postgres session for the same transactions,
 //! an error in the middle of a frame reported as that statement's with the
-//! transaction rolled back and the next frame fine, SCRAM over TCP, and a
-//! run that recovers from a backend killed under it.
+//! transaction rolled back and the next frame fine, SCRAM over TCP, md5 and
+//! TLS (with `sslmode=allow`'s retry), and a run that recovers from a
+//! backend killed under it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -198,6 +199,159 @@ async fn the_pipeline_authenticates_with_scram_over_tcp() {
     let wrong = Session::open(&spec("wrong"), &w, Mode::Pipeline).await;
     let e = wrong.err().unwrap();
     assert!(matches!(e, crmbench::Error::Auth { .. }), "{e}");
+}
+
+/// A self-signed certificate for `localhost` (server.crt, server.key) in
+/// the server's data folder, 0600 and owned by the server's user.
+fn install_certificate() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-keyout", "server.key", "-out", "server.crt"])
+        .output()
+        .expect("the openssl command (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = &common::cluster().server;
+    for name in ["server.crt", "server.key"] {
+        let path = server.data_dir().join(name);
+        std::fs::copy(dir.path().join(name), &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some(user) = &server.state().server_user {
+            let user = nix::unistd::User::from_name(user).unwrap().unwrap();
+            nix::unistd::chown(&path, Some(user.uid), Some(user.gid)).unwrap();
+        }
+    }
+}
+
+/// TLS on, md5 accepted over TCP (SCRAM still for SCRAM passwords, so the
+/// other tests' TCP logins work), and role `pipe_tls` refused without TLS;
+/// returns once a new session sees it.
+async fn tls_and_md5_server(admin: &tokio_postgres::Client) {
+    install_certificate();
+    let hba = common::cluster().server.data_dir().join("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        "local all all trust\n\
+         hostnossl all pipe_tls 127.0.0.1/32 reject\n\
+         host all all 127.0.0.1/32 md5\n",
+    )
+    .unwrap();
+    // One by one: ALTER SYSTEM refuses to run in a multi-statement batch.
+    for sql in ["ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"] {
+        admin.batch_execute(sql).await.unwrap();
+    }
+    for _ in 0..100 {
+        let fresh = pg::connect(&Target::private(common::cluster().server.clone()).admin())
+            .await
+            .unwrap();
+        let on: String = fresh.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+        if on == "on" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the server did not take ssl = on");
+}
+
+/// Whether `user`'s sessions are encrypted, one per session.
+async fn encrypted(admin: &tokio_postgres::Client, user: &str) -> Vec<bool> {
+    let sql = "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+               WHERE a.usename = $1";
+    let rows = admin.query(sql, &[&user]).await.unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+// The wire layer's TLS and md5 paths, which no other test reaches: a role
+// stored as md5 logs in with md5; a role the server refuses without TLS is
+// served over TLS with sslmode=require, and with sslmode=allow after its
+// plain attempt is turned away (libpq's retry); sslmode=disable is refused.
+#[tokio::test]
+async fn the_pipeline_speaks_md5_and_tls() {
+    let target = database("pipe_tls").await;
+    let admin = pg::connect(&target.admin()).await.unwrap();
+    admin
+        .batch_execute(
+            "DROP ROLE IF EXISTS pipe_md5; DROP ROLE IF EXISTS pipe_tls; \
+             SET password_encryption = 'md5'; \
+             CREATE ROLE pipe_md5 LOGIN SUPERUSER PASSWORD 'md5-secret'; \
+             RESET password_encryption; \
+             CREATE ROLE pipe_tls LOGIN SUPERUSER PASSWORD 'tls-secret'",
+        )
+        .await
+        .unwrap();
+    let stored: String = admin
+        .query_one(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'pipe_md5'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored.starts_with("md5"), "{stored}");
+    tls_and_md5_server(&admin).await;
+    let port = common::cluster().server.port();
+    let home = tempfile::tempdir().unwrap();
+    let spec = |user: &str, sslmode: &str| {
+        let password = if user == "pipe_md5" {
+            "md5-secret"
+        } else {
+            "tls-secret"
+        };
+        let url =
+            format!("postgresql://{user}:{password}@127.0.0.1:{port}/pipe_tls?sslmode={sslmode}");
+        let external = External::parse_with(&url, false, |_: &str| None, Some(home.path().into()));
+        Target::External(external.unwrap()).admin()
+    };
+    let w = workload();
+    let md5 = Session::open(&spec("pipe_md5", "disable"), &w, Mode::Pipeline).await;
+    let mut md5 = md5.unwrap();
+    md5.run(0, &w.queries[0], "acme", &write_values(1))
+        .await
+        .unwrap();
+    assert_eq!(encrypted(&admin, "pipe_md5").await, [false]);
+    for (i, sslmode) in [(2, "require"), (3, "allow")] {
+        let mut s = Session::open(&spec("pipe_tls", sslmode), &w, Mode::Pipeline)
+            .await
+            .unwrap_or_else(|e| panic!("sslmode={sslmode}: {e}"));
+        s.run(0, &w.queries[0], "acme", &write_values(i))
+            .await
+            .unwrap();
+        assert_eq!(
+            encrypted(&admin, "pipe_tls").await,
+            [true],
+            "sslmode={sslmode}"
+        );
+        drop(s);
+        // The session is gone from pg_stat_activity before the next one.
+        for _ in 0..100 {
+            if encrypted(&admin, "pipe_tls").await.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let disable = Session::open(&spec("pipe_tls", "disable"), &w, Mode::Pipeline).await;
+    let e = disable.err().unwrap();
+    assert!(matches!(e, crmbench::Error::Auth { .. }), "{e}");
+    // Three frames, each with its passed values: 7×1, 7×2, 7×3 and doubles.
+    assert_eq!(
+        contents(&target).await,
+        "1:acme:7,2:acme:14,3:acme:21 | 1:14,2:28,3:42"
+    );
 }
 
 /// End every benchmark session on `db` (not crmbench's statistics session

@@ -32,6 +32,8 @@ pub struct AdviseRequest {
     pub verify: bool,
     /// Cost with real indexes on a clone instead of HypoPG.
     pub no_hypopg: bool,
+    /// Leave HypoPG in the database when this run created it.
+    pub keep_hypopg: bool,
     /// Build the kept indexes on the database, CONCURRENTLY.
     pub apply: bool,
     /// Length of each paired verification run.
@@ -55,6 +57,7 @@ impl AdviseRequest {
             budget_mb: self.budget_mb,
             seed: self.seed,
             no_hypopg: self.no_hypopg,
+            keep_hypopg: self.keep_hypopg,
         }
     }
 }

@@ -261,6 +261,8 @@ pub struct AdviseOptions {
     pub seed: u64,
     /// Cost with real indexes on a clone instead of HypoPG.
     pub no_hypopg: bool,
+    /// Leave HypoPG in the database when this run created it.
+    pub keep_hypopg: bool,
 }
 
 /// What advice.json holds.
@@ -363,16 +365,8 @@ pub async fn resolve_schema(
         .flat_map(|s| crate::pg::privileges::table_privileges(&s.sql))
         .map(|(t, _)| t);
     for table in tables {
-        let row = admin
-            .query_opt(
-                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.oid = to_regclass($1)",
-                &[&table],
-            )
-            .await
-            .map_err(|e| crate::error::Error::from_pg(format!("looking up {table}"), e))?;
-        if let Some(r) = row {
-            return Ok(r.get(0));
+        if let Some(schema) = crate::pg::catalog::schema_of(admin, &table).await? {
+            return Ok(schema);
         }
     }
     let row = admin
@@ -444,7 +438,7 @@ pub async fn advise_with(
     let hypopg = if opts.no_hypopg {
         crate::schema::extensions::HypoPg::Missing
     } else {
-        crate::schema::extensions::hypopg_on_demand(target, &admin).await?
+        crate::schema::extensions::hypopg_on_demand(target, &admin, opts.keep_hypopg).await?
     };
     let has_hypopg = hypopg.usable();
     // A clone needs the database without sessions: let ours go first.
@@ -464,7 +458,7 @@ pub async fn advise_with(
         (&candidates, &existing),
     )
     .await;
-    hypopg.finish(target).await?;
+    hypopg.finish(target, opts.keep_hypopg).await?;
     let (mut selection, method_used, calls) = selected?;
     for c in &mut selection.chosen {
         c.notes

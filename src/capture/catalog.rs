@@ -99,6 +99,8 @@ pub struct TenantContext {
     pub setting: Option<String>,
     /// The SQL listing the tenants with their sizes.
     pub tenants: Option<String>,
+    /// The policies' tenant column.
+    pub column: Option<String>,
 }
 
 /// The user tables and the policies' tenant column and setting.
@@ -282,6 +284,7 @@ impl Catalog {
             .max_by(|a, b| a.rows.total_cmp(&b.rows));
         Ok(TenantContext {
             setting: Some(setting.clone()),
+            column: Some(column.clone()),
             tenants: largest.map(|t| {
                 format!(
                     "SELECT {c}::text, count(*) FROM {} GROUP BY {c}",

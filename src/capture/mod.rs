@@ -48,6 +48,9 @@ pub struct CaptureOptions {
     /// Read the statements from this server log instead of
     /// `pg_stat_statements` ([`log`]).
     pub from_log: Option<PathBuf>,
+    /// Read the statements from this copy of another server's
+    /// `pg_stat_statements` ([`stats::read_table`]).
+    pub stats_table: Option<String>,
 }
 
 /// A statement left out, with why and its share of execution time.
@@ -90,14 +93,7 @@ struct Captured1 {
 /// Capture the target's workload into `opts.out`.
 pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured> {
     let admin = pg::connect(&target.admin()).await?;
-    let (entries, observed) = match &opts.from_log {
-        Some(path) => from_log(path, opts.role.as_deref())?,
-        None => {
-            pg::privileges::check_capture(&admin, opts.role.as_deref()).await?;
-            let entries = read_entries(&admin, target.database(), opts.window).await?;
-            (entries, HashMap::new())
-        }
-    };
+    let (entries, observed) = source_entries(&admin, target, opts).await?;
     let role = match &opts.role {
         Some(r) => r.clone(),
         None => stats::application_role(&admin, &entries).await?,
@@ -153,9 +149,10 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
     // place, until the file passes.
     loop {
         sel.fill(&admin, &catalog, opts).await;
-        let source = match &opts.from_log {
-            Some(path) => format!("the server log {}", path.display()),
-            None => "pg_stat_statements".to_string(),
+        let source = match (&opts.from_log, &opts.stats_table) {
+            (Some(path), _) => format!("the server log {}", path.display()),
+            (None, Some(table)) => format!("{table}, a copy of pg_stat_statements"),
+            (None, None) => "pg_stat_statements".to_string(),
         };
         let text = render(
             &sel.queries,
@@ -194,6 +191,24 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
         role,
         unreplayable: sel.unreplayable,
         source,
+    })
+}
+
+/// The statements to capture from: a server log, a copy of another
+/// server's view, or this server's `pg_stat_statements`.
+async fn source_entries(
+    admin: &Client,
+    target: &Target,
+    opts: &CaptureOptions,
+) -> Result<(Vec<Entry>, Observed)> {
+    Ok(match (&opts.from_log, &opts.stats_table) {
+        (Some(path), _) => from_log(path, opts.role.as_deref())?,
+        (None, Some(table)) => (stats::read_table(admin, table).await?, HashMap::new()),
+        (None, None) => {
+            pg::privileges::check_capture(admin, opts.role.as_deref()).await?;
+            let entries = read_entries(admin, target.database(), opts.window).await?;
+            (entries, HashMap::new())
+        }
     })
 }
 
@@ -682,11 +697,16 @@ fn render(
     if let Some(setting) = &context.setting {
         let _ = writeln!(
             out,
-            "[context]\nrole = {}\ntenant_setting = {}\ntenants = {}\n",
+            "[context]\nrole = {}\ntenant_setting = {}\ntenants = {}",
             toml_string(role),
             toml_string(setting),
             toml_string(context.tenants.as_deref().unwrap_or_default())
         );
+        // The sampler reads each tenant's rows through this column.
+        if let Some(column) = context.column.as_deref().filter(|c| *c != "tenant_id") {
+            let _ = writeln!(out, "tenant_column = {}", toml_string(column));
+        }
+        out.push('\n');
     } else {
         let _ = writeln!(out, "[context]\nrole = {}\n", toml_string(role));
     }

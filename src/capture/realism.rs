@@ -265,7 +265,28 @@ pub fn render(rows: &[Compared]) -> String {
         rows.len() - outside,
         rows.len()
     );
+    if rows.iter().any(short_and_off) {
+        out.push_str(SHORT_NOTE);
+    }
     out
+}
+
+/// Below this mean, a statement's execution time moves with its context.
+pub const SHORT_MS: f64 = 0.05;
+
+/// Why a statement of a few microseconds can be off (measured with pgbench
+/// alone, README "Capturing a workload"): what ran before it in the
+/// source's transaction, and how busy its backend was.
+const SHORT_NOTE: &str = "note: a statement under 0.05 ms whose mean is off need not be \
+    replayed wrong: pg_stat_statements keeps no transactions, so the replay runs each \
+    statement alone, without the row an earlier statement of the same transaction left warm \
+    (pgbench's SELECT after its UPDATE of the same row: 2–3× faster) and paying for the \
+    transaction id an earlier write took (its INSERT: 1.5×); and such a statement's mean \
+    rises when its backend is less busy (pgbench -S: 6× at 500 tps against unthrottled)\n";
+
+/// A statement under [`SHORT_MS`] whose mean is outside the band.
+fn short_and_off(r: &Compared) -> bool {
+    r.source_mean_ms < SHORT_MS && r.flags.iter().any(|f| f.starts_with("mean "))
 }
 
 #[cfg(test)]
@@ -320,6 +341,27 @@ mod tests {
         assert_eq!(rows[3].flags, vec!["never ran in the replay"]);
         let text = render(&rows);
         assert!(text.contains("1 of 4 statements within"), "{text}");
+    }
+
+    #[test]
+    fn a_short_statement_off_in_mean_gets_the_note_a_long_one_does_not() {
+        let row = |ms: f64| Compared {
+            name: "a".into(),
+            source_share: 100.0,
+            replay_share: 100.0,
+            source_mean_ms: ms,
+            replay_mean_ms: ms * 2.0,
+            error_rate: 0.0,
+            replay_calls: (10, 10),
+            flags: vec!["mean 2.00× the source's".into()],
+        };
+        assert!(render(&[row(0.012)]).contains("note: a statement under 0.05 ms"));
+        assert!(!render(&[row(0.4)]).contains("note:"));
+        let in_band = Compared {
+            flags: Vec::new(),
+            ..row(0.012)
+        };
+        assert!(!render(&[in_band]).contains("note:"));
     }
 
     #[test]

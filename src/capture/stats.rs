@@ -82,9 +82,10 @@ pub async fn read(client: &Client, database: &str) -> Result<Vec<Entry>> {
         .collect())
 }
 
-/// The query for the view's columns: `total_exec_time` (13+) or
-/// `total_time` (before), `toplevel` where it exists (14+).
-pub fn select_sql(view: &str, columns: &[String]) -> Result<String> {
+/// The columns of the view that differ by version: the execution time,
+/// `total_exec_time` (13+) or `total_time` (before), and the filter on
+/// `toplevel` where it exists (14+).
+fn version_columns(columns: &[String]) -> Result<(&'static str, &'static str)> {
     let has = |c: &str| columns.iter().any(|x| x == c);
     let time = if has("total_exec_time") {
         "total_exec_time"
@@ -101,12 +102,82 @@ pub fn select_sql(view: &str, columns: &[String]) -> Result<String> {
     } else {
         ""
     };
+    Ok((time, toplevel))
+}
+
+/// The query for the view's columns (the version's time and toplevel columns).
+pub fn select_sql(view: &str, columns: &[String]) -> Result<String> {
+    let (time, toplevel) = version_columns(columns)?;
     Ok(format!(
         "SELECT s.query, r.rolname::text, s.calls::bigint, s.{time}::float8, s.queryid \
          FROM {view} s JOIN pg_roles r ON r.oid = s.userid \
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
            AND s.query IS NOT NULL{toplevel}"
     ))
+}
+
+/// The rows of `table`, a copy of another server's `pg_stat_statements`
+/// (PostgreSQL 13–17 columns) with the role's name in a `rolname` column
+/// (role oids mean nothing on another server), holding one database's
+/// rows: e.g. `CREATE TABLE pgss AS SELECT s.*, r.rolname FROM
+/// pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE s.dbid =
+/// (SELECT oid FROM pg_database WHERE datname = 'shop')` on production.
+pub async fn read_table(client: &Client, table: &str) -> Result<Vec<Entry>> {
+    let usage = |message: String| Error::Usage {
+        message,
+        fix: "copy the view with its role names: CREATE TABLE pgss AS SELECT s.*, r.rolname \
+              FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE s.dbid = \
+              (SELECT oid FROM pg_database WHERE datname = '<database>')"
+            .into(),
+    };
+    let Some(quoted) = crate::workload::quoted_name(table) else {
+        return Err(usage(format!("--stats-table {table}: not a table name")));
+    };
+    let columns: Vec<String> = client
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
+             AND attnum > 0 AND NOT attisdropped",
+            &[&quoted],
+        )
+        .await
+        .map_err(|e| Error::from_pg("reading the statistics table's columns", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if columns.is_empty() {
+        return Err(usage(format!("--stats-table {table}: no such table")));
+    }
+    for needed in ["query", "calls", "rolname"] {
+        if !columns.iter().any(|c| c == needed) {
+            return Err(usage(format!(
+                "--stats-table {table} has no column {needed}"
+            )));
+        }
+    }
+    let (time, toplevel) = version_columns(&columns)?;
+    let queryid = if columns.iter().any(|c| c == "queryid") {
+        "s.queryid::bigint"
+    } else {
+        "NULL::bigint"
+    };
+    let sql = format!(
+        "SELECT s.query::text, s.rolname::text, s.calls::bigint, s.{time}::float8, {queryid} \
+         FROM {quoted} s WHERE s.query IS NOT NULL{toplevel}"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| Error::from_pg("reading the statistics table", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Entry {
+            query: r.get(0),
+            role: r.get(1),
+            calls: r.get(2),
+            total_ms: r.get(3),
+            queryid: r.get(4),
+        })
+        .collect())
 }
 
 /// The application's role: the role, neither superuser nor exempt from
@@ -119,15 +190,17 @@ pub async fn application_role(client: &Client, entries: &[Entry]) -> Result<Stri
     let mut roles: Vec<(&str, f64)> = by_role.into_iter().collect();
     roles.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (role, _) in roles {
-        let privileged: bool = client
-            .query_one(
+        // A role missing here (statistics copied from another server)
+        // could not run the replay: not the application's.
+        let privileged: Option<bool> = client
+            .query_opt(
                 "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = $1",
                 &[&role],
             )
             .await
             .map_err(|e| Error::from_pg("reading roles", e))?
-            .get(0);
-        if !privileged {
+            .map(|r| r.get(0));
+        if privileged == Some(false) {
             return Ok(role.to_string());
         }
     }

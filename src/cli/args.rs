@@ -430,6 +430,12 @@ pub(super) struct CaptureArgs {
     /// pg_stat_statements; the logged parameter values become the pools.
     #[arg(long, value_name = "FILE", conflicts_with = "window")]
     pub(super) from_log: Option<PathBuf>,
+    /// Read the statements from this table instead of pg_stat_statements: a
+    /// copy of another server's view (any of PostgreSQL 13–17) with a
+    /// `rolname` column, holding one database's rows, e.g. production's
+    /// statistics restored with the client's copy.
+    #[arg(long, value_name = "TABLE", conflicts_with_all = ["window", "from_log"])]
+    pub(super) stats_table: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -527,6 +533,10 @@ pub(super) struct AdviseArgs {
     /// (also the fallback when HypoPG is not installed; slower).
     #[arg(long)]
     pub(super) no_hypopg: bool,
+    /// When --allow-ddl let advise create HypoPG in the database, leave it
+    /// there afterwards instead of dropping it.
+    #[arg(long)]
+    pub(super) keep_hypopg: bool,
     /// Build the kept indexes (all recommended ones without --verify) on the
     /// database, CONCURRENTLY. Needs --allow-ddl on a --database-url server.
     #[arg(long)]

@@ -321,6 +321,7 @@ pub(super) async fn advise_command(
         seed: args.seed,
         verify: args.verify,
         no_hypopg: args.no_hypopg,
+        keep_hypopg: args.keep_hypopg,
         apply: args.apply,
         verify_duration: args.verify_duration,
         verify_clients: args.verify_clients,
@@ -504,6 +505,7 @@ pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> 
             role: args.role,
             window: args.window,
             from_log: args.from_log,
+            stats_table: args.stats_table,
         },
     )
     .await?;

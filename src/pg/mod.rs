@@ -4,6 +4,7 @@
 //! on every database crmbench creates, and password redaction.
 
 pub mod binaries;
+pub mod catalog;
 pub mod conninfo;
 pub mod manage;
 pub mod marker;

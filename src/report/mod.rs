@@ -283,12 +283,24 @@ fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
         migration_sql,
         rollback_sql,
         prisma: prisma_files(&folder.join("prisma"), folder)?,
-        explanations: a
-            .explanations
-            .iter()
-            .map(|e| (e.query.clone(), e.text.clone()))
-            .collect(),
+        explanations: explanations(a),
     })
+}
+
+/// Each query's explanation as advice.json holds it; an advice.json written
+/// before explanations existed gets them now (they derive from the advice
+/// alone, so the answer is the one `advise` would have written).
+fn explanations(a: &crate::advise::Advice) -> Vec<(String, String)> {
+    let derived;
+    let list = if a.explanations.is_empty() {
+        derived = crate::advise::reasons::explain(a);
+        &derived
+    } else {
+        &a.explanations
+    };
+    list.iter()
+        .map(|e| (e.query.clone(), e.text.clone()))
+        .collect()
 }
 
 /// The chosen indexes, each with the cost ratio it was predicted to bring
@@ -391,6 +403,24 @@ fn prisma_files(dir: &Path, base: &Path) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An advice.json written without explanations (the fixture's were
+    /// removed) gets them from the advice itself, the same as `advise` writes.
+    #[test]
+    fn explanations_missing_from_advice_json_are_derived() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/advise-reverted/advice.json");
+        let advice: crate::advise::Advice =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(advice.explanations.is_empty());
+        let derived = explanations(&advice);
+        let expected: Vec<(String, String)> = crate::advise::reasons::explain(&advice)
+            .into_iter()
+            .map(|e| (e.query, e.text))
+            .collect();
+        assert!(!derived.is_empty());
+        assert_eq!(derived, expected);
+    }
 
     /// Issue 21 item 3: report.html, report.md, report.json and the SVGs
     /// were written world-readable; they go through the run folder's writer.

@@ -392,7 +392,10 @@ pub(super) async fn open_with_retry(
                     return None;
                 }
                 if !server_unavailable(&e) {
-                    set_fatal(shared, e.to_string());
+                    set_fatal(
+                        shared,
+                        format!("reconnecting a client after a lost connection: {e}"),
+                    );
                     return None;
                 }
                 if let Ok(mut counts) = shared.reconnect_errors.lock() {
@@ -437,7 +440,7 @@ pub(super) async fn initial(
             open_with_retry(spec, workload, shared, mode).await
         }
         Err(e) => {
-            set_fatal(shared, e.to_string());
+            set_fatal(shared, format!("opening a client's first connection: {e}"));
             None
         }
     }

@@ -103,7 +103,7 @@ const WITHOUT_HYPOPG: &str = "what-if with HypoPG costs each candidate index in 
 /// Make HypoPG usable in the target's database when it can be: used if
 /// created, created (and announced) when available and DDL is allowed,
 /// otherwise the reason and the fix are printed and costing falls back.
-pub async fn hypopg_on_demand(target: &Target, client: &Client) -> Result<HypoPg> {
+pub async fn hypopg_on_demand(target: &Target, client: &Client, keep: bool) -> Result<HypoPg> {
     let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg'), \
@@ -135,9 +135,14 @@ pub async fn hypopg_on_demand(target: &Target, client: &Client) -> Result<HypoPg
     }
     match client.batch_execute("CREATE EXTENSION hypopg").await {
         Ok(()) => {
+            let after = if keep {
+                "it stays after advise ends (--keep-hypopg)"
+            } else {
+                "it is dropped when advise ends (--keep-hypopg keeps it)"
+            };
             err_line(format!(
                 "advise: created extension hypopg in database {db} for this run (--allow-ddl); \
-                 it is dropped when advise ends"
+                 {after}"
             ));
             Ok(HypoPg::CreatedForRun)
         }
@@ -159,9 +164,18 @@ impl HypoPg {
         self != HypoPg::Missing
     }
 
-    /// Drop the extension if this run created it (never one that was there).
-    pub async fn finish(self, target: &Target) -> Result<()> {
+    /// Drop the extension if this run created it (never one that was
+    /// there), unless `keep` (`--keep-hypopg`) asks to leave it.
+    pub async fn finish(self, target: &Target, keep: bool) -> Result<()> {
         if self != HypoPg::CreatedForRun {
+            return Ok(());
+        }
+        if keep {
+            err_line(format!(
+                "advise: kept extension hypopg in database {} (--keep-hypopg); \
+                 DROP EXTENSION hypopg removes it",
+                target.database()
+            ));
             return Ok(());
         }
         let client = crate::pg::connect(&target.admin()).await?;

@@ -186,6 +186,10 @@ pub struct Context {
     /// `citus.propagate_set_commands = 'local'`; set_config is not).
     #[serde(default, skip_serializing_if = "is_set_config")]
     pub tenant_frame: FrameForm,
+    /// The column that carries the tenant in the sampled tables (`None`:
+    /// `tenant_id`); an ORM's schema may call it `"tenantId"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_column: Option<String>,
 }
 
 /// How a frame sets the tenant.

@@ -607,11 +607,18 @@ async fn load_sample(
     // SAMPLE_FLOOR of its rows, never more than SAMPLES_PER_TENANT), so a pool's
     // memory stays flat in scale: at scale 10, 2,000 per tenant held 4M emails
     // alone and `explain` peaked at 2.7 GB.
+    let tc = crate::pg::quote_ident(
+        workload
+            .context
+            .tenant_column
+            .as_deref()
+            .unwrap_or("tenant_id"),
+    );
     let tenant_sql = format!(
-        "SELECT tenant_id::text, v FROM (SELECT tenant_id, {column}::text AS v, \
-             row_number() OVER w AS rn, count(*) OVER (PARTITION BY tenant_id) AS n_t \
+        "SELECT {tc}::text, v FROM (SELECT {tc}, {column}::text AS v, \
+             row_number() OVER w AS rn, count(*) OVER (PARTITION BY {tc}) AS n_t \
              FROM {table} WHERE {column} IS NOT NULL \
-             WINDOW w AS (PARTITION BY tenant_id ORDER BY hashtext({column}::text), {column}::text)) s \
+             WINDOW w AS (PARTITION BY {tc} ORDER BY hashtext({column}::text), {column}::text)) s \
              WHERE rn <= LEAST({SAMPLES_PER_TENANT}, GREATEST({SAMPLE_FLOOR}, ceil({SAMPLE_BUDGET} * n_t / \
              (SELECT GREATEST(reltuples, 1) FROM pg_class WHERE oid = $1::text::regclass)))) ORDER BY 1, 2"
     );
@@ -636,7 +643,7 @@ async fn load_sample(
         let tenant: Option<String> = r.try_get(0).map_err(|e| e.to_string())?;
         let Some(tenant) = tenant else {
             return Err(format!(
-                "a row of {table} has a NULL tenant_id: sampled rows need a tenant"
+                "a row of {table} has a NULL {tc}: sampled rows need a tenant"
             ));
         };
         // NULLs are filtered out by the query.

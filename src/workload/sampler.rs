@@ -69,16 +69,8 @@ async fn workload_schemas(admin: &Client, workload: &Workload) -> Result<Vec<Str
             _ => None,
         });
     for table in tables {
-        let row = admin
-            .query_opt(
-                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.oid = to_regclass($1)",
-                &[&table],
-            )
-            .await
-            .map_err(|e| Error::from_pg(format!("looking up {table}"), e))?;
         // A table that does not resolve fails when it is sampled, by name.
-        if let Some(schema) = row.map(|r| r.get::<_, String>(0)) {
+        if let Some(schema) = crate::pg::catalog::schema_of(admin, &table).await? {
             if !schemas.contains(&schema) {
                 schemas.push(schema);
             }

@@ -22,7 +22,7 @@ static NULL: Value = Value::Null;
 
 /// One Execute of a batch: a frame statement or the query's `i`th.
 #[derive(Clone, Copy)]
-enum Item {
+pub(super) enum Item {
     Frame,
     Statement(usize),
 }
@@ -36,10 +36,17 @@ impl Pipe {
         tenant: &str,
         values: &[Vec<Value>],
     ) -> Result<TxOutcome, TxError> {
-        match self.run_frame(qi, query, tenant, values).await {
-            Ok(outcome) => Ok(outcome),
-            Err(failure) => Err(failure.into_tx()),
-        }
+        // The reused buffers, lent to this transaction and given back.
+        let (mut refs, mut items) = (
+            std::mem::take(&mut self.refs),
+            std::mem::take(&mut self.items),
+        );
+        refs.clear();
+        let result = self
+            .run_frame(qi, query, tenant, values, (&mut refs, &mut items))
+            .await;
+        (self.refs, self.items) = (refs, items);
+        result.map_err(Failure::into_tx)
     }
 
     async fn run_frame(
@@ -48,6 +55,7 @@ impl Pipe {
         query: &Query,
         tenant: &str,
         values: &[Vec<Value>],
+        (refs, items): (&mut HashMap<String, Value>, &mut Vec<Item>),
     ) -> Result<TxOutcome, Failure> {
         self.prepare_set_local(tenant).await?;
         let n = query.statements.len();
@@ -57,14 +65,12 @@ impl Pipe {
             last: started,
             statement_us: Vec::with_capacity(n),
         };
-        let mut refs = HashMap::new();
-        let mut items: Vec<Item> = Vec::with_capacity(n + 3);
         let mut start = 0;
         while start < n {
             let end = segment_end(query, start);
             items.clear();
             if framed && start == 0 {
-                self.encode_opening(tenant, &mut items)?;
+                self.encode_opening(tenant, items)?;
             }
             let segment = query.statements[start..end].iter().zip(&values[start..end]);
             for (i, (statement, drawn)) in (start..end).zip(segment) {
@@ -84,7 +90,7 @@ impl Pipe {
             }
             frontend::sync(&mut self.io.write);
             self.io.send().await?;
-            self.read_replies(qi, &items, &mut clock, &mut refs).await?;
+            self.read_replies(qi, items, &mut clock, refs).await?;
             start = end;
         }
         Ok(TxOutcome {
@@ -123,17 +129,48 @@ impl Pipe {
         let mut k = 0;
         let mut row_taken = false;
         let status = loop {
+            // Acknowledgements and unread rows are skipped unparsed.
+            let wanted = |k: usize| match items.get(k) {
+                Some(Item::Statement(i)) => !self.statements[qi][*i].refs.is_empty(),
+                _ => false,
+            };
+            match self.io.peek().await? {
+                b'2' => {
+                    self.io.skip();
+                    row_taken = false;
+                    continue;
+                }
+                b'C' | b'I' => {
+                    self.io.skip();
+                    clock.reply(items.get(k).copied(), items.get(k + 1).copied());
+                    k += 1;
+                    continue;
+                }
+                b'D' if row_taken || !wanted(k) => {
+                    self.io.skip();
+                    continue;
+                }
+                b'Z' => {
+                    let status = self.io.ready_status();
+                    self.io.skip();
+                    break status;
+                }
+                _ => {}
+            }
             let message = self.io.recv().await?;
             match message {
                 Message::BindComplete => row_taken = false,
                 Message::DataRow(row) => {
                     if let (Some(Item::Statement(i)), false) = (items.get(k), row_taken) {
-                        reply::collect_refs(&row, &self.statements[qi][*i].columns, refs);
+                        let wanted = &self.statements[qi][*i].refs;
+                        if !wanted.is_empty() {
+                            reply::collect_refs(&row, wanted, refs);
+                        }
                         row_taken = true;
                     }
                 }
                 Message::CommandComplete(_) | Message::EmptyQueryResponse => {
-                    clock.reply(items.get(k).copied());
+                    clock.reply(items.get(k).copied(), items.get(k + 1).copied());
                     k += 1;
                 }
                 Message::ErrorResponse(body) => {
@@ -241,9 +278,17 @@ struct Clock {
 }
 
 impl Clock {
-    fn reply(&mut self, item: Option<Item>) {
+    /// A reply to `item`, followed by `next`'s. The clock is read only when
+    /// a statement's latency starts or ends here: not at `BEGIN` before
+    /// `set_config`, nor at `COMMIT` (the whole is timed apart), which saves
+    /// two of a framed lookup's five reads of the clock.
+    fn reply(&mut self, item: Option<Item>, next: Option<Item>) {
+        let is_statement = |i: Option<Item>| matches!(i, Some(Item::Statement(_)));
+        if !is_statement(item) && !is_statement(next) {
+            return;
+        }
         let at = Instant::now();
-        if let Some(Item::Statement(_)) = item {
+        if is_statement(item) {
             self.statement_us.push(
                 u64::try_from(at.saturating_duration_since(self.last).as_micros())
                     .unwrap_or(u64::MAX),

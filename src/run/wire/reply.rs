@@ -110,17 +110,27 @@ impl Failure {
     }
 }
 
-/// A row's columns by `names` (text format) into `refs`, as
-/// [`crate::workload::params::collect_refs`] does for the other protocols.
-pub(super) fn collect_refs(row: &DataRowBody, names: &[String], refs: &mut HashMap<String, Value>) {
+/// A row's `wanted` columns ((index, name), by index; text format) into
+/// `refs`, as [`crate::workload::params::collect_refs`] does for the other
+/// protocols.
+pub(super) fn collect_refs(
+    row: &DataRowBody,
+    wanted: &[(usize, String)],
+    refs: &mut HashMap<String, Value>,
+) {
     let buf = row.buffer();
     let mut ranges = row.ranges();
-    let mut names = names.iter();
-    while let (Ok(Some(range)), Some(name)) = (ranges.next(), names.next()) {
-        let v = match range {
-            Some(r) => Value::Text(String::from_utf8_lossy(&buf[r]).into_owned()),
-            None => Value::Null,
-        };
-        refs.insert(name.clone(), v);
+    let mut wanted = wanted.iter().peekable();
+    let mut index = 0;
+    while let (Ok(Some(range)), Some((at, name))) = (ranges.next(), wanted.peek()) {
+        if index == *at {
+            let v = match range {
+                Some(r) => Value::Text(String::from_utf8_lossy(&buf[r]).into_owned()),
+                None => Value::Null,
+            };
+            refs.insert(name.clone(), v);
+            wanted.next();
+        }
+        index += 1;
     }
 }

@@ -2,8 +2,10 @@
 //! string in turn (TCP, with `hostaddr` when given, or a Unix socket), TLS
 //! by the spec's `sslmode` with the connector [`crate::pg::tls`] built (so
 //! certificate checks are the same as on every other connection), the
-//! startup message, authentication (trust, password, md5, SCRAM-SHA-256),
-//! and `SET ROLE` when the spec asks for one.
+//! startup message, authentication (trust, password, md5, SCRAM-SHA-256,
+//! without channel binding), and `SET ROLE` when the spec asks for one.
+//! `sslmode=allow` tries plain first and TLS when the server turns plain
+//! away, as libpq does.
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -15,7 +17,7 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{ChannelBinding as ChannelBindingMode, Host};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 
 use super::io::{Duplex, Io};
@@ -26,11 +28,35 @@ use crate::pg::tls::SslMode;
 
 /// Connect, authenticate and wait until the server is ready for queries.
 pub(super) async fn open(spec: &ConnSpec) -> Result<Io> {
+    // tokio-postgres keeps a TLS stream's certificate hash to itself, so
+    // this layer cannot bind SCRAM to the channel: refuse rather than drop
+    // what the connection string demands.
+    if spec.config.get_channel_binding() == ChannelBindingMode::Require {
+        return Err(Error::Usage {
+            message: format!(
+                "{} asks for channel_binding=require, which --protocol pipeline does not speak \
+                 (its SCRAM-SHA-256 has no channel binding)",
+                spec.label
+            ),
+            fix: "use --protocol prepared, or channel_binding=prefer".into(),
+        });
+    }
+    let mode = spec.tls.settings().mode;
+    match open_as(spec, mode).await {
+        // allow: a server that refuses the plain session (a `hostssl` or
+        // `hostnossl … reject` rule) is asked again with TLS.
+        Err(Error::Auth { .. }) if mode == SslMode::Allow => open_as(spec, SslMode::Require).await,
+        other => other,
+    }
+}
+
+/// [`open`] with TLS as `mode` says.
+async fn open_as(spec: &ConnSpec, mode: SslMode) -> Result<Io> {
     let stream = match spec.config.get_connect_timeout() {
-        Some(limit) => tokio::time::timeout(*limit, dial(spec))
+        Some(limit) => tokio::time::timeout(*limit, dial(spec, mode))
             .await
             .unwrap_or_else(|_| Err(refused(spec, "timed out"))),
-        None => dial(spec).await,
+        None => dial(spec, mode).await,
     }?;
     let mut io = Io::new(stream);
     startup(&mut io, spec).await?;
@@ -60,7 +86,7 @@ fn lost(spec: &ConnSpec, e: std::io::Error) -> Error {
 }
 
 /// The first host that accepts a connection, TLS negotiated on TCP.
-async fn dial(spec: &ConnSpec) -> Result<Box<dyn Duplex>> {
+async fn dial(spec: &ConnSpec, mode: SslMode) -> Result<Box<dyn Duplex>> {
     let config = &spec.config;
     let ports = config.get_ports();
     let addrs = config.get_hostaddrs();
@@ -83,7 +109,7 @@ async fn dial(spec: &ConnSpec) -> Result<Box<dyn Duplex>> {
                     Ok(s) => {
                         // One batch per frame: no Nagle delay between writes.
                         let _ = s.set_nodelay(true);
-                        return negotiate_tls(spec, name, s).await;
+                        return negotiate_tls(spec, mode, name, s).await;
                     }
                     Err(e) => last = e.to_string(),
                 }
@@ -93,10 +119,15 @@ async fn dial(spec: &ConnSpec) -> Result<Box<dyn Duplex>> {
     Err(refused(spec, last))
 }
 
-/// TLS as the spec's `sslmode` asks: none for disable and allow, TLS when
-/// the server agrees for prefer, TLS or a refusal for require and stricter.
-async fn negotiate_tls(spec: &ConnSpec, host: &str, mut s: TcpStream) -> Result<Box<dyn Duplex>> {
-    let mode = spec.tls.settings().mode;
+/// TLS as `mode` asks: none for disable and allow (its first attempt),
+/// TLS when the server agrees for prefer, TLS or a refusal for require and
+/// stricter. Certificates are checked as the spec's connector says.
+async fn negotiate_tls(
+    spec: &ConnSpec,
+    mode: SslMode,
+    host: &str,
+    mut s: TcpStream,
+) -> Result<Box<dyn Duplex>> {
     if matches!(mode, SslMode::Disable | SslMode::Allow) {
         return Ok(Box::new(s));
     }
