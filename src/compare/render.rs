@@ -71,16 +71,27 @@ pub fn markdown(c: &Comparison) -> String {
     out
 }
 
+/// A confidence level with the digits that tell it from 100%: a family
+/// level such as 1 − 0.05/92 printed `{:.1}` read "100.0%".
+fn percent(level: f64) -> String {
+    let miss = 1.0 - level;
+    if miss.is_nan() || miss <= 0.0 {
+        return format!("{:.1}%", level * 100.0);
+    }
+    let digits = ((-miss.log10()).ceil() as i64 - 1).clamp(1, 12) as usize;
+    format!("{:.*}%", digits, level * 100.0)
+}
+
 /// What was compared and the rule a regression is called by.
 fn intro(c: &Comparison) -> String {
     match c.kind {
         InputKind::Paired => format!(
             "Paired run `{}` (baseline and candidate interleaved in one time window). \
-             A query regresses when the whole {:.1}% interval of its candidate/baseline {} \
+             A query regresses when the whole {} interval of its candidate/baseline {} \
              lies above +{t:.0}%, shows no regression when it lies below +{t:.0}%, and is \
              inconclusive when it reaches across.\n\n",
             c.base,
-            c.level * 100.0,
+            percent(c.level),
             c.metric,
             t = c.threshold * 100.0
         ),
@@ -230,6 +241,13 @@ mod tests {
             plan_changes: vec![],
             notes: vec![],
         }
+    }
+
+    #[test]
+    fn a_family_level_is_printed_with_the_digits_that_tell_it_from_100() {
+        assert_eq!(percent(0.975), "97.5%");
+        assert_eq!(percent(1.0 - 0.05 / 12.0), "99.58%");
+        assert_eq!(percent(1.0 - 2e-6), "99.99980%");
     }
 
     #[test]

@@ -263,8 +263,9 @@ fn with_ratios(
         }
         let level = crate::run::bonferroni_level(&blocks);
         let z = crate::run::normal::z_two_sided(level);
-        for (i, (q, b)) in queries.iter_mut().zip(&blocks).enumerate() {
-            q.ratios = paired::ratios_z(b, z, level, merged.seed ^ i as u64);
+        let (ratios, _) = paired::all_ratios(&blocks, z, level, merged.seed);
+        for (q, r) in queries.iter_mut().zip(ratios) {
+            q.ratios = r;
         }
     }
     merged.queries = queries;

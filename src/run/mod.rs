@@ -6,6 +6,7 @@
 //! paired: the same transaction, same parameters, to both databases in random
 //! order, and reports candidate/baseline ratios with confidence intervals.
 
+pub mod between;
 mod client;
 mod collect;
 pub mod conn;

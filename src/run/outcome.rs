@@ -299,6 +299,13 @@ fn query_results(
     seed: u64,
 ) -> Vec<QueryResult> {
     let paired = collected.paired();
+    // The client variance is pooled over every query (it belongs to the
+    // connections), so all ratios are computed together.
+    let (mut ratios, tau2) = if paired {
+        paired::all_ratios(&collected.pairs, z, level, seed)
+    } else {
+        (vec![None; workload.queries.len()], [0.0; 3])
+    };
     workload
         .queries
         .iter()
@@ -320,11 +327,7 @@ fn query_results(
                 )
                 .with_interval_histograms(collected, 1, i)
             }),
-            ratios: if paired {
-                paired::ratios_z(&collected.pairs[i], z, level, seed ^ i as u64)
-            } else {
-                None
-            },
+            ratios: ratios.get_mut(i).and_then(Option::take),
             statements: query
                 .statements
                 .iter()
@@ -338,7 +341,7 @@ fn query_results(
                 .collect(),
             gate: query.gate,
             classes: if paired {
-                paired::class_results(&collected.pairs[i], z, level, seed ^ i as u64)
+                paired::class_results(&collected.pairs[i], (z, level), seed ^ i as u64, &tau2)
             } else {
                 Vec::new()
             },

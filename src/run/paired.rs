@@ -1,19 +1,25 @@
 //! Paired statistics: candidate / baseline ratios of p50, p95 and p99 with a
-//! normal interval on the log ratio, its standard error from a seeded
-//! bootstrap over the (baseline, candidate) pairs
-//! measured in the same window by the same client with the same parameters.
-//! Intervals are Bonferroni-adjusted across queries, so "every query's
-//! interval contains 1.00" is a claim about all of them at once. Pairs are
-//! resampled in blocks (one block per interval of the series): the machine's
-//! drift makes neighbouring pairs alike, and resampling single pairs would
-//! give intervals that are too narrow. Blocks belong to clients, and clients
-//! are resampled first (a two-stage bootstrap): a connection's own backend
-//! may be a little faster or slower for the whole run, which only resampling
-//! clients shows. A block is a uniform sample (reservoir) of its client's
-//! pairs in its interval and records how many pairs it stands for; the
-//! percentiles weight each kept pair by that, so a busy interval counts for
-//! what it measured, not for the pairs a reservoir happened to keep.
+//! normal interval on the log ratio, measured in the same window by the same
+//! client with the same parameters. Intervals are Bonferroni-adjusted across
+//! queries, so "every query's interval contains 1.00" is a claim about all of
+//! them at once. The standard error has two parts:
+//! - within clients: a seeded bootstrap that keeps every client and resamples
+//!   its blocks (one block per interval of the series): the machine's drift
+//!   makes neighbouring pairs alike, and resampling single pairs would give
+//!   intervals that are too narrow;
+//! - between clients: a connection's backend may be a little faster or
+//!   slower for the whole run. [`super::between`] estimates that variance
+//!   from the spread of the clients' own ratios beyond their within-client
+//!   noise, pooled over the run's queries. Resampling clients instead (a
+//!   two-stage bootstrap, before wave 6) counted the within noise twice and,
+//!   with 2 clients, rested on one difference per query.
+//!
+//! A block is a uniform sample (reservoir) of its client's pairs in its
+//! interval and records how many pairs it stands for; the percentiles weight
+//! each kept pair by that, so a busy interval counts for what it measured,
+//! not for the pairs a reservoir happened to keep.
 
+use super::between::{self, ClientLog};
 use crate::results::{ClassLatency, ClassResult, RatioCi, Ratios};
 use crate::rng::Prng;
 use crate::workload::params::TenantClass;
@@ -211,8 +217,15 @@ pub fn class_seed(seed: u64, class: u8) -> u64 {
 }
 
 /// Each tenant class's figures and ratios (intervals at critical value `z`,
-/// the run's family one, `level` recorded), for a query's `blocks`.
-pub fn class_results(blocks: &[Block], z: f64, level: f64, seed: u64) -> Vec<ClassResult> {
+/// the run's family one, `level` recorded), for a query's `blocks`; `tau2`
+/// the run's client variance per quantile (a class's connections are the
+/// query's).
+pub fn class_results(
+    blocks: &[Block],
+    (z, level): (f64, f64),
+    seed: u64,
+    tau2: &[f64; 3],
+) -> Vec<ClassResult> {
     classes_present(blocks)
         .into_iter()
         .map(|c| {
@@ -235,7 +248,8 @@ pub fn class_results(blocks: &[Block], z: f64, level: f64, seed: u64) -> Vec<Cla
                 pairs: pairs.len(),
                 baseline: side(|p| p.0),
                 candidate: side(|p| p.1),
-                ratios: ratios_z(&cb, z, level, class_seed(seed, c)),
+                ratios: Estimate::new(&cb, &QS, class_seed(seed, c), false)
+                    .map(|e| e.ratios(z, level, tau2)),
             }
         })
         .collect()
@@ -247,52 +261,160 @@ pub fn ratios(blocks: &[Block], level: f64, seed: u64) -> Option<Ratios> {
     ratios_z(blocks, super::normal::z_two_sided(level), level, seed)
 }
 
-/// Ratios with intervals `exp(ln r ± z·se)`, where `se` is the bootstrap
-/// standard error of the log ratio (two stages: clients, then their blocks).
-/// A normal interval on the log scale needs far fewer resamples than a
-/// percentile interval at a family level such as 1 - 0.05/23 (whose tail
-/// quantile 400 resamples do not even have), and the log makes the ratio's
-/// sampling distribution close to symmetric. `level` is only recorded.
-/// `None` with fewer than 20 pairs or 3 blocks.
+/// The quantiles of [`Ratios`]: p50, p95, p99.
+const QS: [f64; 3] = [0.50, 0.95, 0.99];
+
+/// One query's ratios with intervals `exp(ln r ± z·se)`, its client variance
+/// estimated from its own clients alone ([`all_ratios`] pools it over a
+/// run's queries, as runs do). `None` with fewer than 20 pairs or 3 blocks.
 pub fn ratios_z(blocks: &[Block], z: f64, level: f64, seed: u64) -> Option<Ratios> {
-    let prepared = Prepared::new(blocks)?;
-    let mut scratch = Scratch::default();
-    let qs = [0.50, 0.95, 0.99];
-    let point: Vec<f64> = qs
-        .iter()
-        .map(|&q| {
-            ratio_at(
-                &prepared.pairs,
-                prepared.weights.as_deref(),
-                q,
-                &mut scratch,
-            )
-        })
+    let e = Estimate::new(blocks, &QS, seed, true)?;
+    let tau2: Vec<f64> = (0..QS.len())
+        .map(|i| between::pooled([e.client_logs(i)]))
         .collect();
-    let logs = resample_logs(&prepared, &qs, seed, &mut scratch);
-    let ci = |i: usize| normal_ci(point[i], &logs[i], z);
-    Some(Ratios {
-        level,
-        pairs: prepared.pairs.len(),
-        p50: ci(0),
-        p95: ci(1),
-        p99: ci(2),
-    })
+    Some(e.ratios(z, level, &tau2))
 }
 
-/// The interval of one quantile `q` only, as [`ratios_z`] gives it (the
-/// same resamples: a look of a sequential run costs a third).
-pub fn ratio_ci(blocks: &[Block], q: f64, z: f64, seed: u64) -> Option<RatioCi> {
-    let prepared = Prepared::new(blocks)?;
-    let mut scratch = Scratch::default();
-    let point = ratio_at(
-        &prepared.pairs,
-        prepared.weights.as_deref(),
-        q,
-        &mut scratch,
-    );
-    let logs = resample_logs(&prepared, &[q], seed, &mut scratch);
-    Some(normal_ci(point, &logs[0], z))
+/// Every query's ratios (query `i` seeded `seed ^ i`), the client variance
+/// pooled over all of them, and that variance per quantile of [`Ratios`]
+/// (for the tenant classes' intervals, which share the connections).
+pub fn all_ratios(
+    queries: &[Vec<Block>],
+    z: f64,
+    level: f64,
+    seed: u64,
+) -> (Vec<Option<Ratios>>, [f64; 3]) {
+    let estimates: Vec<Option<Estimate>> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Estimate::new(b, &QS, seed ^ i as u64, true))
+        .collect();
+    let mut tau2 = [0.0; 3];
+    for (i, t) in tau2.iter_mut().enumerate() {
+        *t = between::pooled(estimates.iter().flatten().map(|e| e.client_logs(i)));
+    }
+    let ratios = estimates
+        .iter()
+        .map(|e| e.as_ref().map(|e| e.ratios(z, level, &tau2)))
+        .collect();
+    (ratios, tau2)
+}
+
+/// The interval of one quantile `q` for each of `queries` (blocks, seed),
+/// the client variance pooled over them, and that variance: a sequential
+/// look. Each equals [`ratios_z`]'s at the same quantile, critical value and
+/// seed when there is one query.
+pub fn look_cis(queries: &[(&[Block], u64)], q: f64, z: f64) -> (Vec<Option<RatioCi>>, f64) {
+    let estimates: Vec<Option<Estimate>> = queries
+        .iter()
+        .map(|(b, seed)| Estimate::new(b, &[q], *seed, true))
+        .collect();
+    let tau2 = between::pooled(estimates.iter().flatten().map(|e| e.client_logs(0)));
+    let cis = estimates
+        .iter()
+        .map(|e| e.as_ref().map(|e| e.ci(0, z, tau2)))
+        .collect();
+    (cis, tau2)
+}
+
+/// The interval of one quantile `q` of `blocks` given the client variance
+/// `tau2` (a tenant class: its connections are the query's).
+pub fn ratio_ci(blocks: &[Block], q: f64, z: f64, seed: u64, tau2: f64) -> Option<RatioCi> {
+    Some(Estimate::new(blocks, &[q], seed, false)?.ci(0, z, tau2))
+}
+
+/// One query's bootstrap at some quantiles: the point ratios, the log
+/// ratios of resamples that keep every client and resample its blocks
+/// (their variance is the within-client part), and per client its own log
+/// ratio and the variance of it, for [`between::pooled`].
+pub struct Estimate {
+    point: Vec<f64>,
+    logs: Vec<Vec<f64>>,
+    /// Per quantile, per client (empty when not asked for).
+    clients: Vec<Vec<ClientLog>>,
+    /// Σ (client's share of the pairs)²: the client variance of the
+    /// pooled ratio is τ² times this (1/k with k equal clients).
+    concentration: f64,
+    pairs: usize,
+}
+
+impl Estimate {
+    /// `None` with fewer than 20 pairs or 3 blocks; `per_client`: also each
+    /// client's log ratio (the bootstrap then costs about twice).
+    pub fn new(blocks: &[Block], qs: &[f64], seed: u64, per_client: bool) -> Option<Estimate> {
+        let prepared = Prepared::new(blocks)?;
+        let mut scratch = Scratch::default();
+        let point = qs
+            .iter()
+            .map(|&q| {
+                let w = prepared.weights.as_deref();
+                ratio_at(&prepared.pairs, w, q, &mut scratch)
+            })
+            .collect();
+        let (logs, by_client) = resample_logs(&prepared, qs, seed, per_client, &mut scratch);
+        let clients = if per_client {
+            client_logs(&prepared, qs, &by_client, &mut scratch)
+        } else {
+            vec![Vec::new(); qs.len()]
+        };
+        let total: f64 = prepared.shares.iter().sum();
+        let concentration = prepared.shares.iter().map(|s| (s / total).powi(2)).sum();
+        Some(Estimate {
+            point,
+            logs,
+            clients,
+            concentration,
+            pairs: prepared.pairs.len(),
+        })
+    }
+
+    /// Each client's log ratio at quantile `i` with its variance.
+    pub fn client_logs(&self, i: usize) -> &[ClientLog] {
+        &self.clients[i]
+    }
+
+    /// `exp(ln point ± z·se)` at quantile `i`, se² the within-client
+    /// bootstrap variance plus `tau2` times the clients' concentration; NaN
+    /// bounds when there is no spread to estimate (fewer than half the
+    /// resamples usable) or no point estimate.
+    pub fn ci(&self, i: usize, z: f64, tau2: f64) -> RatioCi {
+        let point = self.point[i];
+        let var = variance(&self.logs[i]);
+        if !(point.is_finite() && point > 0.0 && var.is_finite()) {
+            return RatioCi {
+                ratio: point,
+                lo: f64::NAN,
+                hi: f64::NAN,
+            };
+        }
+        let half = z * (var + tau2 * self.concentration).sqrt();
+        RatioCi {
+            ratio: point,
+            lo: (point.ln() - half).exp(),
+            hi: (point.ln() + half).exp(),
+        }
+    }
+
+    /// The p50, p95 and p99 intervals (an estimate made at [`QS`]).
+    fn ratios(&self, z: f64, level: f64, tau2: &[f64]) -> Ratios {
+        Ratios {
+            level,
+            pairs: self.pairs,
+            p50: self.ci(0, z, tau2[0]),
+            p95: self.ci(1, z, tau2[1]),
+            p99: self.ci(2, z, tau2[2]),
+        }
+    }
+}
+
+/// The sample variance of `logs`; NaN with fewer than half the resamples.
+fn variance(logs: &[f64]) -> f64 {
+    if logs.len() < RESAMPLES / 2 {
+        return f64::NAN;
+    }
+    let n = logs.len() as f64;
+    let mean = logs.iter().sum::<f64>() / n;
+    logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0)
 }
 
 /// Every kept pair of `blocks` and, when they are not all alike, the number
@@ -328,6 +450,8 @@ struct Prepared {
     /// Per client (in order) its non-empty blocks thinned to at most
     /// [`MAX_BOOT_PAIRS`] in all, each with the weight of its kept pairs.
     clients: Vec<Vec<Thinned>>,
+    /// Per client the measured pairs it stands for.
+    shares: Vec<f64>,
     /// Whether those weights differ (else resamples are unweighted).
     weighted: bool,
     /// Every kept pair, for the point estimate.
@@ -364,35 +488,51 @@ impl Prepared {
                     .collect()
             })
             .collect();
+        let shares = clients
+            .iter()
+            .map(|c| c.iter().map(|(p, w)| w * p.len() as f64).sum())
+            .collect();
         let thinned: Vec<f64> = clients.iter().flatten().map(|b| b.1).collect();
         let (pairs, weights) = all_pairs(&kept);
         Some(Prepared {
             weighted: unless_equal(thinned).is_some(),
             clients,
+            shares,
             pairs,
             weights,
         })
     }
 }
 
-/// The log ratio at each of `qs` in [`RESAMPLES`] two-stage resamples
-/// (clients with replacement, then each drawn client's blocks), each pair
-/// weighted by what its block stands for when the blocks differ.
+/// The log ratio at each of `qs` in [`RESAMPLES`] stratified resamples
+/// (every client once, its blocks drawn with replacement), each pair
+/// weighted by what its block stands for when the blocks differ; with
+/// `per_client`, also each client's own log ratios (`[client][q]`).
+/// Clients are not resampled: their variance is [`between`]'s part.
 fn resample_logs(
     prepared: &Prepared,
     qs: &[f64],
     seed: u64,
+    per_client: bool,
     scratch: &mut Scratch,
-) -> Vec<Vec<f64>> {
+) -> (Vec<Vec<f64>>, Vec<Vec<Vec<f64>>>) {
     let clients = &prepared.clients;
     let mut rng = Prng::for_parts(&[seed, 0xB007]);
     let mut logs: Vec<Vec<f64>> = qs.iter().map(|_| Vec::with_capacity(RESAMPLES)).collect();
-    let (mut resample, mut weights) = (Vec::new(), Vec::new());
+    let mut by_client =
+        vec![vec![Vec::new(); qs.len()]; if per_client { clients.len() } else { 0 }];
+    let (mut resample, mut weights, mut bounds) = (Vec::new(), Vec::new(), Vec::new());
+    let keep = |logs: &mut Vec<f64>, r: f64| {
+        if r.is_finite() && r > 0.0 {
+            logs.push(r.ln());
+        }
+    };
     for _ in 0..RESAMPLES {
         resample.clear();
         weights.clear();
-        for _ in 0..clients.len() {
-            let client = &clients[rng.below(clients.len() as u64) as usize];
+        bounds.clear();
+        for client in clients {
+            let start = resample.len();
             for _ in 0..client.len() {
                 let (block, w) = &client[rng.below(client.len() as u64) as usize];
                 resample.extend_from_slice(block);
@@ -400,38 +540,53 @@ fn resample_logs(
                     weights.extend(std::iter::repeat_n(*w, block.len()));
                 }
             }
+            bounds.push(start..resample.len());
         }
         let w = prepared.weighted.then_some(weights.as_slice());
         for (i, &q) in qs.iter().enumerate() {
-            let r = ratio_at(&resample, w, q, scratch);
-            if r.is_finite() && r > 0.0 {
-                logs[i].push(r.ln());
+            keep(&mut logs[i], ratio_at(&resample, w, q, scratch));
+            for (c, r) in by_client.iter_mut().zip(&bounds) {
+                let cw = w.map(|w| &w[r.clone()]);
+                keep(&mut c[i], ratio_at(&resample[r.clone()], cw, q, scratch));
             }
         }
     }
-    logs
+    (logs, by_client)
 }
 
-/// `exp(ln point ± z·sd(logs))`; NaN bounds when there is no spread to
-/// estimate (fewer than half the resamples usable) or no point estimate.
-fn normal_ci(point: f64, logs: &[f64], z: f64) -> RatioCi {
-    let nan = RatioCi {
-        ratio: point,
-        lo: f64::NAN,
-        hi: f64::NAN,
+/// Each client's log ratio at each of `qs` (`[q][client]`) with the
+/// variance of its resamples; NaN (left out of the pool) for a client with
+/// fewer than 2 blocks or 20 pairs, whose resamples show no spread.
+fn client_logs(
+    prepared: &Prepared,
+    qs: &[f64],
+    by_client: &[Vec<Vec<f64>>],
+    scratch: &mut Scratch,
+) -> Vec<Vec<ClientLog>> {
+    let nan = ClientLog {
+        log: f64::NAN,
+        var: f64::NAN,
     };
-    if !(point.is_finite() && point > 0.0) || logs.len() < RESAMPLES / 2 {
-        return nan;
+    let mut out = vec![Vec::with_capacity(by_client.len()); qs.len()];
+    for (blocks, resampled) in prepared.clients.iter().zip(by_client) {
+        let pairs: Vec<(u32, u32)> = blocks.iter().flat_map(|b| b.0.iter().copied()).collect();
+        let weights: Vec<f64> = blocks
+            .iter()
+            .flat_map(|(p, w)| std::iter::repeat_n(*w, p.len()))
+            .collect();
+        let usable = blocks.len() >= 2 && pairs.len() >= 20;
+        for (i, &q) in qs.iter().enumerate() {
+            let w = prepared.weighted.then_some(weights.as_slice());
+            let r = ratio_at(&pairs, w, q, scratch);
+            let var = variance(&resampled[i]);
+            out[i].push(if usable && r.is_finite() && r > 0.0 {
+                ClientLog { log: r.ln(), var }
+            } else {
+                nan
+            });
+        }
     }
-    let n = logs.len() as f64;
-    let mean = logs.iter().sum::<f64>() / n;
-    let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let half = z * var.sqrt();
-    RatioCi {
-        ratio: point,
-        lo: (point.ln() - half).exp(),
-        hi: (point.ln() + half).exp(),
-    }
+    out
 }
 
 /// Keep at most [`MAX_PAIRS`] pairs in `kept`, each seen pair equally
@@ -515,21 +670,35 @@ mod tests {
         seed: u64,
     ) -> Vec<Block> {
         let mut rng = Prng::for_parts(&[seed, 0xC0FE]);
+        let speeds: Vec<(f64, f64)> = (0..clients)
+            .map(|_| {
+                let b = (0.04 * normal(&mut rng)).exp();
+                (b, (0.04 * normal(&mut rng)).exp())
+            })
+            .collect();
+        stream_of(factor, &speeds, (intervals, per_block), &mut rng)
+    }
+
+    /// [`stream`] for clients of the given (baseline, candidate) speeds.
+    fn stream_of(
+        factor: f64,
+        speeds: &[(f64, f64)],
+        (intervals, per_block): (usize, usize),
+        rng: &mut Prng,
+    ) -> Vec<Block> {
         let mut out = Vec::new();
-        for client in 0..clients {
-            let speed_b = (0.04 * normal(&mut rng)).exp();
-            let speed_c = (0.04 * normal(&mut rng)).exp();
+        for (client, &(speed_b, speed_c)) in speeds.iter().enumerate() {
             for _ in 0..intervals {
-                let drift = (0.15 * normal(&mut rng)).exp();
+                let drift = (0.15 * normal(rng)).exp();
                 let pairs = (0..per_block)
                     .map(|_| {
-                        let b = 500.0 * drift * speed_b * (0.5 * normal(&mut rng)).exp();
-                        let c = 500.0 * drift * speed_c * factor * (0.5 * normal(&mut rng)).exp();
+                        let b = 500.0 * drift * speed_b * (0.5 * normal(rng)).exp();
+                        let c = 500.0 * drift * speed_c * factor * (0.5 * normal(rng)).exp();
                         (b as u32, c as u32)
                     })
                     .collect();
                 out.push(Block {
-                    client,
+                    client: client as u32,
                     classes: vec![NO_CLASS; per_block],
                     pairs,
                     seen: per_block as u64,
@@ -563,6 +732,69 @@ mod tests {
                 "{name}: {m} of {seeds}: far too wide to mean 90%"
             );
         }
+    }
+
+    /// 90% p50 intervals of 4 queries per seed over 40 seeds, the client
+    /// variance pooled over the queries (`between`) or left out: how many
+    /// missed the true ratio, of how many. Each side's speed varies by
+    /// `spread` between connections, the same for every query (a backend's
+    /// speed is the connection's, whatever it runs).
+    fn pooled_misses(clients: u32, spread: f64, between: bool) -> (usize, usize) {
+        let (mut missed, mut all) = (0, 0);
+        let z = crate::run::normal::z_two_sided(0.90);
+        for seed in 0..40u64 {
+            let mut rng = Prng::for_parts(&[seed, 0xC1]);
+            let speeds: Vec<(f64, f64)> = (0..clients)
+                .map(|_| {
+                    let b = (spread * normal(&mut rng)).exp();
+                    (b, (spread * normal(&mut rng)).exp())
+                })
+                .collect();
+            let queries: Vec<Vec<Block>> = (0..4)
+                .map(|_| stream_of(1.2, &speeds, (4, 25), &mut rng))
+                .collect();
+            let cis: Vec<RatioCi> = if between {
+                let (ratios, _) = all_ratios(&queries, z, 0.90, seed);
+                ratios.into_iter().flatten().map(|r| r.p50).collect()
+            } else {
+                let at = |(i, b): (usize, &Vec<Block>)| {
+                    Estimate::new(b, &[0.5], seed ^ i as u64, false).map(|e| e.ci(0, z, 0.0))
+                };
+                queries.iter().enumerate().filter_map(at).collect()
+            };
+            for ci in cis {
+                all += 1;
+                missed += usize::from(!(ci.lo <= 1.2 && 1.2 <= ci.hi));
+            }
+        }
+        (missed, all)
+    }
+
+    /// With 2 clients (the README's recipe) and connections as alike as in
+    /// [`stream`], the pooled intervals hold their level.
+    #[test]
+    fn pooled_client_variance_keeps_coverage_at_two_clients() {
+        let (m, n) = pooled_misses(2, 0.04, true);
+        let rate = m as f64 / n as f64;
+        assert!(rate <= 0.16, "{m} of {n} 90% intervals missed");
+        assert!(rate >= 0.02, "{m} of {n}: far too wide to mean 90%");
+    }
+
+    /// With connections 10% apart, 6 clients: the pooled client variance
+    /// keeps the level, and leaving it out would not (so this test sees it).
+    #[test]
+    fn pooled_client_variance_is_needed_when_clients_differ() {
+        let (m, n) = pooled_misses(6, 0.10, true);
+        let rate = m as f64 / n as f64;
+        assert!(
+            (0.02..=0.16).contains(&rate),
+            "{m} of {n} 90% intervals missed"
+        );
+        let (m0, _) = pooled_misses(6, 0.10, false);
+        assert!(
+            m0 as f64 / n as f64 > 0.2,
+            "without the client part: {m0} of {n}"
+        );
     }
 
     /// Weighted percentiles: equal weights give the unweighted rank, and a
@@ -607,8 +839,12 @@ mod tests {
     fn one_quantile_interval_is_the_one_of_all_three() {
         let blocks = stream(1.1, 3, 4, 40, 9);
         let all = ratios_z(&blocks, 2.5, 0.0, 4).unwrap();
-        assert_eq!(ratio_ci(&blocks, 0.95, 2.5, 4).unwrap(), all.p95);
-        assert_eq!(ratio_ci(&blocks, 0.50, 2.5, 4).unwrap(), all.p50);
+        let one = |q| look_cis(&[(&blocks[..], 4)], q, 2.5).0[0].unwrap();
+        assert_eq!(one(0.95), all.p95);
+        assert_eq!(one(0.50), all.p50);
+        // A class's interval given the same client variance is the same one.
+        let tau2 = look_cis(&[(&blocks[..], 4)], 0.95, 2.5).1;
+        assert_eq!(ratio_ci(&blocks, 0.95, 2.5, 4, tau2).unwrap(), all.p95);
     }
 
     #[test]

@@ -173,10 +173,18 @@ impl Looker {
         let mut regression = false;
         let mut intervals = Vec::with_capacity(self.gated.len());
         let q = self.opts.metric.quantile();
+        // Every query's interval, the client variance pooled over all of
+        // them as the run's file pools it (its intervals are this look's).
+        let queries: Vec<(&[Block], u64)> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.as_slice(), self.seed ^ i as u64))
+            .collect();
+        let (cis, tau2) = paired::look_cis(&queries, q, z);
         for (i, name) in &self.gated {
             let blocks = pairs.get(*i).map_or(&[][..], Vec::as_slice);
             let seed = self.seed ^ *i as u64;
-            let ci = paired::ratio_ci(blocks, q, z, seed);
+            let ci = cis.get(*i).copied().flatten();
             let v = verdict::judge(ci.as_ref(), ci.is_some(), self.opts.threshold);
             if !v.decided() {
                 undecided += 1;
@@ -188,7 +196,8 @@ impl Looker {
             // query's own verdict standing): see the README's CI gate section.
             for c in paired::classes_present(blocks) {
                 let cb = paired::class_blocks(blocks, c);
-                let Some(ci) = paired::ratio_ci(&cb, q, z, paired::class_seed(seed, c)) else {
+                let Some(ci) = paired::ratio_ci(&cb, q, z, paired::class_seed(seed, c), tau2)
+                else {
                     continue;
                 };
                 let v = verdict::judge(Some(&ci), true, self.opts.threshold);
