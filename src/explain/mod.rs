@@ -184,7 +184,7 @@ fn query_findings(tenants: &[TenantPlans]) -> Vec<Finding> {
             if sa.plan.is_some() && sb.plan.is_some() && sa.fingerprint != sb.fingerprint {
                 found.push(Finding {
                     kind: FindingKind::PlansDiffer,
-                    node: format!("statement {}", sa.index + 1),
+                    node: format!("statement {}", sa.index.saturating_add(1)),
                     hint: format!(
                         "the {} tenant gets `{}`, the {} tenant `{}`: test both when changing indexes",
                         a.class, sa.shape, b.class, sb.shape
