@@ -264,7 +264,7 @@ async fn a_null_tenant_id_or_weight_panicked_with_exit_101() {
             "SELECT 'a', 1",
             "SELECT $1::int",
             "params = [{ sample = \"public.tn.v\" }]",
-            "query `q`: sample = \"public.tn.v\": a row of \"public\".\"tn\" has a NULL tenant_id",
+            "query `q`: sample = \"public.tn.v\": a row of \"public\".\"tn\" has a NULL \"tenant_id\"",
         ),
     ];
     for (tenants, sql, params, expected) in cases {
