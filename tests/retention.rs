@@ -21,6 +21,11 @@ use crmbench::rehearse::retention::{RetentionOptions, rehearse_retention};
 
 static WAL_REPLICA: std::sync::OnceLock<()> = std::sync::OnceLock::new();
 
+/// One rehearsal at a time: WAL is measured as the server's LSN moving, so
+/// the other test's load and conversion would be counted in this one's
+/// figures (a drop once measured 2.8 MB, the other test's writes).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The cluster at `wal_level = replica` before any test starts (a restart
 /// from inside one test would cut the other's connections).
 fn wal_replica_once() {
@@ -99,6 +104,7 @@ fn options(out: &tempfile::TempDir, job: JobKind, load: bool) -> RetentionOption
 
 #[tokio::test]
 async fn conversion_under_load_keeps_every_row_and_dropping_partitions_beats_delete() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let target = events("ret_partman").await;
     let out = tempfile::tempdir().unwrap();
     let outcome = rehearse_retention(&target, &options(&out, JobKind::Partman, true))
@@ -187,6 +193,7 @@ async fn conversion_under_load_keeps_every_row_and_dropping_partitions_beats_del
 
 #[tokio::test]
 async fn without_partman_the_plpgsql_job_creates_ahead_and_drops_expired() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let target = events("ret_plpgsql").await;
     let out = tempfile::tempdir().unwrap();
     let outcome = rehearse_retention(&target, &options(&out, JobKind::Plpgsql, false))
