@@ -70,16 +70,7 @@ pub async fn read(client: &Client, database: &str) -> Result<Vec<Entry>> {
             _ => err,
         }
     })?;
-    Ok(rows
-        .iter()
-        .map(|r| Entry {
-            query: r.get(0),
-            role: r.get(1),
-            calls: r.get(2),
-            total_ms: r.get(3),
-            queryid: r.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(entry).collect())
 }
 
 /// The columns of the view that differ by version: the execution time,
@@ -168,16 +159,19 @@ pub async fn read_table(client: &Client, table: &str) -> Result<Vec<Entry>> {
         .query(&sql, &[])
         .await
         .map_err(|e| Error::from_pg("reading the statistics table", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| Entry {
-            query: r.get(0),
-            role: r.get(1),
-            calls: r.get(2),
-            total_ms: r.get(3),
-            queryid: r.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(entry).collect())
+}
+
+/// One statement's row, read by both sources in the same column order
+/// (query, role, calls, total ms, queryid).
+fn entry(r: &tokio_postgres::Row) -> Entry {
+    Entry {
+        query: r.get(0),
+        role: r.get(1),
+        calls: r.get(2),
+        total_ms: r.get(3),
+        queryid: r.get(4),
+    }
 }
 
 /// The application's role: the role, neither superuser nor exempt from
