@@ -209,6 +209,11 @@ def main():
                         .map(p => p.getAttribute('stroke'))).size),
                 text: document.body.innerText.length,
                 first: (document.querySelector('section[id]') || {innerText: ''}).innerText,
+                spectra: [...document.querySelectorAll('section#what-to-do svg')].map(s => [
+                    new Set([...s.querySelectorAll('polyline[stroke-width="2"], path[stroke-width="2"]')]
+                        .map(p => p.getAttribute('stroke'))).size,
+                    s.textContent.includes('baseline') && s.textContent.includes('candidate'),
+                    s.getBoundingClientRect().width * s.getBoundingClientRect().height]),
                 height: document.documentElement.scrollHeight })""",
             "returnByValue": True}, session=session)["result"]["value"])
         # A small shot of the first screen, scaled down, is enough to tell a
@@ -250,6 +255,16 @@ def main():
         if "candidate" not in first or not any("Gate verdict: " + v in first for v in verdicts):
             failures.append("the first section of a paired report does not give the gate's verdict "
                             "on the candidate: " + first[:200].replace("\n", " "))
+        # Then the before/after spectra: per query one plot, baseline and
+        # candidate in two colours, each named in the legend, drawn.
+        if "Percentile spectra, before and after" not in first:
+            failures.append("the paired section has no before/after spectra heading")
+        if not facts["spectra"]:
+            failures.append("the paired section draws no before/after spectra")
+        for i, (colours, legend, area) in enumerate(facts["spectra"]):
+            if colours != 2 or not legend or area <= 0:
+                failures.append(f"paired spectrum #{i + 1}: {colours} line colours (want 2: "
+                                f"baseline and candidate), legend naming both: {legend}, area {area}")
     # A plot a reader can follow: at most ~8 series (distinct line colours).
     for i, n in enumerate(facts["series"]):
         if n > 8:
@@ -261,7 +276,8 @@ def main():
         failures.append("the page requested other URLs: " + ", ".join(others))
     print(f"check-report-html: {report}: {len(facts['svgs'])} svg (all non-zero: "
           f"{all(w > 0 and h > 0 for w, h in facts['svgs'])}), sections {','.join(facts['sections'])}, "
-          f"most series in one plot {max(facts['series'] or [0])}, first screen {share:.1%} ink, page {facts['height']} px tall, "
+          f"most series in one plot {max(facts['series'] or [0])}, "
+          f"{len(facts['spectra'])} before/after spectra in the summary, first screen {share:.1%} ink, page {facts['height']} px tall, "
           f"{len(requests)} request(s): {', '.join(requests)}; screenshot {shot_path}")
     for f in failures:
         print(f"check-report-html: FAIL: {f}", file=sys.stderr)

@@ -273,6 +273,9 @@ pub struct ClassLatency {
     pub p95_us: u64,
     /// 99th percentile.
     pub p99_us: u64,
+    /// Mean (0 in files written before it was kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mean_us: u64,
 }
 
 /// One client's (baseline µs, candidate µs) pairs within one interval.
@@ -286,6 +289,11 @@ pub struct PairBlock {
     /// is a uniform sample (absent in older files: as many as are kept).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seen: u64,
+    /// Each kept pair's tenant size class (0 big, 1 mid, 2 small, 255
+    /// none), beside `pairs`; empty when the run had no classes (and in
+    /// older files), so `merge` can judge the classes of all workers' pairs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<u8>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -331,6 +339,9 @@ pub struct IntervalStats {
     pub p95_us: u64,
     /// 99th percentile, µs.
     pub p99_us: u64,
+    /// Mean, µs (0 in files written before it was kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mean_us: u64,
 }
 
 /// A statement's own latency inside its transaction.
@@ -373,6 +384,9 @@ pub struct Ratios {
     pub p95: RatioCi,
     /// 99th-percentile ratio.
     pub p99: RatioCi,
+    /// Mean ratio (`None` in files written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<RatioCi>,
 }
 
 /// Scans of one index during the window.

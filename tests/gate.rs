@@ -108,16 +108,25 @@ async fn a_lookup_that_loses_its_index_fails_at_2_and_8_clients_and_a_dropped_du
             c.reasons
         );
         assert_eq!(c.exit_code, 1);
-        assert_eq!(
-            verdict_of(&c, "customer_by_email"),
-            QueryVerdict::Regression,
-            "{clients} clients: {:?}",
-            c.queries
+        // The run stops at the first interval past the line, and that may
+        // be the big-tenant class (a sequential scan costs the largest
+        // tenants most) while the whole query's interval, at that early
+        // look's wide critical value, still straddles it: either names
+        // the lookup.
+        let class_failed = c
+            .classes
+            .iter()
+            .any(|k| k.query == "customer_by_email" && k.verdict == QueryVerdict::Regression);
+        assert!(
+            verdict_of(&c, "customer_by_email") == QueryVerdict::Regression || class_failed,
+            "{clients} clients: {:?} {:?}",
+            c.queries,
+            c.classes
         );
         assert!(
             c.reasons
                 .iter()
-                .any(|r| r.starts_with("customer_by_email: p95 regression")),
+                .any(|r| r.starts_with("customer_by_email") && r.ends_with("p95 regression")),
             "{:?}",
             c.reasons
         );

@@ -5,7 +5,9 @@
 //! the data through --dataset-cmd, clones it, applies the migrations to the
 //! clone and runs the sequential paired gate: a harmless migration passes
 //! (exit 0) and one that drops the index of a lookup fails it (exit 1),
-//! naming the query.
+//! naming the query. The first run saves its data to a --dataset-cache
+//! file (a pg_dump), the second restores it from there, as a CI job after
+//! a cache hit does.
 
 #![allow(clippy::unwrap_used)]
 
@@ -56,17 +58,25 @@ fn the_ci_script_passes_a_harmless_migration_and_fails_one_that_drops_an_index()
             .join("fixtures/ci-app/Cargo.toml")
             .exists()
     );
+    let cache = tempfile::tempdir().unwrap();
+    let dump = cache.path().join("data.dump");
+    let dump = dump.to_str().unwrap();
     // Harmless: a nullable column. Threshold 20%: a 40 s run decides the
     // medians within it on a CI runner.
-    let (code, text, out) = gate("migrations", &["--threshold", "20%"]);
+    let (code, text, out) = gate(
+        "migrations",
+        &["--threshold", "20%", "--dataset-cache", dump],
+    );
     assert_eq!(code, 0, "{text}");
+    assert!(text.contains("the data saved to the cache"), "{text}");
     assert!(text.contains("crmbench compare: PASS"), "{text}");
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(report.contains("Gate verdict: PASS"), "{report}");
 
     // item_by_sku loses its index: the gate fails and names it.
-    let (code, text, _out) = gate("migrations-slow", &[]);
+    let (code, text, _out) = gate("migrations-slow", &["--dataset-cache", dump]);
     assert_eq!(code, 1, "{text}");
+    assert!(text.contains("the data restored from the cache"), "{text}");
     assert!(text.contains("item_by_sku: p50 regression"), "{text}");
     assert!(!text.contains("item_by_id: p50 regression"), "{text}");
 }

@@ -2,7 +2,7 @@
 //! hurts only the big tenants (here a row-level-security policy on the
 //! candidate that costs 2 ms for the largest 10% of tenants alone, as a
 //! plan that flips for them would) fails the gate and names the class,
-//! while the whole query's median stays inside the threshold (20%).
+//! while the whole query's median stays inside the threshold (50%).
 
 #![allow(clippy::unwrap_used)]
 
@@ -93,10 +93,13 @@ async fn a_change_that_only_hurts_big_tenants_fails_the_class_not_the_query() {
     let c = crmbench::compare::compare(&CompareOptions {
         base: file,
         current: None,
-        // Big tenants are 10% of the transactions: 2 ms more for each of
-        // them moves the whole query's median by about 10% (its
-        // distribution is narrow), inside a 20% threshold.
-        threshold: Some(0.20),
+        // Big tenants are 10% of the transactions: once their lookups
+        // cost 2 ms more they all lie above the median, which moves by a
+        // rank effect, whatever the cost: about +10% on a quiet machine,
+        // +17% [12%, 22%] seen under load, so a 20% threshold sat at the
+        // boundary. At 50% the whole query is far inside it, and the big
+        // class (several times slower) still far outside.
+        threshold: Some(0.50),
         metric: Metric::P50,
         max_error_rate: 0.01,
         fail_on_plan_change: false,

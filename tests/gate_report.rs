@@ -52,6 +52,17 @@ fn a_paired_folder_opens_with_the_gate_verdict_in_every_format() {
     assert!(lead.contains("| customer_by_email | 0.41 / 1.85 / 4.37 | 0.44 / 2.88 / 4.88 |"));
     // The advisor's summary is not there too: one opening section, not two.
     assert!(!md.contains("Nothing to do"), "{md}");
+    // Then the before/after spectra, linked from the section and written.
+    assert!(
+        lead.contains("### Percentile spectra, before and after\n\n![customer_by_email: baseline and candidate by percentile](report-files/paired-01-customer_by_email.svg)"),
+        "{lead}"
+    );
+    let svg =
+        std::fs::read_to_string(dir.join("report-files/paired-01-customer_by_email.svg")).unwrap();
+    assert!(
+        svg.contains("baseline (") && svg.contains("candidate, p95 ×"),
+        "{svg}"
+    );
 
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     let first = html.split("<section id=\"").nth(1).unwrap();
@@ -61,6 +72,17 @@ fn a_paired_folder_opens_with_the_gate_verdict_in_every_format() {
     assert!(
         first.contains("<td class=\"v-fail\">REGRESSION</td>"),
         "{first}"
+    );
+    // The spectra are drawn inside the opening section, inlined.
+    let spectra = first
+        .split("Percentile spectra, before and after")
+        .nth(1)
+        .unwrap();
+    assert!(
+        spectra.contains(
+            "<figure aria-label=\"customer_by_email: baseline and candidate by percentile\"><svg"
+        ),
+        "{spectra}"
     );
 
     let json: serde_json::Value =

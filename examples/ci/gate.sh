@@ -18,9 +18,14 @@
 #   --dataset-cmd CMD      shell command that loads the baseline data into
 #                          $DATABASE_URL (default: the CRM via `crmbench generate`)
 #   --scale S --seed N     the CRM's size and seed (default 0.01 and 1)
+#   --dataset-cache FILE   a pg_dump -Fc of the loaded data: restored when
+#                          FILE exists, written after loading when not (key
+#                          it by what made the data: for the CRM its scale,
+#                          seed and crmbench's version; for --dataset-cmd
+#                          a hash of your seed script or dump)
 #   --prisma               DIR is a Prisma migrations/ folder
 #   --threshold T          default 10%
-#   --metric M             p50 | p95 (default) | p99
+#   --metric M             p50 | p95 (default) | p99 | mean
 #   --min-duration D       default 20s;  --max-duration D  default 2m
 #   --look-every D         default 10s;  --clients N  default: the cores (nproc)
 #   --gate-queries A,B     gate only these queries
@@ -31,13 +36,14 @@
 #   CRMBENCH_DATA_DIR (the private server's folder), GITHUB_STEP_SUMMARY.
 set -euo pipefail
 
-workload="" migrations="" dataset_cmd="" scale=0.01 seed=1 prisma=0
+workload="" migrations="" dataset_cmd="" dataset_cache="" scale=0.01 seed=1 prisma=0
 threshold=10% metric=p95 min=20s max=2m look=10s clients="" gate_queries="" out=crmbench-gate
 while [ $# -gt 0 ]; do
   case "$1" in
     --workload) workload=$2; shift 2 ;;
     --migrations) migrations=$2; shift 2 ;;
     --dataset-cmd) dataset_cmd=$2; shift 2 ;;
+    --dataset-cache) dataset_cache=$2; shift 2 ;;
     --scale) scale=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --prisma) prisma=1; shift ;;
@@ -80,12 +86,27 @@ admin_url=$("$cb" --database postgres pg url)
 base_url=$("$cb" --database "$base" pg url)
 pr_url=$("$cb" --database "$pr" pg url)
 
-# The data: the application's own (a dump, a seed script) or the CRM.
-if [ -n "$dataset_cmd" ]; then
+# The data: from the cache of an earlier job, or the application's own (a
+# dump, a seed script), or the CRM. The cache is a dump of the data as
+# loaded, before any run wrote to it.
+bindir=${CRMBENCH_PG_BINDIR:+$CRMBENCH_PG_BINDIR/}
+if [ -n "$dataset_cache" ] && [ -s "$dataset_cache" ]; then
+  echo "gate.sh: the data restored from the cache $dataset_cache"
+  psql "$admin_url" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $base" -c "CREATE DATABASE $base"
+  "${bindir}pg_restore" --exit-on-error -d "$base_url" "$dataset_cache"
+  # A dump holds no planner statistics.
+  psql "$base_url" -q -v ON_ERROR_STOP=1 -c ANALYZE
+elif [ -n "$dataset_cmd" ]; then
   psql "$admin_url" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $base" -c "CREATE DATABASE $base"
   DATABASE_URL=$base_url bash -c "$dataset_cmd"
 else
   "$cb" --database "$base" generate --scale "$scale" --seed "$seed" --replace --quiet
+fi
+if [ -n "$dataset_cache" ] && [ ! -s "$dataset_cache" ]; then
+  mkdir -p "$(dirname "$dataset_cache")"
+  "${bindir}pg_dump" -Fc -f "$dataset_cache.tmp" "$base_url"
+  mv "$dataset_cache.tmp" "$dataset_cache"
+  echo "gate.sh: the data saved to the cache $dataset_cache"
 fi
 "$cb" --database "$base" schema clone --to "$pr" --replace >/dev/null
 

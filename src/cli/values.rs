@@ -124,6 +124,8 @@ pub(super) enum Metric {
     P95,
     /// 99th percentile.
     P99,
+    /// Mean (the tail's cost included).
+    Mean,
 }
 
 impl From<Metric> for crate::compare::Metric {
@@ -132,6 +134,7 @@ impl From<Metric> for crate::compare::Metric {
             Metric::P50 => Self::P50,
             Metric::P95 => Self::P95,
             Metric::P99 => Self::P99,
+            Metric::Mean => Self::Mean,
         }
     }
 }

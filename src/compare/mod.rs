@@ -106,33 +106,58 @@ pub enum Metric {
     P95,
     /// 99th percentile: needs many samples for a narrow interval.
     P99,
+    /// Mean: what the query costs in all, its rare slow transactions
+    /// included (a change the percentiles below them do not see).
+    Mean,
 }
 
 impl Metric {
-    /// "p50", "p95" or "p99".
+    /// "p50", "p95", "p99" or "mean".
     pub fn name(self) -> &'static str {
         match self {
             Metric::P50 => "p50",
             Metric::P95 => "p95",
             Metric::P99 => "p99",
+            Metric::Mean => "mean",
         }
     }
 
-    /// 0.50, 0.95 or 0.99.
-    pub fn quantile(self) -> f64 {
+    /// The metric named `name` (as [`Metric::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Metric> {
+        [Metric::P50, Metric::P95, Metric::P99, Metric::Mean]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+
+    /// The statistic the paired intervals estimate for it.
+    pub fn stat(self) -> crate::run::paired::Stat {
+        use crate::run::paired::Stat;
         match self {
-            Metric::P50 => 0.50,
-            Metric::P95 => 0.95,
-            Metric::P99 => 0.99,
+            Metric::P50 => Stat::Quantile(0.50),
+            Metric::P95 => Stat::Quantile(0.95),
+            Metric::P99 => Stat::Quantile(0.99),
+            Metric::Mean => Stat::Mean,
         }
     }
 
-    /// This percentile's ratio in `r`.
-    pub fn of_ratios(self, r: &crate::results::Ratios) -> RatioCi {
+    /// This metric's ratio in `r` (`None`: the mean of a file written
+    /// before means were kept).
+    pub fn of_ratios(self, r: &crate::results::Ratios) -> Option<RatioCi> {
         match self {
-            Metric::P50 => r.p50,
-            Metric::P95 => r.p95,
-            Metric::P99 => r.p99,
+            Metric::P50 => Some(r.p50),
+            Metric::P95 => Some(r.p95),
+            Metric::P99 => Some(r.p99),
+            Metric::Mean => r.mean,
+        }
+    }
+
+    /// This metric of one side of a tenant class.
+    pub fn of_class(self, l: &crate::results::ClassLatency) -> u64 {
+        match self {
+            Metric::P50 => l.p50_us,
+            Metric::P95 => l.p95_us,
+            Metric::P99 => l.p99_us,
+            Metric::Mean => l.mean_us,
         }
     }
 
@@ -141,7 +166,20 @@ impl Metric {
             Metric::P50 => |i| i.p50_us,
             Metric::P95 => |i| i.p95_us,
             Metric::P99 => |i| i.p99_us,
+            Metric::Mean => |i| i.mean_us,
         }
+    }
+}
+
+/// The error for a file written before means were kept, asked for the mean.
+fn no_means(path: &Path) -> Error {
+    Error::RunFile {
+        message: format!(
+            "{}: written before crmbench kept means: it has no mean to gate on",
+            path.display()
+        ),
+        fix: "re-run the benchmark with this crmbench, or gate on a percentile (--metric p95)"
+            .into(),
     }
 }
 
@@ -305,7 +343,10 @@ fn hist_value(path: &Path, query: &str, side: &SideStats, metric: Metric) -> Res
         message: format!("{}: query `{query}`: {e}", path.display()),
         fix: "the results file is damaged: re-run the benchmark".into(),
     })?;
-    Ok(h.value_at_quantile(metric.quantile()))
+    Ok(match metric.stat() {
+        crate::run::paired::Stat::Quantile(q) => h.value_at_quantile(q),
+        crate::run::paired::Stat::Mean => h.mean().round() as u64,
+    })
 }
 
 fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
@@ -340,7 +381,10 @@ fn paired(opts: &CompareOptions, run: &Results) -> Result<Comparison> {
                 fix: "the results file is damaged: re-run the benchmark".into(),
             });
         };
-        let change = q.ratios.as_ref().map(|r| opts.metric.of_ratios(r));
+        let change = match &q.ratios {
+            Some(r) => Some(opts.metric.of_ratios(r).ok_or_else(|| no_means(path))?),
+            None => None,
+        };
         if let Some(r) = &q.ratios {
             level = level.max(r.level);
         }
@@ -409,12 +453,8 @@ fn class_rows(q: &QueryResult, metric: Metric, threshold: f64, gated: bool) -> V
     q.classes
         .iter()
         .map(|c| {
-            let change = c.ratios.as_ref().map(|r| metric.of_ratios(r));
-            let pick = |l: &crate::results::ClassLatency| match metric {
-                Metric::P50 => l.p50_us,
-                Metric::P95 => l.p95_us,
-                Metric::P99 => l.p99_us,
-            };
+            let change = c.ratios.as_ref().and_then(|r| metric.of_ratios(r));
+            let pick = |l: &crate::results::ClassLatency| metric.of_class(l);
             let judged = verdict::judge(change.as_ref(), c.pairs as u64 >= MIN_SAMPLES, threshold);
             ClassRow {
                 query: q.name.clone(),
@@ -518,6 +558,22 @@ fn separate_rows(
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (qi, (b, c)) in matched.iter().enumerate() {
+        if opts.metric == Metric::Mean {
+            // A measured interval's mean is never 0: a 0 is a file from
+            // before means were kept.
+            let old = |q: &QueryResult| {
+                q.baseline
+                    .intervals
+                    .iter()
+                    .any(|i| i.count > 0 && i.mean_us == 0)
+            };
+            if old(b) {
+                return Err(no_means(&opts.base));
+            }
+            if old(c) {
+                return Err(no_means(current_path));
+            }
+        }
         let seed = crate::rng::derive(&[opts.seed, qi as u64]);
         let change = separate::percentile_ratio(
             &b.baseline.intervals,

@@ -202,6 +202,7 @@ mod tests {
                     p50_us: (p95 / 3.0) as u64,
                     p95_us: p95 as u64,
                     p99_us: (p95 * 1.5) as u64,
+                    mean_us: (p95 / 2.0) as u64,
                 }
             })
             .collect()

@@ -3,8 +3,8 @@
 //! as a single run's. Exact where it can be: HDR histograms are added (never
 //! averaged), counts, errors and retries summed, the per-interval series
 //! added interval by interval from each interval's histogram after aligning
-//! the workers by wall clock, and a paired run's ratios recomputed from all
-//! workers' pairs. Folders from different workloads, seeds, servers or
+//! the workers by wall clock, and a paired run's ratios and tenant classes
+//! recomputed from all workers' pairs (each pair keeps its class). Folders from different workloads, seeds, servers or
 //! settings are refused, as is a set with a worker missing or repeated.
 
 mod check;
@@ -165,7 +165,7 @@ fn merge_query(runs: &[WorkerRun], i: usize, offsets: &[f64]) -> Result<QueryRes
         },
         ratios: None,
         statements,
-        // Worker files carry no tenant class per pair: a merged run has none.
+        // Recomputed from every worker's pairs with the ratios.
         classes: Vec::new(),
         gate: first.gate,
         pair_blocks: runs
@@ -238,20 +238,7 @@ fn with_ratios(
     runs: &[WorkerRun],
 ) -> Result<()> {
     if merged.driver.paired {
-        let blocks: Vec<Vec<Block>> = queries
-            .iter()
-            .map(|q| {
-                q.pair_blocks
-                    .iter()
-                    .map(|b| Block {
-                        client: b.client,
-                        pairs: b.pairs.clone(),
-                        classes: vec![crate::run::paired::NO_CLASS; b.pairs.len()],
-                        seen: b.seen,
-                    })
-                    .collect()
-            })
-            .collect();
+        let blocks: Vec<Vec<Block>> = queries.iter().map(|q| blocks_of(&q.pair_blocks)).collect();
         if blocks.iter().all(Vec::is_empty) && queries.iter().any(|q| q.baseline.count > 0) {
             return Err(Error::RunFile {
                 message: format!(
@@ -263,11 +250,91 @@ fn with_ratios(
         }
         let level = crate::run::bonferroni_level(&blocks);
         let z = crate::run::normal::z_two_sided(level);
-        let (ratios, _) = paired::all_ratios(&blocks, z, level, merged.seed);
-        for (q, r) in queries.iter_mut().zip(ratios) {
+        let (ratios, tau2) = paired::all_ratios(&blocks, z, level, merged.seed);
+        for (i, (q, r)) in queries.iter_mut().zip(ratios).enumerate() {
             q.ratios = r;
+            // As a single run computes them (outcome.rs): the same seeds.
+            let seed = merged.seed ^ i as u64;
+            q.classes = paired::class_results(&blocks[i], (z, level), seed, &tau2);
         }
     }
     merged.queries = queries;
     Ok(())
+}
+
+/// The blocks of a query's pairs as workers wrote them, each pair with its
+/// tenant class (none when the worker kept no classes, as older files).
+fn blocks_of(written: &[crate::results::PairBlock]) -> Vec<Block> {
+    written
+        .iter()
+        .map(|b| Block {
+            client: b.client,
+            pairs: b.pairs.clone(),
+            classes: if b.classes.len() == b.pairs.len() {
+                b.classes.clone()
+            } else {
+                vec![paired::NO_CLASS; b.pairs.len()]
+            },
+            seen: b.seen,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::PairBlock;
+
+    /// One worker's blocks of one client: `n` pairs per block, every
+    /// third pair of each class, big tenants' candidate `slow` times the
+    /// baseline, the others alike.
+    fn worker(client: u32, slow: u32, n: u32) -> Vec<PairBlock> {
+        (0..4)
+            .map(|k| {
+                let classes: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+                let pairs = (0..n)
+                    .map(|i| {
+                        let base = 400 + (i * 37 + k * 11 + client * 5) % 200;
+                        let cand = if i % 3 == 0 {
+                            base * slow
+                        } else {
+                            base + (i % 7)
+                        };
+                        (base, cand)
+                    })
+                    .collect();
+                PairBlock {
+                    client,
+                    pairs,
+                    seen: u64::from(n),
+                    classes,
+                }
+            })
+            .collect()
+    }
+
+    /// Classes of two workers' pairs: every class of theirs comes back,
+    /// with all pairs of both, and the big tenants' slowdown shows in the
+    /// big class alone.
+    #[test]
+    fn merged_pairs_keep_their_tenant_classes() {
+        let mut written = worker(0, 3, 60);
+        written.extend(worker(1, 3, 60));
+        let blocks = blocks_of(&written);
+        let z = crate::run::normal::z_two_sided(0.95);
+        let (_, tau2) = paired::all_ratios(std::slice::from_ref(&blocks), z, 0.95, 1);
+        let classes = paired::class_results(&blocks, (z, 0.95), 1, &tau2);
+        let names: Vec<&str> = classes.iter().map(|c| c.class.as_str()).collect();
+        assert_eq!(names, ["big", "mid", "small"]);
+        for c in &classes {
+            assert_eq!(c.pairs, 2 * 4 * 20, "{}", c.class);
+        }
+        let ratio = |i: usize| classes[i].ratios.as_ref().unwrap().p50.ratio;
+        assert!((ratio(0) - 3.0).abs() < 0.1, "big {}", ratio(0));
+        assert!((ratio(2) - 1.0).abs() < 0.05, "small {}", ratio(2));
+        // A worker that kept no classes: its pairs have none, not a wrong one.
+        let mut old = worker(2, 3, 60);
+        old.iter_mut().for_each(|b| b.classes.clear());
+        assert!(paired::classes_present(&blocks_of(&old)).is_empty());
+    }
 }

@@ -73,6 +73,7 @@ pub(super) fn merge(
                 p50_us: s.p50_us,
                 p95_us: s.p95_us,
                 p99_us: s.p99_us,
+                mean_us: s.mean_us.round() as u64,
             };
             (stat, stats::encode(&p.hist))
         })

@@ -118,6 +118,7 @@ mod tests {
             p50_us: p99_us / 2,
             p95_us: p99_us,
             p99_us,
+            mean_us: p99_us / 2,
         }
     }
 

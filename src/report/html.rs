@@ -88,7 +88,7 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
     }
     h.push_str("</ol></nav>\n");
     // The answer first; the environment is the appendix.
-    lead(&mut h, model);
+    lead(&mut h, model, plots);
     summary(&mut h, model);
     latency(&mut h, plots);
     over_time(&mut h, plots);
@@ -147,11 +147,17 @@ fn figure(h: &mut String, plot: &Plot) {
     );
 }
 
-fn lead(h: &mut String, model: &ReportModel) {
+fn lead(h: &mut String, model: &ReportModel, plots: &[Plot]) {
     open(h, "what-to-do");
     // A paired folder's summary is the gate's verdict (issue 12).
     if let Some(p) = &model.paired {
         h.push_str(&super::paired::html(p, escape));
+        if plots.iter().any(|p| p.key.starts_with("paired:")) {
+            h.push_str("<h3>Percentile spectra, before and after</h3>\n");
+        }
+        for p in plots.iter().filter(|p| p.key.starts_with("paired:")) {
+            figure(h, p);
+        }
         close(h);
         return;
     }

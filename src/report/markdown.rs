@@ -64,7 +64,7 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
         env.measured_seconds
     );
     // The answer first; the environment is the appendix.
-    lead(&mut m, model);
+    lead(&mut m, model, plots);
     summary(&mut m, model);
     m.push_str("## Latency by percentile\n\nx: 1/(1−p) on a log scale; y: ms on a log scale.\n\n");
     for p in plots.iter().filter(|p| p.key.starts_with("latency:")) {
@@ -124,11 +124,17 @@ pub fn render(model: &ReportModel, plots: &[Plot]) -> String {
     m
 }
 
-fn lead(m: &mut String, model: &ReportModel) {
+fn lead(m: &mut String, model: &ReportModel, plots: &[Plot]) {
     m.push_str("## What to do\n\n");
     // A paired folder's summary is the gate's verdict (issue 12).
     if let Some(p) = &model.paired {
         m.push_str(&super::paired::markdown(p, cell));
+        if plots.iter().any(|p| p.key.starts_with("paired:")) {
+            m.push_str("### Percentile spectra, before and after\n\n");
+        }
+        for p in plots.iter().filter(|p| p.key.starts_with("paired:")) {
+            image(m, p);
+        }
         return;
     }
     if !model.environment.warnings.is_empty() {

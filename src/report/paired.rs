@@ -4,7 +4,8 @@
 //! not two). Per query and tenant class: baseline and candidate p50/p95/p99,
 //! the gated percentile's ratio with its interval, the decision with its
 //! colour; then the decision timeline of a sequential run (each look's
-//! critical value and its widest interval). The verdict comes from
+//! critical value and its widest interval); then each query's percentile
+//! spectra, baseline and candidate overlaid. The verdict comes from
 //! [`crate::compare`] on the same results.json: the report and `compare`
 //! cannot disagree.
 
@@ -13,9 +14,11 @@ use std::path::Path;
 
 use crate::compare::verdict::{InconclusivePolicy, QueryVerdict, Verdict};
 use crate::compare::{CompareOptions, Comparison, Metric};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::results::{Look, Results};
-use crate::stats::Summary;
+use crate::stats::{Hist, Summary};
+
+use super::plots::{self, Line, Plot};
 
 /// What the section shows.
 #[derive(Debug, Clone)]
@@ -26,6 +29,8 @@ pub struct PairedView {
     pub sides: Vec<(String, Summary, Summary)>,
     /// A sequential run's looks (empty for a fixed-length run).
     pub looks: Vec<Look>,
+    /// Per query: (name, baseline, candidate) histograms, for the spectra.
+    pub hists: Vec<(String, Hist, Hist)>,
 }
 
 /// The view of a paired `results` read from `path`; `None` for an
@@ -35,11 +40,9 @@ pub fn view(path: &Path, results: &Results) -> Result<Option<PairedView>> {
     if !results.driver.paired || results.partial.is_some() {
         return Ok(None);
     }
-    let metric = match results.sequential.as_ref().map(|s| s.metric.as_str()) {
-        Some("p50") => Metric::P50,
-        Some("p99") => Metric::P99,
-        _ => Metric::P95,
-    };
+    let metric = (results.sequential.as_ref())
+        .and_then(|s| Metric::from_name(&s.metric))
+        .unwrap_or_default();
     let comparison = crate::compare::compare(&CompareOptions {
         base: path.to_path_buf(),
         current: None,
@@ -59,8 +62,27 @@ pub fn view(path: &Path, results: &Results) -> Result<Option<PairedView>> {
             Some((q.name.clone(), q.baseline.latency, c.latency))
         })
         .collect();
+    let hists = results
+        .queries
+        .iter()
+        .filter_map(|q| Some((q, q.candidate.as_ref()?)))
+        .map(|(q, c)| {
+            let decode = |text: &str| {
+                crate::stats::decode(text).map_err(|e| Error::RunFile {
+                    message: format!("{}: query `{}`: {e}", path.display(), q.name),
+                    fix: "the results file is damaged: re-run the benchmark".into(),
+                })
+            };
+            Ok((
+                q.name.clone(),
+                decode(&q.baseline.histogram)?,
+                decode(&c.histogram)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(PairedView {
         comparison,
+        hists,
         sides,
         looks: results
             .sequential
@@ -282,4 +304,48 @@ pub fn markdown(v: &PairedView, cell: fn(&str) -> String) -> String {
         m.push('\n');
     }
     m
+}
+
+/// Each query's percentile spectra, baseline (solid) and candidate
+/// (dashed, another colour) overlaid, on axes shared by every query so the
+/// plots compare at a glance; one plot per query (two series: the legend
+/// says which side and the gated metric's change). Keys `paired:<query>`.
+pub fn spectra(v: &PairedView) -> Result<Vec<Plot>> {
+    let axes = plots::spectrum_axes(v.hists.iter().flat_map(|(_, b, c)| [b, c]));
+    let c = &v.comparison;
+    let mut out = Vec::new();
+    for (i, (name, base, cand)) in v.hists.iter().enumerate() {
+        if base.is_empty() && cand.is_empty() {
+            continue;
+        }
+        let change = (c.queries.iter().find(|q| &q.name == name))
+            .and_then(|q| q.change)
+            .map_or(String::new(), |r| format!(", {} ×{:.2}", c.metric, r.ratio));
+        let lines = [
+            Line {
+                label: format!("baseline ({} tx)", base.len()),
+                hist: base,
+                colour: plots::colour(0),
+                dashed: false,
+            },
+            Line {
+                label: format!("candidate{change}"),
+                hist: cand,
+                colour: plots::colour(1),
+                dashed: true,
+            },
+        ];
+        out.push(Plot {
+            key: format!("paired:{name}"),
+            file_name: format!("paired-{:02}-{}.svg", i + 1, plots::file_safe(name)),
+            title: format!("{name}: baseline and candidate by percentile"),
+            svg: plots::spectrum(
+                &format!("{name} — before / after"),
+                &lines,
+                (620, 280),
+                axes,
+            )?,
+        });
+    }
+    Ok(out)
 }

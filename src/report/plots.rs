@@ -47,7 +47,7 @@ const COLOURS: [RGBColor; 12] = [
 
 const FONT: &str = "sans-serif";
 
-fn colour(i: usize) -> RGBColor {
+pub(super) fn colour(i: usize) -> RGBColor {
     COLOURS[i % COLOURS.len()]
 }
 
@@ -95,6 +95,9 @@ pub fn render_all(model: &ReportModel) -> Result<Vec<Plot>> {
             ),
             svg: p99_over_time(&top_by_time(&model.queries), model.interval_seconds)?,
         });
+    }
+    if let Some(paired) = &model.paired {
+        out.extend(super::paired::spectra(paired)?);
     }
     if let Some(advice) = &model.advice {
         let verify_axes = spectrum_axes(
@@ -148,7 +151,7 @@ pub fn render_all(model: &ReportModel) -> Result<Vec<Plot>> {
 }
 
 /// Letters, digits, `_` and `-` only: a name from a file becomes a safe file name.
-fn file_safe(name: &str) -> String {
+pub(super) fn file_safe(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
@@ -200,11 +203,12 @@ impl Ranged for KeyAxis {
     }
 }
 
-struct Line<'a> {
-    label: String,
-    hist: &'a Hist,
-    colour: RGBColor,
-    dashed: bool,
+/// One spectrum of a plot.
+pub(super) struct Line<'a> {
+    pub(super) label: String,
+    pub(super) hist: &'a Hist,
+    pub(super) colour: RGBColor,
+    pub(super) dashed: bool,
 }
 
 /// Points (log10 of 1/(1-p), log10 of ms) of a histogram, 20 per decade up
@@ -311,7 +315,7 @@ pub fn spectrum_axes<'a>(hists: impl IntoIterator<Item = &'a Hist>) -> SpectrumA
     SpectrumAxes { x_hi, y_lo, y_hi }
 }
 
-fn spectrum(
+pub(super) fn spectrum(
     title: &str,
     lines: &[Line<'_>],
     size: (u32, u32),
@@ -658,6 +662,7 @@ mod tests {
             p50_us: 1,
             p95_us: 1,
             p99_us: 1,
+            mean_us: 1,
         };
         let query = |intervals: Vec<IntervalStats>| QuerySummary {
             name: "q".into(),

@@ -121,6 +121,7 @@ pub fn interval_stats(t: f64, slot: &SideSlot) -> IntervalStats {
         p50_us: s.p50_us,
         p95_us: s.p95_us,
         p99_us: s.p99_us,
+        mean_us: s.mean_us.round() as u64,
     }
 }
 

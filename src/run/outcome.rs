@@ -304,7 +304,7 @@ fn query_results(
     let (mut ratios, tau2) = if paired {
         paired::all_ratios(&collected.pairs, z, level, seed)
     } else {
-        (vec![None; workload.queries.len()], [0.0; 3])
+        (vec![None; workload.queries.len()], [0.0; 4])
     };
     workload
         .queries
@@ -353,6 +353,11 @@ fn query_results(
                         client: b.client,
                         pairs: b.pairs.clone(),
                         seen: b.seen,
+                        classes: if b.classes.iter().all(|c| *c == paired::NO_CLASS) {
+                            Vec::new()
+                        } else {
+                            b.classes.clone()
+                        },
                     })
                     .collect(),
                 None => Vec::new(),

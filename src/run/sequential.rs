@@ -172,7 +172,7 @@ impl Looker {
         let mut undecided = 0;
         let mut regression = false;
         let mut intervals = Vec::with_capacity(self.gated.len());
-        let q = self.opts.metric.quantile();
+        let q = self.opts.metric.stat();
         // Every query's interval, the client variance pooled over all of
         // them as the run's file pools it (its intervals are this look's).
         let queries: Vec<(&[Block], u64)> = pairs
