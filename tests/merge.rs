@@ -232,6 +232,44 @@ async fn paired_workers_ratios_come_from_every_workers_pairs() {
         assert_eq!(candidate.count, whole, "{}", q.name);
     }
     assert!(compared >= 3, "only {compared} queries had ratios");
+    // Tenant classes come back from every worker's pairs (each pair keeps
+    // its class), and they join the family as in one run: each class with
+    // 20 pairs or more of a query whose tenants span at least two.
+    let (mut family, mut classed) = (0, 0);
+    for (i, q) in merged.queries.iter().enumerate() {
+        let blocks: Vec<_> = runs
+            .iter()
+            .flat_map(|r| &r.results.queries[i].pair_blocks)
+            .collect();
+        if blocks.iter().map(|b| b.pairs.len()).sum::<usize>() < 20 {
+            continue;
+        }
+        let mut per = [0usize; 3];
+        for c in blocks.iter().flat_map(|b| &b.classes) {
+            if let Some(n) = per.get_mut(usize::from(*c)) {
+                *n += 1;
+            }
+        }
+        family += 1;
+        if per.iter().filter(|n| **n > 0).count() < 2 {
+            continue;
+        }
+        classed += 1;
+        family += per.iter().filter(|n| **n >= 20).count();
+        let got: Vec<(&str, usize)> = q
+            .classes
+            .iter()
+            .map(|c| (c.class.as_str(), c.pairs))
+            .collect();
+        let want: Vec<(&str, usize)> = ["big", "mid", "small"]
+            .into_iter()
+            .zip(per)
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(got, want, "{}", q.name);
+    }
+    assert!(classed >= 1, "no query's pairs carried tenant classes");
+    assert!(family >= enough);
     // The family level is that of all workers' pairs, as one run's is.
     let level = merged
         .queries
@@ -240,8 +278,8 @@ async fn paired_workers_ratios_come_from_every_workers_pairs() {
         .unwrap()
         .level;
     assert!(
-        (level - (1.0 - 0.05 / enough as f64)).abs() < 1e-12,
-        "{level}"
+        (level - (1.0 - 0.05 / family as f64)).abs() < 1e-12,
+        "{level} for a family of {family}"
     );
 }
 
