@@ -485,7 +485,8 @@ pub(super) struct CompareArgs {
     pub(super) threshold: Option<f64>,
     /// The percentile gated: p95, or p50 (the typical transaction: much
     /// narrower intervals where the tail is mostly other queries' interference),
-    /// or p99 (needs long runs).
+    /// or p99 (needs long runs), or mean (what the query costs in all,
+    /// rare slow transactions included).
     #[arg(long, value_enum, default_value_t = Metric::P95)]
     pub(super) metric: Metric,
     /// Markdown or JSON.
@@ -645,7 +646,8 @@ pub(super) struct RunArgs {
     /// --until-decided: the largest increase of the metric that is no regression.
     #[arg(long, default_value = "10%", value_parser = parse_fraction)]
     pub(super) threshold: f64,
-    /// --until-decided: the gated percentile.
+    /// --until-decided: the gated percentile, or the mean (rare slow
+    /// transactions included).
     #[arg(long, value_enum, default_value_t = Metric::P95)]
     pub(super) metric: Metric,
     /// --until-decided: no look before this much of the window.
