@@ -162,7 +162,7 @@ mod tests {
     }
 
     /// Seen failing with tokio's own `UnixStream` in place of
-    /// `ReadOnlyUnix` (two sleeps per round trip: 79 in 40).
+    /// `ReadOnlyUnix` (two sleeps per round trip: 80 in 40).
     #[test]
     fn the_server_reading_a_query_does_not_wake_the_client() {
         let rt = tokio::runtime::Builder::new_current_thread()
