@@ -62,6 +62,13 @@ pub struct RemedyMeasured {
 }
 
 impl Remedy {
+    /// Whether it is worth doing, as measured: the whole interval faster,
+    /// the same rows, and the index in the plan. None when not measured.
+    pub fn shows_gain(&self) -> Option<bool> {
+        let m = self.measured.as_ref()?;
+        Some(m.ratio.hi < 1.0 && m.same_rows && m.uses_index != Some(false))
+    }
+
     /// Its measured effect in one line, or that it was not measured.
     pub fn effect(&self) -> String {
         match &self.measured {

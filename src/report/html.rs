@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{AdviceView, ReportModel, ms, ratio_text};
+use super::model::{AdviceView, RemedyView, ReportModel, ms, ratio_text};
 use super::plots::Plot;
 
 /// The section ids, in page order (tests check each is present).
@@ -459,7 +459,13 @@ fn remedies(h: &mut String, a: &AdviceView) {
          against the rewritten one, as the workload's role with the tenant set).</p>\n\
          <table>\n<thead><tr><th>query</th><th>change</th><th>measured (median)</th></tr></thead>\n<tbody>\n",
     );
-    for (q, change, effect) in &a.remedies {
+    for RemedyView {
+        query: q,
+        change,
+        effect,
+        ..
+    } in &a.remedies
+    {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::model::{
-    AdviceView, Environment, IndexView, QueryFindings, QuerySummary, ReportModel, Verification, ms,
+    AdviceView, Environment, IndexView, QueryFindings, QuerySummary, RemedyView, ReportModel,
+    Verification, ms,
 };
 use crate::results::RatioCi;
 
@@ -113,7 +114,7 @@ fn advice(a: &AdviceView) -> Value {
         "rls_findings": a.rls_findings.iter().map(|(q, f)| json!({
             "query": q, "node": f.node, "hint": f.hint,
         })).collect::<Vec<_>>(),
-        "remedies": a.remedies.iter().map(|(q, change, effect)| json!({
+        "remedies": a.remedies.iter().map(|RemedyView { query: q, change, effect, .. }| json!({
             "query": q, "change": change, "measured": effect,
         })).collect::<Vec<_>>(),
         "drops": a.drops.iter().map(|d| json!({

@@ -34,7 +34,14 @@ pub fn actions(model: &ReportModel) -> Vec<Action> {
             Some(v) => v
                 .measured
                 .iter()
-                .map(|m| format!("{} p95 {}", m.query, ratio_text(&m.p95)))
+                .map(|m| {
+                    format!(
+                        "{} p50 {}, p95 {}",
+                        m.query,
+                        ratio_text(&m.p50),
+                        ratio_text(&m.p95)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
             None => format!(
@@ -49,10 +56,12 @@ pub fn actions(model: &ReportModel) -> Vec<Action> {
             file: "migration.sql".into(),
         });
     }
-    for (query, change, effect) in &a.remedies {
+    // A remedy measured without a gain stays in its own section, with its
+    // figures; it is not something to do.
+    for r in a.remedies.iter().filter(|r| r.gain != Some(false)) {
         out.push(Action {
-            what: format!("remedy for {query}: {change}"),
-            effect: effect.clone(),
+            what: format!("remedy for {}: {}", r.query, r.change),
+            effect: r.effect.clone(),
             file: "remedies.sql".into(),
         });
     }
@@ -96,4 +105,47 @@ pub fn before_after(model: &ReportModel) -> Vec<[String; 3]> {
             [q.name.clone(), format!("{:.2}", ms(q.latency.p95_us)), why]
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete() -> ReportModel {
+        super::super::load(std::path::Path::new("fixtures/runs/complete")).unwrap()
+    }
+
+    #[test]
+    fn a_remedy_measured_without_gain_is_not_an_action() {
+        let model = complete();
+        let remedies = &model.advice.as_ref().unwrap().remedies;
+        // The fixture measured product_search's rewrite at ×1.04 [0.98, 1.09].
+        assert!(remedies.iter().any(|r| r.gain == Some(false)));
+        assert!(remedies.iter().any(|r| r.gain == Some(true)));
+        let what: Vec<String> = actions(&model).into_iter().map(|a| a.what).collect();
+        assert!(
+            what.iter().any(|w| w.contains("customer_name_search")),
+            "{what:#?}"
+        );
+        assert!(
+            !what.iter().any(|w| w.contains("remedy for product_search")),
+            "{what:#?}"
+        );
+    }
+
+    #[test]
+    fn a_kept_index_shows_both_percentiles_verify_decides_on() {
+        let model = complete();
+        let built: Vec<Action> = actions(&model)
+            .into_iter()
+            .filter(|a| a.what.starts_with("build index"))
+            .collect();
+        assert!(!built.is_empty());
+        for a in built {
+            assert!(
+                a.effect.contains(" p50 ") && a.effect.contains(" p95 "),
+                "{a:?}"
+            );
+        }
+    }
 }

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::FILES_DIR;
-use super::model::{AdviceView, ReportModel, ms, ratio_text};
+use super::model::{AdviceView, RemedyView, ReportModel, ms, ratio_text};
 use super::plots::Plot;
 
 /// Text with Markdown's backslash escapes where HTML or an entity could
@@ -273,7 +273,13 @@ fn findings(m: &mut String, model: &ReportModel) {
              rewritten one, as the workload's role with the tenant set).\n\n\
              | query | change | measured (median) |\n|---|---|---|\n",
         );
-        for (q, change, effect) in &a.remedies {
+        for RemedyView {
+            query: q,
+            change,
+            effect,
+            ..
+        } in &a.remedies
+        {
             let _ = writeln!(m, "| {} | {} | {} |", cell(q), cell(change), cell(effect));
         }
         m.push('\n');

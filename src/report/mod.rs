@@ -27,7 +27,7 @@ use crate::runfolder::RunFolder;
 pub use model::ReportModel;
 use model::{
     AdviceView, DropView, Environment, FindingView, IndexView, MeasuredView, QueryFindings,
-    QuerySummary, Verification,
+    QuerySummary, RemedyView, Verification,
 };
 
 /// Folder of the Markdown report's SVG files, beside report.md.
@@ -257,9 +257,11 @@ fn advice_view(folder: &Path, a: &Advice) -> Result<AdviceView> {
     let remedies = a
         .remedies
         .iter()
-        .map(|r| {
-            let effect = r.effect();
-            (r.query.clone(), r.change.clone(), effect)
+        .map(|r| RemedyView {
+            query: r.query.clone(),
+            change: r.change.clone(),
+            effect: r.effect(),
+            gain: r.shows_gain(),
         })
         .collect();
     Ok(AdviceView {

@@ -143,9 +143,8 @@ pub struct AdviceView {
     pub verified: bool,
     /// RLS findings with their remedies: (query, finding).
     pub rls_findings: Vec<(String, FindingView)>,
-    /// Remedies for non-leakproof predicates: (query, change, measured
-    /// effect or why not).
-    pub remedies: Vec<(String, String, String)>,
+    /// Remedies for non-leakproof predicates.
+    pub remedies: Vec<RemedyView>,
     /// remedies.sql (from the folder, else regenerated).
     pub remedies_sql: String,
     /// Indexes that can go.
@@ -161,6 +160,19 @@ pub struct AdviceView {
 }
 
 /// One recommended index.
+/// A remedy for a non-leakproof predicate.
+#[derive(Debug, Clone)]
+pub struct RemedyView {
+    /// The query it serves.
+    pub query: String,
+    /// The change (rewrite and index).
+    pub change: String,
+    /// Its measured effect, or why not measured.
+    pub effect: String,
+    /// Whether the measurement showed it worth doing (None: not measured).
+    pub gain: Option<bool>,
+}
+
 #[derive(Debug, Clone)]
 pub struct IndexView {
     /// Its name.

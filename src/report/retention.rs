@@ -9,7 +9,7 @@ use super::html::escape;
 use super::rehearsal::table;
 use crate::rehearse::retention::model::RetentionRecord;
 use crate::rehearse::retention::plot::{conversion_phases, timeline_svg};
-use crate::rehearse::retention::render::{HEAD, cells, ways};
+use crate::rehearse::retention::render::{HEAD, cells, checks, headline, wal_level, ways};
 
 /// The section as Markdown (the timeline as inline SVG).
 pub fn markdown(r: &RetentionRecord) -> String {
@@ -42,22 +42,12 @@ pub fn html(r: &RetentionRecord) -> String {
 
 fn intro(r: &RetentionRecord) -> String {
     format!(
-        "{} by {}, keep {} months: {} of {} rows expire (before {}). The DELETE way and the \
-         partition way (the conversion, then the expired partitions dropped) ran on two clones of \
-         the same data under the same replayed load; WAL was measured on a quiesced clone, \
-         wal_level {}{}. The run's own latency sections above are the conversion's load.",
-        r.table,
-        r.column,
-        r.keep_months,
-        r.expired_rows,
-        r.rows,
-        r.cutoff,
-        r.wal_level,
-        if r.wal_level == "minimal" {
-            " (WAL figures not comparable)"
-        } else {
-            ""
-        }
+        "{}. The DELETE way and the partition way (the conversion, then the expired partitions \
+         dropped) ran on two clones of the same data under the same replayed load; WAL was \
+         measured on a quiesced clone, {}. The run's own latency sections above are the \
+         conversion's load.",
+        headline(r),
+        wal_level(r)
     )
 }
 
@@ -155,26 +145,7 @@ fn conversion(r: &RetentionRecord, html: bool) -> String {
         &["where", "statement", "time", "locks held", "blocked"],
         &statements,
     ));
-    let k = &r.checks;
-    let checks = [
-        format!(
-            "old EXCEPT ALL new after the conversion: {} rows",
-            k.old_except_new
-        ),
-        format!(
-            "tenants whose counts and checksums agree: {} of {}",
-            k.tenants_agree.0, k.tenants_agree.1
-        ),
-        format!("new catalog audit findings: {}", k.audit_new_findings.len()),
-        format!(
-            "the rollback restores the schema: {}",
-            if k.rollback_identical { "yes" } else { "NO" }
-        ),
-        format!(
-            "dropped partitions held {} of {} expired rows; {} left",
-            k.dropped_rows.0, k.dropped_rows.1, k.expired_left
-        ),
-    ];
+    let checks = checks(r);
     let rows: Vec<Vec<String>> = checks
         .into_iter()
         .chain(r.tradeoffs.iter().map(|t| format!("trade-off: {t}")))

@@ -56,24 +56,56 @@ pub fn cells(w: &Way) -> [String; 7] {
     ]
 }
 
+/// What is kept and what expires, in one line: the opening of both the
+/// printed text and the report's section.
+pub fn headline(r: &RetentionRecord) -> String {
+    format!(
+        "{} by {}, keep {} months: {} of {} rows expire (before {})",
+        r.table, r.column, r.keep_months, r.expired_rows, r.rows, r.cutoff
+    )
+}
+
+/// The WAL setting, with a warning when its figures mean nothing.
+pub fn wal_level(r: &RetentionRecord) -> String {
+    let remark = if r.wal_level == "minimal" {
+        " (WAL figures not comparable)"
+    } else {
+        ""
+    };
+    format!("wal_level {}{remark}", r.wal_level)
+}
+
+/// The conversion's proofs, one finding each.
+pub fn checks(r: &RetentionRecord) -> Vec<String> {
+    let k = &r.checks;
+    vec![
+        format!(
+            "old EXCEPT ALL new {} rows (new EXCEPT ALL old {})",
+            k.old_except_new, k.new_except_old
+        ),
+        format!(
+            "tenants whose counts and checksums agree: {} of {}",
+            k.tenants_agree.0, k.tenants_agree.1
+        ),
+        format!("new catalog audit findings: {}", k.audit_new_findings.len()),
+        format!(
+            "the rollback restores the schema: {}",
+            if k.rollback_identical { "yes" } else { "NO" }
+        ),
+        format!(
+            "dropped partitions held {} of {} expired rows; {} left",
+            k.dropped_rows.0, k.dropped_rows.1, k.expired_left
+        ),
+    ]
+}
+
 /// The text `rehearse --retention` prints.
 pub fn render(r: &RetentionRecord) -> String {
     let mut out = format!(
-        "crmbench: retention of {} by {}, keep {} months: {} of {} rows expire (before {}), \
-         {} pages per batch, wal_level {}{}\n\n",
-        r.table,
-        r.column,
-        r.keep_months,
-        r.expired_rows,
-        r.rows,
-        r.cutoff,
+        "crmbench: retention of {}, {} pages per batch, {}\n\n",
+        headline(r),
         r.pages_per_batch,
-        r.wal_level,
-        if r.wal_level == "minimal" {
-            " (WAL figures not comparable)"
-        } else {
-            ""
-        }
+        wal_level(r)
     );
     let h = HEAD;
     out.push_str(&format!(
@@ -91,19 +123,7 @@ pub fn render(r: &RetentionRecord) -> String {
         }
     }
     let k = &r.checks;
-    out.push_str(&format!(
-        "\nconversion checks: old EXCEPT ALL new {} rows (new EXCEPT ALL old {}); tenants agreeing {}/{}; \
-         new audit findings {}; rollback restores the schema: {}; dropped partitions held {} of {} expired rows, {} left\n",
-        k.old_except_new,
-        k.new_except_old,
-        k.tenants_agree.0,
-        k.tenants_agree.1,
-        k.audit_new_findings.len(),
-        if k.rollback_identical { "yes" } else { "NO" },
-        k.dropped_rows.0,
-        k.dropped_rows.1,
-        k.expired_left
-    ));
+    out.push_str(&format!("\nconversion checks: {}\n", checks(r).join("; ")));
     for f in &k.audit_new_findings {
         out.push_str(&format!("  audit: {f}\n"));
     }
