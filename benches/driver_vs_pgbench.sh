@@ -24,6 +24,7 @@
 #   CRMBENCH_PROTOCOL=pipeline bash benches/driver_vs_pgbench.sh   (crmbench's --protocol, default prepared)
 #   CRMBENCH_PERF_DIR=/tmp/p bash benches/driver_vs_pgbench.sh 1   (each crmbench run under `perf record -g`,
 #     one file per run there: a1.data, b1.data …; its CPU figures then include perf's)
+#   CRMBENCH_ONLY=A bash benches/driver_vs_pgbench.sh   (only these comparisons, comma-separated: A,B,B-plain,C)
 set -euo pipefail
 shopt -s inherit_errexit  # a failed measurement ends the script, not a row of zeros
 cd "$(dirname "$0")/.."
@@ -114,16 +115,17 @@ pair() {
   echo "$2 $ct $ccpu $pt $pcpu"
 }
 
+want() { [[ -z "${CRMBENCH_ONLY:-}" || ",${CRMBENCH_ONLY}," == *",$1,"* ]]; }
 rows=()
 for i in $(seq 1 "$PAIRS"); do
   echo "pair $i:" >&2
-  rows+=("$(pair "$i" A 'crm dvp_pgb benches/workloads/pgbench_select.toml "$WORK/a$i"' 'pgb -S "$URL_PGB"')")
-  rows+=("$(pair "$i" B 'crm dvp_crm "$WORK/email.toml" "$WORK/b$i"' \
-    'pgb -n -f "$WORK/email_pipe.sql" -D tenant="$TENANT" -D email="$EMAIL" "$URL_APP"')")
-  rows+=("$(pair "$i" B-plain 'crm dvp_crm "$WORK/email.toml" "$WORK/p$i"' \
-    'pgb -n -f "$WORK/email.sql" -D tenant="$TENANT" -D email="$EMAIL" "$URL_APP"')")
-  rows+=("$(pair "$i" C 'crm dvp_pgb benches/workloads/pgbench_write.toml "$WORK/c$i"' \
-    'pgb -n -f "$WORK/write.sql" "$URL_PGB"')")
+  if want A; then rows+=("$(pair "$i" A 'crm dvp_pgb benches/workloads/pgbench_select.toml "$WORK/a$i"' 'pgb -S "$URL_PGB"')"); fi
+  if want B; then rows+=("$(pair "$i" B 'crm dvp_crm "$WORK/email.toml" "$WORK/b$i"' \
+    'pgb -n -f "$WORK/email_pipe.sql" -D tenant="$TENANT" -D email="$EMAIL" "$URL_APP"')"); fi
+  if want B-plain; then rows+=("$(pair "$i" B-plain 'crm dvp_crm "$WORK/email.toml" "$WORK/p$i"' \
+    'pgb -n -f "$WORK/email.sql" -D tenant="$TENANT" -D email="$EMAIL" "$URL_APP"')"); fi
+  if want C; then rows+=("$(pair "$i" C 'crm dvp_pgb benches/workloads/pgbench_write.toml "$WORK/c$i"' \
+    'pgb -n -f "$WORK/write.sql" "$URL_PGB"')"); fi
 done
 printf '%s\n' "${rows[@]}" | python3 -c '
 import random, statistics as st, sys

@@ -140,7 +140,7 @@ async fn capture_after_the_built_in_workload_replays() {
 }
 
 /// The log fixtures of PostgreSQL 13 and 16 (stderr with two prefixes,
-/// csvlog, auto_explain text and JSON) read as their goldens say:
+/// csvlog of both, auto_explain text and JSON) read as their goldens say:
 /// statements, calls, durations and the logged values of every `$n`
 /// (`CRMBENCH_BLESS=1` rewrites the goldens).
 #[test]
@@ -151,6 +151,7 @@ fn log_fixtures_read_as_their_goldens() {
         "pg13-stderr.log",
         "pg13-csvlog.csv",
         "pg16-stderr.log",
+        "pg16-csvlog.csv",
         "pg16-auto-explain.log",
     ] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
@@ -164,7 +165,7 @@ fn log_fixtures_read_as_their_goldens() {
         assert_eq!(got, want, "{name}");
         seen += 1;
     }
-    assert_eq!(seen, 4);
+    assert_eq!(seen, 5);
 }
 
 /// `capture --from-log` on what the private server logged while the
@@ -176,6 +177,9 @@ fn log_fixtures_read_as_their_goldens() {
 async fn capture_from_the_server_log_sends_the_logged_values() {
     const LOG_DB: &str = "capture_log";
     let target = common::generated(LOG_DB, 0.002, 5).await;
+    // First, while the data is as generated (the goldens' generators read
+    // its statistics): one dataset serves both.
+    log_fixtures_capture_as_their_goldens(LOG_DB);
     let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
     let log_path = common::cluster().base.join("server.log");
     let start = std::fs::metadata(&log_path).unwrap().len() as usize;
@@ -253,6 +257,56 @@ async fn capture_from_the_server_log_sends_the_logged_values() {
     }
 }
 
+/// The log fixtures of PostgreSQL 13 and 16 (stderr, csvlog, auto_explain)
+/// captured with `--from-log` on the built-in schema into the workload TOML
+/// their `.toml` goldens hold (`CRMBENCH_BLESS=1` rewrites them): the frame
+/// left out, every `$n` given the values the log showed, the tenant context
+/// from the policies; each file passes `run --check`.
+fn log_fixtures_capture_as_their_goldens(db: &str) {
+    let fixtures = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/capture"));
+    let dir = tempfile::tempdir().unwrap();
+    for log in [
+        "pg13-stderr.log",
+        "pg13-csvlog.csv",
+        "pg16-stderr.log",
+        "pg16-csvlog.csv",
+        "pg16-auto-explain.log",
+    ] {
+        let file = dir.path().join(format!("{log}.toml"));
+        let source = fixtures.join(log);
+        let out = crmbench_on(
+            db,
+            &[
+                "capture",
+                "--from-log",
+                source.to_str().unwrap(),
+                "--role",
+                "crmbench_app",
+                "--coverage",
+                "100",
+                "--out",
+                file.to_str().unwrap(),
+            ],
+        );
+        ok(&out);
+        // The header names the fixture by its path: keep only its name.
+        let got = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(fixtures.to_str().unwrap(), "fixtures/capture");
+        let golden = fixtures.join(format!("{log}.toml"));
+        if std::env::var_os("CRMBENCH_BLESS").is_some() {
+            std::fs::write(&golden, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e} (CRMBENCH_BLESS=1 creates it)", golden.display()));
+        assert_eq!(got, want, "{log}");
+        ok(&crmbench_on(
+            db,
+            &["run", "--workload", file.to_str().unwrap(), "--check"],
+        ));
+    }
+}
+
 /// Copies of pg_stat_statements in PostgreSQL 13's and 16's columns
 /// (fixtures/capture/pg*-pg_stat_statements.sql, a Prisma help desk's
 /// statements with its frame, a COPY, a temporary table, an administrator's
@@ -313,4 +367,88 @@ async fn pg_stat_statements_of_pg13_and_pg16_capture_as_their_goldens() {
     // table named as the source (16's nested statement is not captured).
     assert_eq!(written[0].replace("pgss13", "pgss16"), written[1]);
     assert!(!written[1].contains("current_setting"), "{}", written[1]);
+}
+
+/// A statement with `$n` inside a string literal, a dollar-quoted body and
+/// two comments next to its real `$1` and `$2`. The CASE divides by zero
+/// unless the literal and the body reach the server as written.
+const DOLLARS_SQL: &str = "SELECT c.id, 1 / (CASE WHEN '$1' = '$' || '1' AND $$ $1 $$ = ' $' || '1 ' \
+     THEN 1 ELSE 0 END) AS ok -- $2\n\
+     FROM crm.customers c /* $3 */\n\
+     WHERE c.tenant_id = $1 AND c.id > $2 LIMIT 5";
+
+/// `$n` in a literal, a comment and a dollar-quoted body is not a
+/// placeholder: a hand-written workload holding them passes `run --check`
+/// with two parameters and replays without an error in both protocols
+/// (the simple one substitutes values into the text); and a capture from
+/// a log of the same statement gives it two generators, not three.
+#[tokio::test]
+async fn dollar_signs_in_literals_and_comments_are_not_placeholders() {
+    const DB_DOLLARS: &str = "capture_dollars";
+    let target = common::generated(DB_DOLLARS, 0.002, 5).await;
+    let workload = format!(
+        "name = \"dollars\"\n{}\n[[query]]\nname = \"dollars\"\nkind = \"read\"\nweight = 1\n\
+         sql = '''{DOLLARS_SQL}'''\nparams = [{{ tenant = true }}, {{ int = [0, 100] }}]\n",
+        common::CONTEXT
+    );
+    let (_dir, path) = common::write_workload(&workload);
+    ok(&crmbench_on(
+        DB_DOLLARS,
+        &["run", "--workload", &path, "--check"],
+    ));
+    for simple in [false, true] {
+        let mut opts = common::options(&path, 1.0);
+        opts.simple = simple;
+        opts.clients = 2;
+        let outcome = crmbench::run::run(&target, &opts).await.unwrap();
+        let q = &outcome.results.queries[0];
+        assert!(q.baseline.count > 0, "simple={simple}: never ran");
+        assert!(
+            q.baseline.errors.is_empty(),
+            "simple={simple}: {:?}",
+            q.baseline.errors
+        );
+    }
+
+    // The same statement as an application logged it (extended protocol).
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dollars.log");
+    let mut text = String::new();
+    for (i, id) in [3, 40].iter().enumerate() {
+        text.push_str(&format!(
+            "2026-11-30 10:15:02 UTC [4187{i}] LOG:  duration: 0.120 ms  execute <unnamed>: {}\n\
+             2026-11-30 10:15:02 UTC [4187{i}] DETAIL:  parameters: $1 = '0f6a6f9e-3c1e-4d5e-8a59-3f1c2b7d9e01', $2 = '{id}'\n",
+            DOLLARS_SQL.replace('\n', "\n\t")
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let file = dir.path().join("dollars.toml");
+    ok(&crmbench_on(
+        DB_DOLLARS,
+        &[
+            "capture",
+            "--from-log",
+            log.to_str().unwrap(),
+            "--role",
+            "crmbench_app",
+            "--coverage",
+            "100",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    ));
+    let captured = std::fs::read_to_string(&file).unwrap();
+    let parsed: toml::Value = toml::from_str(&captured).unwrap();
+    let query = &parsed["query"][0];
+    assert!(
+        query["sql"].as_str().unwrap().contains("'$1' = '$' || '1'"),
+        "{captured}"
+    );
+    let params = query["params"].as_array().unwrap();
+    assert_eq!(params.len(), 2, "{captured}");
+    assert_eq!(params[0].get("tenant"), Some(&toml::Value::Boolean(true)));
+    ok(&crmbench_on(
+        DB_DOLLARS,
+        &["run", "--workload", file.to_str().unwrap(), "--check"],
+    ));
 }

@@ -201,70 +201,17 @@ async fn the_pipeline_authenticates_with_scram_over_tcp() {
     assert!(matches!(e, crmbench::Error::Auth { .. }), "{e}");
 }
 
-/// A self-signed certificate for `localhost` (server.crt, server.key) in
-/// the server's data folder, 0600 and owned by the server's user.
-fn install_certificate() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir.path())
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-keyout", "server.key", "-out", "server.crt"])
-        .output()
-        .expect("the openssl command (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let server = &common::cluster().server;
-    for name in ["server.crt", "server.key"] {
-        let path = server.data_dir().join(name);
-        std::fs::copy(dir.path().join(name), &path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        if let Some(user) = &server.state().server_user {
-            let user = nix::unistd::User::from_name(user).unwrap().unwrap();
-            nix::unistd::chown(&path, Some(user.uid), Some(user.gid)).unwrap();
-        }
-    }
-}
-
-/// TLS on, md5 accepted over TCP (SCRAM still for SCRAM passwords, so the
-/// other tests' TCP logins work), and role `pipe_tls` refused without TLS;
-/// returns once a new session sees it.
+/// TLS on with a self-signed certificate for `localhost`, md5 accepted
+/// over TCP (SCRAM still for SCRAM passwords, so the other tests' TCP logins
+/// work), and role `pipe_tls` refused without TLS.
 async fn tls_and_md5_server(admin: &tokio_postgres::Client) {
-    install_certificate();
-    let hba = common::cluster().server.data_dir().join("pg_hba.conf");
-    std::fs::write(
-        &hba,
-        "local all all trust\n\
-         hostnossl all pipe_tls 127.0.0.1/32 reject\n\
-         host all all 127.0.0.1/32 md5\n",
-    )
-    .unwrap();
-    // One by one: ALTER SYSTEM refuses to run in a multi-statement batch.
-    for sql in ["ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"] {
-        admin.batch_execute(sql).await.unwrap();
-    }
-    for _ in 0..100 {
-        let fresh = pg::connect(&Target::private(common::cluster().server.clone()).admin())
-            .await
-            .unwrap();
-        let on: String = fresh.query_one("SHOW ssl", &[]).await.unwrap().get(0);
-        if on == "on" {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the server did not take ssl = on");
+    let certs = tempfile::tempdir().unwrap();
+    common::tls::self_signed(certs.path(), "server");
+    common::tls::install_server_cert(certs.path());
+    let hba = "local all all trust\n\
+               hostnossl all pipe_tls 127.0.0.1/32 reject\n\
+               host all all 127.0.0.1/32 md5\n";
+    common::tls::configure(admin, hba, true).await;
 }
 
 /// Whether `user`'s sessions are encrypted, one per session.

@@ -135,14 +135,17 @@ async fn a_prisma_clients_statements_are_captured_and_replay() {
     }
     // Parameters from the catalog: emails and ticket numbers sampled per
     // tenant (through "tenantId", which the file names), the include's ids
-    // from their columns, the page size a small integer; Prisma's own
+    // from their columns, the first page of a typical size (OFFSET 0, as
+    // Prisma sends it without `skip`) with how to widen it; Prisma's own
     // `$5=$6` gets one value on both sides, so it holds as it did.
     for needle in [
         "tenant_column = \"tenantId\"",
         "{ sample = 'public.\"Contact\".email' }",
         "{ sample = 'public.\"Ticket\".number' }",
         "{ sample = 'public.\"Comment\".\"ticketId\"' }",
-        "{ int = [1, 50] }",
+        "{ int = [20, 20] }",
+        "{ int = [0, 0] }",
+        "is an OFFSET and the source kept no values",
         "{ value = \"captured\" }, { value = \"captured\" }]",
     ] {
         assert!(text.contains(needle), "{needle}\n{text}");

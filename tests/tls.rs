@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use crmbench::pg::private::SUPERUSER;
@@ -19,131 +19,11 @@ use tokio_postgres::Client;
 const PASSWORD: &str = "Tls-Secret-9f3kQ";
 const DB: &str = "tls_shop";
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the openssl command (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA named `name` in `dir`: (name.crt, name.key).
-fn make_ca(dir: &Path, name: &str) -> PathBuf {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-        ],
-    );
-    dir.join(format!("{name}.crt"))
-}
-
-/// A server certificate for DNS name `localhost` only, signed by `ca`.
-fn make_server_cert(dir: &Path, ca: &str) {
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "server.crt",
-        ],
-    );
-}
-
-/// Write `text` into the data folder, 0600 and owned by the server's user
-/// (a key file must be).
-fn server_file(name: &str, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let server = &common::cluster().server;
-    let path = server.data_dir().join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    if let Some(user) = &server.state().server_user {
-        let user = nix::unistd::User::from_name(user).unwrap().unwrap();
-        nix::unistd::chown(&path, Some(user.uid), Some(user.gid)).unwrap();
-    }
-}
-
 /// Turn TLS on or off; `hostssl` only (a TLS-only server) or both.
 async fn configure(admin: &Client, ssl: bool, tls_only: bool) {
     let host = if tls_only { "hostssl" } else { "host" };
-    server_file(
-        "pg_hba.conf",
-        &format!("local all all trust\n{host} all all 127.0.0.1/32 scram-sha-256\n"),
-    );
-    let on = if ssl { "on" } else { "off" };
-    for sql in [
-        format!("ALTER SYSTEM SET ssl = {on}"),
-        "SELECT pg_reload_conf()".into(),
-    ] {
-        admin.batch_execute(&sql).await.unwrap();
-    }
-    // The reload is asynchronous: wait until a new session sees it.
-    for _ in 0..100 {
-        let fresh = pg::connect(&Target::private(common::cluster().server.clone()).admin())
-            .await
-            .unwrap();
-        let row = fresh.query_one("SHOW ssl", &[]).await.unwrap();
-        if row.get::<_, String>(0) == on {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the server did not take ssl = {on}");
+    let hba = format!("local all all trust\n{host} all all 127.0.0.1/32 scram-sha-256\n");
+    common::tls::configure(admin, &hba, ssl).await;
 }
 
 /// A target from `url` with only `env` as libpq's environment and `home` as
@@ -217,9 +97,9 @@ fn assert_no_password(out: &Output, folder: &Path) {
 #[tokio::test]
 async fn every_sslmode_against_a_tls_only_server() {
     let certs = tempfile::tempdir().unwrap();
-    let ca = make_ca(certs.path(), "ca");
-    let other_ca = make_ca(certs.path(), "otherca");
-    make_server_cert(certs.path(), "ca");
+    let ca = common::tls::self_signed(certs.path(), "ca");
+    let other_ca = common::tls::self_signed(certs.path(), "otherca");
+    common::tls::server_cert_signed_by(certs.path(), "ca");
     let home = tempfile::tempdir().unwrap();
 
     let shop = common::fresh_database(DB).await;
@@ -236,10 +116,7 @@ async fn every_sslmode_against_a_tls_only_server() {
         ))
         .await
         .unwrap();
-    for name in ["server.crt", "server.key"] {
-        let text = std::fs::read_to_string(certs.path().join(name)).unwrap();
-        server_file(name, &text);
-    }
+    common::tls::install_server_cert(certs.path());
     configure(&admin, true, true).await;
 
     let port = common::cluster().server.port();

@@ -88,6 +88,8 @@ struct Captured1 {
     params: Vec<String>,
     /// The source's total execution time of the statement, ms.
     total_ms: f64,
+    /// Comment lines written over `params` ([`page_notes`]).
+    notes: Vec<String>,
 }
 
 /// Capture the target's workload into `opts.out`.
@@ -424,6 +426,7 @@ async fn build(
         sql,
         params,
         total_ms: e.total_ms,
+        notes: page_notes(i, observed),
     })
 }
 
@@ -437,6 +440,40 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The `LIMIT` a statement without logged values replays with: a typical
+/// page size.
+const PAGE_SIZE: i64 = 20;
+
+/// The TOML comment over a query's `params` for each `LIMIT` / `OFFSET`
+/// parameter whose value was not observed: what the replay sends and how
+/// to widen it.
+fn page_notes(i: &infer::Inferred, observed: &[Vec<String>]) -> Vec<String> {
+    let mut numbered: Vec<(&i32, &Vec<Use>)> = i.uses.iter().collect();
+    numbered.sort_by_key(|(n, _)| **n);
+    let mut notes = Vec::new();
+    for (n, uses) in numbered {
+        let seen = usize::try_from(*n - 1)
+            .ok()
+            .and_then(|k| observed.get(k))
+            .is_some_and(|v| !v.is_empty());
+        if seen {
+            continue;
+        }
+        if uses.contains(&Use::Limit) {
+            notes.push(format!(
+                "${n} is a LIMIT and the source kept no values: {PAGE_SIZE} rows, a typical \
+                 page; widen with {{ int = [1, 100] }}"
+            ));
+        } else if uses.contains(&Use::Offset) {
+            notes.push(format!(
+                "${n} is an OFFSET and the source kept no values: 0, the first page (an ORM's \
+                 default); widen with {{ int = [0, 100] }} to replay later pages"
+            ));
+        }
+    }
+    notes
 }
 
 /// The generator of one `$n` (TOML inline table text).
@@ -462,8 +499,12 @@ fn generator(
     let mut unsampled: Option<(&catalog::Table, &str)> = None;
     for u in referencing_first(catalog, i, uses) {
         match u {
-            Use::Limit => return Ok("{ int = [1, 50] }".into()),
-            Use::Offset => return Ok("{ int = [0, 100] }".into()),
+            // pg_stat_statements keeps no values (a log's were taken
+            // above): an ORM's first page, which is what most calls fetch
+            // (Prisma sends OFFSET 0 without `skip`); a wider draw replays
+            // pages past the end that come back empty.
+            Use::Limit => return Ok(format!("{{ int = [{PAGE_SIZE}, {PAGE_SIZE}] }}")),
+            Use::Offset => return Ok("{ int = [0, 0] }".into()),
             Use::SerialOf(k) => {
                 // The written table's own sequence: the statement's first table.
                 let table = i.tables.first().and_then(|t| catalog.table(t));
@@ -713,13 +754,16 @@ fn render(
     for (q, ..) in queries {
         let _ = writeln!(
             out,
-            "[[query]]\nname = {}\nkind = \"{}\"\nweight = {}\nsql = {}\nparams = [{}]\n",
+            "[[query]]\nname = {}\nkind = \"{}\"\nweight = {}\nsql = {}",
             toml_string(&q.name),
             q.kind,
             q.weight,
             toml_string(&q.sql),
-            q.params.join(", ")
         );
+        for note in &q.notes {
+            let _ = writeln!(out, "# {note}");
+        }
+        let _ = writeln!(out, "params = [{}]\n", q.params.join(", "));
     }
     out
 }
@@ -743,4 +787,77 @@ pub fn render_summary(c: &Captured, path: &std::path::Path) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_generators(observed: &[Vec<String>]) -> (Vec<String>, Vec<String>) {
+        let i =
+            infer::infer("SELECT id FROM orders WHERE customer_id = 7 LIMIT $1 OFFSET $2").unwrap();
+        let params = (1..=2)
+            .map(|n| {
+                let seen = observed.get(n - 1).map(Vec::as_slice).unwrap_or_default();
+                generator(&Catalog::default(), &i, &i.uses[&(n as i32)], "int8", seen).unwrap()
+            })
+            .collect();
+        (params, page_notes(&i, observed))
+    }
+
+    /// Without values (pg_stat_statements) a page is the first one, as an
+    /// ORM sends it without `skip`: a draw of 0–100 replayed empty pages.
+    #[test]
+    fn limit_and_offset_without_values_are_the_first_page() {
+        let (params, notes) = page_generators(&[]);
+        assert_eq!(params, ["{ int = [20, 20] }", "{ int = [0, 0] }"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("$1 is a LIMIT"), "{notes:?}");
+        assert!(
+            notes[1].contains("widen with { int = [0, 100] }"),
+            "{notes:?}"
+        );
+    }
+
+    /// From a log, the values the application sent, and no note.
+    #[test]
+    fn limit_and_offset_from_a_log_are_the_logged_values() {
+        let logged = [vec!["20".to_string()], vec!["0".into(), "20".into()]];
+        let (params, notes) = page_generators(&logged);
+        assert_eq!(params[0], domain::choice(&logged[0]));
+        assert_eq!(params[1], domain::choice(&logged[1]));
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    /// The note sits over `params` as a TOML comment: the file still loads.
+    #[test]
+    fn page_notes_render_as_comments() {
+        let i = infer::infer("SELECT 1 LIMIT $1").unwrap();
+        let q = Captured1 {
+            name: "q01_read_query".into(),
+            kind: "read",
+            weight: 3,
+            sql: "SELECT 1 LIMIT $1".into(),
+            params: vec!["{ int = [20, 20] }".into()],
+            total_ms: 1.0,
+            notes: page_notes(&i, &[]),
+        };
+        let header = Header {
+            source: "test",
+            role: "app",
+            coverage: 1.0,
+            unreplayable: &[],
+        };
+        let text = render(
+            &[(q, 1.0, String::new())],
+            &catalog::TenantContext::default(),
+            &header,
+        );
+        assert!(text.contains("# $1 is a LIMIT"), "{text}");
+        let parsed: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(
+            parsed["query"][0]["params"][0]["int"][0].as_integer(),
+            Some(20)
+        );
+    }
 }

@@ -110,6 +110,10 @@ pub struct TenantPlan {
     pub n: Counts,
     /// Id offsets per table: this tenant's ids are `first + 1 ..= first + n`.
     pub first: Counts,
+    /// Each product's price and category, worked out on first use (see
+    /// [`rows::catalog::product_prices`]): every order line needs its
+    /// product's, and orders, items and payments each draw the lines again.
+    pub prices: std::sync::OnceLock<Vec<rows::catalog::ProductPrice>>,
 }
 
 impl TenantPlan {
@@ -220,6 +224,7 @@ impl Plan {
                 created_at,
                 n,
                 first: offsets,
+                prices: std::sync::OnceLock::new(),
             };
             // Counts that depend on per-row draws: the same pure functions
             // the generators use, evaluated once here.

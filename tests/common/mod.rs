@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod prisma;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

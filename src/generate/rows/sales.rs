@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use tokio_postgres::types::Type;
 
-use super::catalog::{VARIANTS_PER_PRODUCT, product_core, variant_price_cents};
+use super::catalog::{VARIANTS_PER_PRODUCT, product_price, variant_price_from};
 use super::people::{customer_created, is_online_store};
 use super::{TableSpec, micros, money, rng};
 use crate::generate::calendar::{Calendar, epoch_end, stratified};
@@ -139,8 +139,8 @@ pub fn order_lines(seed: u64, t: &TenantPlan, i: u64, count: u64) -> Vec<Line> {
             let rank = power_law_rank(r.unit(), t_products, PRODUCT_SKEW);
             let product = scatter(rank, t_products, salt);
             let k = r.weighted(&[0.3, 0.45, 0.25]) as u64;
-            let core = product_core(seed, t, product);
-            let unit_cents = variant_price_cents(&core, k);
+            let core = product_price(seed, t, product);
+            let unit_cents = variant_price_from(core.base_cents, k);
             let quantity = if r.chance(0.08) { 2 } else { 1 };
             let discount_cents = if r.chance(0.12) {
                 (unit_cents * i64::from(quantity)) / 10

@@ -16,6 +16,7 @@ mod batch;
 mod io;
 mod reply;
 mod startup;
+mod unix;
 
 use std::collections::HashMap;
 

@@ -22,6 +22,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 
 use super::io::{Duplex, Io};
 use super::reply::DbError;
+use super::unix::ReadOnlyUnix;
 use crate::error::{Error, Result};
 use crate::pg::ConnSpec;
 use crate::pg::tls::SslMode;
@@ -95,7 +96,8 @@ async fn dial(spec: &ConnSpec, mode: SslMode) -> Result<Box<dyn Duplex>> {
         let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
         match host {
             Host::Unix(dir) => {
-                match UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await {
+                let path = dir.join(format!(".s.PGSQL.{port}"));
+                match UnixStream::connect(path).await.and_then(ReadOnlyUnix::new) {
                     Ok(s) => return Ok(Box::new(s)),
                     Err(e) => last = e.to_string(),
                 }
