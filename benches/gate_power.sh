@@ -31,6 +31,11 @@ clone() { "$BIN" --database $BASE schema clone --to "$1" --replace >/dev/null; }
 url() { "$BIN" --database "$1" pg url; }
 seq_run() { # seq_run NAME CANDIDATE SEED: a sequential paired run + compare JSON; prints "exit seconds"
   local name=$1 cand=$2 seed=$3 code=0
+  # Both sides vacuumed first: the baseline serves every run and gathers
+  # their updates, so without it autovacuum works on one side mid-run
+  # (run 4 of the 2026-12-01 benchmark: baseline p95 2x the candidate's).
+  psql -qX "$(url $BASE)" -c "VACUUM (ANALYZE)" >/dev/null
+  psql -qX "$(url "$cand")" -c "VACUUM (ANALYZE)" >/dev/null
   "$BIN" --database $BASE run --workload "$WORKLOAD" --until-decided --max-duration "$MAX" \
     --min-duration 10s --look-every 5s --warmup 5s --clients "$CLIENTS" --seed "$seed" \
     --candidate-url "$(url "$cand")" --out "$OUT/$name" -q >"$OUT/$name.log" 2>&1 || true
