@@ -33,7 +33,7 @@ seq_run() { # seq_run NAME CANDIDATE SEED: a sequential paired run + compare JSO
   local name=$1 cand=$2 seed=$3 code=0
   # Both sides vacuumed first: the baseline serves every run and gathers
   # their updates, so without it autovacuum works on one side mid-run
-  # (run 4 of the 2026-12-01 benchmark: baseline p95 2x the candidate's).
+  # (the likely cause of run 4's wrong pass on 2026-12-01: baseline p95 2x the candidate's).
   psql -qX "$(url $BASE)" -c "VACUUM (ANALYZE)" >/dev/null
   psql -qX "$(url "$cand")" -c "VACUUM (ANALYZE)" >/dev/null
   "$BIN" --database $BASE run --workload "$WORKLOAD" --until-decided --max-duration "$MAX" \
