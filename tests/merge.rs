@@ -29,7 +29,10 @@ async fn dataset(name: &str) -> Target {
 /// Run every worker of `n` at once (as separate machines would), each into
 /// its own folder under `dir`.
 async fn workers(target: &Target, n: usize, self_check: bool, dir: &Path) -> Vec<PathBuf> {
-    let start = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    // Far enough ahead for every worker's clone, checks and sampling under a
+    // loaded CI machine: a start passed by over a second is refused (1.5 s
+    // failed once at load 7).
+    let start = chrono::Utc::now() + chrono::Duration::seconds(6);
     let runs = (0..n).map(|k| {
         let mut opts = common::options("workloads/crm.toml", 2.0);
         opts.clients = CLIENTS;
