@@ -293,13 +293,7 @@ fn log_fixtures_capture_as_their_goldens(db: &str) {
         let got = std::fs::read_to_string(&file)
             .unwrap()
             .replace(fixtures.to_str().unwrap(), "fixtures/capture");
-        let golden = fixtures.join(format!("{log}.toml"));
-        if std::env::var_os("CRMBENCH_BLESS").is_some() {
-            std::fs::write(&golden, &got).unwrap();
-        }
-        let want = std::fs::read_to_string(&golden)
-            .unwrap_or_else(|e| panic!("{}: {e} (CRMBENCH_BLESS=1 creates it)", golden.display()));
-        assert_eq!(got, want, "{log}");
+        matches_golden(&got, &fixtures.join(format!("{log}.toml")), log);
         ok(&crmbench_on(
             db,
             &["run", "--workload", file.to_str().unwrap(), "--check"],
@@ -350,13 +344,7 @@ async fn pg_stat_statements_of_pg13_and_pg16_capture_as_their_goldens() {
         let stdout = ok(&out);
         assert!(stdout.contains("of role desk_app"), "{stdout}");
         let got = std::fs::read_to_string(&file).unwrap();
-        let golden = fixtures.join(golden);
-        if std::env::var_os("CRMBENCH_BLESS").is_some() {
-            std::fs::write(&golden, &got).unwrap();
-        }
-        let want = std::fs::read_to_string(&golden)
-            .unwrap_or_else(|e| panic!("{}: {e} (CRMBENCH_BLESS=1 creates it)", golden.display()));
-        assert_eq!(got, want, "{table}");
+        matches_golden(&got, &fixtures.join(golden), table);
         ok(&crmbench_on(
             PGSS_DB,
             &["run", "--workload", file.to_str().unwrap(), "--check"],
@@ -451,4 +439,14 @@ async fn dollar_signs_in_literals_and_comments_are_not_placeholders() {
         DB_DOLLARS,
         &["run", "--workload", file.to_str().unwrap(), "--check"],
     ));
+}
+
+/// `got` equals the golden file (`CRMBENCH_BLESS=1` rewrites it first).
+fn matches_golden(got: &str, golden: &std::path::Path, label: &str) {
+    if std::env::var_os("CRMBENCH_BLESS").is_some() {
+        std::fs::write(golden, got).unwrap();
+    }
+    let want = std::fs::read_to_string(golden)
+        .unwrap_or_else(|e| panic!("{}: {e} (CRMBENCH_BLESS=1 creates it)", golden.display()));
+    assert_eq!(got, want, "{label}");
 }
