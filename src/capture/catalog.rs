@@ -12,7 +12,7 @@ use super::infer::TableName;
 use crate::error::{Error, Result};
 
 /// One user table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Table {
     /// Schema.
     pub schema: String,
@@ -114,6 +114,22 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog of `tables` whose policies compare `tenant_column` with
+    /// the setting `app.tenant` (unit tests).
+    #[cfg(test)]
+    pub fn of(tables: Vec<Table>, tenant_column: &str) -> Catalog {
+        let policy_columns = tables
+            .iter()
+            .map(|t| (t.schema.clone(), t.name.clone(), tenant_column.to_string()))
+            .collect();
+        Catalog {
+            tables,
+            tenant_column: Some(tenant_column.into()),
+            setting: Some("app.tenant".into()),
+            policy_columns,
+        }
+    }
+
     /// Read the catalog of the connected database.
     pub async fn read(client: &Client) -> Result<Catalog> {
         let rows = client

@@ -34,6 +34,9 @@ pub enum Use {
         range: bool,
         /// Written by an INSERT or UPDATE (a unique column needs fresh values).
         written: bool,
+        /// Excluded (`<>`, `NOT IN`, `IS DISTINCT FROM`): what an
+        /// application leaves out is a rare value, not a common one.
+        excluded: bool,
     },
     /// `LIMIT $n`.
     Limit,
@@ -313,6 +316,9 @@ fn comparison(
     if !comparable {
         return;
     }
+    let excluded = kind == AExprKind::AexprDistinct
+        || (matches!(kind, AExprKind::AexprOp | AExprKind::AexprIn)
+            && matches!(op_name(e), Some("<>" | "!=")));
     for (col_side, param_side) in [(&e.lexpr, &e.rexpr), (&e.rexpr, &e.lexpr)] {
         let Some((table, column)) = column_of(col_side.as_deref()).and_then(resolve) else {
             continue;
@@ -331,6 +337,7 @@ fn comparison(
                     column: column.clone(),
                     range,
                     written: false,
+                    excluded,
                 }
             };
             uses.entry(n).or_default().push(found);
@@ -361,6 +368,7 @@ fn assign(
             column: column.into(),
             range: false,
             written: true,
+            excluded: false,
         });
     }
 }
@@ -409,7 +417,24 @@ mod tests {
             column: column.into(),
             range,
             written,
+            excluded: false,
         }
+    }
+
+    /// What `<>`, `NOT IN` and `IS DISTINCT FROM` compare with is left out.
+    #[test]
+    fn exclusions_are_told_from_matches() {
+        let i = infer(
+            "SELECT id FROM orders WHERE status NOT IN ($1, $2) AND channel <> $3 \
+             AND store_id IS DISTINCT FROM $4 AND status = $5",
+        )
+        .unwrap();
+        let excluded = |n: i32| match &i.uses[&n][0] {
+            Use::Column { excluded, .. } => *excluded,
+            other => panic!("${n}: {other:?}"),
+        };
+        assert!(excluded(1) && excluded(2) && excluded(3) && excluded(4));
+        assert!(!excluded(5));
     }
 
     #[test]
@@ -429,7 +454,8 @@ mod tests {
                 table: t.clone(),
                 column: "tenantId".into(),
                 range: false,
-                written: false
+                written: false,
+                excluded: false,
             }]
         );
         assert!(matches!(&i.uses[&2][0], Use::Column { column, .. } if column == "email"));

@@ -8,6 +8,7 @@
 //! their reason and share of execution time, in the output and in the file's
 //! header, never dropped silently.
 
+pub mod calibrate;
 pub mod catalog;
 pub mod domain;
 pub mod infer;
@@ -90,6 +91,12 @@ struct Captured1 {
     total_ms: f64,
     /// Comment lines written over `params` ([`page_notes`]).
     notes: Vec<String>,
+    /// How its tenants are picked (the fit may make it uniform).
+    tenant: crate::workload::TenantPick,
+    /// Parameters whose generator is a guess, with the other guesses.
+    candidates: Vec<calibrate::Candidates>,
+    /// What the source's calls did on average, where it counts that.
+    per_call: Option<calibrate::PerCall>,
 }
 
 /// Capture the target's workload into `opts.out`.
@@ -149,13 +156,13 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
     // every query run once as the role, rolled back); a query that fails
     // is listed with the server's reason and the next statement takes its
     // place, until the file passes.
+    let source = match (&opts.from_log, &opts.stats_table) {
+        (Some(path), _) => format!("the server log {}", path.display()),
+        (None, Some(table)) => format!("{table}, a copy of pg_stat_statements"),
+        (None, None) => "pg_stat_statements".to_string(),
+    };
     loop {
         sel.fill(&admin, &catalog, opts).await;
-        let source = match (&opts.from_log, &opts.stats_table) {
-            (Some(path), _) => format!("the server log {}", path.display()),
-            (None, Some(table)) => format!("{table}, a copy of pg_stat_statements"),
-            (None, None) => "pg_stat_statements".to_string(),
-        };
         let text = render(
             &sel.queries,
             &context,
@@ -177,6 +184,7 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
             Err(e) => return Err(e),
         }
     }
+    fit_guesses(target, opts, &mut sel, &context, &role, &source).await?;
     let source = sel
         .queries
         .iter()
@@ -194,6 +202,100 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
         unreplayable: sel.unreplayable,
         source,
     })
+}
+
+/// Fit the reads' guessed generators and tenant choice to the source's
+/// blocks and rows per call ([`calibrate`]) and rewrite the file with what
+/// was chosen. A fit that cannot run leaves the guesses, and says why.
+async fn fit_guesses(
+    target: &Target,
+    opts: &CaptureOptions,
+    sel: &mut Selection,
+    context: &catalog::TenantContext,
+    role: &str,
+    source: &str,
+) -> Result<()> {
+    let mut fits: Vec<(usize, calibrate::Fit)> = sel
+        .queries
+        .iter()
+        .enumerate()
+        .filter_map(|(k, (q, ..))| {
+            let mut source = q.per_call.filter(|_| q.kind == "read")?;
+            // Another server's times say nothing of this one's.
+            if opts.stats_table.is_some() {
+                source.ms = 0.0;
+            }
+            Some((
+                k,
+                calibrate::Fit {
+                    name: q.name.clone(),
+                    sql: q.sql.clone(),
+                    params: q.params.clone(),
+                    candidates: q.candidates.clone(),
+                    source,
+                    tenant: q.tenant,
+                    probed: None,
+                },
+            ))
+        })
+        .collect();
+    if fits.is_empty() {
+        return Ok(());
+    }
+    let header = Header {
+        source,
+        role,
+        coverage: sel.covered,
+        unreplayable: &sel.unreplayable,
+    };
+    let probe_header = Header {
+        unreplayable: &[],
+        ..header
+    };
+    let render_probe = |queries: &[(String, String, Vec<String>)]| {
+        let probes: Vec<(Captured1, f64, String)> = queries
+            .iter()
+            .map(|(name, sql, params)| {
+                let q = Captured1 {
+                    name: name.clone(),
+                    kind: "read",
+                    weight: 1,
+                    sql: sql.clone(),
+                    params: params.clone(),
+                    total_ms: 0.0,
+                    notes: Vec::new(),
+                    tenant: crate::workload::TenantPick::Weighted,
+                    candidates: Vec::new(),
+                    per_call: None,
+                };
+                (q, 0.0, String::new())
+            })
+            .collect();
+        render(&probes, context, &probe_header)
+    };
+    let mut only: Vec<calibrate::Fit> = fits.iter().map(|(_, f)| f.clone()).collect();
+    if let Err(e) = calibrate::fit(target, &opts.out, &mut only, render_probe).await {
+        crate::console::err_line(format!(
+            "capture: could not fit the guessed values to the source's figures ({e}); \
+             the file keeps the first guesses"
+        ));
+        return Ok(());
+    }
+    for ((k, _), f) in fits.iter_mut().zip(only) {
+        let q = &mut sel.queries[*k].0;
+        // A page note says what the replay sends: stale once fitted.
+        for (n, (before, after)) in q.params.iter().zip(&f.params).enumerate() {
+            if before != after {
+                let prefix = format!("${} ", n + 1);
+                q.notes.retain(|note| !note.starts_with(&prefix));
+            }
+        }
+        q.params = f.params.clone();
+        q.tenant = f.tenant;
+        q.notes.extend(calibrate::note(&f));
+    }
+    let text = render(&sel.queries, context, &header);
+    std::fs::write(&opts.out, text).map_err(|e| Error::io("writing", &opts.out, e))
 }
 
 /// The statements to capture from: a server log, a copy of another
@@ -281,6 +383,7 @@ fn from_log(path: &std::path::Path, role: Option<&str>) -> Result<(Vec<Entry>, O
                 queryid: None,
                 calls: l.calls,
                 total_ms: l.total_ms,
+                ..Entry::default()
             }
         })
         .collect();
@@ -410,14 +513,32 @@ async fn build(
         }
     };
     let mut params = Vec::new();
+    let mut candidates = Vec::new();
     for (k, ty) in prepared.params().iter().enumerate() {
         let n = k as i32 + 1;
         let uses = i.uses.get(&n).map(Vec::as_slice).unwrap_or_default();
         let seen = observed.get(k).map(Vec::as_slice).unwrap_or_default();
-        params.push(
-            generator(catalog, i, uses, ty.name(), seen).map_err(|why| format!("${n}: {why}"))?,
-        );
+        let g =
+            generator(catalog, i, uses, ty.name(), seen).map_err(|why| format!("${n}: {why}"))?;
+        if seen.is_empty() {
+            let others = guesses(catalog, i, uses, ty.name(), &g);
+            if others.len() > 1 {
+                candidates.push(calibrate::Candidates {
+                    param: k,
+                    generators: others,
+                });
+            }
+        }
+        params.push(g);
     }
+    let per_call = match (e.blocks, e.rows) {
+        (Some(blocks), Some(rows)) if e.calls > 0 => Some(calibrate::PerCall {
+            blocks: blocks as f64 / e.calls as f64,
+            rows: rows as f64 / e.calls as f64,
+            ms: e.total_ms / e.calls as f64,
+        }),
+        _ => None,
+    };
     let table = i.tables.first().map_or("query", |t| t.name.as_str());
     Ok(Captured1 {
         name: format!("q{rank:02}_{}_{}", kind, sanitize(table)),
@@ -427,7 +548,99 @@ async fn build(
         params,
         total_ms: e.total_ms,
         notes: page_notes(i, observed),
+        tenant: crate::workload::TenantPick::Weighted,
+        candidates,
+        per_call,
     })
+}
+
+/// A column with at most this many common values is a category whose
+/// values are each tried as the application's constant.
+const MAX_CATEGORIES: usize = 8;
+
+/// The generators worth trying for a parameter whose generator `current`
+/// is a guess (a window, an interval, a page size, which side of a foreign
+/// key to sample), `current` first; a single entry when there is nothing
+/// else to try ([`calibrate`] picks among them).
+fn guesses(
+    catalog: &Catalog,
+    i: &infer::Inferred,
+    uses: &[Use],
+    type_name: &str,
+    current: &str,
+) -> Vec<String> {
+    let mut out = vec![current.to_string()];
+    let mut add = |g: String| {
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    };
+    if current.starts_with("{ days_ago") {
+        for [lo, hi] in calibrate::WINDOWS {
+            add(format!("{{ days_ago = [{lo}, {hi}] }}"));
+        }
+    } else if type_name == "interval" && current.starts_with("{ value") {
+        for width in calibrate::INTERVALS {
+            add(format!("{{ value = \"{width}\" }}"));
+        }
+    } else if uses.contains(&Use::Limit) && current.starts_with("{ int") {
+        for page in calibrate::PAGES {
+            add(format!("{{ int = [{page}, {page}] }}"));
+        }
+    } else if current.starts_with("{ sample") || current.starts_with("{ choice") {
+        for u in uses {
+            let Use::Column {
+                table,
+                column,
+                range: false,
+                written: false,
+                excluded,
+            } = u
+            else {
+                continue;
+            };
+            let Some(found) = catalog.find(table.as_ref(), &i.tables, column) else {
+                continue;
+            };
+            // A category (`d.status = $1`): pg_stat_statements turns the
+            // application's constant ('open') into a parameter, and a draw
+            // by frequency mixes in the others.
+            if let Some((_, common)) = found.common.iter().find(|(c, _)| c == column) {
+                if (2..=MAX_CATEGORIES).contains(&common.len()) {
+                    for v in common {
+                        add(format!("{{ value = {} }}", toml_string(v)));
+                    }
+                }
+            }
+            if *excluded {
+                continue;
+            }
+            // `o.customer_id = $1`: the application may hold any customer
+            // (its page lists their orders), not one drawn per order, which
+            // favours the customers with many.
+            for (from, to_table, to_column) in &found.references {
+                let name = infer::TableName {
+                    schema: None,
+                    name: to_table.clone(),
+                };
+                let Some(parent) = catalog.table(&name) else {
+                    continue;
+                };
+                if from == column
+                    && !catalog.is_tenant_column(parent, to_column)
+                    && catalog.samples_per_tenant(parent)
+                {
+                    let name = toml_string(&format!(
+                        "{}.{}",
+                        parent.qualified(),
+                        catalog::ident(to_column)
+                    ));
+                    add(format!("{{ sample = {name} }}"));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn sanitize(name: &str) -> String {
@@ -531,10 +744,21 @@ fn generator(
                 column,
                 range,
                 written,
+                excluded,
             } => {
                 let Some(found) = catalog.find(table.as_ref(), &i.tables, column) else {
                     continue;
                 };
+                // What is left out does not belong to a tenant: the values
+                // a log showed, else the rare ones.
+                if *excluded {
+                    if !observed.is_empty() {
+                        return Ok(domain::choice(observed));
+                    }
+                    if let Some(rare) = rare_values(found, column) {
+                        return Ok(domain::choice(&rare));
+                    }
+                }
                 if *written && found.tied.iter().any(|c| c == column) {
                     if !observed.is_empty() {
                         return Ok(domain::choice(observed));
@@ -561,6 +785,15 @@ fn generator(
         return Ok(g);
     }
     by_type(type_name)
+}
+
+/// The rarer half of `column`'s most common values (the planner's list is
+/// most common first): what `status <> $1` or `NOT IN ($1, $2)` leaves out
+/// in an application is an exception ('cancelled'), and a value drawn by
+/// frequency would exclude most rows instead. `None` with under two values.
+fn rare_values(table: &catalog::Table, column: &str) -> Option<Vec<String>> {
+    let (_, common) = table.common.iter().find(|(c, _)| c == column)?;
+    (common.len() >= 2).then(|| common[common.len() / 2..].to_vec())
 }
 
 /// `uses` with a column that references another use's column by a foreign
@@ -760,6 +993,9 @@ fn render(
             q.weight,
             toml_string(&q.sql),
         );
+        if q.tenant == crate::workload::TenantPick::Uniform {
+            out.push_str("tenant = \"uniform\"\n");
+        }
         for note in &q.notes {
             let _ = writeln!(out, "# {note}");
         }
@@ -829,6 +1065,98 @@ mod tests {
         assert!(notes.is_empty(), "{notes:?}");
     }
 
+    /// orders (tenant, customer → customers, a status of four values) and
+    /// customers, under a tenant policy.
+    fn shop() -> Catalog {
+        let orders = catalog::Table {
+            schema: "crm".into(),
+            name: "orders".into(),
+            columns: [
+                ("tenant_id", "uuid"),
+                ("customer_id", "int8"),
+                ("status", "text"),
+            ]
+            .map(|(c, t)| (c.to_string(), t.to_string()))
+            .to_vec(),
+            references: vec![
+                ("tenant_id".into(), "customers".into(), "tenant_id".into()),
+                ("customer_id".into(), "customers".into(), "id".into()),
+            ],
+            common: vec![(
+                "status".into(),
+                ["paid", "shipped", "cancelled", "refunded"]
+                    .map(String::from)
+                    .to_vec(),
+            )],
+            ..Default::default()
+        };
+        let customers = catalog::Table {
+            schema: "crm".into(),
+            name: "customers".into(),
+            columns: [("tenant_id", "uuid"), ("id", "int8")]
+                .map(|(c, t)| (c.to_string(), t.to_string()))
+                .to_vec(),
+            ..Default::default()
+        };
+        Catalog::of(vec![orders, customers], "tenant_id")
+    }
+
+    fn generator_and_guesses(sql: &str, n: i32, ty: &str) -> (String, Vec<String>) {
+        let catalog = shop();
+        let i = infer::infer(sql).unwrap();
+        let uses = &i.uses[&n];
+        let g = generator(&catalog, &i, uses, ty, &[]).unwrap();
+        let others = guesses(&catalog, &i, uses, ty, &g);
+        (g, others)
+    }
+
+    /// A foreign key's value is tried from the referenced table too (any
+    /// customer, not one drawn per order); a category's values one by one.
+    #[test]
+    fn guesses_of_a_key_and_a_category() {
+        let sql = "SELECT id FROM orders WHERE tenant_id = $1 AND customer_id = $2 AND status = $3";
+        let (g, others) = generator_and_guesses(sql, 2, "int8");
+        assert_eq!(g, "{ sample = \"crm.orders.customer_id\" }");
+        assert_eq!(others, [g.as_str(), "{ sample = \"crm.customers.id\" }"]);
+        let (g, others) = generator_and_guesses(sql, 3, "text");
+        assert_eq!(others[0], g);
+        assert!(
+            others.contains(&"{ value = \"paid\" }".to_string()),
+            "{others:?}"
+        );
+        assert_eq!(others.len(), 5, "{others:?}");
+        // The tenant is no guess.
+        let (g, others) = generator_and_guesses(sql, 1, "uuid");
+        assert_eq!((g.as_str(), others.len()), ("{ tenant = true }", 1));
+    }
+
+    /// What a statement leaves out is a rare value, not a common one.
+    #[test]
+    fn an_excluded_value_is_a_rare_one() {
+        let sql = "SELECT id FROM orders WHERE status NOT IN ($1, $2)";
+        let (g, others) = generator_and_guesses(sql, 1, "text");
+        assert_eq!(g, domain::choice(&["cancelled".into(), "refunded".into()]));
+        assert!(others.len() > 1, "{others:?}");
+    }
+
+    /// Windows, interval widths and page sizes are tried, the guess first.
+    #[test]
+    fn guesses_of_windows_widths_and_pages() {
+        let catalog = Catalog::default();
+        let i = infer::infer("SELECT 1 LIMIT $1").unwrap();
+        let limit = guesses(&catalog, &i, &i.uses[&1], "int8", "{ int = [20, 20] }");
+        assert_eq!(limit.len(), 1 + calibrate::PAGES.len() - 1, "{limit:?}");
+        assert_eq!(limit[0], "{ int = [20, 20] }");
+        let window = guesses(&catalog, &i, &[], "timestamptz", "{ days_ago = [0, 90] }");
+        assert_eq!(window.len(), calibrate::WINDOWS.len(), "{window:?}");
+        let width = guesses(&catalog, &i, &[], "interval", "{ value = \"1 day\" }");
+        assert_eq!(width.len(), calibrate::INTERVALS.len(), "{width:?}");
+        assert_eq!(
+            guesses(&catalog, &i, &[], "text", "{ value = \"x\" }").len(),
+            1
+        );
+    }
+
     /// The note sits over `params` as a TOML comment: the file still loads.
     #[test]
     fn page_notes_render_as_comments() {
@@ -841,6 +1169,9 @@ mod tests {
             params: vec!["{ int = [20, 20] }".into()],
             total_ms: 1.0,
             notes: page_notes(&i, &[]),
+            tenant: crate::workload::TenantPick::Weighted,
+            candidates: Vec::new(),
+            per_call: None,
         };
         let header = Header {
             source: "test",

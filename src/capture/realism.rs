@@ -309,6 +309,7 @@ mod tests {
             queryid: None,
             calls,
             total_ms,
+            ..Entry::default()
         }
     }
 

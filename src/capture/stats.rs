@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::pg::quote_ident;
 
 /// One row (or group of rows) of `pg_stat_statements`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Entry {
     /// The normalized statement.
     pub query: String,
@@ -26,6 +26,12 @@ pub struct Entry {
     pub calls: i64,
     /// Total execution time, ms.
     pub total_ms: f64,
+    /// Rows returned or changed, where the source counts them.
+    pub rows: Option<i64>,
+    /// Shared buffers hit or read, where the source counts them: the work
+    /// the calls did, which pg_stat_statements keeps when it normalizes the
+    /// constants away ([`super::calibrate`] fits the guessed generators to it).
+    pub blocks: Option<i64>,
 }
 
 /// The rows of the current database.
@@ -100,7 +106,8 @@ fn version_columns(columns: &[String]) -> Result<(&'static str, &'static str)> {
 pub fn select_sql(view: &str, columns: &[String]) -> Result<String> {
     let (time, toplevel) = version_columns(columns)?;
     Ok(format!(
-        "SELECT s.query, r.rolname::text, s.calls::bigint, s.{time}::float8, s.queryid \
+        "SELECT s.query, r.rolname::text, s.calls::bigint, s.{time}::float8, s.queryid, \
+                s.rows::bigint, (s.shared_blks_hit + s.shared_blks_read)::bigint \
          FROM {view} s JOIN pg_roles r ON r.oid = s.userid \
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
            AND s.query IS NOT NULL{toplevel}"
@@ -151,8 +158,20 @@ pub async fn read_table(client: &Client, table: &str) -> Result<Vec<Entry>> {
     } else {
         "NULL::bigint"
     };
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    let rows = if has("rows") {
+        "s.rows::bigint"
+    } else {
+        "NULL::bigint"
+    };
+    let blocks = if has("shared_blks_hit") && has("shared_blks_read") {
+        "(s.shared_blks_hit + s.shared_blks_read)::bigint"
+    } else {
+        "NULL::bigint"
+    };
     let sql = format!(
-        "SELECT s.query::text, s.rolname::text, s.calls::bigint, s.{time}::float8, {queryid} \
+        "SELECT s.query::text, s.rolname::text, s.calls::bigint, s.{time}::float8, {queryid}, \
+                {rows}, {blocks} \
          FROM {quoted} s WHERE s.query IS NOT NULL{toplevel}"
     );
     let rows = client
@@ -163,7 +182,7 @@ pub async fn read_table(client: &Client, table: &str) -> Result<Vec<Entry>> {
 }
 
 /// One statement's row, read by both sources in the same column order
-/// (query, role, calls, total ms, queryid).
+/// (query, role, calls, total ms, queryid, rows, blocks).
 fn entry(r: &tokio_postgres::Row) -> Entry {
     Entry {
         query: r.get(0),
@@ -171,7 +190,19 @@ fn entry(r: &tokio_postgres::Row) -> Entry {
         calls: r.get(2),
         total_ms: r.get(3),
         queryid: r.get(4),
+        rows: r.get(5),
+        blocks: r.get(6),
     }
+}
+
+/// `a - b` of two optional counters (unknown when either is).
+fn minus(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    Some(a? - b?)
+}
+
+/// `a + b` of two optional counters (unknown when either is).
+fn plus(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    Some(a? + b?)
 }
 
 /// The application's role: the role, neither superuser nor exempt from
@@ -214,21 +245,20 @@ pub async fn application_role(client: &Client, entries: &[Entry]) -> Result<Stri
 /// left out.
 pub fn window_delta(before: &[Entry], after: Vec<Entry>) -> Vec<Entry> {
     type Key<'a> = (&'a str, Option<i64>, &'a str);
-    let earlier: HashMap<Key, (i64, f64)> = before
+    let earlier: HashMap<Key, &Entry> = before
         .iter()
-        .map(|e| {
-            let key = (e.role.as_str(), e.queryid, e.query.as_str());
-            (key, (e.calls, e.total_ms))
-        })
+        .map(|e| ((e.role.as_str(), e.queryid, e.query.as_str()), e))
         .collect();
     after
         .into_iter()
         .filter_map(|mut e| {
             let key = (e.role.as_str(), e.queryid, e.query.as_str());
-            if let Some(&(calls, ms)) = earlier.get(&key) {
-                if e.calls >= calls {
-                    e.calls -= calls;
-                    e.total_ms = (e.total_ms - ms).max(0.0);
+            if let Some(b) = earlier.get(&key) {
+                if e.calls >= b.calls {
+                    e.calls -= b.calls;
+                    e.total_ms = (e.total_ms - b.total_ms).max(0.0);
+                    e.rows = minus(e.rows, b.rows);
+                    e.blocks = minus(e.blocks, b.blocks);
                 }
             }
             (e.calls > 0).then_some(e)
@@ -248,6 +278,8 @@ pub fn grouped(entries: Vec<Entry>) -> Vec<Entry> {
             Some(&i) => {
                 out[i].calls += e.calls;
                 out[i].total_ms += e.total_ms;
+                out[i].rows = plus(out[i].rows, e.rows);
+                out[i].blocks = plus(out[i].blocks, e.blocks);
             }
             None => {
                 index.insert(key, out.len());
@@ -287,6 +319,7 @@ mod tests {
             queryid: Some(q.len() as i64),
             calls,
             total_ms,
+            ..Entry::default()
         };
         let before = vec![
             e("SELECT 1", "app", 10, 5.0),
@@ -338,6 +371,7 @@ mod tests {
             queryid: None,
             calls,
             total_ms: 1.0,
+            ..Entry::default()
         };
         let g = grouped(vec![
             e("SELECT a FROM t WHERE id = $1", 3),
