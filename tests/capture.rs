@@ -36,27 +36,32 @@ fn ok(out: &Output) -> String {
 async fn capture_after_the_built_in_workload_replays() {
     let target = common::generated(DB, 0.002, 5).await;
     let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let workload = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/crm.toml");
+    let source = |secs: &str, out: &str| {
+        ok(&crmbench(&[
+            "run",
+            "--workload",
+            workload,
+            "--duration",
+            secs,
+            "--warmup",
+            "0s",
+            "--clients",
+            "2",
+            "-q",
+            "--out",
+            dir.path().join(out).to_str().unwrap(),
+        ]));
+    };
+    // A server that has been running: the first seconds after a load run
+    // on freshly vacuumed tables, faster than anything after them.
+    source("2s", "warm-up");
     admin
         .batch_execute("SELECT pg_stat_statements_reset()")
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let run_dir = dir.path().join("source");
-    let workload = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/crm.toml");
-    ok(&crmbench(&[
-        "run",
-        "--workload",
-        workload,
-        "--duration",
-        "3s",
-        "--warmup",
-        "0s",
-        "--clients",
-        "2",
-        "-q",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ]));
+    source("3s", "source");
 
     let file = dir.path().join("captured.toml");
     let captured = crmbench(&[
@@ -95,6 +100,18 @@ async fn capture_after_the_built_in_workload_replays() {
     );
     // No frame statement became a query.
     assert!(!text.contains("set_config"), "{text}");
+    // The guesses were fitted to the source's figures, and the probes did
+    // not become the application's statements for a later capture.
+    assert!(text.contains("# fitted to the source's"), "{text}");
+    let probes: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_statements WHERE query LIKE 'EXPLAIN (ANALYZE, BUFFERS, TIMING OFF%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(probes, 0);
     let checked = crmbench(&["run", "--workload", file.to_str().unwrap(), "--check"]);
     ok(&checked);
 

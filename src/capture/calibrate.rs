@@ -48,8 +48,17 @@ pub struct Candidates {
 }
 
 /// Windows tried for a timestamp compared in a range (days before the
-/// dataset's epoch, or today).
-pub const WINDOWS: [[i64; 2]; 5] = [[0, 7], [0, 30], [0, 90], [0, 365], [0, 1095]];
+/// dataset's epoch, or today): the last N days, and older spans for the
+/// start of a `BETWEEN` (a report's "from" date).
+pub const WINDOWS: [[i64; 2]; 7] = [
+    [0, 7],
+    [0, 30],
+    [0, 90],
+    [0, 365],
+    [0, 1095],
+    [90, 365],
+    [180, 730],
+];
 /// Widths tried for an interval added to a timestamp.
 pub const INTERVALS: [&str; 6] = ["1 hour", "1 day", "7 days", "1 month", "3 months", "1 year"];
 /// Page sizes tried for a `LIMIT`.

@@ -193,6 +193,7 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
             sql: q.sql.clone(),
             calls: q.weight,
             total_ms: q.total_ms,
+            blocks_per_call: q.per_call.map(|p| p.blocks),
         })
         .collect();
     Ok(Captured {
@@ -293,9 +294,77 @@ async fn fit_guesses(
         q.params = f.params.clone();
         q.tenant = f.tenant;
         q.notes.extend(calibrate::note(&f));
+        // A constant the fit chose is what the application wrote into its
+        // statement: as a literal, the server plans it as it planned the
+        // source's (a parameter there gets a generic plan after five calls).
+        let fitted: Vec<usize> = f.candidates.iter().map(|c| c.param).collect();
+        let (sql, params, inlined) = inline_constants(&q.sql, &q.params, &fitted);
+        if !inlined.is_empty() {
+            q.notes.push(format!(
+                "written into the statement as literals (the fitted constants): {}",
+                inlined.join(", ")
+            ));
+            q.sql = sql;
+            q.params = params;
+        }
     }
     let text = render(&sel.queries, context, &header);
     std::fs::write(&opts.out, text).map_err(|e| Error::io("writing", &opts.out, e))
+}
+
+/// `sql` with the parameters at `which` (indices from 0) whose generator is
+/// one constant (`{ value = "x" }`, `{ int = [k, k] }`) written in as
+/// literals, the others renumbered in order; the remaining generators, and
+/// what was written (`$n 'x'`, by the old numbers).
+fn inline_constants(
+    sql: &str,
+    params: &[String],
+    which: &[usize],
+) -> (String, Vec<String>, Vec<String>) {
+    let literal = |g: &str| -> Option<String> {
+        let v: toml::Value = toml::from_str(&format!("g = {g}")).ok()?;
+        let t = v.get("g")?.as_table()?;
+        match (t.get("value"), t.get("int"), t.len()) {
+            (Some(toml::Value::String(s)), None, 1) => Some(crate::pg::quote_literal(s)),
+            (None, Some(toml::Value::Array(a)), 1) => match a.as_slice() {
+                [toml::Value::Integer(lo), toml::Value::Integer(hi)] if lo == hi => {
+                    Some(lo.to_string())
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let literals: Vec<Option<String>> = params
+        .iter()
+        .enumerate()
+        .map(|(k, g)| which.contains(&k).then(|| literal(g)).flatten())
+        .collect();
+    if literals.iter().all(Option::is_none) {
+        return (sql.to_string(), params.to_vec(), Vec::new());
+    }
+    let mut renumbered = Vec::with_capacity(params.len());
+    let mut kept = Vec::new();
+    let mut inlined = Vec::new();
+    for (k, (g, lit)) in params.iter().zip(&literals).enumerate() {
+        match lit {
+            Some(l) => {
+                renumbered.push(l.clone());
+                inlined.push(format!("${} {l}", k + 1));
+            }
+            None => {
+                kept.push(g.clone());
+                renumbered.push(format!("${}", kept.len()));
+            }
+        }
+    }
+    let text = crate::workload::substitute(sql, |n| {
+        renumbered
+            .get(n.wrapping_sub(1))
+            .cloned()
+            .unwrap_or_else(|| format!("${n}"))
+    });
+    (text, kept, inlined)
 }
 
 /// The statements to capture from: a server log, a copy of another
@@ -1155,6 +1224,34 @@ mod tests {
             guesses(&catalog, &i, &[], "text", "{ value = \"x\" }").len(),
             1
         );
+    }
+
+    /// Fitted constants become literals; the other parameters are
+    /// renumbered in order, and a parameter not fitted stays.
+    #[test]
+    fn fitted_constants_are_written_in_and_the_rest_renumbered() {
+        let params: Vec<String> = [
+            "{ tenant = true }",
+            "{ value = \"it's\" }",
+            "{ sample = \"crm.t.c\" }",
+            "{ int = [50, 50] }",
+            "{ value = \"1\" }",
+        ]
+        .map(String::from)
+        .to_vec();
+        let sql = "SELECT $1, $2, '$3', $3 FROM t WHERE c = $5 LIMIT $4";
+        let (text, kept, inlined) = inline_constants(sql, &params, &[1, 3]);
+        assert_eq!(
+            text,
+            "SELECT $1, 'it''s', '$3', $2 FROM t WHERE c = $3 LIMIT 50"
+        );
+        assert_eq!(
+            kept,
+            [params[0].clone(), params[2].clone(), params[4].clone()]
+        );
+        assert_eq!(inlined, ["$2 'it''s'", "$4 50"]);
+        let (same, ..) = inline_constants(sql, &params, &[2]);
+        assert_eq!(same, sql);
     }
 
     /// The note sits over `params` as a TOML comment: the file still loads.

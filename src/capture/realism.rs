@@ -34,6 +34,8 @@ pub struct Source {
     pub calls: i64,
     /// The source's total execution time, ms.
     pub total_ms: f64,
+    /// The source's shared blocks per call, where it counted them.
+    pub blocks_per_call: Option<f64>,
 }
 
 /// One statement compared.
@@ -49,6 +51,10 @@ pub struct Compared {
     pub source_mean_ms: f64,
     /// Mean execution time in the replay, ms (0 when it never ran).
     pub replay_mean_ms: f64,
+    /// Shared blocks per call at the source and in the replay, where
+    /// counted: equal blocks with unequal times point at the machine or the
+    /// plan, unequal blocks at the parameters.
+    pub blocks_per_call: (Option<f64>, Option<f64>),
     /// Share of the replay's transactions of this query that failed.
     pub error_rate: f64,
     /// The replay's calls (`pg_stat_statements`) and the driver's
@@ -65,13 +71,16 @@ pub fn compare(
     replay: &[Entry],
     outcomes: &HashMap<String, (u64, u64)>,
 ) -> Vec<Compared> {
-    let mut by_print: HashMap<String, (i64, f64)> = HashMap::new();
+    let mut by_print: HashMap<String, (i64, f64, Option<i64>)> = HashMap::new();
     for e in replay {
-        let slot = by_print.entry(fingerprint(&e.query)).or_default();
+        let slot = by_print
+            .entry(fingerprint(&e.query))
+            .or_insert((0, 0.0, Some(0)));
         slot.0 += e.calls;
         slot.1 += e.total_ms;
+        slot.2 = slot.2.zip(e.blocks).map(|(a, b)| a + b);
     }
-    let replayed: Vec<(i64, f64)> = source
+    let replayed: Vec<(i64, f64, Option<i64>)> = source
         .iter()
         .map(|s| {
             by_print
@@ -93,14 +102,18 @@ pub fn compare(
     source
         .iter()
         .zip(replayed)
-        .map(|(s, (calls, ms))| {
+        .map(|(s, (calls, ms, blocks))| {
             let (ok, failed) = outcomes.get(&s.name).copied().unwrap_or_default();
+            let replay_blocks = blocks
+                .filter(|_| calls > 0)
+                .map(|b| b as f64 / calls as f64);
             let mut c = Compared {
                 name: s.name.clone(),
                 source_share: pct(s.calls, source_calls),
                 replay_share: pct(calls, replay_calls),
                 source_mean_ms: mean(s.total_ms, s.calls),
                 replay_mean_ms: mean(ms, calls),
+                blocks_per_call: (s.blocks_per_call, replay_blocks),
                 error_rate: if ok + failed > 0 {
                     failed as f64 / (ok + failed) as f64
                 } else {
@@ -237,17 +250,20 @@ fn run_options(file: &Path, opts: ReplayOptions) -> crate::run::RunOptions {
 pub fn render(rows: &[Compared]) -> String {
     let mut out = String::from(
         "replay vs source (pg_stat_statements on both sides; band: share ±2 pp, mean 0.67–1.5×, errors <1%)\n\
-         query                              share src  share rep   mean src ms  mean rep ms  errors  calls/tx\n",
+         query                              share src  share rep   mean src ms  mean rep ms  blocks src/rep  errors  calls/tx\n",
     );
+    let blocks = |b: Option<f64>| b.map_or("-".to_string(), |b| format!("{b:.0}"));
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<34} {:>8.1}% {:>9.1}% {:>12.3} {:>12.3} {:>6.2}% {:>7}/{:<7} {}",
+            "{:<34} {:>8.1}% {:>9.1}% {:>12.3} {:>12.3} {:>7}/{:<7} {:>5.2}% {:>7}/{:<7} {}",
             r.name,
             r.source_share,
             r.replay_share,
             r.source_mean_ms,
             r.replay_mean_ms,
+            blocks(r.blocks_per_call.0),
+            blocks(r.blocks_per_call.1),
             r.error_rate * 100.0,
             r.replay_calls.0,
             r.replay_calls.1,
@@ -265,10 +281,35 @@ pub fn render(rows: &[Compared]) -> String {
         rows.len() - outside,
         rows.len()
     );
+    if let Some(drift) = overall_ratio(rows) {
+        let _ = writeln!(
+            out,
+            "overall: the replay's means are {drift:.2}× the source's (median of the statements): \
+             what moves every statement alike is the machine or the data's state (a replay \
+             after the source's writes), not one statement's parameters"
+        );
+    }
     if rows.iter().any(short_and_off) {
         out.push_str(SHORT_NOTE);
     }
     out
+}
+
+/// The median of the statements' replayed / source means (`None` without
+/// a statement that ran on both sides).
+pub fn overall_ratio(rows: &[Compared]) -> Option<f64> {
+    let mut ratios: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.source_mean_ms > 0.0 && r.replay_calls.0 > 0)
+        .map(|r| r.replay_mean_ms / r.source_mean_ms)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(ratios[n / 2]),
+        _ => Some((ratios[n / 2 - 1] + ratios[n / 2]) / 2.0),
+    }
 }
 
 /// Below this mean, a statement's execution time moves with its context.
@@ -299,6 +340,7 @@ mod tests {
             sql: sql.into(),
             calls,
             total_ms,
+            blocks_per_call: None,
         }
     }
 
@@ -344,6 +386,36 @@ mod tests {
         assert!(text.contains("1 of 4 statements within"), "{text}");
     }
 
+    /// The overall line: the median of the statements' ratios, so one
+    /// statement far off does not move it; blocks shown where counted.
+    #[test]
+    fn overall_ratio_is_the_median() {
+        let row = |ratio: f64| Compared {
+            name: "a".into(),
+            source_share: 50.0,
+            replay_share: 50.0,
+            source_mean_ms: 1.0,
+            replay_mean_ms: ratio,
+            blocks_per_call: (Some(12.0), Some(30.0)),
+            error_rate: 0.0,
+            replay_calls: (10, 10),
+            flags: Vec::new(),
+        };
+        let rows = [row(1.1), row(1.2), row(9.0)];
+        assert_eq!(overall_ratio(&rows), Some(1.2));
+        assert_eq!(
+            overall_ratio(&rows[..2]).map(|r| (r * 100.0).round()),
+            Some(115.0)
+        );
+        assert_eq!(overall_ratio(&[]), None);
+        let text = render(&rows);
+        assert!(
+            text.contains("overall: the replay's means are 1.20×"),
+            "{text}"
+        );
+        assert!(text.contains("     12/30 "), "{text}");
+    }
+
     #[test]
     fn a_short_statement_off_in_mean_gets_the_note_a_long_one_does_not() {
         let row = |ms: f64| Compared {
@@ -352,6 +424,7 @@ mod tests {
             replay_share: 100.0,
             source_mean_ms: ms,
             replay_mean_ms: ms * 2.0,
+            blocks_per_call: (Some(10.0), None),
             error_rate: 0.0,
             replay_calls: (10, 10),
             flags: vec!["mean 2.00× the source's".into()],
