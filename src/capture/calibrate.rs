@@ -72,6 +72,8 @@ const MARGIN: f64 = 0.2;
 /// EXPLAIN's own work (counting rows and buffers) is a large share of a
 /// short call's time, so a probe's time overstates it.
 const TIMED_MS: f64 = 0.2;
+/// Passes over each statement's guesses.
+const SWEEPS: usize = 2;
 /// At most this many tenants probed per candidate (spread over the sizes).
 const PROBED_TENANTS: usize = 16;
 /// Executions per tenant and candidate (other parameters vary per call).
@@ -127,10 +129,25 @@ fn probed_tenants(pool: &TenantPool) -> Vec<usize> {
 }
 
 /// The expected per-call figures when tenants are picked `how`, from each
-/// probed tenant's mean (each stands for the tenants of its size).
+/// probed tenant's mean. With more tenants than probed, each probed tenant
+/// stands for its stratum (the tenants nearest it in size order) and
+/// weighs as their chances added up: weighing it by its own chance alone
+/// would make the largest tenant, always probed, count several times over.
 fn expected(pool: &TenantPool, probed: &[(usize, PerCall)], how: TenantPick) -> PerCall {
     let p = pool.probabilities(how);
-    let total: f64 = probed.iter().map(|(i, _)| p[*i]).sum();
+    let mut weight = vec![0.0; probed.len()];
+    for (i, pi) in p.iter().enumerate() {
+        // The probed tenant nearest in rank (probed is in rank order).
+        let nearest = probed
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (r, _))| r.abs_diff(i))
+            .map(|(k, _)| k);
+        if let Some(k) = nearest {
+            weight[k] += pi;
+        }
+    }
+    let total: f64 = weight.iter().sum();
     let mut out = PerCall {
         blocks: 0.0,
         rows: 0.0,
@@ -139,8 +156,8 @@ fn expected(pool: &TenantPool, probed: &[(usize, PerCall)], how: TenantPick) -> 
     if total <= 0.0 {
         return out;
     }
-    for (i, m) in probed {
-        let w = p[*i] / total;
+    for ((_, m), w) in probed.iter().zip(&weight) {
+        let w = w / total;
         out.blocks += w * m.blocks;
         out.rows += w * m.rows;
         out.ms += w * m.ms;
@@ -156,8 +173,8 @@ struct Variant {
 }
 
 /// Fit `fits` on `target`: rounds of probes, one guessed parameter per
-/// round (the earlier rounds' choices kept), the tenant choice in each.
-/// `render` writes a workload file of the given queries (name, SQL,
+/// round (the earlier rounds' choices kept), the tenant choice in each,
+/// [`SWEEPS`] times over. `render` writes a workload file of the given queries (name, SQL,
 /// params) with the captured file's context; the probe file is written
 /// beside `out` and removed.
 pub async fn fit(
@@ -173,9 +190,18 @@ pub async fn fit(
         .unwrap_or(0)
         .max(1);
     let probe_path = out.with_extension("probe.toml");
-    for round in 0..rounds {
+    // A second sweep over the statements with several guesses: a choice
+    // made early is made again once the later ones are known.
+    let steps: Vec<(usize, usize)> = (0..SWEEPS)
+        .flat_map(|sweep| (0..rounds).map(move |round| (sweep, round)))
+        .collect();
+    let total = steps.len();
+    for (step, &(sweep, round)) in steps.iter().enumerate() {
         let mut variants = Vec::new();
         for (k, f) in fits.iter().enumerate() {
+            if sweep > 0 && f.candidates.len() < 2 {
+                continue;
+            }
             match f.candidates.get(round) {
                 Some(c) => {
                     for (j, g) in c.generators.iter().enumerate() {
@@ -188,7 +214,7 @@ pub async fn fit(
                         });
                     }
                 }
-                None if round == 0 => variants.push(Variant {
+                None if round == 0 && sweep == 0 => variants.push(Variant {
                     fit: k,
                     choice: None,
                     params: f.params.clone(),
@@ -197,7 +223,7 @@ pub async fn fit(
             }
         }
         if variants.is_empty() {
-            break;
+            continue;
         }
         let queries: Vec<(String, String, Vec<String>)> = variants
             .iter()
@@ -212,7 +238,7 @@ pub async fn fit(
             .collect();
         std::fs::write(&probe_path, render(&queries))
             .map_err(|e| Error::io("writing", &probe_path, e))?;
-        let measured = probe(target, &probe_path, round, rounds).await;
+        let measured = probe(target, &probe_path, step, total).await;
         let _ = std::fs::remove_file(&probe_path);
         let (pool, measured) = measured?;
         choose(fits, &variants, &pool, &measured);
@@ -281,8 +307,8 @@ impl Fit {
 async fn probe(
     target: &Target,
     path: &Path,
-    round: usize,
-    rounds: usize,
+    step: usize,
+    steps: usize,
 ) -> Result<(TenantPool, Vec<Option<Vec<(usize, PerCall)>>>)> {
     let ctx = WorkloadContext::prepare(target, path).await?;
     let (client, frame) = probe_session(target, &ctx).await?;
@@ -291,8 +317,8 @@ async fn probe(
     let queries = &ctx.workload().queries;
     crate::console::err_line(format!(
         "capture: fitting guessed values to the source's blocks and rows per call \
-         (round {} of {rounds}: {} candidates × {} tenants)",
-        round + 1,
+         (round {} of at most {steps}: {} candidates × {} tenants)",
+        step + 1,
         queries.len(),
         tenants.len()
     ));
@@ -469,6 +495,26 @@ mod tests {
         let u = expected(&pool, &probed, TenantPick::Uniform);
         assert!((w.blocks - 820.0).abs() < 1e-9, "{w:?}");
         assert!((u.blocks - 500.0).abs() < 1e-9, "{u:?}");
+    }
+
+    /// 50 tenants, the largest a fifth of the weight, 16 probed: the
+    /// largest counts for its own share, not for a fifth of 16 probes'.
+    #[test]
+    fn a_probed_tenant_weighs_as_its_stratum() {
+        let mut rows = vec![("big".to_string(), 49.0)];
+        rows.extend((1..50).map(|i| (format!("t{i}"), 4.0)));
+        let pool = TenantPool::new(rows);
+        let probed: Vec<(usize, PerCall)> = probed_tenants(&pool)
+            .into_iter()
+            .map(|i| (i, pc(if i == 0 { 1000.0 } else { 0.0 }, 0.0)))
+            .collect();
+        // big: 49 of 245 = 20% of the weight, its stratum (it and its
+        // nearest neighbour) 21.6%; weighed by its own chance among the
+        // probed it was 45%.
+        let w = expected(&pool, &probed, TenantPick::Weighted);
+        assert!((w.blocks - 216.3).abs() < 1.0, "{w:?}");
+        let u = expected(&pool, &probed, TenantPick::Uniform);
+        assert!((u.blocks - 40.0).abs() < 1.0, "{u:?}");
     }
 
     /// Many tenants: a spread of 16, the largest and the smallest among them.

@@ -30,6 +30,9 @@ pub struct Table {
     pub allowed: Vec<(String, Allowed)>,
     /// The planner's most common values, by column (`pg_stats`).
     pub common: Vec<(String, Vec<String>)>,
+    /// The planner's histogram bounds, by column (`pg_stats`): equal-count
+    /// buckets of the values that are not among the most common.
+    pub bounds: Vec<(String, Vec<String>)>,
     /// Columns a CHECK constraint over several columns ties together
     /// (`(status = 'open') = (closed_at IS NULL)`).
     pub tied: Vec<String>,
@@ -163,10 +166,7 @@ impl Catalog {
                     columns: names.into_iter().zip(types).collect(),
                     unique: Vec::new(),
                     serial: r.get(5),
-                    allowed: Vec::new(),
-                    common: Vec::new(),
-                    tied: Vec::new(),
-                    references: Vec::new(),
+                    ..Table::default()
                 }
             })
             .collect();
@@ -372,21 +372,28 @@ async fn read_domains(client: &Client, tables: &mut [Table]) -> Result<()> {
     // it hides simply has no common values.
     let stats = client
         .query(
-            "SELECT schemaname::text, tablename::text, attname::text, most_common_vals::text \
-             FROM pg_stats WHERE most_common_vals IS NOT NULL \
+            "SELECT schemaname::text, tablename::text, attname::text, most_common_vals::text, \
+                    histogram_bounds::text \
+             FROM pg_stats WHERE (most_common_vals IS NOT NULL OR histogram_bounds IS NOT NULL) \
                AND schemaname NOT IN ('pg_catalog', 'information_schema')",
             &[],
         )
         .await
         .map_err(|e| Error::from_pg("reading pg_stats", e))?;
     for r in &stats {
-        let (schema, name, column, text): (String, String, String, String) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
-        let found = tables
+        let (schema, name, column): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let (common, bounds): (Option<String>, Option<String>) = (r.get(3), r.get(4));
+        let Some(t) = tables
             .iter_mut()
-            .find(|t| t.schema == schema && t.name == name);
-        if let (Some(t), Some(values)) = (found, domain::array_elements(&text)) {
-            t.common.push((column, values));
+            .find(|t| t.schema == schema && t.name == name)
+        else {
+            continue;
+        };
+        if let Some(values) = common.as_deref().and_then(domain::array_elements) {
+            t.common.push((column.clone(), values));
+        }
+        if let Some(values) = bounds.as_deref().and_then(domain::array_elements) {
+            t.bounds.push((column, values));
         }
     }
     Ok(())

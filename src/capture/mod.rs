@@ -623,6 +623,50 @@ async fn build(
     })
 }
 
+/// For a number compared in a range (`value BETWEEN $1 AND $2`), spans of
+/// the column's histogram: the lower half, the upper half, the whole. Two
+/// values sampled one by one make an empty range half the time; a lower
+/// bound drawn from the lower half and an upper from the upper do not.
+fn range_spans(
+    catalog: &Catalog,
+    i: &infer::Inferred,
+    uses: &[Use],
+    type_name: &str,
+) -> Vec<String> {
+    let integer = matches!(type_name, "int2" | "int4" | "int8");
+    if !integer && !matches!(type_name, "numeric" | "float4" | "float8") {
+        return Vec::new();
+    }
+    let bounds = uses.iter().find_map(|u| match u {
+        Use::Column {
+            table,
+            column,
+            range: true,
+            ..
+        } => {
+            let t = catalog.find(table.as_ref(), &i.tables, column)?;
+            let (_, b) = t.bounds.iter().find(|(c, _)| c == column)?;
+            let numbers: Vec<f64> = b.iter().filter_map(|v| v.parse().ok()).collect();
+            (numbers.len() >= 3 && numbers.len() == b.len()).then_some(numbers)
+        }
+        _ => None,
+    });
+    let Some(b) = bounds else {
+        return Vec::new();
+    };
+    let (lo, mid, hi) = (b[0], b[b.len() / 2], b[b.len() - 1]);
+    [(lo, mid), (mid, hi), (lo, hi)]
+        .iter()
+        .map(|&(a, z)| {
+            if integer {
+                format!("{{ int = [{}, {}] }}", a.round() as i64, z.round() as i64)
+            } else {
+                format!("{{ float = [{a}, {z}] }}")
+            }
+        })
+        .collect()
+}
+
 /// A column with at most this many common values is a category whose
 /// values are each tried as the application's constant.
 const MAX_CATEGORIES: usize = 8;
@@ -657,6 +701,9 @@ fn guesses(
             add(format!("{{ int = [{page}, {page}] }}"));
         }
     } else if current.starts_with("{ sample") || current.starts_with("{ choice") {
+        for g in range_spans(catalog, i, uses, type_name) {
+            add(g);
+        }
         for u in uses {
             let Use::Column {
                 table,
@@ -1197,6 +1244,52 @@ mod tests {
         // The tenant is no guess.
         let (g, others) = generator_and_guesses(sql, 1, "uuid");
         assert_eq!((g.as_str(), others.len()), ("{ tenant = true }", 1));
+    }
+
+    /// A number in a range is tried from the lower and the upper half of
+    /// its histogram, as an integer where the column is one.
+    #[test]
+    fn a_number_in_a_range_is_tried_from_each_half() {
+        let mut deals = catalog::Table {
+            schema: "crm".into(),
+            name: "deals".into(),
+            columns: [
+                ("tenant_id", "uuid"),
+                ("value", "numeric"),
+                ("size", "int4"),
+            ]
+            .map(|(c, t)| (c.to_string(), t.to_string()))
+            .to_vec(),
+            ..Default::default()
+        };
+        deals.bounds = vec![
+            (
+                "value".into(),
+                ["10", "100.5", "400", "900", "5000"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            ("size".into(), ["1", "2", "3"].map(String::from).to_vec()),
+        ];
+        let catalog = Catalog::of(vec![deals], "tenant_id");
+        let i = infer::infer("SELECT 1 FROM deals WHERE value BETWEEN $1 AND $2 AND size > $3")
+            .unwrap();
+        let g = generator(&catalog, &i, &i.uses[&1], "numeric", &[]).unwrap();
+        let others = guesses(&catalog, &i, &i.uses[&1], "numeric", &g);
+        assert_eq!(
+            others[1..],
+            [
+                "{ float = [10, 400] }",
+                "{ float = [400, 5000] }",
+                "{ float = [10, 5000] }"
+            ]
+        );
+        let g = generator(&catalog, &i, &i.uses[&3], "int4", &[]).unwrap();
+        let others = guesses(&catalog, &i, &i.uses[&3], "int4", &g);
+        assert!(
+            others.contains(&"{ int = [2, 3] }".to_string()),
+            "{others:?}"
+        );
     }
 
     /// What a statement leaves out is a rare value, not a common one.
