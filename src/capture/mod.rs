@@ -293,34 +293,67 @@ async fn fit_guesses(
         }
         q.params = f.params.clone();
         q.tenant = f.tenant;
-        q.notes.extend(calibrate::note(&f));
         // A constant the fit chose is what the application wrote into its
         // statement: as a literal, the server plans it as it planned the
-        // source's (a parameter there gets a generic plan after five calls).
+        // source's (a parameter gets a generic plan after five calls).
+        // pg_stat_statements numbers the constants it replaced after the
+        // statement's own parameters, so only a constant numbered above
+        // every parameter the fit left alone is taken for one (Prisma's
+        // bound `LIMIT $2 OFFSET $3` stays a parameter).
         let fitted: Vec<usize> = f.candidates.iter().map(|c| c.param).collect();
-        let (sql, params, inlined) = inline_constants(&q.sql, &q.params, &fitted);
-        if !inlined.is_empty() {
-            q.notes.push(format!(
-                "written into the statement as literals (the fitted constants): {}",
-                inlined.join(", ")
-            ));
-            q.sql = sql;
-            q.params = params;
+        let others = (0..q.params.len()).filter(|k| !fitted.contains(k)).max();
+        let constants: Vec<usize> = fitted
+            .into_iter()
+            .filter(|k| others.is_none_or(|o| *k > o))
+            .collect();
+        let (sql, params, placed) = inline_constants(&q.sql, &q.params, &constants);
+        let item = |k: usize, g: &str| match placed.get(k) {
+            Some(Placed::Literal(l)) => format!("{l} written into the statement"),
+            Some(Placed::Param(m)) => format!("${m} {g}"),
+            None => format!("${} {g}", k + 1),
+        };
+        // Page notes name their parameter first: renumbered, or gone with it.
+        let mut notes = Vec::new();
+        for note in q.notes.drain(..) {
+            let number = note
+                .strip_prefix('$')
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<usize>().ok());
+            match number.and_then(|n| placed.get(n.wrapping_sub(1)).map(|p| (n, p))) {
+                Some((_, Placed::Literal(_))) => {}
+                Some((n, Placed::Param(m))) => {
+                    notes.push(note.replacen(&format!("${n} "), &format!("${m} "), 1));
+                }
+                None => notes.push(note),
+            }
         }
+        notes.extend(calibrate::note(&f, item));
+        q.notes = notes;
+        q.sql = sql;
+        q.params = params;
     }
     let text = render(&sel.queries, context, &header);
     std::fs::write(&opts.out, text).map_err(|e| Error::io("writing", &opts.out, e))
 }
 
+/// What became of a parameter when constants were written in.
+#[derive(Debug, Clone, PartialEq)]
+enum Placed {
+    /// Still a parameter, now `$n`.
+    Param(usize),
+    /// Written into the statement as this literal.
+    Literal(String),
+}
+
 /// `sql` with the parameters at `which` (indices from 0) whose generator is
 /// one constant (`{ value = "x" }`, `{ int = [k, k] }`) written in as
 /// literals, the others renumbered in order; the remaining generators, and
-/// what was written (`$n 'x'`, by the old numbers).
+/// what became of each parameter.
 fn inline_constants(
     sql: &str,
     params: &[String],
     which: &[usize],
-) -> (String, Vec<String>, Vec<String>) {
+) -> (String, Vec<String>, Vec<Placed>) {
     let literal = |g: &str| -> Option<String> {
         let v: toml::Value = toml::from_str(&format!("g = {g}")).ok()?;
         let t = v.get("g")?.as_table()?;
@@ -335,36 +368,29 @@ fn inline_constants(
             _ => None,
         }
     };
-    let literals: Vec<Option<String>> = params
+    let mut kept = Vec::new();
+    let placed: Vec<Placed> = params
         .iter()
         .enumerate()
-        .map(|(k, g)| which.contains(&k).then(|| literal(g)).flatten())
+        .map(
+            |(k, g)| match which.contains(&k).then(|| literal(g)).flatten() {
+                Some(l) => Placed::Literal(l),
+                None => {
+                    kept.push(g.clone());
+                    Placed::Param(kept.len())
+                }
+            },
+        )
         .collect();
-    if literals.iter().all(Option::is_none) {
-        return (sql.to_string(), params.to_vec(), Vec::new());
+    if kept.len() == params.len() {
+        return (sql.to_string(), kept, placed);
     }
-    let mut renumbered = Vec::with_capacity(params.len());
-    let mut kept = Vec::new();
-    let mut inlined = Vec::new();
-    for (k, (g, lit)) in params.iter().zip(&literals).enumerate() {
-        match lit {
-            Some(l) => {
-                renumbered.push(l.clone());
-                inlined.push(format!("${} {l}", k + 1));
-            }
-            None => {
-                kept.push(g.clone());
-                renumbered.push(format!("${}", kept.len()));
-            }
-        }
-    }
-    let text = crate::workload::substitute(sql, |n| {
-        renumbered
-            .get(n.wrapping_sub(1))
-            .cloned()
-            .unwrap_or_else(|| format!("${n}"))
+    let text = crate::workload::substitute(sql, |n| match placed.get(n.wrapping_sub(1)) {
+        Some(Placed::Literal(l)) => l.clone(),
+        Some(Placed::Param(m)) => format!("${m}"),
+        None => format!("${n}"),
     });
-    (text, kept, inlined)
+    (text, kept, placed)
 }
 
 /// The statements to capture from: a server log, a copy of another
@@ -1342,7 +1368,8 @@ mod tests {
             kept,
             [params[0].clone(), params[2].clone(), params[4].clone()]
         );
-        assert_eq!(inlined, ["$2 'it''s'", "$4 50"]);
+        assert_eq!(inlined[1], Placed::Literal("'it''s'".into()));
+        assert_eq!(inlined[4], Placed::Param(3));
         let (same, ..) = inline_constants(sql, &params, &[2]);
         assert_eq!(same, sql);
     }
