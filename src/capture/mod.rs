@@ -52,6 +52,8 @@ pub struct CaptureOptions {
     /// Read the statements from this copy of another server's
     /// `pg_stat_statements` ([`stats::read_table`]).
     pub stats_table: Option<String>,
+    /// Fit the guessed generators to the source's figures ([`calibrate`]).
+    pub fit: bool,
 }
 
 /// A statement left out, with why and its share of execution time.
@@ -184,7 +186,9 @@ pub async fn capture(target: &Target, opts: &CaptureOptions) -> Result<Captured>
             Err(e) => return Err(e),
         }
     }
-    fit_guesses(target, opts, &mut sel, &context, &role, &source).await?;
+    if opts.fit {
+        fit_guesses(target, opts, &mut sel, &context, &role, &source).await?;
+    }
     let source = sel
         .queries
         .iter()

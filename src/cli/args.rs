@@ -436,6 +436,13 @@ pub(super) struct CaptureArgs {
     /// statistics restored with the client's copy.
     #[arg(long, value_name = "TABLE", conflicts_with_all = ["window", "from_log"])]
     pub(super) stats_table: Option<String>,
+    /// Keep the first guesses where pg_stat_statements lost the values (a
+    /// page of 20, the last 90 days, tenants weighted by size) instead of
+    /// fitting them to the source's blocks, rows and time per call. The fit
+    /// runs each candidate under EXPLAIN ANALYZE for up to 16 tenants, in
+    /// transactions rolled back: skip it where even that is unwelcome.
+    #[arg(long)]
+    pub(super) no_fit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -507,6 +507,7 @@ pub(super) async fn capture_command(args: CaptureArgs, opts: &TargetOptions) -> 
             window: args.window,
             from_log: args.from_log,
             stats_table: args.stats_table,
+            fit: !args.no_fit,
         },
     )
     .await?;
