@@ -177,7 +177,7 @@ struct Variant {
 
 /// Fit `fits` on `target`: rounds of probes, one guessed parameter per
 /// round (the earlier rounds' choices kept), the tenant choice in each,
-/// [`SWEEPS`] times over. `render` writes a workload file of the given queries (name, SQL,
+/// twice over. `render` writes a workload file of the given queries (name, SQL,
 /// params) with the captured file's context; the probe file is written
 /// beside `out` and removed.
 pub async fn fit(
