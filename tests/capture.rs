@@ -25,6 +25,29 @@ fn crmbench_on(db: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The built-in workload on `db` for `secs` at 2 clients, without warm-up,
+/// its run folder at `out`.
+fn run_built_in(db: &str, secs: &str, out: &std::path::Path) {
+    let workload = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/crm.toml");
+    ok(&crmbench_on(
+        db,
+        &[
+            "run",
+            "--workload",
+            workload,
+            "--duration",
+            secs,
+            "--warmup",
+            "0s",
+            "--clients",
+            "2",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+}
+
 fn ok(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -37,31 +60,14 @@ async fn capture_after_the_built_in_workload_replays() {
     let target = common::generated(DB, 0.002, 5).await;
     let admin = crmbench::pg::connect(&target.admin()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let workload = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/crm.toml");
-    let source = |secs: &str, out: &str| {
-        ok(&crmbench(&[
-            "run",
-            "--workload",
-            workload,
-            "--duration",
-            secs,
-            "--warmup",
-            "0s",
-            "--clients",
-            "2",
-            "-q",
-            "--out",
-            dir.path().join(out).to_str().unwrap(),
-        ]));
-    };
     // A server that has been running: the first seconds after a load run
     // on freshly vacuumed tables, faster than anything after them.
-    source("2s", "warm-up");
+    run_built_in(DB, "2s", &dir.path().join("warm-up"));
     admin
         .batch_execute("SELECT pg_stat_statements_reset()")
         .await
         .unwrap();
-    source("3s", "source");
+    run_built_in(DB, "3s", &dir.path().join("source"));
 
     let file = dir.path().join("captured.toml");
     let captured = crmbench(&[
@@ -210,25 +216,7 @@ async fn capture_from_the_server_log_sends_the_logged_values() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let workload = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/crm.toml");
-    let source = std::process::Command::new(env!("CARGO_BIN_EXE_crmbench"))
-        .env("CRMBENCH_DATA_DIR", &common::cluster().base)
-        .env_remove("DATABASE_URL")
-        .args(["--database", LOG_DB, "run", "--workload", workload])
-        .args([
-            "--duration",
-            "2s",
-            "--warmup",
-            "0s",
-            "--clients",
-            "2",
-            "-q",
-            "--out",
-        ])
-        .arg(dir.path().join("source"))
-        .output()
-        .unwrap();
-    ok(&source);
+    run_built_in(LOG_DB, "2s", &dir.path().join("source"));
     admin
         .batch_execute(&format!("{role_setting} RESET log_min_duration_statement"))
         .await

@@ -37,6 +37,22 @@ pub struct PerCall {
     pub ms: f64,
 }
 
+impl PerCall {
+    /// No work.
+    pub const ZERO: PerCall = PerCall {
+        blocks: 0.0,
+        rows: 0.0,
+        ms: 0.0,
+    };
+
+    /// Add `w` × `other`, figure by figure.
+    fn add_scaled(&mut self, w: f64, other: PerCall) {
+        self.blocks += w * other.blocks;
+        self.rows += w * other.rows;
+        self.ms += w * other.ms;
+    }
+}
+
 /// One parameter's candidate generators; the first is the guess made
 /// without the source's figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,19 +167,12 @@ fn expected(pool: &TenantPool, probed: &[(usize, PerCall)], how: TenantPick) -> 
         }
     }
     let total: f64 = weight.iter().sum();
-    let mut out = PerCall {
-        blocks: 0.0,
-        rows: 0.0,
-        ms: 0.0,
-    };
+    let mut out = PerCall::ZERO;
     if total <= 0.0 {
         return out;
     }
     for ((_, m), w) in probed.iter().zip(&weight) {
-        let w = w / total;
-        out.blocks += w * m.blocks;
-        out.rows += w * m.rows;
-        out.ms += w * m.ms;
+        out.add_scaled(w / total, *m);
     }
     out
 }
@@ -331,27 +340,16 @@ async fn probe(
         let mut failed = false;
         for &t in &tenants {
             let tenant = pool.ids[t].as_str();
-            let mut sum = PerCall {
-                blocks: 0.0,
-                rows: 0.0,
-                ms: 0.0,
-            };
+            let mut mean = PerCall::ZERO;
             for draw in 0..DRAWS {
                 let mut rng =
                     Prng::for_parts(&[tag("calibrate"), qi as u64, t as u64, draw as u64]);
                 match explain_once(&ctx, &frame, &client, query, tenant, &mut rng).await? {
-                    Some(m) => {
-                        sum.blocks += m.blocks;
-                        sum.rows += m.rows;
-                        sum.ms += m.ms;
-                    }
+                    Some(m) => mean.add_scaled(1.0 / DRAWS as f64, m),
                     None => failed = true,
                 }
             }
-            sum.blocks /= DRAWS as f64;
-            sum.rows /= DRAWS as f64;
-            sum.ms /= DRAWS as f64;
-            per_tenant.push((t, sum));
+            per_tenant.push((t, mean));
         }
         out.push((!failed).then_some(per_tenant));
     }

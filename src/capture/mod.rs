@@ -220,7 +220,7 @@ async fn fit_guesses(
     role: &str,
     source: &str,
 ) -> Result<()> {
-    let mut fits: Vec<(usize, calibrate::Fit)> = sel
+    let (places, mut fits): (Vec<usize>, Vec<calibrate::Fit>) = sel
         .queries
         .iter()
         .enumerate()
@@ -243,7 +243,7 @@ async fn fit_guesses(
                 },
             ))
         })
-        .collect();
+        .unzip();
     if fits.is_empty() {
         return Ok(());
     }
@@ -278,16 +278,15 @@ async fn fit_guesses(
             .collect();
         render(&probes, context, &probe_header)
     };
-    let mut only: Vec<calibrate::Fit> = fits.iter().map(|(_, f)| f.clone()).collect();
-    if let Err(e) = calibrate::fit(target, &opts.out, &mut only, render_probe).await {
+    if let Err(e) = calibrate::fit(target, &opts.out, &mut fits, render_probe).await {
         crate::console::err_line(format!(
             "capture: could not fit the guessed values to the source's figures ({e}); \
              the file keeps the first guesses"
         ));
         return Ok(());
     }
-    for ((k, _), f) in fits.iter_mut().zip(only) {
-        let q = &mut sel.queries[*k].0;
+    for (k, f) in places.into_iter().zip(fits) {
+        let q = &mut sel.queries[k].0;
         // A page note says what the replay sends: stale once fitted.
         for (n, (before, after)) in q.params.iter().zip(&f.params).enumerate() {
             if before != after {

@@ -78,7 +78,7 @@ pub fn compare(
             .or_insert((0, 0.0, Some(0)));
         slot.0 += e.calls;
         slot.1 += e.total_ms;
-        slot.2 = slot.2.zip(e.blocks).map(|(a, b)| a + b);
+        slot.2 = stats::plus(slot.2, e.blocks);
     }
     let replayed: Vec<(i64, f64, Option<i64>)> = source
         .iter()

@@ -201,7 +201,7 @@ fn minus(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 }
 
 /// `a + b` of two optional counters (unknown when either is).
-fn plus(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+pub(super) fn plus(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     Some(a? + b?)
 }
 
